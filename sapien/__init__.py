@@ -1,0 +1,106 @@
+"""Sapien: a gamified community where AI data labeling is a game that pays for quality."""
+
+from __future__ import annotations
+
+from flask import Flask, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from sapien.config import load_config
+from sapien.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(load_config(overrides))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "sapien-limits")
+    # Rate-limit headers cost two extra Redis round trips per request; the 429 page says enough.
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    _init_login(app)
+
+    from sapien.i18n import init_i18n
+    from sapien.web import register_web_shell
+
+    init_i18n(app)
+    register_web_shell(app)
+    from sapien.progression.live import register_live_updates
+
+    register_live_updates(app)
+    _register_models()
+    _register_blueprints(app)
+    _register_template_context(app)
+
+    from sapien.cli import register_cli
+    from sapien.database import configure_sqlite
+    from sapien.events import connect_listeners
+
+    register_cli(app)
+    connect_listeners()
+    with app.app_context():
+        configure_sqlite(db.engine)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from sapien.accounts.service import load_session_user
+    from sapien.web import redirect_to
+
+    login_manager.init_app(app)
+    login_manager.login_message = _l("Please sign in to see that page.")
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(load_session_user)
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        from flask import flash
+
+        flash(str(login_manager.login_message), "info")
+        return redirect_to(url_for("accounts.login", next=request.full_path.rstrip("?")))
+
+
+def _register_models() -> None:
+    # Import every area's models so Alembic and relationships see the whole schema.
+    from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.guilds import models as _guilds  # noqa: F401
+    from sapien.leaderboards import models as _leaderboards  # noqa: F401
+    from sapien.ledger import models as _ledger  # noqa: F401
+    from sapien.moderation import models as _moderation  # noqa: F401
+    from sapien.notifications import models as _notifications  # noqa: F401
+    from sapien.progression import models as _progression  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from sapien.accounts.views import bp as accounts_bp
+    from sapien.guilds.views import bp as guilds_bp
+    from sapien.health import bp as health_bp
+    from sapien.home.views import bp as home_bp
+    from sapien.leaderboards.views import bp as leaderboards_bp
+    from sapien.moderation.views import bp as moderation_bp
+    from sapien.notifications.views import bp as notifications_bp
+    from sapien.progression.views import bp as progression_bp
+
+    for blueprint in (
+        home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp
+    ):
+        app.register_blueprint(blueprint)
+
+
+def _register_template_context(app: Flask) -> None:
+    from sapien.home.service import nav_summary
+
+    @app.context_processor
+    def _nav():
+        # `me` is the plain user object: templates read it often, and the proxy costs on every read.
+        me = current_user._get_current_object()
+        context = {"languages": app.config["LANGUAGES"], "me": me}
+        if me.is_authenticated:
+            balances, progress = nav_summary(me.id)
+            context.update(nav_balances=balances, nav_progress=progress)
+        return context

@@ -1,0 +1,1 @@
+"""Users, roles, sign-up and login, session revocation, profile settings."""

@@ -1,0 +1,198 @@
+"""Account rules: sign-up, credentials, sessions, roles, bans. Plain functions; callers pass `now`."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from sapien import events
+from sapien.accounts.models import ROLES, User
+from sapien.database import after_commit, unit_of_work, utcnow
+from sapien.errors import DomainError
+from sapien.extensions import db
+from sapien.i18n import is_valid_timezone
+
+USERNAME_MIN, USERNAME_MAX = 3, 32
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+
+
+class AccountError(DomainError):
+    """An account rule was broken; `field` names the form field the message belongs to, if any."""
+
+
+@dataclass(frozen=True)
+class SignUp:
+    username: str
+    email: str
+    password: str
+    display_name: str = ""
+    country: str | None = None
+    timezone: str = "UTC"
+    locale: str | None = None
+
+
+def username_key(username: str) -> str:
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_password(password: str) -> str:
+    # Werkzeug's default is scrypt, a memory-hard modern scheme.
+    return generate_password_hash(password)
+
+
+def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: str | None = None) -> User:
+    username = unicodedata.normalize("NFKC", data.username.strip())
+    email = normalise_email(data.email)
+    if not (USERNAME_MIN <= len(username) <= USERNAME_MAX):
+        raise AccountError(_l("Usernames are 3 to 32 characters long."), "username")
+    if not all(ch.isalnum() or ch in "._-" for ch in username):
+        raise AccountError(_l("Use letters, digits, dots, dashes and underscores only."), "username")
+    if password_hash is None and not (PASSWORD_MIN <= len(data.password) <= PASSWORD_MAX):
+        raise AccountError(_l("Passwords are 10 to 128 characters long."), "password")
+    if role not in ROLES:
+        raise AccountError(_l("Unknown role."), "role")
+    if data.timezone and not is_valid_timezone(data.timezone):
+        raise AccountError(_l("Choose a time zone from the list."), "timezone")
+    with unit_of_work() as session:
+        if session.scalar(select(User.id).where(User.username_key == username_key(username))):
+            raise AccountError(_l("That username is taken."), "username")
+        if session.scalar(select(User.id).where(User.email == email)):
+            raise AccountError(_l("An account with that email already exists."), "email")
+        user = User(
+            username=username,
+            username_key=username_key(username),
+            email=email,
+            password_hash=password_hash or hash_password(data.password),
+            display_name=(data.display_name or username).strip()[:64],
+            role=role,
+            country=(data.country or None) and data.country.upper(),
+            timezone=data.timezone or "UTC",
+            locale=data.locale,
+            created_at=now,
+            session_version=1,
+        )
+        session.add(user)
+        session.flush()
+    events.user_signed_up.send(None, user_id=user.id, now=now)
+    return user
+
+
+def authenticate(login: str, password: str) -> User:
+    """Return the user for a username-or-email and password, or raise with one vague message."""
+    login = login.strip()
+    user = db.session.scalar(
+        select(User).where((User.username_key == username_key(login)) | (User.email == normalise_email(login)))
+    )
+    if user is None or not check_password_hash(user.password_hash, password):
+        raise AccountError(_l("That username or password is not right."))
+    if user.is_banned:
+        raise AccountError(_l("This account is suspended."))
+    return user
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Resolve a login id `"<user id>:<session version>"`; a stale version means a revoked session."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version) or user.is_banned:
+        return None
+    return user
+
+
+def revoke_sessions(user_id: int) -> None:
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        user.session_version = User.session_version + 1
+
+
+def change_password(user_id: int, current_password: str, new_password: str) -> None:
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        if not check_password_hash(user.password_hash, current_password):
+            raise AccountError(_l("Your current password is not right."), "current_password")
+        if not (PASSWORD_MIN <= len(new_password) <= PASSWORD_MAX):
+            raise AccountError(_l("Passwords are 10 to 128 characters long."), "new_password")
+        user.password_hash = hash_password(new_password)
+        user.session_version = User.session_version + 1
+
+
+def update_profile(
+    user_id: int,
+    *,
+    display_name: str,
+    bio: str,
+    country: str | None,
+    timezone: str,
+    locale: str | None,
+    hide_from_boards: bool,
+    languages: dict,
+) -> User:
+    if not display_name.strip():
+        raise AccountError(_l("Your display name cannot be empty."), "display_name")
+    if not is_valid_timezone(timezone):
+        raise AccountError(_l("Choose a time zone from the list."), "timezone")
+    if locale and locale not in languages:
+        raise AccountError(_l("Choose a language from the list."), "locale")
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        visibility_changed = bool(user.hide_from_boards) != bool(hide_from_boards)
+        user.display_name = display_name.strip()
+        user.bio = bio.strip()
+        user.country = country.upper() if country else None
+        user.timezone = timezone
+        user.locale = locale or None
+        user.hide_from_boards = hide_from_boards
+        if visibility_changed:
+            now = utcnow()
+            after_commit(lambda: events.profile_updated.send(None, user_id=user_id, hide_from_boards=hide_from_boards, now=now))
+    return user
+
+
+def set_locale(user_id: int, locale: str) -> None:
+    with unit_of_work() as session:
+        session.get(User, user_id).locale = locale
+
+
+def set_role(user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise AccountError(_l("Unknown role."), "role")
+    with unit_of_work() as session:
+        session.get(User, user_id).role = role
+
+
+def ban(user_id: int, reason: str) -> None:
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        user.is_banned = True
+        user.ban_reason = reason
+        user.session_version = User.session_version + 1
+
+
+def unban(user_id: int) -> None:
+    with unit_of_work() as session:
+        user = session.get(User, user_id)
+        user.is_banned = False
+        user.ban_reason = None
+
+
+def get_user(user_id: int) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def get_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username_key == username_key(username)))
+
+
+def count_members() -> int:
+    return db.session.scalar(select(func.count(User.id))) or 0

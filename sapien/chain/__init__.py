@@ -1,0 +1,1 @@
+"""The chain: the only package that imports web3 (client, contracts, outbox, wallets)."""

@@ -1,0 +1,34 @@
+"""The web3 client, built from CHAIN_RPC_URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from flask import current_app
+from web3 import Web3
+
+
+def web3_client(timeout: float = 5.0) -> Web3:
+    url = current_app.config["CHAIN_RPC_URL"]
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+
+
+def signer_address() -> str:
+    return Account.from_key(current_app.config["CHAIN_SIGNER_KEY"]).address
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    ok: bool
+    chain_id: int | None = None
+    block_number: int | None = None
+    error: str = ""
+
+
+def chain_status(timeout: float = 2.0) -> ChainStatus:
+    try:
+        w3 = web3_client(timeout=timeout)
+        return ChainStatus(ok=True, chain_id=w3.eth.chain_id, block_number=w3.eth.block_number)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the node means "down"
+        return ChainStatus(ok=False, error=type(error).__name__)

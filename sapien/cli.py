@@ -1,0 +1,79 @@
+"""Flask CLI commands: `flask demo seed`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+demo_cli = AppGroup("demo", help="Demo data.")
+jobs_cli = AppGroup("jobs", help="Background jobs.")
+chain_cli = AppGroup("chain", help="The EVM chain.")
+progression_cli = AppGroup("progression", help="Levels, streaks, quests and badges.")
+
+
+@progression_cli.command("sync")
+def progression_sync() -> None:
+    """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
+    from sapien.progression.service import enqueue_member_syncs
+
+    click.echo(f"{enqueue_member_syncs()} member sync job(s) enqueued.")
+
+
+leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted sets rebuilt from the ledger).")
+
+
+@leaderboards_cli.command("rebuild")
+@click.option("--queue", "use_queue", is_flag=True, help="Queue the rebuild job instead of running it here.")
+def leaderboards_rebuild(use_queue: bool) -> None:
+    """Rebuild every current board, the accuracy board and frozen boards from the database."""
+    from sapien.database import utcnow
+    from sapien.leaderboards.service import enqueue_rebuild, rebuild_all
+
+    if use_queue:
+        job = enqueue_rebuild(utcnow())
+        click.echo(f"queued {job.id}")
+        return
+    report = rebuild_all(utcnow())
+    click.echo(f"rebuilt {report.boards} boards ({report.entries} entries), {report.frozen} frozen")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+
+
+@demo_cli.command("seed")
+@click.option("--members", default=300, show_default=True, help="How many community members to create.")
+def demo_seed(members: int) -> None:
+    """Create a believable community (idempotent: does nothing if the demo data is there)."""
+    from sapien.database import utcnow
+    from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+
+    created = seed_demo(members=members, now=utcnow())
+    click.echo("Demo data created." if created else "Demo data already present.")
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+    for role, username in DEMO_LOGINS.items():
+        click.echo(f"  {role:<13} {username}")
+
+
+@jobs_cli.command("reconcile")
+def jobs_reconcile() -> None:
+    """Re-enqueue every piece of pending work recorded in the database."""
+    from sapien.queue import reconcile
+
+    for source, count in reconcile().items():
+        click.echo(f"{source}: {count}")
+
+
+@chain_cli.command("status")
+def chain_status_command() -> None:
+    """Print the chain id and latest block of CHAIN_RPC_URL."""
+    from sapien.chain.client import chain_status
+
+    status = chain_status()
+    if not status.ok:
+        raise click.ClickException(f"chain unreachable: {status.error}")
+    click.echo(f"chain_id={status.chain_id} block={status.block_number}")
+
+
+def register_cli(app: Flask) -> None:
+    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli):
+        app.cli.add_command(group)

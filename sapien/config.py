@@ -1,0 +1,89 @@
+"""Configuration from environment variables, with safe development defaults.
+
+Production (SAPIEN_ENV=production) refuses to start while any development secret is still in use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+# The first well-known anvil account: only ever valid on a local development chain.
+DEV_CHAIN_SIGNER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration is unsafe or inconsistent."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgres URLs (Heroku-style `postgres://` too)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    env = os.environ
+    instance_dir = Path(env.get("SAPIEN_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+    sapien_env = env.get("SAPIEN_ENV", "development")
+    config = {
+        "SAPIEN_ENV": sapien_env,
+        "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            env.get("DATABASE_URL", f"sqlite:///{instance_dir / 'sapien.db'}")
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "CHAIN_RPC_URL": env.get("CHAIN_RPC_URL", "http://127.0.0.1:8545"),
+        "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
+        "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
+        "INSTANCE_DIR": str(instance_dir),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
+        "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": sapien_env == "production",
+        "REMEMBER_COOKIE_SECURE": sapien_env == "production",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "BABEL_TRANSLATION_DIRECTORIES": str(PROJECT_ROOT / "sapien" / "translations"),
+        "LANGUAGES": {"en": "English", "fr": "Français", "id": "Bahasa Indonesia"},
+        # Level curve: reaching level L needs LEVEL_XP_BASE * L * (L - 1) / 2 XP in total.
+        "LEVEL_XP_BASE": int(env.get("LEVEL_XP_BASE", "100")),
+        # Streak multiplier on rewards: +N% per consecutive day after the first, capped (see progression).
+        "STREAK_BONUS_PER_DAY_PERCENT": int(env.get("STREAK_BONUS_PER_DAY_PERCENT", "5")),
+        "STREAK_MULTIPLIER_CAP_PERCENT": int(env.get("STREAK_MULTIPLIER_CAP_PERCENT", "150")),
+        "STREAK_FREEZE_PRICE_POINTS": int(env.get("STREAK_FREEZE_PRICE_POINTS", "200")),
+        "STREAK_FREEZE_MAX_HELD": int(env.get("STREAK_FREEZE_MAX_HELD", "2")),
+        # Leaderboards and guilds.
+        "LEADERBOARD_ACCURACY_MIN_GOLD": int(env.get("LEADERBOARD_ACCURACY_MIN_GOLD", "20")),
+        "GUILD_CREATE_MIN_LEVEL": int(env.get("GUILD_CREATE_MIN_LEVEL", "3")),
+        "GUILD_CREATE_MIN_REPUTATION": int(env.get("GUILD_CREATE_MIN_REPUTATION", "100")),
+        "GUILD_MAX_MEMBERS": int(env.get("GUILD_MAX_MEMBERS", "50")),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024))),
+    }
+    if overrides:
+        config.update(overrides)
+    if config["SAPIEN_ENV"] == "production":
+        check_production_config(config)
+    return config
+
+
+def check_production_config(config: dict) -> None:
+    problems = []
+    if config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 32:
+        problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+    if config["CHAIN_SIGNER_KEY"].lower() == DEV_CHAIN_SIGNER_KEY:
+        problems.append("CHAIN_SIGNER_KEY is the public anvil development key")
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL in production")
+    if problems:
+        raise ConfigError("Refusing to start in production: " + "; ".join(problems))

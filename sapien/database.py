@@ -1,0 +1,85 @@
+"""Database helpers shared by every area: transactions, time, dialect quirks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from sapien.extensions import db
+
+
+def utcnow() -> datetime:
+    """Timezone-aware UTC now. Services take `now` as an argument; routes and jobs call this."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; treat them as the UTC they were stored as."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction for a service call.
+
+    The outermost call commits (or rolls back on error); nested calls from other services join it,
+    so a workflow that spans areas (accept a submission, credit the ledger) commits once or not at all.
+    """
+    session = db.session()
+    depth = session.info.get("uow_depth", 0)
+    session.info["uow_depth"] = depth + 1
+    try:
+        yield session
+        if depth == 0:
+            session.commit()
+    except BaseException:
+        if depth == 0:
+            session.rollback()
+            session.info.pop("after_commit", None)
+        raise
+    finally:
+        session.info["uow_depth"] = depth
+    if depth == 0:
+        for callback in session.info.pop("after_commit", []):
+            callback()
+
+
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run `callback` once the current unit of work has committed (signals, job enqueues).
+
+    Outside a unit of work it runs at once: there is nothing left to wait for.
+    """
+    session = db.session()
+    if session.info.get("uow_depth", 0) == 0:
+        callback()
+    else:
+        session.info.setdefault("after_commit", []).append(callback)
+
+
+def is_postgres() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Make SQLite behave: foreign keys, WAL for a web server beside a worker, working SAVEPOINTs."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # pysqlite's own transaction handling breaks SAVEPOINT; we emit BEGIN ourselves below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

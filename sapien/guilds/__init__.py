@@ -1,0 +1,1 @@
+"""Guilds: membership rules, roles, applications and invitations, the leader dashboard."""

@@ -1,0 +1,322 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, request, stream_with_context, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from sapien.database import utcnow
+from sapien.guilds import service
+from sapien.guilds.forms import ApplyForm, GuildForm, InviteForm, KickForm, RoleForm
+from sapien.progression import service as progression
+from sapien.web import flash_message, form_status, redirect_to, render_page_or_fragment, show_domain_error
+
+bp = Blueprint("guilds", __name__, url_prefix="/guilds")
+
+
+def _guild_or_404(slug: str):
+    try:
+        return service.get_guild_by_slug(slug)
+    except service.GuildNotFound:
+        abort(404)
+
+
+def _guild_page(slug: str, status: int = 200, **forms):
+    try:
+        view = service.guild_view(slug, current_user.id if current_user.is_authenticated else None)
+    except service.GuildNotFound:
+        abort(404)
+    forms.setdefault("apply_form", ApplyForm(formdata=None))
+    forms.setdefault("invite_form", InviteForm(formdata=None))
+    forms.setdefault("kick_form", KickForm(formdata=None))
+    forms.setdefault("role_form", RoleForm(formdata=None))
+    quests = progression.guild_quest_lines(view.guild.id, utcnow())
+    return render_page_or_fragment(
+        "guilds/guild.html", "guilds/fragments/guild.html", status=status, view=view, guild_quests=quests, **forms
+    )
+
+
+def _act(slug: str, action, success: str, form=None, form_name: str | None = None, target: str | None = None):
+    """Run one service call: 403/404 for permission and tampering, the page again with a message for rule breaks."""
+    try:
+        action()
+    except service.GuildForbidden:
+        abort(403)
+    except service.GuildNotFound:
+        abort(404)
+    except service.GuildError as error:
+        extra = {}
+        if form is not None and form_name:
+            show_domain_error(form, error)
+            extra[form_name] = form
+            if not error.field:
+                flash_message(str(error.message), "error")
+        else:
+            flash_message(str(error.message), "error")
+        if target is None:
+            return _guild_page(slug, 422, **extra)
+        return redirect_to(target)
+    flash_message(success)
+    return redirect_to(target or url_for("guilds.show", slug=slug))
+
+
+# --- directory, my guild, create ----------------------------------------------------------------
+
+@bp.get("/")
+@login_required
+def directory():
+    query = request.args.get("q", "")[:48]
+    policy = request.args.get("policy", "")
+    if policy not in ("", *service.JOIN_POLICIES):
+        policy = ""
+    page = request.args.get("page", 1, type=int)
+    cards, pages = service.directory(query, policy, page)
+    return render_page_or_fragment(
+        "guilds/directory.html",
+        "guilds/fragments/directory_list.html",
+        cards=cards,
+        pages=pages,
+        page_number=min(max(1, page), pages),
+        query=query,
+        policy=policy,
+    )
+
+
+@bp.get("/mine")
+@login_required
+def mine():
+    state = service.my_guild(current_user.id)
+    if state.guild is not None:
+        return redirect_to(url_for("guilds.show", slug=state.guild.slug))
+    return render_page_or_fragment("guilds/mine.html", "guilds/fragments/mine.html", state=state)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def create():
+    form = GuildForm()
+    if form.validate_on_submit():
+        draft = service.GuildDraft(
+            name=form.name.data,
+            description=form.description.data or "",
+            join_policy=form.join_policy.data,
+            min_level=form.min_level.data,
+            min_reputation=form.min_reputation.data,
+        )
+        try:
+            guild = service.create_guild(current_user.id, draft, utcnow())
+        except service.GuildError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("%(guild)s is founded. You are its leader.", guild=guild.name))
+            return redirect_to(url_for("guilds.show", slug=guild.slug))
+    return render_page_or_fragment("guilds/new.html", "guilds/fragments/guild_form.html", status=form_status(form), form=form, guild=None)
+
+
+# --- one guild -----------------------------------------------------------------------------------
+
+@bp.get("/<slug>")
+@login_required
+def show(slug: str):
+    return _guild_page(slug)
+
+
+@bp.route("/<slug>/settings", methods=["GET", "POST"])
+@login_required
+def settings(slug: str):
+    guild = _guild_or_404(slug)
+    membership = service.membership_of(current_user.id)
+    if membership is None or membership.guild_id != guild.id or membership.role != "leader":
+        abort(403)
+    form = GuildForm(obj=guild)
+    if form.validate_on_submit():
+        draft = service.GuildDraft(
+            name=form.name.data,
+            description=form.description.data or "",
+            join_policy=form.join_policy.data,
+            min_level=form.min_level.data,
+            min_reputation=form.min_reputation.data,
+        )
+        try:
+            service.update_guild(current_user.id, guild.id, draft)
+        except service.GuildForbidden:
+            abort(403)
+        except service.GuildError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("The guild's settings are saved."))
+            return redirect_to(url_for("guilds.show", slug=guild.slug))
+    return render_page_or_fragment("guilds/new.html", "guilds/fragments/guild_form.html", status=form_status(form), form=form, guild=guild)
+
+
+@bp.post("/<slug>/join")
+@login_required
+def join(slug: str):
+    guild = _guild_or_404(slug)
+    return _act(slug, lambda: service.join(current_user.id, guild.id, utcnow()), _("Welcome to %(guild)s!", guild=guild.name))
+
+
+@bp.post("/<slug>/apply")
+@login_required
+def apply(slug: str):
+    guild = _guild_or_404(slug)
+    form = ApplyForm()
+    if not form.validate():
+        return _guild_page(slug, 422, apply_form=form)
+    return _act(
+        slug,
+        lambda: service.apply(current_user.id, guild.id, form.message.data or "", utcnow()),
+        _("Your application to %(guild)s is sent.", guild=guild.name),
+        form,
+        "apply_form",
+    )
+
+
+@bp.post("/leave")
+@login_required
+def leave():
+    try:
+        service.leave(current_user.id, utcnow())
+    except service.GuildError as error:
+        flash_message(str(error.message), "error")
+        state = service.my_guild(current_user.id)
+        if state.guild is None:
+            return redirect_to(url_for("guilds.mine"))
+        return _guild_page(state.guild.slug, 422)
+    flash_message(_("You left your guild."))
+    return redirect_to(url_for("guilds.directory"))
+
+
+@bp.post("/applications/<int:application_id>/withdraw")
+@login_required
+def withdraw(application_id: int):
+    try:
+        service.withdraw_application(current_user.id, application_id, utcnow())
+    except service.GuildNotFound:
+        abort(404)
+    except service.GuildError as error:
+        flash_message(str(error.message), "error")
+        return redirect_to(url_for("guilds.mine"))
+    flash_message(_("Your application is withdrawn."))
+    return redirect_to(url_for("guilds.mine"))
+
+
+@bp.post("/<slug>/applications/<int:application_id>/<any(accept, decline):decision>")
+@login_required
+def decide(slug: str, application_id: int, decision: str):
+    guild = _guild_or_404(slug)
+    accept = decision == "accept"
+    return _act(
+        slug,
+        lambda: service.decide_application(current_user.id, guild.id, application_id, accept, utcnow()),
+        _("Application accepted.") if accept else _("Application declined."),
+    )
+
+
+@bp.post("/<slug>/invite")
+@login_required
+def invite(slug: str):
+    guild = _guild_or_404(slug)
+    form = InviteForm()
+    if not form.validate():
+        return _guild_page(slug, 422, invite_form=form)
+    return _act(
+        slug,
+        lambda: service.invite(current_user.id, guild.id, form.username.data, utcnow()),
+        _("Invitation sent to %(name)s.", name=form.username.data),
+        form,
+        "invite_form",
+    )
+
+
+@bp.post("/invitations/<int:invitation_id>/<any(accept, decline):decision>")
+@login_required
+def respond(invitation_id: int, decision: str):
+    accept = decision == "accept"
+    try:
+        invitation = service.respond_invitation(current_user.id, invitation_id, accept, utcnow())
+    except service.GuildNotFound:
+        abort(404)
+    except service.GuildError as error:
+        flash_message(str(error.message), "error")
+        return redirect_to(url_for("guilds.mine"))
+    if accept:
+        flash_message(_("Welcome to your new guild!"))
+        return redirect_to(url_for("guilds.show", slug=service.guild_names([invitation.guild_id])[invitation.guild_id][1]))
+    flash_message(_("Invitation declined."))
+    return redirect_to(url_for("guilds.mine"))
+
+
+@bp.post("/<slug>/members/<int:user_id>/role")
+@login_required
+def change_role(slug: str, user_id: int):
+    guild = _guild_or_404(slug)
+    form = RoleForm()
+    if not form.validate():
+        flash_message(_("Choose a role from the list."), "error")
+        return _guild_page(slug, 422)
+    return _act(slug, lambda: service.set_role(current_user.id, guild.id, user_id, form.role.data, utcnow()), _("Role changed."))
+
+
+@bp.post("/<slug>/members/<int:user_id>/transfer")
+@login_required
+def transfer(slug: str, user_id: int):
+    guild = _guild_or_404(slug)
+    return _act(slug, lambda: service.transfer_leadership(current_user.id, guild.id, user_id, utcnow()), _("You handed over the leadership."))
+
+
+@bp.post("/<slug>/members/<int:user_id>/kick")
+@login_required
+def kick(slug: str, user_id: int):
+    guild = _guild_or_404(slug)
+    form = KickForm()
+    if not form.validate():
+        flash_message(form.reason.errors[0], "error")
+        return _guild_page(slug, 422, kick_form=form)
+    return _act(slug, lambda: service.kick(current_user.id, guild.id, user_id, form.reason.data, utcnow()), _("The member was removed from the guild."))
+
+
+# --- the leader dashboard ------------------------------------------------------------------------
+
+def _dashboard_filters() -> service.DashboardFilter:
+    sort = request.args.get("sort", "xp")
+    role = request.args.get("role", "")
+    return service.DashboardFilter(
+        sort=sort if sort in service.DASHBOARD_SORTS else "xp",
+        descending=request.args.get("dir", "desc") != "asc",
+        role=role if role in service.DASHBOARD_ROLES else "",
+        query=request.args.get("q", "")[:64],
+        active_only=request.args.get("active") == "1",
+    )
+
+
+def _dashboard_rows(slug: str, now: datetime):
+    guild = _guild_or_404(slug)
+    filters = _dashboard_filters()
+    try:
+        rows = service.dashboard(current_user.id, guild.id, filters, now)
+    except service.GuildForbidden:
+        abort(403)
+    except service.GuildNotFound:
+        abort(404)
+    return guild, filters, rows
+
+
+@bp.get("/<slug>/dashboard")
+@login_required
+def dashboard(slug: str):
+    guild, filters, rows = _dashboard_rows(slug, utcnow())
+    return render_page_or_fragment(
+        "guilds/dashboard.html", "guilds/fragments/dashboard_table.html", guild=guild, filters=filters, rows=rows
+    )
+
+
+@bp.get("/<slug>/dashboard.csv")
+@login_required
+def dashboard_csv(slug: str):
+    now = utcnow()
+    guild, _filters, rows = _dashboard_rows(slug, now)
+    response = Response(stream_with_context(service.dashboard_csv(rows)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{guild.slug}-members-{now:%Y-%m-%d}.csv"'
+    return response

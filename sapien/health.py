@@ -1,0 +1,58 @@
+"""`GET /healthz`: is every part the site depends on up?"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from sqlalchemy import text
+
+from sapien.chain.client import chain_status
+from sapien.extensions import db, limiter
+from sapien.queue import redis_connection, worker_count
+
+bp = Blueprint("health", __name__)
+
+
+def check_database() -> dict:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return {"ok": True, "dialect": db.engine.dialect.name}
+    except Exception as error:  # noqa: BLE001
+        db.session.rollback()
+        return {"ok": False, "error": type(error).__name__}
+
+
+def check_redis() -> dict:
+    try:
+        redis_connection().ping()
+        return {"ok": True}
+    except Exception as error:  # noqa: BLE001
+        return {"ok": False, "error": type(error).__name__}
+
+
+def check_workers() -> dict:
+    try:
+        count = worker_count()
+    except Exception as error:  # noqa: BLE001
+        return {"ok": False, "error": type(error).__name__}
+    return {"ok": count > 0, "count": count, **({} if count else {"error": "no worker is running"})}
+
+
+def check_chain() -> dict:
+    status = chain_status()
+    if status.ok:
+        return {"ok": True, "chain_id": status.chain_id, "block_number": status.block_number}
+    return {"ok": False, "error": status.error}
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    parts = {
+        "database": check_database(),
+        "redis": check_redis(),
+        "workers": check_workers(),
+        "chain": check_chain(),
+    }
+    failing = sorted(name for name, part in parts.items() if not part["ok"])
+    body = {"status": "ok" if not failing else "degraded", "failing": failing, **parts}
+    return jsonify(body), (200 if not failing else 503)

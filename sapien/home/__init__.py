@@ -1,0 +1,1 @@
+"""The landing page and the member dashboard: the places that gather every area's summary."""

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from flask import Blueprint, url_for
+from flask_login import current_user, login_required
+
+from sapien.accounts.service import count_members
+from sapien.home.service import member_summary
+from sapien.web import redirect_to, render_page_or_fragment
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect_to(url_for("home.dashboard"))
+    return render_page_or_fragment("home/index.html", "home/fragments/landing.html", member_count=count_members())
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    from sapien.database import utcnow
+    from sapien.progression.forms import EmptyForm
+    from sapien.progression.service import dashboard_progress
+
+    return render_page_or_fragment(
+        "home/dashboard.html",
+        "home/fragments/dashboard.html",
+        summary=member_summary(current_user.id),
+        progression=dashboard_progress(current_user.id, utcnow()),
+        claim_form=EmptyForm(formdata=None),
+    )

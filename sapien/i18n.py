@@ -1,0 +1,143 @@
+"""Language and time zone: chosen per member, defaulting from the browser; dates shown locally."""
+
+from __future__ import annotations
+
+from functools import cache
+from zoneinfo import available_timezones
+
+from babel import Locale, dates, numbers
+from flask import Flask, current_app, g, has_request_context, request
+from flask_babel import get_locale, get_timezone, get_translations
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from sapien.extensions import babel
+
+LANGUAGE_COOKIE = "sapien_lang"
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI commands and jobs speak the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    cookie = request.cookies.get(LANGUAGE_COOKIE)
+    if cookie in languages:
+        return cookie
+    return request.accept_languages.best_match(list(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    if not has_request_context():
+        return "UTC"
+    if current_user and current_user.is_authenticated and current_user.timezone:
+        return current_user.timezone
+    return "UTC"
+
+
+@cache
+def timezone_names() -> list[str]:
+    return sorted(name for name in available_timezones() if "/" in name or name == "UTC")
+
+
+def is_valid_timezone(name: str) -> bool:
+    return name in set(timezone_names())
+
+
+CURRENCY_NAMES = {
+    "points": _l("points"),
+    "xp": _l("XP"),
+    "token": _l("tokens"),
+    "stake": _l("staked tokens"),
+    "partner": _l("partner tokens"),
+}
+# How each kind of ledger entry reads in the member's activity list.
+ENTRY_KIND_LABELS = {
+    "demo_history": _l("Earlier activity"),
+    "signup_bonus": _l("Welcome bonus"),
+}
+
+
+def country_name(code: str | None) -> str:
+    if not code:
+        return ""
+    return Locale.parse(str(get_locale())).territories.get(code, code)
+
+
+def entry_kind_label(kind: str) -> str:
+    label = ENTRY_KIND_LABELS.get(kind)
+    return str(label) if label else kind.replace("_", " ").capitalize()
+
+
+def request_i18n() -> tuple:
+    """(translations, locale, time zone) for this request, looked up once.
+
+    Flask-Babel resolves all three through context proxies on every call; a page makes hundreds.
+    """
+    cached = g.get("_sapien_i18n")
+    if cached is None:
+        cached = g._sapien_i18n = (get_translations(), get_locale(), get_timezone())
+    return cached
+
+
+def forget_request_i18n() -> None:
+    """After the member switches language mid-request, look the catalogue up afresh."""
+    g.pop("_sapien_i18n", None)
+
+
+def format_number(value) -> str:
+    return numbers.format_decimal(value, locale=request_i18n()[1])
+
+
+def format_decimal(value, fmt: str | None = None) -> str:
+    return numbers.format_decimal(value, format=fmt, locale=request_i18n()[1])
+
+
+def format_percent(value, fmt: str | None = None) -> str:
+    return numbers.format_percent(value, format=fmt, locale=request_i18n()[1])
+
+
+def format_datetime(value, fmt: str = "medium") -> str:
+    if not value:
+        return ""
+    _translations, locale, zone = request_i18n()
+    return dates.format_datetime(value, fmt, tzinfo=zone, locale=locale)
+
+
+def format_date(value, fmt: str = "medium") -> str:
+    if not value:
+        return ""
+    _translations, locale, zone = request_i18n()
+    return dates.format_date(value.astimezone(zone) if hasattr(value, "astimezone") else value, fmt, locale=locale)
+
+
+TOKEN_UNIT = 10**18
+
+
+def format_money(amount: int, currency: str) -> str:
+    """Points and XP are whole numbers; tokens are shown from their 10**-18 base units."""
+    if currency in ("token", "stake", "partner"):
+        return numbers.format_decimal(amount / TOKEN_UNIT, format="#,##0.####", locale=request_i18n()[1])
+    return numbers.format_decimal(amount, locale=request_i18n()[1])
+
+
+def init_i18n(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: request_i18n()[0].ugettext(s),
+        ngettext=lambda s, p, n: request_i18n()[0].ungettext(s, p, n),
+        pgettext=lambda c, s: request_i18n()[0].upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_i18n()[0].unpgettext(c, s, p, n),
+        newstyle=True,
+    )
+    app.jinja_env.filters["number"] = format_number
+    app.jinja_env.filters["decimal"] = format_decimal
+    app.jinja_env.filters["percent"] = format_percent
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["date"] = format_date
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["country_name"] = country_name
+    app.jinja_env.filters["currency_name"] = lambda code: str(CURRENCY_NAMES.get(code, code))
+    app.jinja_env.filters["entry_kind"] = entry_kind_label

@@ -1,0 +1,1 @@
+"""Leaderboards: Redis sorted sets rebuilt from the ledger; "around me"; season freezes."""

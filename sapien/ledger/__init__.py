@@ -1,0 +1,1 @@
+"""The append-only ledger of points, XP, tokens, stake and partner tokens, and cached balances."""

@@ -1,0 +1,185 @@
+"""Ledger rules: credit, debit, transfer, balance. The only way any value changes hands.
+
+Every movement is an appended entry with a database-unique idempotency key; the cached balance row is
+moved by an atomic UPDATE in the same transaction, guarded so it can never go below zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from sapien import events
+from sapien.database import after_commit, unit_of_work
+from sapien.errors import DomainError
+from sapien.extensions import db
+from sapien.ledger.models import CURRENCIES, Balance, LedgerEntry
+
+
+class LedgerError(DomainError):
+    pass
+
+
+class InsufficientBalance(LedgerError):
+    pass
+
+
+class IdempotencyConflict(LedgerError):
+    """The key was already used for a different movement: a bug in the caller, never retried away."""
+
+
+@dataclass(frozen=True)
+class Posting:
+    entry_id: int
+    created: bool  # False when the idempotency key had already been posted
+
+
+def _check(currency: str, amount: int, key: str) -> None:
+    if currency not in CURRENCIES:
+        raise LedgerError(_l("Unknown currency."))
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise LedgerError(_l("Amounts are positive whole numbers."))
+    if not key or len(key) > 160:
+        raise LedgerError(_l("Every ledger entry needs an idempotency key of at most 160 characters."))
+
+
+def _existing(key: str) -> LedgerEntry | None:
+    return db.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+
+
+def _same_movement(entry: LedgerEntry, user_id: int, currency: str, amount: int) -> bool:
+    return (entry.user_id, entry.currency, entry.amount) == (user_id, currency, amount)
+
+
+def _add_to_balance(user_id: int, currency: str, amount: int, now: datetime) -> int:
+    """Atomically move the cached balance; returns the new balance. Raises if it would go negative."""
+    session = db.session
+    if amount < 0:
+        new_amount = session.execute(
+            update(Balance)
+            .where(Balance.user_id == user_id, Balance.currency == currency, Balance.amount >= -amount)
+            .values(amount=Balance.amount + amount, updated_at=now)
+            .returning(Balance.amount)
+        ).scalar()
+        if new_amount is None:
+            raise InsufficientBalance(_l("Not enough %(currency)s for that.", currency=currency))
+        return new_amount
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Balance).values(user_id=user_id, currency=currency, amount=amount, updated_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Balance.user_id, Balance.currency],
+        set_={"amount": Balance.amount + amount, "updated_at": now},
+    ).returning(Balance.amount)
+    return session.execute(statement).scalar_one()
+
+
+def _post(user_id: int, currency: str, signed_amount: int, kind: str, key: str, memo: str, now: datetime) -> Posting:
+    existing = _existing(key)
+    if existing is not None:
+        if not _same_movement(existing, user_id, currency, signed_amount):
+            raise IdempotencyConflict(_l("That idempotency key was already used for another movement."))
+        return Posting(existing.id, created=False)
+    session = db.session
+    try:
+        # A savepoint, so a racing duplicate only undoes this entry, not the caller's transaction.
+        with session.begin_nested():
+            balance_after = _add_to_balance(user_id, currency, signed_amount, now)
+            entry = LedgerEntry(
+                user_id=user_id,
+                currency=currency,
+                amount=signed_amount,
+                kind=kind,
+                idempotency_key=key,
+                memo=memo[:255],
+                balance_after=balance_after,
+                created_at=now,
+            )
+            session.add(entry)
+            session.flush()
+    except IntegrityError:
+        existing = _existing(key)
+        if existing is None:
+            raise
+        if not _same_movement(existing, user_id, currency, signed_amount):
+            raise IdempotencyConflict(_l("That idempotency key was already used for another movement.")) from None
+        return Posting(existing.id, created=False)
+    posted = dict(user_id=user_id, currency=currency, amount=signed_amount, kind=kind, entry_id=entry.id, now=now)
+    after_commit(lambda: events.ledger_entry_posted.send(None, **posted))
+    return Posting(entry.id, created=True)
+
+
+def credit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:
+    """Add `amount` to a member's balance once per `key`; a repeated key returns the first posting."""
+    _check(currency, amount, key)
+    with unit_of_work():
+        posting = _post(user_id, currency, amount, kind, key, memo, now)
+    return posting
+
+
+def debit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:
+    """Take `amount` from a member's balance once per `key`; refuses to go below zero."""
+    _check(currency, amount, key)
+    with unit_of_work():
+        posting = _post(user_id, currency, -amount, kind, key, memo, now)
+    return posting
+
+
+def transfer(
+    from_user_id: int, to_user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = ""
+) -> tuple[Posting, Posting]:
+    """Move value between members in one transaction: both legs or neither."""
+    if from_user_id == to_user_id:
+        raise LedgerError(_l("You cannot transfer to yourself."))
+    _check(currency, amount, key)
+    with unit_of_work():
+        out_leg = _post(from_user_id, currency, -amount, kind, f"{key}:out", memo, now)
+        in_leg = _post(to_user_id, currency, amount, kind, f"{key}:in", memo, now)
+    return out_leg, in_leg
+
+
+def balance(user_id: int, currency: str) -> int:
+    return db.session.scalar(select(Balance.amount).where(Balance.user_id == user_id, Balance.currency == currency)) or 0
+
+
+def balances(user_id: int) -> dict[str, int]:
+    rows = db.session.execute(select(Balance.currency, Balance.amount).where(Balance.user_id == user_id))
+    found = dict(rows.tuples().all())
+    return {currency: found.get(currency, 0) for currency in CURRENCIES}
+
+
+def sum_of_entries(user_id: int, currency: str) -> int:
+    """The balance recomputed from the entries themselves: the truth the cached row must match."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.user_id == user_id, LedgerEntry.currency == currency
+        )
+    )
+    return int(total)
+
+
+def recent_entries(user_id: int, limit: int = 20, currency: str | None = None) -> list[LedgerEntry]:
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+    if currency:
+        query = query.where(LedgerEntry.currency == currency)
+    return list(db.session.scalars(query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit)))
+
+
+def find_mismatched_balances() -> list[tuple[int, str, int, int]]:
+    """(user, currency, cached, summed) for every cached balance that disagrees with its entries."""
+    sums = (
+        select(LedgerEntry.user_id, LedgerEntry.currency, func.sum(LedgerEntry.amount).label("total"))
+        .group_by(LedgerEntry.user_id, LedgerEntry.currency)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Balance.user_id, Balance.currency, Balance.amount, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, (sums.c.user_id == Balance.user_id) & (sums.c.currency == Balance.currency))
+        .where(Balance.amount != func.coalesce(sums.c.total, 0))
+    )
+    return [tuple(row) for row in rows]

@@ -1,0 +1,1 @@
+"""Fraud flags, bans, the audit log, and the operations pages moderators use."""

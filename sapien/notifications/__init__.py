@@ -1,0 +1,1 @@
+"""In-app notifications: the bell in the nav, the list, mark as read."""

@@ -1,0 +1,1 @@
+"""XP and levels, streaks, quests, badges, unlocks."""

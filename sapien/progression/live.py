@@ -1,0 +1,83 @@
+"""Live updates for the signed-in member, riding on whatever htmx request changed their progress.
+
+Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
+behind the current request is the one affected. An `after_request` hook registered by `create_app`
+then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
+balances) and, on a level-up, a toast; when quest progress moved it adds the client event
+`quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
+message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, has_request_context, render_template
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from sapien.extensions import htmx
+
+
+def _is_current(user_id: int) -> bool:
+    if not has_request_context():
+        return False
+    try:
+        return bool(current_user and current_user.is_authenticated and current_user.id == user_id)
+    except Exception:  # noqa: BLE001 - no login machinery in this context (e.g. a CLI request context)
+        return False
+
+
+def mark_status_changed(user_id: int) -> None:
+    if _is_current(user_id):
+        g.progression_status_changed = True
+
+
+def mark_level_up(user_id: int, level: int) -> None:
+    if _is_current(user_id):
+        g.progression_status_changed = True
+        g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
+
+
+def mark_quests_changed(user_id: int) -> None:
+    if _is_current(user_id):
+        g.progression_quests_changed = True
+
+
+def _add_trigger(response: Response, event_name: str) -> None:
+    """Add a client event to `HX-Trigger`, keeping whatever another area already put there."""
+    import json
+
+    existing = response.headers.get("HX-Trigger", "").strip()
+    if not existing:
+        response.headers["HX-Trigger"] = event_name
+    elif existing.startswith("{"):
+        payload = json.loads(existing)
+        payload.setdefault(event_name, None)
+        response.headers["HX-Trigger"] = json.dumps(payload)
+    elif event_name not in [name.strip() for name in existing.split(",")]:
+        response.headers["HX-Trigger"] = f"{existing}, {event_name}"
+
+
+def _append(response: Response, html: str) -> None:
+    response.set_data(response.get_data() + html.encode())
+
+
+def register_live_updates(app: Flask) -> None:
+    @app.after_request
+    def _live_updates(response: Response) -> Response:
+        if htmx and getattr(g, "progression_quests_changed", False):
+            # Quest lists on the page listen for this and refetch their (cheap) fragment at once.
+            _add_trigger(response, "quests-changed")
+        changed = getattr(g, "progression_status_changed", False)
+        level = getattr(g, "progression_level_up", 0)
+        if not (changed or level):
+            return response
+        message = _("Level up! You reached level %(level)s.", level=level) if level else None
+        html_response = response.mimetype == "text/html" and 200 <= response.status_code < 300
+        if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
+            oob = render_template("progression/fragments/live_oob.html", level_message=message)
+            _append(response, oob)
+        elif message:
+            from flask import flash
+
+            flash(message, "success")
+        return response

@@ -1,0 +1,185 @@
+"""The web shell: page-or-fragment rendering, htmx-aware redirects and flashes, errors, headers."""
+
+from __future__ import annotations
+
+from functools import wraps
+from http import HTTPStatus
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from sapien.extensions import htmx
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def wants_fragment() -> bool:
+    """An htmx request that swaps part of a page (a boosted navigation wants the whole page)."""
+    return bool(htmx) and not htmx.boosted
+
+
+def render_page_or_fragment(page: str, fragment: str, status: int = 200, **context) -> Response:
+    """Render the full page for a direct load, or only the fragment for an htmx request.
+
+    Flash messages ride along with a fragment as an out-of-band swap, so they show without a reload.
+    """
+    if wants_fragment():
+        body = render_template(fragment, **context) + render_template("fragments/flashes_oob.html")
+    else:
+        body = render_template(page, **context)
+    response = make_response(body, status)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def render_poll(page: str, fragment: str, **context) -> Response:
+    """Like `render_page_or_fragment`, for fragments htmx polls (`hx-trigger="every …"`): the fragment
+    carries no flash messages, so a poll neither consumes pending flashes nor wipes toasts on screen."""
+    if not wants_fragment():
+        return render_page_or_fragment(page, fragment, **context)
+    response = make_response(render_template(fragment, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def redirect_to(url: str, status: int = 303) -> Response:
+    """Redirect after a successful POST: a plain 303 for forms, `HX-Redirect` for htmx."""
+    if htmx:
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url, code=status)
+
+
+def flash_message(message: str, category: str = "success") -> None:
+    flash(str(message), category)
+
+
+def role_required(role: str):
+    """Allow the route only to signed-in users holding `role` or a higher one."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                from sapien.extensions import login_manager
+
+                return login_manager.unauthorized()
+            if not current_user.has_role(role):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+ERROR_TITLES = {
+    400: _l("Bad request"),
+    403: _l("You do not have access to this page"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    413: _l("That upload is too large"),
+    422: _l("Some of what you sent could not be used"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong on our side"),
+    503: _l("Service unavailable"),
+}
+ERROR_HINTS = {
+    400: _l("The request was malformed. Reload the page and try again."),
+    403: _l("Your account does not have the role this page needs."),
+    404: _l("The page you asked for does not exist or has moved."),
+    405: _l("This address does not accept that kind of request."),
+    413: _l("Choose a smaller file and try again."),
+    422: _l("Check the highlighted fields and try again."),
+    429: _l("You are going a little fast. Wait a moment, then try again."),
+    500: _l("The error has been logged. Please try again in a moment."),
+    503: _l("A service the site depends on is down. Please try again shortly."),
+}
+
+
+def render_error(status: int, message: str | None = None) -> Response:
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        return make_response({"error": phrase, "message": message or phrase}, status)
+    try:
+        response = render_page_or_fragment(
+            "errors/error.html",
+            "errors/fragments/error.html",
+            status=status,
+            code=status,
+            title=ERROR_TITLES.get(status, _l("Error")),
+            hint=message or ERROR_HINTS.get(status, ""),
+        )
+    except Exception:  # noqa: BLE001 - the error page itself failed: answer with the bare minimum
+        current_app.logger.exception("The error page failed to render")
+        return make_response(f"<!doctype html><title>Error {status}</title><h1>Error {status}</h1>", status)
+    if wants_fragment():
+        # An error replaces the main column, not whatever small target the request aimed at.
+        response.headers["HX-Retarget"] = "#main"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def register_web_shell(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError):
+        return render_error(400, _l("Your form expired or was sent without its security token. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        return render_error(error.code or 500, getattr(error, "user_message", None))
+
+    @app.errorhandler(Exception)
+    def _unexpected_error(error: Exception):
+        app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return render_error(500)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), geolocation=(), microphone=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if app.config["SAPIEN_ENV"] == "production":
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+    @app.context_processor
+    def _shell_context():
+        return {"pending_flashes": lambda: get_flashed_messages(with_categories=True)}
+
+
+def show_domain_error(form, error) -> None:
+    """Put a domain error's message on its form field, or on the form as a whole."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, str(error.message)]
+    else:
+        form.form_errors.append(str(error.message))
+
+
+def form_status(form) -> int:
+    """200 for a fresh form, 422 for a submitted one that is being shown again with errors."""
+    return 422 if request.method == "POST" else 200

@@ -1,0 +1,226 @@
+"""Sign-up, login, logout, settings and session revocation, through HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sapien.accounts import service as accounts
+from sapien.extensions import db
+from tests.conftest import csrf_token_from
+
+
+def signup(client, **overrides):
+    data = {
+        "username": "ana_lima",
+        "email": "ana@example.org",
+        "password": "a long passphrase",
+        "confirm": "a long passphrase",
+        "country": "BR",
+        "timezone": "America/Sao_Paulo",
+        "csrf_token": csrf_token_from(client, "/signup"),
+    }
+    data.update(overrides)
+    return client.post("/signup", data=data)
+
+
+def errors_in(response) -> str:
+    """Every error message shown in the page, as one string."""
+    return " | ".join(re.findall(r'class="(?:field__error|alert alert--error)"[^>]*>([^<]*)<', response.get_data(as_text=True)))
+
+
+def login(client, login="ana_lima", password="a long passphrase", **extra):
+    return client.post("/login", data={"login": login, "password": password, "csrf_token": csrf_token_from(client), **extra})
+
+
+def count_users(app) -> int:
+    with app.app_context():
+        return accounts.count_members()
+
+
+def test_signup_lands_on_dashboard_signed_in(client):
+    response = signup(client)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/dashboard"
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Hello, ana_lima" in page
+    assert "Lv 1" in page
+
+
+def test_signup_through_htmx_answers_with_hx_redirect(client):
+    token = csrf_token_from(client, "/signup")
+    response = client.post(
+        "/signup",
+        data={"username": "ben", "email": "ben@example.org", "password": "a long passphrase", "confirm": "a long passphrase", "timezone": "UTC"},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == "/dashboard"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"username": "ab"}, "Usernames are 3 to 32 characters long."),
+        ({"username": "x" * 33}, "Usernames are 3 to 32 characters long."),
+        ({"username": "ana lima"}, "Use letters, digits, dots, dashes and underscores only."),
+        ({"email": "not-an-email"}, "Enter a valid email address."),
+        ({"email": "a" * 250 + "@example.org"}, "That email address is too long."),
+        ({"password": "short", "confirm": "short"}, "Passwords are 10 to 128 characters long."),
+        ({"confirm": "something else entirely"}, "The passwords do not match."),
+        ({"timezone": "Mars/Olympus_Mons"}, "Choose an option from the list."),
+        ({"country": "XX"}, "Choose an option from the list."),
+    ],
+)
+def test_signup_rejects_bad_input_with_a_message_and_writes_nothing(app, client, overrides, message):
+    response = signup(client, **overrides)
+    assert response.status_code == 422
+    assert message in errors_in(response)
+    assert count_users(app) == 0
+
+
+def test_duplicate_username_is_case_insensitive_and_email_unique(app, client):
+    assert signup(client).status_code == 303
+    other = app.test_client()
+    response = signup(other, username="ANA_LIMA", email="other@example.org")
+    assert response.status_code == 422 and "That username is taken." in errors_in(response)
+    response = signup(other, username="someone", email="ANA@example.org")
+    assert response.status_code == 422 and "An account with that email already exists." in errors_in(response)
+    assert count_users(app) == 1
+
+
+def test_unicode_usernames_work(client):
+    assert signup(client, username="Zoë_Ağaoğlu", email="zoe@example.org").status_code == 303
+    assert "Hello, Zoë_Ağaoğlu" in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_post_without_csrf_token_is_refused_clearly(app, client):
+    response = client.post("/signup", data={"username": "eve", "email": "eve@example.org", "password": "a long passphrase", "confirm": "a long passphrase"})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert count_users(app) == 0
+
+
+def test_login_by_username_or_email_and_wrong_password(app, client):
+    signup(app.test_client())
+    response = login(client, password="wrong password!")
+    assert response.status_code == 422
+    assert "That username or password is not right." in errors_in(response)
+    assert login(client, login="ANA@example.org").status_code == 303
+
+
+def test_login_follows_next_only_on_this_site(app, client):
+    signup(app.test_client())
+    response = client.post("/login?next=https://evil.example/steal", data={"login": "ana_lima", "password": "a long passphrase", "csrf_token": csrf_token_from(client)})
+    assert response.headers["Location"] == "/dashboard"
+    client.post("/logout", data={"csrf_token": csrf_token_from(client, "/dashboard")})
+    response = client.post("/login?next=/settings", data={"login": "ana_lima", "password": "a long passphrase", "csrf_token": csrf_token_from(client)})
+    assert response.headers["Location"] == "/settings"
+
+
+def test_pages_need_login_and_send_you_back_after(client):
+    response = client.get("/settings")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/login?next=/settings")
+
+
+def test_logout_revokes_every_copy_of_the_session(app, client):
+    signup(client)
+    stolen = app.test_client()
+    stolen.set_cookie("session", client.get_cookie("session").value)
+    assert stolen.get("/dashboard").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token_from(client, "/dashboard")})
+    assert stolen.get("/dashboard").status_code == 303
+    assert client.get("/dashboard").status_code == 303
+
+
+def test_logout_needs_post(client):
+    signup(client)
+    assert client.get("/logout").status_code == 405
+
+
+def test_password_change_signs_out_other_sessions_but_keeps_this_one(app, client):
+    signup(client)
+    other = app.test_client()
+    login(other)
+    response = client.post(
+        "/settings/password",
+        data={"current_password": "a long passphrase", "new_password": "an even longer passphrase", "confirm": "an even longer passphrase", "csrf_token": csrf_token_from(client, "/settings")},
+    )
+    assert response.status_code == 303
+    assert client.get("/dashboard").status_code == 200
+    assert other.get("/dashboard").status_code == 303
+    assert login(app.test_client(), password="an even longer passphrase").status_code == 303
+
+
+def test_password_change_with_wrong_current_password(client):
+    signup(client)
+    response = client.post(
+        "/settings/password",
+        data={"current_password": "not my password", "new_password": "an even longer passphrase", "confirm": "an even longer passphrase", "csrf_token": csrf_token_from(client, "/settings")},
+    )
+    assert response.status_code == 422
+    assert "Your current password is not right." in errors_in(response)
+
+
+def test_ban_revokes_sessions_and_blocks_login(app, client):
+    signup(client)
+    with app.app_context():
+        accounts.ban(accounts.get_by_username("ana_lima").id, "spam")
+    assert client.get("/dashboard").status_code == 303
+    response = login(app.test_client())
+    assert response.status_code == 422 and "This account is suspended." in errors_in(response)
+
+
+def test_settings_save_and_validate(app, client):
+    signup(client)
+    token = csrf_token_from(client, "/settings")
+    response = client.post("/settings", data={"display_name": "Ana L.", "bio": "Hi", "country": "PT", "timezone": "Europe/Lisbon", "locale": "en", "csrf_token": token})
+    assert response.status_code == 303
+    with app.app_context():
+        user = accounts.get_by_username("ana_lima")
+        assert (user.display_name, user.country, user.timezone, user.locale) == ("Ana L.", "PT", "Europe/Lisbon", "en")
+    response = client.post("/settings", data={"display_name": "", "bio": "x" * 501, "timezone": "UTC", "locale": "fr", "csrf_token": token})
+    assert response.status_code == 422
+    assert "Your display name cannot be empty." in errors_in(response)
+    assert "At most 500 characters." in errors_in(response)
+
+
+def test_settings_fragment_for_htmx(client):
+    signup(client)
+    response = client.get("/settings", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="settings-form"' in body and "<html" not in body
+
+
+def test_login_is_rate_limited(app, client):
+    signup(app.test_client())
+    limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    responses = [login(client, password="wrong password!") for _ in range(limit + 1)]
+    assert [r.status_code for r in responses[:limit]] == [422] * limit
+    assert responses[-1].status_code == 429
+    assert "Too many requests" in responses[-1].get_data(as_text=True)
+
+
+def test_public_profile_and_missing_member(make_member):
+    ana = make_member("ana")
+    assert "@ana" in ana.client.get("/u/ana").get_data(as_text=True)
+    assert ana.client.get("/u/nobody-here").status_code == 404
+
+
+def test_role_check_on_moderator_pages(make_member):
+    member = make_member("plain", role="member")
+    moderator = make_member("mod", role="moderator")
+    assert member.client.get("/moderation/jobs").status_code == 403
+    assert member.post("/moderation/jobs/reconcile").status_code == 403
+    assert moderator.client.get("/moderation/jobs").status_code == 200
+
+
+def test_session_of_deleted_user_is_simply_signed_out(app, make_member):
+    ana = make_member("ana")
+    with app.app_context():
+        user = accounts.get_by_username("ana")
+        db.session.delete(user)
+        db.session.commit()
+    assert ana.client.get("/dashboard").status_code == 303

@@ -1,0 +1,34 @@
+"""GET /healthz names every part and says which one is down."""
+
+from __future__ import annotations
+
+from sapien.queue import make_worker
+
+
+def test_healthz_is_503_and_names_the_workers_when_none_runs(client):
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["failing"] == ["workers"]
+    assert body["database"]["ok"] and body["redis"]["ok"] and body["chain"]["ok"]
+    assert body["chain"]["chain_id"] == 31337
+
+
+def test_healthz_is_200_when_everything_is_up(app, client):
+    with app.app_context():
+        worker = make_worker()
+        worker.register_birth()
+    try:
+        response = client.get("/healthz")
+        assert response.status_code == 200
+        assert response.get_json()["status"] == "ok"
+    finally:
+        with app.app_context():
+            worker.register_death()
+
+
+def test_healthz_names_a_dead_chain_and_redis(make_app):
+    app = make_app(CHAIN_RPC_URL="http://127.0.0.1:9", REDIS_URL="redis://127.0.0.1:9/0", RATELIMIT_ENABLED=False)
+    body = app.test_client().get("/healthz").get_json()
+    assert {"chain", "redis", "workers"} <= set(body["failing"])
+    assert "database" not in body["failing"]

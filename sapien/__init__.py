@@ -69,11 +69,13 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
+    from sapien.labeling import models as _labeling  # noqa: F401
     from sapien.leaderboards import models as _leaderboards  # noqa: F401
     from sapien.ledger import models as _ledger  # noqa: F401
     from sapien.moderation import models as _moderation  # noqa: F401
     from sapien.notifications import models as _notifications  # noqa: F401
     from sapien.progression import models as _progression  # noqa: F401
+    from sapien.quality import models as _quality  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -14,10 +14,10 @@ signals = Namespace()
 # accounts
 user_signed_up = signals.signal("user-signed-up")  # user_id, now
 # Profile settings saved; hide_from_boards tells boards whether to show the member.
-profile_updated = signals.signal("profile-updated")  # user_id, hide_from_boards, now
+profile_updated = signals.signal("profile-updated")  # user_id, hide_from_boards, visibility_changed, timezone, now
 
 # ledger
-ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency, amount, kind, entry_id, now
+ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency, amount, kind, entry_id, balance_after, now
 
 # labeling and quality
 # A submission was accepted and paid. Labeling rewards use ledger kind "labeling:<task_type>".
@@ -46,6 +46,7 @@ def connect_listeners() -> None:
     gold_answered.connect(progression.on_gold_answered, weak=False)
     review_completed.connect(progression.on_review_completed, weak=False)
     guild_joined.connect(progression.on_guild_joined, weak=False)
+    profile_updated.connect(progression.on_profile_updated, weak=False)
 
     from sapien.leaderboards import service as leaderboards
 

@@ -153,9 +153,13 @@ def update_profile(
         user.timezone = timezone
         user.locale = locale or None
         user.hide_from_boards = hide_from_boards
-        if visibility_changed:
-            now = utcnow()
-            after_commit(lambda: events.profile_updated.send(None, user_id=user_id, hide_from_boards=hide_from_boards, now=now))
+        now = utcnow()
+        after_commit(
+            lambda: events.profile_updated.send(
+                None, user_id=user_id, hide_from_boards=hide_from_boards, visibility_changed=visibility_changed,
+                timezone=timezone, now=now,
+            )
+        )
     return user
 
 

@@ -397,8 +397,9 @@ def on_guild_left(_sender, *, user_id: int, guild_id: int, now: datetime, **_kw)
     _quietly(_move_member_to_guild, user_id, guild_id, now, -1)
 
 
-def on_profile_updated(_sender, *, user_id: int, now: datetime, **_kw) -> None:
-    _quietly(resync_member, user_id, now)
+def on_profile_updated(_sender, *, user_id: int, now: datetime, visibility_changed: bool = True, **_kw) -> None:
+    if visibility_changed:
+        _quietly(resync_member, user_id, now)
 
 
 # --- per-member recomputation (joins, leaves, privacy changes) ---------------------------------

@@ -109,7 +109,9 @@ def _post(user_id: int, currency: str, signed_amount: int, kind: str, key: str, 
         if not _same_movement(existing, user_id, currency, signed_amount):
             raise IdempotencyConflict(_l("That idempotency key was already used for another movement.")) from None
         return Posting(existing.id, created=False)
-    posted = dict(user_id=user_id, currency=currency, amount=signed_amount, kind=kind, entry_id=entry.id, now=now)
+    posted = dict(
+        user_id=user_id, currency=currency, amount=signed_amount, kind=kind, entry_id=entry.id, balance_after=balance_after, now=now
+    )
     after_commit(lambda: events.ledger_entry_posted.send(None, **posted))
     return Posting(entry.id, created=True)
 

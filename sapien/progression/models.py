@@ -50,6 +50,9 @@ class MemberProgress(db.Model):
     # The member's own calendar day (in their time zone) of their last activity, and its UTC instant.
     last_active_day: Mapped[date | None] = mapped_column(Date)
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A copy of the member's time zone (kept current by the profile-updated event): the streak needs the
+    # member's calendar day on every accepted submission, without loading the user.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

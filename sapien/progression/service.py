@@ -39,15 +39,18 @@ the same exactly-once gate and ledger keys as member quests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from math import isqrt
+from uuid import uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from redis.exceptions import RedisError
 from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -71,6 +74,8 @@ from sapien.progression.models import (
     QuestProgress,
     StreakFreeze,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ProgressionError(DomainError):
@@ -244,6 +249,21 @@ def _user_zone(user_id: int) -> ZoneInfo:
     return _zone(user.timezone if user else None)
 
 
+def _progress_zone(user_id: int, row: MemberProgress) -> ZoneInfo:
+    """The member's zone as their progress row keeps it (a copy, so a submission needs no user query)."""
+    if row.timezone is None:
+        row.timezone = str(_user_zone(user_id))
+    return _zone(row.timezone)
+
+
+def on_profile_updated(_sender=None, *, user_id: int, timezone: str | None = None, **_ignored) -> None:
+    """Keep the progress row's copy of the member's time zone current."""
+    if timezone is None:
+        return
+    with unit_of_work() as session:
+        session.execute(update(MemberProgress).where(MemberProgress.user_id == user_id).values(timezone=timezone))
+
+
 def local_day(user_id: int, now: datetime) -> date:
     """The member's calendar day at the UTC instant `now`."""
     return as_utc(now).astimezone(_user_zone(user_id)).date()
@@ -261,7 +281,7 @@ def _unused_freezes(user_id: int, lock: bool = False, limit: int | None = None) 
 
 def _record_activity(user_id: int, row: MemberProgress, now: datetime) -> bool:
     """Count `now` as an active day; returns True when the streak changed. Runs in the caller's transaction."""
-    today = local_day(user_id, now)
+    today = as_utc(now).astimezone(_progress_zone(user_id, row)).date()
     if row.last_active_day is not None and today <= row.last_active_day:
         return False  # already counted today (or a late event for an earlier day)
     db.session.execute(
@@ -499,6 +519,7 @@ def create_quest(data: QuestDefinition, *, actor_id: int, now: datetime) -> Ques
         _apply(quest, data, now)
         session.add(quest)
         session.flush()
+        _announce_quests_changed()
     return quest
 
 
@@ -515,6 +536,7 @@ def update_quest(quest_id: int, data: QuestDefinition, *, actor_id: int, now: da
                 "scope",
             )
         _apply(quest, data, now)
+        _announce_quests_changed()
     return quest
 
 
@@ -558,6 +580,82 @@ def period_ends(quest: Quest, now: datetime) -> datetime | None:
         quest_end = as_utc(quest.ends_at)
         ends = quest_end if ends is None else min(ends, quest_end)
     return ends
+
+
+@dataclass(frozen=True)
+class QuestRule:
+    """What the event listeners need of an active quest: a plain copy, safe to keep across requests."""
+
+    id: int
+    title: str
+    period: str
+    objective: str
+    target: int
+    accuracy_percent: int | None
+    task_type: str
+    scope: str
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+# Quests change rarely but every accepted submission reads them. Each process keeps the active ones in
+# memory; a version in Redis, changed after every quest write commits, tells all processes to reload.
+QUEST_VERSION_KEY = "sapien:quests:version"
+_quest_rules_cache: tuple[bytes, list[QuestRule]] | None = None
+
+
+def _announce_quests_changed() -> None:
+    from sapien.queue import redis_connection
+
+    def bump() -> None:
+        try:
+            redis_connection().set(QUEST_VERSION_KEY, uuid4().hex)
+        except RedisError:
+            log.warning("quest cache version not bumped (Redis unavailable); listeners read quests from the database")
+
+    after_commit(bump)
+
+
+def _load_quest_rules() -> list[QuestRule]:
+    quests = db.session.scalars(select(Quest).where(Quest.is_active.is_(True)).order_by(Quest.period, Quest.id))
+    return [
+        QuestRule(q.id, q.title, q.period, q.objective, q.target, q.accuracy_percent, q.task_type, q.scope,
+                  as_utc(q.starts_at), as_utc(q.ends_at) if q.ends_at else None)
+        for q in quests
+    ]
+
+
+def _quest_rules() -> list[QuestRule]:
+    global _quest_rules_cache
+    from sapien.queue import redis_connection
+
+    try:
+        connection = redis_connection()
+        version = connection.get(QUEST_VERSION_KEY)
+        if version is None:  # first use, or Redis was flushed: start a version (another process may win)
+            connection.set(QUEST_VERSION_KEY, uuid4().hex, nx=True)
+            version = connection.get(QUEST_VERSION_KEY)
+    except RedisError:
+        return _load_quest_rules()
+    cached = _quest_rules_cache
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rules = _load_quest_rules()
+    _quest_rules_cache = (version, rules)
+    return rules
+
+
+def event_quests(now: datetime, objective: str, scope: str | None = None) -> list[QuestRule]:
+    """The active quests for `objective` at `now`, as event listeners read them (from the process cache)."""
+    moment = as_utc(now)
+    return [
+        rule
+        for rule in _quest_rules()
+        if rule.objective == objective
+        and (scope is None or rule.scope == scope)
+        and rule.starts_at <= moment
+        and (rule.ends_at is None or rule.ends_at > moment)
+    ]
 
 
 def active_quests(now: datetime, objective: str | None = None, scope: str | None = None) -> list[Quest]:
@@ -1083,10 +1181,10 @@ def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: d
     with unit_of_work():
         row, before = _bump_progress(user_id, now, labels_accepted=1)
         streak_moved = _record_activity(user_id, row, now)
-        quests = [q for q in active_quests(now, "label_items") if q.task_type in ("", task_type)]
+        quests = [q for q in event_quests(now, "label_items") if q.task_type in ("", task_type)]
         completed = _advance(user_id, [q for q in quests if q.scope == "member"], now, add=1)
         if streak_moved:
-            completed += _advance(user_id, active_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
+            completed += _advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
         _announce_completed(user_id, row, completed, now)
         guild_id, guild_completed = _advance_guild(user_id, [q for q in quests if q.scope == "guild"], now, add=1)
         _announce_guild_completed(user_id, guild_id, guild_completed, now)
@@ -1099,7 +1197,7 @@ def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: d
 def on_gold_answered(_sender=None, *, user_id: int, correct: bool, now: datetime, **_ignored) -> None:
     with unit_of_work():
         row, before = _bump_progress(user_id, now, gold_answered=1, gold_correct=1 if correct else 0)
-        completed = _advance(user_id, active_quests(now, "gold_accuracy", "member"), now, add=1, correct=1 if correct else 0)
+        completed = _advance(user_id, event_quests(now, "gold_accuracy", "member"), now, add=1, correct=1 if correct else 0)
         _announce_completed(user_id, row, completed, now)
         _award_rule_badges(user_id, row, now, before=before)
 
@@ -1111,7 +1209,7 @@ def on_review_completed(
 
     with unit_of_work():
         row, before = _bump_progress(reviewer_id, now, reviews_completed=1)
-        quests = active_quests(now, "reviews")
+        quests = event_quests(now, "reviews")
         completed = _advance(reviewer_id, [q for q in quests if q.scope == "member"], now, add=1)
         _announce_completed(reviewer_id, row, completed, now)
         guild_id, guild_completed = _advance_guild(reviewer_id, [q for q in quests if q.scope == "guild"], now, add=1)
@@ -1130,12 +1228,14 @@ def on_review_completed(
 def on_guild_joined(_sender=None, *, user_id: int, now: datetime, **_ignored) -> None:
     with unit_of_work():
         row, before = _bump_progress(user_id, now, guilds_joined=1)
-        completed = _advance(user_id, active_quests(now, "join_guild", "member"), now, at_least=1)
+        completed = _advance(user_id, event_quests(now, "join_guild", "member"), now, at_least=1)
         _announce_completed(user_id, row, completed, now)
         _award_rule_badges(user_id, row, now, before=before)
 
 
-def on_ledger_entry_posted(_sender=None, *, user_id: int, currency: str, now: datetime, **_ignored) -> None:
+def on_ledger_entry_posted(
+    _sender=None, *, user_id: int, currency: str, now: datetime, amount: int | None = None, balance_after: int | None = None, **_ignored
+) -> None:
     """Balances moved: refresh the nav in this request; XP moved: record any level reached."""
     from sapien.ledger import service as ledger
     from sapien.progression import live
@@ -1143,6 +1243,8 @@ def on_ledger_entry_posted(_sender=None, *, user_id: int, currency: str, now: da
     live.mark_status_changed(user_id)
     if currency != "xp":
         return
+    if balance_after is not None and amount is not None and level_for_xp(balance_after) == level_for_xp(balance_after - amount):
+        return  # this entry crossed no level boundary: nothing to record, no query needed
     xp = ledger.balance(user_id, "xp")
     recorded = db.session.scalar(select(MemberProgress.level).where(MemberProgress.user_id == user_id)) or 1
     if level_for_xp(xp) <= recorded:

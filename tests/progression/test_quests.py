@@ -232,3 +232,25 @@ def test_concurrent_events_count_every_label_and_the_day_once(app, moderator):
     progress = db.session.scalars(select(QuestProgress).where(QuestProgress.quest_id == quest_id)).one()
     assert progress.progress == 4 and progress.completed_at is not None
     assert sorted(b.badge.slug for b in service.member_badges(user_id)) == ["first-label", "quester"]  # once each
+
+
+def test_listeners_see_quest_changes_made_by_another_process(moderator):
+    """Listeners read quests from a per-process cache; a quest change anywhere must reach them."""
+    quest = make_quest(moderator, target=5)
+    user_id = make_user("cached")
+    accept(user_id, NOW)  # fills this process's cache with the quest
+    assert service.quest_cards(user_id, NOW)[0].progress == 1
+    # Another process deactivates the quest: its row changes and it bumps the shared version in Redis.
+    db.session.execute(Quest.__table__.update().where(Quest.id == quest.id).values(is_active=False))
+    db.session.commit()
+    accept(user_id, NOW)
+    assert db.session.scalar(select(QuestProgress.progress)) == 2, "stale until the version moves"
+    from sapien.queue import redis_connection
+
+    redis_connection().set(service.QUEST_VERSION_KEY, "another-process-wrote")
+    accept(user_id, NOW)
+    assert db.session.scalar(select(QuestProgress.progress)) == 2
+    # And an edit through the service bumps the version itself.
+    service.update_quest(quest.id, define(target=5, is_active=True), actor_id=moderator, now=NOW)
+    accept(user_id, NOW)
+    assert db.session.scalar(select(QuestProgress.progress)) == 3

@@ -40,6 +40,21 @@ def test_days_are_counted_in_the_members_time_zone(ctx):
     assert service.streak_state(utc_user, datetime(2026, 11, 18, 20, 0, tzinfo=UTC)).current == 1
 
 
+def test_a_changed_time_zone_moves_the_streak_day(ctx):
+    from sapien.accounts import service as accounts
+
+    user_id = make_user("traveller")
+    accept(user_id, datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    accept(user_id, datetime(2026, 11, 18, 20, 0, tzinfo=UTC))  # same UTC day
+    assert service.streak_state(user_id, datetime(2026, 11, 18, 20, 0, tzinfo=UTC)).current == 1
+    accounts.update_profile(user_id, display_name="Traveller", bio="", country=None, timezone="Asia/Jakarta", locale=None,
+                            hide_from_boards=False, languages={"en": "English"})
+    # 18:00 UTC on the 19th is already the 20th in Jakarta: the next local day after the 19th (local).
+    accept(user_id, datetime(2026, 11, 19, 18, 0, tzinfo=UTC))
+    state = service.streak_state(user_id, datetime(2026, 11, 19, 18, 0, tzinfo=UTC))
+    assert state.last_active_day.isoformat() == "2026-11-20"
+
+
 def test_a_freeze_protects_exactly_one_missed_day(ctx):
     user_id = make_user("frosty")
     assert service.grant_streak_freeze(user_id, key="gift:1", now=NOW)

@@ -972,7 +972,6 @@ def _free_slot(item_id: int) -> None:
         update(Item)
         .where(Item.id == item_id, Item.is_gold.is_(False), Item.slots_taken > 0)
         .values(slots_taken=Item.slots_taken - 1)
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -983,7 +982,6 @@ def _take_slot(item_id: int) -> bool:
         .where(Item.id == item_id, Item.slots_taken < Item.labels_target, Item.status == "open")
         .values(slots_taken=Item.slots_taken + 1)
         .returning(Item.id)
-        .execution_options(synchronize_session=False)
     ).scalar()
     return taken is not None
 
@@ -1371,7 +1369,7 @@ def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
 
 def retire_item(item_id: int, *, now: datetime) -> None:
     with unit_of_work() as session:
-        session.execute(update(Item).where(Item.id == item_id).values(status="retired").execution_options(synchronize_session=False))
+        session.execute(update(Item).where(Item.id == item_id).values(status="retired"))
 
 
 def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
@@ -1383,7 +1381,6 @@ def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
             update(Item)
             .where(Item.id == item_id, Item.labels_target < new_target)
             .values(labels_target=new_target)
-            .execution_options(synchronize_session=False)
         )
 
 

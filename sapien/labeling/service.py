@@ -15,7 +15,9 @@ Rewards
 ``reward = base × difficulty multiplier × streak multiplier``, rounded down, posted to the ledger with
 one key per submission and currency (``submission:<id>:points`` …). Enterprise campaigns pay points and
 XP, dual-reward campaigns add the partner token (ledger currency ``partner``; the symbol is in the memo),
-community campaigns pay XP and record revenue shares. Rejecting a paid submission reverses what was
+community campaigns pay XP and record revenue shares. Packs count partner rewards and minimum stakes in
+whole tokens (``partner_reward``, ``min_stake``, ``Submission.paid_partner``); the ledger holds them in
+base units (10**-18 of a token). Rejecting a paid submission reverses what was
 paid, never taking a balance below zero.
 """
 
@@ -60,6 +62,7 @@ from sapien.labeling.models import (
 )
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
+from sapien.queue import PendingWork, pending_work_source
 
 
 class LabelingError(DomainError):
@@ -173,7 +176,7 @@ def create_campaign(
 INTEGER_SETTINGS = {
     "reward_points": (0, 100_000),
     "reward_xp": (0, 100_000),
-    "partner_reward": (0, 10**30),
+    "partner_reward": (0, 9),
     "revenue_shares": (0, 1_000_000),
     "labels_per_item": (1, 50),
     "max_labels_per_item": (1, 50),
@@ -184,7 +187,7 @@ INTEGER_SETTINGS = {
     "estimated_seconds": (1, 3600),
     "min_level": (1, 1000),
     "min_reputation": (0, 1000),
-    "min_stake": (0, 10**30),
+    "min_stake": (0, 1_000_000_000),
     "exam_size": (1, 50),
     "exam_pass_percent": (1, 100),
 }
@@ -373,6 +376,22 @@ def get_pack(pack_id: int) -> TaskPack | None:
 
 def get_pack_by_slug(slug: str) -> TaskPack | None:
     return db.session.scalar(select(TaskPack).where(TaskPack.slug == slug))
+
+
+def get_lease(lease_id: int) -> Lease | None:
+    return db.session.get(Lease, lease_id)
+
+
+def get_item(item_id: int) -> Item | None:
+    return db.session.get(Item, item_id)
+
+
+def pack_items(pack_id: int) -> list[Item]:
+    return list(db.session.scalars(select(Item).where(Item.pack_id == pack_id).order_by(Item.id)))
+
+
+def get_media(media_id: int | None) -> Media | None:
+    return db.session.get(Media, media_id) if media_id else None
 
 
 def get_campaign(campaign_id: int) -> Campaign | None:
@@ -874,9 +893,9 @@ def access_for(pack: TaskPack, standing: Standing) -> PackAccess:
         reasons.append(
             _l("Reach a reputation of %(needed)s (yours is %(reputation)s).", needed=pack.min_reputation, reputation=standing.reputation)
         )
-    if standing.stake < pack.min_stake:
+    if standing.stake < pack.min_stake * TOKEN_UNIT:
         reasons.append(
-            _l("Stake at least %(needed)s tokens (you have %(stake)s staked).", needed=_tokens(pack.min_stake), stake=_tokens(standing.stake))
+            _l("Stake at least %(needed)s tokens (you have %(stake)s staked).", needed=f"{pack.min_stake:,}", stake=_tokens(standing.stake))
         )
     exam_missing = pack.exam_required and pack.id not in standing.passed_exams
     if exam_missing:
@@ -1278,7 +1297,7 @@ def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: dateti
     if xp:
         ledger.credit(user_id, "xp", xp, kind=kind, key=f"{key}:xp{suffix}", now=now, memo=memo)
     if partner:
-        ledger.credit(user_id, "partner", partner, kind=kind, key=f"{key}:partner{suffix}", now=now, memo=f"{campaign.partner_token} {memo}"[:255])
+        ledger.credit(user_id, "partner", partner * TOKEN_UNIT, kind=kind, key=f"{key}:partner{suffix}", now=now, memo=f"{campaign.partner_token} {memo}"[:255])
     if shares:
         share = db.session.scalar(select(RevenueShare).where(RevenueShare.submission_id == submission.id))
         if share is None:
@@ -1350,7 +1369,10 @@ def reject_submission(submission_id: int, *, reason: str, now: datetime) -> None
 def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
     kind = f"labeling-reversal:{pack.task_type}"
     key = f"submission:{submission.id}"
-    for currency, paid in (("points", submission.paid_points), ("xp", submission.paid_xp), ("partner", submission.paid_partner)):
+    paid_amounts = (
+        ("points", submission.paid_points), ("xp", submission.paid_xp), ("partner", submission.paid_partner * TOKEN_UNIT)
+    )
+    for currency, paid in paid_amounts:
         if not paid:
             continue
         # Never below zero: take what is there (the row lock keeps a concurrent spend from racing us).
@@ -1567,3 +1589,21 @@ def seed_demo_packs(now: datetime, *, actor_id: int | None = None, out_dir: Path
                 continue
             imported.append(import_pack_folder(folder, actor_id=actor_id, now=now))
     return imported
+
+
+# --- the lease sweep (a job that runs every minute once a worker started it) ---------------------
+
+LEASE_SWEEP_EVERY = timedelta(minutes=1)
+
+
+def lease_sweep_job_id(at: datetime) -> str:
+    """One job id per minute: a sweep enqueued twice for the same minute runs once (and is safe twice)."""
+    return f"labeling-expire-leases-{int(as_utc(at).timestamp()) // 60}"
+
+
+@pending_work_source("labeling-lease-sweep")
+def _lease_sweep_pending():
+    # Always pending: the worker's start-up reconcile begins the chain, each run schedules the next.
+    from sapien.database import utcnow
+
+    yield PendingWork("jobs.labeling.expire_leases", (), lease_sweep_job_id(utcnow()))

@@ -64,3 +64,46 @@ def make_pack(tmp_path: Path, *, kind: str = "enterprise", items: int = 5, gold:
         report = service.import_items(pack.id, write_items(tmp_path / pack.slug, rows), media_dir=None, now=NOW)
         assert not report.problems, report.problems
     return pack
+
+
+def png_bytes(width: int = 64, height: int = 48, color=(200, 30, 30), fmt: str = "PNG") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 8000) -> bytes:
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(rate)
+        clip.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buffer.getvalue()
+
+
+def make_media_pack(tmp_path: Path, task_type: str = "bounding_boxes", *, labels=("cell",), rows=None, files=None, **settings):
+    """An image or audio pack with media files written under tmp_path/<slug>/media; returns (pack, report)."""
+    from sapien.labeling import service
+
+    campaign = service.create_campaign(name=f"Campaign {next(_names)}", kind="enterprise", actor_id=None, now=NOW)
+    base = {"name": "Media pack", "slug": f"media-{next(_names)}", "task_type": task_type, "label_options": list(labels),
+            "labels_per_item": 1, "gold_rate_percent": 0, "review_rate_percent": 0}
+    pack = service.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
+    folder = tmp_path / pack.slug
+    (folder / "media").mkdir(parents=True, exist_ok=True)
+    if files is None:
+        files = {"media/a.png": png_bytes()} if task_type != "audio_transcription" else {"media/a.wav": wav_bytes()}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    if rows is None:
+        rows = [{"external_id": "m1", "media": next(iter(files)), "alt": "a red rectangle"}]
+    report = service.import_items(pack.id, write_items(folder, rows), media_dir=folder, now=NOW)
+    return pack, report

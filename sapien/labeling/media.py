@@ -84,6 +84,14 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def size_text(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{max(1, round(size / 1000))} kB"
+
+
+def too_large(name: str, size: int, limit: int) -> MediaRejected:
+    return MediaRejected(_l("%(name)s is too large (%(size)s; the limit is %(limit)s).", name=name, size=size_text(size), limit=size_text(limit)))
+
+
 def max_media_bytes() -> int:
     return int(current_app.config["MAX_MEDIA_BYTES"])
 
@@ -92,10 +100,7 @@ def inspect(name: str, data: bytes, expected_kind: str) -> MediaInfo:
     """Check that `data` is what its `name` claims and what the pack needs; measure it."""
     limit = max_media_bytes()
     if len(data) > limit:
-        raise MediaRejected(
-            _l("%(name)s is too large (%(size)s MB; the limit is %(limit)s MB).", name=name,
-               size=f"{len(data) / 1_000_000:.1f}", limit=f"{limit / 1_000_000:.0f}")
-        )
+        raise too_large(name, len(data), limit)
     if not data:
         raise MediaRejected(_l("%(name)s is empty.", name=name))
     claimed = EXTENSIONS.get(Path(name).suffix.lower())

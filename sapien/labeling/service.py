@@ -723,10 +723,9 @@ def _import_row(session, pack: TaskPack, row: dict, media_dir, by_basename, seen
         if not name:
             raise RowProblem(_l("The media file is missing."))
         file_path = _resolve_media(name, media_dir, by_basename)
-        if file_path.stat().st_size > media_files.max_media_bytes():
-            size = file_path.stat().st_size
-            raise RowProblem(_l("%(name)s is too large (%(size)s MB; the limit is %(limit)s MB).", name=name,
-                                size=f"{size / 1_000_000:.1f}", limit=f"{media_files.max_media_bytes() / 1_000_000:.0f}"))
+        size = file_path.stat().st_size
+        if size > media_files.max_media_bytes():
+            raise media_files.too_large(name, size, media_files.max_media_bytes())
         data = file_path.read_bytes()
         info = media_files.inspect(name, data, "audio" if pack.task_type == "audio_transcription" else "image")
         payload["alt"] = _row_text(row, "alt").strip()[:300]

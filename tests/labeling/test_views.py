@@ -125,3 +125,64 @@ def test_moderator_creates_campaign_and_pack_from_the_browser(app, make_member):
     with app.app_context():
         pack = service.get_pack_by_slug("cats")
         assert pack.partner_reward == 2 and pack.difficulty == "advanced" and pack.label_options == ["cat", "dog"]
+
+
+def test_media_is_served_only_to_those_who_may_see_the_pack(app, make_member, tmp_path):
+    from .conftest import make_media_pack, png_bytes
+
+    with app.test_request_context():
+        pack, _report = make_media_pack(tmp_path, "image_classification", labels=("cat", "dog"), min_level=2,
+                                        files={"media/a.png": png_bytes(20, 10)})
+        item = service.pack_items(pack.id)[0]
+        media_id, slug = item.media_id, pack.slug
+    ana, mod = make_member(), make_member(role="moderator")
+    assert ana.client.get(f"/media/{media_id}").status_code == 404  # locked pack, never shown the item
+    response = mod.client.get(f"/media/{media_id}")
+    assert response.status_code == 200 and response.mimetype == "image/png" and response.data == png_bytes(20, 10)
+    assert "private" in response.headers["Cache-Control"] and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert mod.client.get("/media/999999").status_code == 404
+    assert app.test_client().get(f"/media/{media_id}").status_code in (302, 303)
+    with app.test_request_context():
+        from sapien.ledger import service as ledger
+
+        ledger.credit(ana.id, "xp", 100, kind="test", key="ana-xp", now=NOW)  # level 2: the pack unlocks
+    assert ana.client.get(f"/media/{media_id}").status_code == 200
+    body = ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)
+    assert f"/media/{media_id}" in body and 'name="label"' in body
+
+
+def test_exam_pages(app, make_member, tmp_path):
+    slug = pack_for(app, tmp_path, items=2, exam=2, exam_required=True, exam_size=2, exam_pass_percent=50)
+    ana = make_member()
+    pack_page = ana.client.get(f"/packs/{slug}").get_data(as_text=True)
+    assert "qualification exam." in pack_page and f"/packs/{slug}/exam" in pack_page
+    work = ana.client.get(f"/packs/{slug}/work")
+    assert work.status_code == 303 and work.headers["Location"].endswith(f"/packs/{slug}")
+    page = ana.client.get(f"/packs/{slug}/exam").get_data(as_text=True)
+    assert "Start the exam" in page
+    assert ana.post(f"/packs/{slug}/exam/start").status_code == 303
+    for _ in range(2):
+        page = ana.client.get(f"/packs/{slug}/exam").get_data(as_text=True)
+        attempt = re.search(r'name="attempt_id" value="(\d+)"', page).group(1)
+        item = re.search(r'name="item_id" value="(\d+)"', page).group(1)
+        bad = ana.post(f"/packs/{slug}/exam", {"attempt_id": attempt, "item_id": item, "label": "zzz"})
+        assert bad.status_code == 422 and "is not one of this pack" in bad.get_data(as_text=True)
+        assert ana.post(f"/packs/{slug}/exam", {"attempt_id": attempt, "item_id": item, "label": "neg"}).status_code == 303
+    assert "You passed this exam." in ana.client.get(f"/packs/{slug}/exam").get_data(as_text=True)
+    assert ana.client.get(f"/packs/{slug}/work").status_code == 200
+    no_exam = pack_for(app, tmp_path)
+    assert ana.client.get(f"/packs/{no_exam}/exam").status_code == 404
+
+
+def test_history_lists_submissions_with_status_and_reward(app, make_member, tmp_path):
+    slug = pack_for(app, tmp_path, items=3, labels_per_item=1, reward_points=10, reward_xp=0)
+    ana = make_member()
+    for _ in range(2):
+        lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+        ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"})
+    page = ana.client.get("/work/history")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200 and body.count("Accepted") == 2 and "10 points" in body
+    fragment = ana.client.get("/work/history", headers=HX).get_data(as_text=True)
+    assert "<html" not in fragment and 'id="history"' in fragment
+    assert "No submissions yet." in make_member().client.get("/work/history").get_data(as_text=True)

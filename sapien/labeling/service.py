@@ -1053,9 +1053,13 @@ def _pick_gold(user_id: int, pack: TaskPack) -> int | None:
     )
 
 
-def _pick_ordinary(user_id: int, pack: TaskPack) -> int | None:
-    # Fill items closest to done first (they verify sooner); SKIP LOCKED lets racing members pass each other.
-    return db.session.scalar(
+def _claim_ordinary(user_id: int, pack: TaskPack) -> int | None:
+    """Take a slot of the next ordinary item for the member in one statement; returns the item id.
+
+    Items closest to done come first (they verify sooner); SKIP LOCKED lets racing members pass each
+    other, and the outer condition is the same guarded increment as `_take_slot`.
+    """
+    candidate = (
         select(Item.id)
         .where(
             Item.pack_id == pack.id,
@@ -1067,7 +1071,15 @@ def _pick_ordinary(user_id: int, pack: TaskPack) -> int | None:
         .order_by(Item.slots_taken.desc(), Item.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=Item)
+        .scalar_subquery()
     )
+    return db.session.execute(
+        update(Item)
+        .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
+        .values(slots_taken=Item.slots_taken + 1)
+        .returning(Item.id)
+        .execution_options(synchronize_session=False)
+    ).scalar()
 
 
 def _active_lease(user_id: int, pack_id: int) -> Lease | None:
@@ -1097,11 +1109,9 @@ def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
             if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:
                 item_id = _pick_gold(user_id, pack)
             if item_id is None:
-                item_id = _pick_ordinary(user_id, pack)
+                item_id = _claim_ordinary(user_id, pack)
                 if item_id is None:
                     raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
-                if not _take_slot(item_id):
-                    continue
                 lease = _new_lease(user_id, pack, item_id, now)
                 if lease is None:
                     _free_slot(item_id)

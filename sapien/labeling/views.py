@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from sapien.database import utcnow
+from sapien.database import unit_of_work, utcnow
 from sapien.extensions import htmx
 from sapien.labeling import service
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
@@ -219,9 +219,15 @@ def submit(slug: str):
     time_spent = request.form.get("time_spent_ms", type=int)
     now = utcnow()
     prior = None
+    response = None
     try:
-        prior = service.parse_answer_form(pack, current.item, request.form)
-        result = service.submit_answer(current_user.id, lease.id, prior, now=now, time_spent_ms=time_spent)
+        # The answer, the next lease and the page are one transaction (one commit per answer); the page is
+        # rendered before the commit, which would expire the rows it shows.
+        with unit_of_work():
+            prior = service.parse_answer_form(pack, current.item, request.form)
+            result = service.submit_answer(current_user.id, lease.id, prior, now=now, time_spent_ms=time_spent)
+            if htmx:
+                response = _render_work(pack, feedback=_feedback_from_result(result, current))
     except service.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
         return _render_work(pack, status=422, work=current, prior=prior if isinstance(prior, dict) else None, error=str(error.message))
@@ -230,9 +236,9 @@ def submit(slug: str):
     except (service.LeaseExpired, service.AlreadySubmitted) as error:
         flash_message(str(error.message), "error")
         return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
-    if not htmx:
-        return redirect_to(url_for("labeling.work", slug=pack.slug, feedback=result.submission_id))
-    return _render_work(pack, feedback=_feedback_from_result(result, current))
+    if response is not None:
+        return response
+    return redirect_to(url_for("labeling.work", slug=pack.slug, feedback=result.submission_id))
 
 
 @bp.post("/packs/<slug>/skip")

@@ -1616,3 +1616,32 @@ def _lease_sweep_pending():
     from sapien.database import utcnow
 
     yield PendingWork("jobs.labeling.expire_leases", (), lease_sweep_job_id(utcnow()))
+
+
+def seed_demo_history(user_ids: list[int], now: datetime, per_pack: int = 3) -> int:
+    """A few answered items per text pack for the demo accounts, through the real lease/submit path
+    (gold items answered right, others with a plausible answer). Returns how many were submitted."""
+    packs = list(db.session.scalars(
+        select(TaskPack).where(TaskPack.status == "open", TaskPack.task_type.in_((*CLASSIFICATION_TYPES, "text_cleaning")),
+                               TaskPack.exam_required.is_(False), TaskPack.min_level <= 1, TaskPack.min_reputation <= 0,
+                               TaskPack.min_stake <= 0).order_by(TaskPack.id)
+    ))
+    done = 0
+    for offset, user_id in enumerate(user_ids):
+        for pack in packs:
+            for number in range(per_pack):
+                moment = now - timedelta(hours=2 + offset, minutes=10 * number)
+                try:
+                    lease = lease_next_item(user_id, pack.id, moment)
+                except LabelingError:
+                    break
+                item = db.session.get(Item, lease.item_id)
+                if item.gold_answer is not None:
+                    answer = item.gold_answer
+                elif pack.task_type == "text_cleaning":
+                    answer = {"text": item.payload.get("text", "")}
+                else:
+                    answer = {"labels": [pack.label_options[(item.id + offset) % len(pack.label_options)]]}
+                submit_answer(user_id, lease.id, answer, now=moment + timedelta(seconds=20))
+                done += 1
+    return done

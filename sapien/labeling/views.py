@@ -4,7 +4,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, abort, request, send_file, url_for
+from flask import Blueprint, abort, current_app, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -50,9 +50,17 @@ def _register_template_globals(state) -> None:
     state.app.jinja_env.globals["text_diff"] = service.text_diff
 
 
+def _rejection_url(submission_id: int) -> str | None:
+    """The quality area's "why rejected / appeal" page of a submission (absent until that area is installed)."""
+    if "quality.submission" not in current_app.view_functions:
+        return None
+    return url_for("quality.submission", submission_id=submission_id)
+
+
 @bp.context_processor
 def _labels():
     return {
+        "rejection_url": _rejection_url,
         "task_type_labels": TASK_TYPE_LABELS,
         "difficulty_labels": DIFFICULTY_LABELS,
         "kind_labels": KIND_LABELS,

@@ -186,3 +186,14 @@ def test_history_lists_submissions_with_status_and_reward(app, make_member, tmp_
     fragment = ana.client.get("/work/history", headers=HX).get_data(as_text=True)
     assert "<html" not in fragment and 'id="history"' in fragment
     assert "No submissions yet." in make_member().client.get("/work/history").get_data(as_text=True)
+
+
+def test_history_shows_why_a_gold_answer_was_rejected(app, make_member, tmp_path):
+    slug = pack_for(app, tmp_path, items=1, gold=1)
+    ana = make_member()
+    with app.test_request_context():
+        gold_item = next(item for item in service.pack_items(service.get_pack_by_slug(slug).id) if item.is_gold)
+        lease = service.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))
+        service.submit_answer(ana.id, lease.id, {"labels": ["neg"]}, now=NOW.replace(year=2100))
+    body = ana.client.get("/work/history").get_data(as_text=True)
+    assert "Rejected" in body and ("Great is positive." in body or "/submissions/" in body)

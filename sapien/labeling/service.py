@@ -41,6 +41,7 @@ from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
 from sapien.database import after_commit, as_utc, unit_of_work
@@ -1073,13 +1074,14 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> int | None:
         .with_for_update(skip_locked=True, of=Item)
         .scalar_subquery()
     )
-    return db.session.execute(
+    item = db.session.scalars(
         update(Item)
         .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
         .values(slots_taken=Item.slots_taken + 1)
-        .returning(Item.id)
-        .execution_options(synchronize_session=False)
-    ).scalar()
+        .returning(Item),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).first()
+    return item.id if item is not None else None
 
 
 def _active_lease(user_id: int, pack_id: int) -> Lease | None:
@@ -1156,13 +1158,9 @@ class WorkItem:
 
 
 def work_item(lease: Lease) -> WorkItem:
-    row = db.session.execute(
-        select(Item, TaskPack, Media)
-        .join(TaskPack, TaskPack.id == Item.pack_id)
-        .outerjoin(Media, Media.id == Item.media_id)
-        .where(Item.id == lease.item_id)
-    ).one()
-    return WorkItem(lease, *row)
+    session = db.session
+    item = session.get(Item, lease.item_id)  # usually already loaded by the lease
+    return WorkItem(lease, item, session.get(TaskPack, item.pack_id), get_media(item.media_id))
 
 
 def release_lease(user_id: int, lease_id: int, *, now: datetime) -> None:
@@ -1222,6 +1220,19 @@ def _quality():
 
 def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, time_spent_ms: int | None = None) -> SubmissionResult:
     """Validate the answer, record it, let quality judge it, and pay it if it is accepted."""
+    return _submit(user_id, lease_id, lambda _pack, _item: answer, now=now, time_spent_ms=time_spent_ms)[0]
+
+
+def submit_answer_form(
+    user_id: int, lease_id: int, form: Mapping, *, pack_id: int, now: datetime, time_spent_ms: int | None = None
+) -> tuple[SubmissionResult, WorkItem]:
+    """`submit_answer` for the work page's form fields (one lookup for parsing and checking); also returns
+    the item that was answered, for the feedback. A lease of another pack is "not yours"."""
+    return _submit(user_id, lease_id, lambda pack, item: parse_answer_form(pack, item, form), now=now,
+                   time_spent_ms=time_spent_ms, pack_id=pack_id)
+
+
+def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_id: int | None = None):
     with unit_of_work() as session:
         row = session.execute(
             select(Lease, Item, TaskPack, Campaign, Media)
@@ -1231,14 +1242,15 @@ def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, t
             .outerjoin(Media, Media.id == Item.media_id)
             .where(Lease.id == lease_id)
         ).first()
-        if row is None or row[0].user_id != user_id:
+        if row is None or row[0].user_id != user_id or (pack_id is not None and row[0].pack_id != pack_id):
             raise LabelingNotFound(_l("That item is not yours."))
         lease, item, pack, campaign, media = row
+        answered = WorkItem(lease, item, pack, media)
         if lease.status == "submitted":
             raise AlreadySubmitted(_l("You already answered this item."))
         if lease.status != "active" or as_utc(lease.expires_at) <= now:
             raise LeaseExpired(_l("Your time for this item ran out, so it went back to the pool. Here is another one."))
-        canonical = validate_answer(pack, item, answer, media=media)
+        canonical = validate_answer(pack, item, answer_for(pack, item), media=media)
         claimed = session.execute(
             update(Lease)
             .where(Lease.id == lease.id, Lease.status == "active")
@@ -1247,7 +1259,7 @@ def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, t
         ).rowcount
         if not claimed:
             raise AlreadySubmitted(_l("You already answered this item."))
-        lease.status = "submitted"
+        set_committed_value(lease, "status", "submitted")
         if time_spent_ms is not None and not 0 <= time_spent_ms <= 86_400_000:
             time_spent_ms = None
         submission = Submission(
@@ -1272,7 +1284,7 @@ def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, t
             submission.decided_at = now
             if not item.is_gold:
                 _free_slot(item.id)
-    return SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares)
+    return SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares), answered
 
 
 def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaign: Campaign, now: datetime) -> tuple[int, int, int, int]:
@@ -1291,7 +1303,8 @@ def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaig
 def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: datetime) -> tuple[int, int, int, int]:
     from sapien.progression.service import streak_multiplier
 
-    multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(submission.user_id, now)
+    with db.session.no_autoflush:  # the status and amounts below go out in one UPDATE with the first posting
+        multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(submission.user_id, now)
     kind = f"labeling:{pack.task_type}"
     # Paid once per submission; after a reversal (an overturned rejection) the new payment gets its own keys.
     suffix = ":repaid" if submission.reversed_at is not None else ""
@@ -1301,6 +1314,7 @@ def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: dateti
     partner = _floor(pack.partner_reward * multiplier) if campaign.kind == "dual" else 0
     shares = _floor(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
     user_id, key = submission.user_id, f"submission:{submission.id}"
+    submission.paid_points, submission.paid_xp, submission.paid_partner = points, xp, partner
     if points:
         ledger.credit(user_id, "points", points, kind=kind, key=f"{key}:points{suffix}", now=now, memo=memo)
     if xp:
@@ -1314,7 +1328,6 @@ def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: dateti
                                         shares=shares, void=False, created_at=now))
         else:
             share.shares, share.void = shares, False
-    submission.paid_points, submission.paid_xp, submission.paid_partner = points, xp, partner
     return points, xp, partner, shares
 
 

@@ -220,25 +220,25 @@ def submit(slug: str):
     lease_id = request.form.get("lease_id", type=int)
     if not lease_id:
         abort(404)
-    lease = service.get_lease(lease_id)
-    if lease is None or lease.user_id != current_user.id or lease.pack_id != pack.id:
-        abort(404)
-    current = service.work_item(lease)
     time_spent = request.form.get("time_spent_ms", type=int)
-    now = utcnow()
-    prior = None
     response = None
     try:
         # The answer, the next lease and the page are one transaction (one commit per answer); the page is
         # rendered before the commit, which would expire the rows it shows.
         with unit_of_work():
-            prior = service.parse_answer_form(pack, current.item, request.form)
-            result = service.submit_answer(current_user.id, lease.id, prior, now=now, time_spent_ms=time_spent)
+            result, answered = service.submit_answer_form(
+                current_user.id, lease_id, request.form, pack_id=pack.id, now=utcnow(), time_spent_ms=time_spent
+            )
             if htmx:
-                response = _render_work(pack, feedback=_feedback_from_result(result, current))
+                response = _render_work(pack, feedback=_feedback_from_result(result, answered))
     except service.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
-        return _render_work(pack, status=422, work=current, prior=prior if isinstance(prior, dict) else None, error=str(error.message))
+        current = service.work_item(service.get_lease(lease_id))
+        try:
+            prior = service.parse_answer_form(current.pack, current.item, request.form)
+        except service.InvalidAnswer:
+            prior = None
+        return _render_work(pack, status=422, work=current, prior=prior, error=str(error.message))
     except service.LabelingNotFound:
         abort(404)
     except (service.LeaseExpired, service.AlreadySubmitted) as error:

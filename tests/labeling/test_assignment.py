@@ -298,3 +298,17 @@ def test_exam_unlocks_the_pack_and_retakes_wait(ctx, tmp_path, app):
     other = make_user()
     with pytest.raises(service.LabelingNotFound):
         service.answer_exam_item(other, retake.id, retake.item_ids[0], {"labels": ["neg"]}, now=later)
+
+
+def test_agreeing_answers_verify_and_retire_the_item(ctx, tmp_path):
+    from sapien.quality.models import VerifiedLabel
+
+    pack = make_pack(tmp_path, items=1, labels_per_item=3, max_labels_per_item=3)
+    item_id = service.pack_items(pack.id)[0].id
+    for _ in range(3):
+        do_one(make_user(), pack.id)
+    db.session.expire_all()
+    label = db.session.get(VerifiedLabel, item_id)
+    assert label is not None and label.answer == LABEL and label.labels_used == 3
+    assert db.session.get(Item, item_id).status == "retired"
+    assert len(service.item_answers(item_id)) == 3

@@ -439,11 +439,19 @@ def nuclei_boxes() -> tuple[np.ndarray, list[Box], np.ndarray]:
     dab = filters.gaussian(hed[..., 2], sigma=10)
     brown = dab > filters.threshold_otsu(dab)
 
-    def in_stroma(region) -> bool:
+    def is_stromal_nucleus(region) -> bool:
         row, col = region.centroid
-        return not brown[int(row), int(col)]
+        if brown[int(row), int(col)]:
+            return False
+        # Hematoxylin is blue-purple: when the darkest part of the box is redder than blue, it is DAB stain
+        # (a gland's edge) or debris, not a nucleus one can box with confidence.
+        pixels = image[region.coords[:, 0], region.coords[:, 1]].astype(float)
+        top, left, bottom, right = region.bbox
+        box = image[top:bottom, left:right].reshape(-1, 3).astype(float)
+        darkest = box[box.mean(axis=1) <= np.percentile(box.mean(axis=1), 30)]
+        return pixels[:, 2].mean() > pixels[:, 0].mean() + 4 and darkest[:, 2].mean() > darkest[:, 0].mean()
 
-    return image, _boxes_from_regions(nuclei, min_area=60, max_area=1200, keep=in_stroma), brown
+    return image, _boxes_from_regions(nuclei, min_area=60, max_area=1200, keep=is_stromal_nucleus), brown
 
 
 Window = tuple[int, int, int, int]  # left, top, right, bottom (exclusive)
@@ -600,7 +608,8 @@ def nuclei_pack() -> DemoPack:
         left, top, right, bottom = window
         return brown[top:bottom, left:right].mean() <= 0.3
 
-    windows = clean_windows(boxes, width, height, seeds=(64, 96, 128), min_objects=3, allowed=in_stroma)
+    windows = clean_windows(boxes, width, height, seeds=(64, 96, 128), min_objects=3, max_overlap=0.65,
+                             allowed=in_stroma)
     rows, media = [], {}
     for number, ((left, top, right, bottom), tile) in enumerate(windows):
         external_id = f"nuclei-{top:03d}-{left:03d}-{right - left}x{bottom - top}"

@@ -75,5 +75,7 @@ def chain_status_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli):
+    from sapien.labeling.cli import labeling_cli
+
+    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli):
         app.cli.add_command(group)

@@ -68,7 +68,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "GUILD_CREATE_MIN_LEVEL": int(env.get("GUILD_CREATE_MIN_LEVEL", "3")),
         "GUILD_CREATE_MIN_REPUTATION": int(env.get("GUILD_CREATE_MIN_REPUTATION", "100")),
         "GUILD_MAX_MEMBERS": int(env.get("GUILD_MAX_MEMBERS", "50")),
-        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024))),
+        # Labeling: pack media live under MEDIA_ROOT; one media file is at most MAX_MEDIA_BYTES, and an
+        # upload request (an items file plus its media) at most MAX_CONTENT_LENGTH.
+        "MEDIA_ROOT": env.get("MEDIA_ROOT", str(instance_dir / "media")),
+        "MAX_MEDIA_BYTES": int(env.get("MAX_MEDIA_BYTES", str(10 * 1024 * 1024))),
+        "EXAM_RETAKE_COOLDOWN_HOURS": int(env.get("EXAM_RETAKE_COOLDOWN_HOURS", "12")),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024))),
     }
     if overrides:
         config.update(overrides)

@@ -164,3 +164,8 @@ def _seed(members: int, now: datetime) -> None:
         _grant_history(rng, user.id, activity=rng.paretovariate(1.5), now=now)
         member_ids.append(user.id)
     _seed_guilds(rng, member_ids, now)
+    from sapien.labeling.service import seed_demo_history, seed_demo_packs
+
+    seed_demo_packs(now)
+    demo_ids = [accounts.get_by_username(DEMO_LOGINS[role]).id for role in ("member", "reviewer")]
+    seed_demo_history(demo_ids, now)

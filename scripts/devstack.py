@@ -1,8 +1,8 @@
 """Start what is missing, run the thing, stop what we started.
 
-`run`: Redis (if none answers), anvil (if CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker
-and the web server. `test`: Redis, PostgreSQL (from Debian's packages if none answers on 5432),
-chromium (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
+`run`: Redis (if none answers), espeak-ng (if absent; it speaks the transcription demo pack), anvil (if
+CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker and the web server. `test`: Redis, PostgreSQL (from Debian's packages if none answers on 5432),
+chromium and espeak-ng (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
 Ctrl-C stops every process this script started, and nothing else.
 """
 
@@ -115,6 +115,13 @@ def ensure_chromium() -> None:
     apt_install("chromium")
 
 
+def ensure_espeak() -> None:
+    # The transcription demo pack is spoken by espeak-ng (demo data and tests).
+    if shutil.which("espeak-ng"):
+        return
+    apt_install("espeak-ng")
+
+
 def start_anvil(port: int) -> str:
     url = f"http://127.0.0.1:{port}"
     if port_open("127.0.0.1", port):
@@ -133,6 +140,7 @@ def flask(*args: str, env: dict) -> None:
 def run(port: int) -> int:
     env = dict(os.environ)
     ensure_redis(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    ensure_espeak()
     if "CHAIN_RPC_URL" not in env:
         env["CHAIN_RPC_URL"] = start_anvil(int(env.get("ANVIL_PORT", "8545")))
     (ROOT / "instance").mkdir(exist_ok=True)
@@ -154,6 +162,7 @@ def test(pytest_args: list[str]) -> int:
     ensure_redis(env["TEST_REDIS_URL"])
     ensure_postgres(env["TEST_DATABASE_URL"])
     ensure_chromium()
+    ensure_espeak()
     command = [str(VENV_BIN / "python"), "-m", "pytest", *pytest_args]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 

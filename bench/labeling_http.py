@@ -1,0 +1,258 @@
+"""Labeling over HTTP: members leasing and answering items through 2 gunicorn workers on PostgreSQL.
+
+Every simulated member signs in, opens a pack's work page and then answers item after item the way the
+work page's htmx form does: one POST per answer, whose response carries the feedback and the next item
+(a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (with the lease
+sweep) and a QA loop that decides every submission sampled for review (accepting most, rejecting some),
+which pays the member and feeds quality's online aggregation and adaptive redundancy.
+
+Figures: accepted submissions per second (goal >= 150) and the p99 latency of an answer (goal < 100 ms),
+beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk).
+BENCH_LABELING_SECONDS sets the measured window, BENCH_LABELING_CONCURRENCY the members answering at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+from bench.harness import (
+    BENCH_DATABASE_URL,
+    BENCH_REDIS_URL,
+    ROOT,
+    VENV_BIN,
+    Figure,
+    app_env,
+    flask,
+    gunicorn,
+    recreate_database,
+    wrk,
+)
+
+NAME = "Labeling submissions over HTTP, gunicorn 2 workers, PostgreSQL"
+GOAL_RATE = 150.0
+GOAL_P99_MS = 100.0
+MEMBERS = 60
+ITEMS = 6000
+GOLD_ITEMS = 600
+PACK_SLUG = "bench-sentiment"
+PASSWORD = "bench-password-123"
+LEASE_ID = re.compile(r'name="lease_id" value="(\d+)"')
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def _app():
+    from sapien import create_app
+
+    return create_app({
+        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        "REDIS_URL": BENCH_REDIS_URL,
+    })
+
+
+def seed() -> None:
+    """Members, a campaign and a pack with ordinary and gold items (10 % gold, 10 % sampled for review)."""
+    from sqlalchemy import insert
+
+    from sapien.accounts import service as accounts
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling import service as labeling
+    from sapien.labeling.models import Item
+
+    app = _app()
+    with app.test_request_context():
+        now = utcnow()
+        password_hash = accounts.hash_password(PASSWORD)
+        for number in range(MEMBERS):
+            accounts.sign_up(accounts.SignUp(f"bench{number}", f"bench{number}@bench.example", ""), now=now - timedelta(days=1),
+                             password_hash=password_hash)
+        campaign = labeling.create_campaign(name="Bench campaign", kind="enterprise", actor_id=None, now=now)
+        pack = labeling.create_pack(campaign.id, {
+            "name": "Bench sentiment", "slug": PACK_SLUG, "task_type": "text_classification", "label_options": ["pos", "neg", "mixed"],
+            "labels_per_item": 3, "max_labels_per_item": 5, "gold_rate_percent": 10, "review_rate_percent": 10,
+            "daily_cap": 100_000, "reward_points": 10, "reward_xp": 5, "difficulty": "intermediate",
+        }, actor_id=None, now=now)
+        rng = random.Random(7)
+        rows = [
+            {"pack_id": pack.id, "external_id": f"t{n}", "payload": {"text": f"Review {n}: the film was {rng.choice(['great', 'dull', 'fine'])}."},
+             "is_gold": False, "is_exam": False, "gold_answer": None, "gold_explanation": "", "status": "open",
+             "labels_target": 3, "slots_taken": 0, "created_at": now}
+            for n in range(ITEMS)
+        ]
+        rows += [
+            {"pack_id": pack.id, "external_id": f"g{n}", "payload": {"text": f"Check {n}: a wonderful, moving film."},
+             "is_gold": True, "is_exam": False, "gold_answer": {"labels": ["pos" if n % 10 else "neg"]},
+             "gold_explanation": "Wonderful and moving are praise.", "status": "open", "labels_target": 3, "slots_taken": 0,
+             "created_at": now}
+            for n in range(GOLD_ITEMS)
+        ]
+        db.session.execute(insert(Item), rows)
+        db.session.commit()
+        db.session.execute(db.text("ANALYZE"))
+        db.session.commit()
+
+
+def review_loop(seconds: float) -> None:
+    """The QA stage beside the load: decide pending submissions (9 in 10 accepted) as they come in."""
+    from sqlalchemy import select
+
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling import service as labeling
+    from sapien.labeling.models import Submission
+
+    app = _app()
+    deadline = time.monotonic() + seconds
+    decided = 0
+    with app.test_request_context():
+        while time.monotonic() < deadline:
+            pending = list(db.session.scalars(
+                select(Submission.id).where(Submission.status == "pending_review").order_by(Submission.id).limit(50)
+            ))
+            db.session.rollback()
+            for submission_id in pending:
+                if submission_id % 10:
+                    labeling.accept_submission(submission_id, now=utcnow())
+                else:
+                    labeling.reject_submission(submission_id, reason="Bench reviewer: wrong label.", now=utcnow())
+                decided += 1
+            if not pending:
+                time.sleep(0.2)
+    print(f"review loop decided {decided}", flush=True)
+
+
+async def _sign_in(base: str, username: str):
+    """A signed-in client on the member's work page: (client, csrf token, current lease id)."""
+    import aiohttp
+
+    client = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(limit=0))
+    page = await (await client.get(base + "/login")).text()
+    token = CSRF.search(page).group(1)
+    await client.post(base + "/login", data={"login": username, "password": PASSWORD, "csrf_token": token}, allow_redirects=False)
+    page = await (await client.get(f"{base}/packs/{PACK_SLUG}/work")).text()
+    return [client, CSRF.search(page).group(1), LEASE_ID.search(page).group(1)]
+
+
+async def _answer_loop(base: str, members: list, start_at: float, stop_at: float, latencies: list[float], counters: dict) -> None:
+    """Answer item after item, playing `members` in turn; answers before `start_at` only warm up."""
+    rng = random.Random()
+    turn = 0
+    while time.perf_counter() < stop_at:
+        state = members[turn % len(members)]
+        turn += 1
+        client, token, lease_id = state
+        started = time.perf_counter()
+        async with client.post(
+            f"{base}/packs/{PACK_SLUG}/work",
+            data={"lease_id": lease_id, "label": "pos" if rng.random() < 0.9 else "neg", "csrf_token": token},
+            headers={"HX-Request": "true", "X-CSRFToken": token},
+        ) as response:
+            body = await response.text()
+            status = response.status
+        if started >= start_at:
+            latencies.append((time.perf_counter() - started) * 1000)
+            counters["requests"] += 1
+            counters["errors"] += status != 200
+        found = LEASE_ID.search(body)
+        if found is None:  # out of work for this member: the measurement would stall, so say so
+            counters["no_item"] += 1
+            return
+        state[2] = found.group(1)
+
+
+async def _load(base: str, seconds: float, concurrency: int, warmup: float = 5.0):
+    from sapien.database import utcnow
+
+    states = await asyncio.gather(*(_sign_in(base, f"bench{n}") for n in range(MEMBERS)))
+    groups = [states[i::concurrency] for i in range(concurrency)]
+    latencies: list[float] = []
+    counters = {"requests": 0, "errors": 0, "no_item": 0}
+    now_wall, now_utc = time.perf_counter(), utcnow()
+    start_at, stop_at = now_wall + warmup, now_wall + warmup + seconds
+    try:
+        await asyncio.gather(*(_answer_loop(base, group, start_at, stop_at, latencies, counters) for group in groups))
+    finally:
+        for client, _token, _lease in states:
+            await client.close()
+    window = (now_utc + timedelta(seconds=warmup), now_utc + timedelta(seconds=warmup + seconds))
+    return latencies, counters, window
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def _count_submissions(since, until) -> tuple[int, int]:
+    from sqlalchemy import func, select
+
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+
+    app = _app()
+    with app.app_context():
+        window = (Submission.created_at >= since, Submission.created_at < until)
+        total = db.session.scalar(select(func.count()).select_from(Submission).where(*window))
+        accepted = db.session.scalar(select(func.count()).select_from(Submission).where(*window, Submission.status == "accepted"))
+        return int(total), int(accepted)
+
+
+def run() -> list[Figure]:
+    from redis import Redis
+
+    seconds = float(os.environ.get("BENCH_LABELING_SECONDS", "20"))
+    concurrency = int(os.environ.get("BENCH_LABELING_CONCURRENCY", "6"))
+    recreate_database()
+    Redis.from_url(BENCH_REDIS_URL).flushdb()
+    flask("db", "upgrade")
+    seed()
+    with gunicorn("bench.trivial_app:app") as base:
+        wrk(base + "/static-page", seconds=3)
+        static = wrk(base + "/static-page", seconds=10, connections=concurrency)
+    env = app_env()
+    worker = subprocess.Popen([str(VENV_BIN / "python"), "-m", "jobs.worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        with gunicorn("app:app") as base:
+            reviewer = subprocess.Popen(
+                [str(VENV_BIN / "python"), "-m", "bench.labeling_http", "review-loop", str(seconds + 40)],
+                cwd=ROOT, env=env,
+            )
+            try:
+                latencies, counters, (window_start, window_end) = asyncio.run(_load(base, seconds, concurrency))
+            finally:
+                reviewer.wait(timeout=seconds + 120)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    total, accepted = _count_submissions(window_start, window_end)
+    if counters["errors"] or counters["no_item"]:
+        raise RuntimeError(f"{counters['errors']} of {counters['requests']} answers failed and {counters['no_item']} members ran"
+                           " out of work: the benchmark measured something else")
+    rate = accepted / seconds
+    answers = total / seconds
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+    ceiling = f"{static.requests_per_second:.0f} req/s trivial page, p99 {static.p99_ms:.1f} ms"
+    met_rate, met_p99 = rate >= GOAL_RATE, p99 < GOAL_P99_MS
+    return [
+        Figure(NAME, "accepted submissions/s (QA review + aggregation beside)", round(rate, 1), "/s", ceiling=ceiling,
+               goal=f">= {GOAL_RATE:g}/s", met=met_rate),
+        Figure(NAME, "answers/s (all statuses; one POST each, next item included)", round(answers, 1), "/s", ceiling=ceiling),
+        Figure(NAME, "answer p50 latency", round(p50, 2), "ms", ceiling=f"{static.p50_ms:.2f} ms trivial page"),
+        Figure(NAME, "answer p99 latency", round(p99, 2), "ms", ceiling=f"{static.p99_ms:.2f} ms trivial page",
+               goal=f"< {GOAL_P99_MS:g} ms", met=met_p99),
+    ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["review-loop"]:
+        review_loop(float(sys.argv[2]))
+    else:
+        for figure in run():
+            print(figure)

@@ -1,0 +1,76 @@
+"""`flask labeling import|import-folder|demo|expire-leases`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+labeling_cli = AppGroup("labeling", help="Campaigns, task packs and their items.")
+
+
+def _print_report(report) -> None:
+    click.echo(f"imported {report.imported} item(s) ({report.gold} gold, {report.exam} exam), {report.media_stored} media file(s)")
+    for problem in report.problems:
+        click.echo(f"line {problem.line}: {problem.message}", err=True)
+
+
+@labeling_cli.command("import")
+@click.argument("pack_slug")
+@click.argument("items_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--media-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Folder the items' media paths are relative to.")
+def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
+    """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
+    from sapien.database import utcnow
+    from sapien.labeling import service
+
+    pack = service.get_pack_by_slug(pack_slug)
+    if pack is None:
+        raise click.ClickException(f"no pack with slug {pack_slug!r}")
+    try:
+        report = service.import_items(pack.id, items_file, media_dir=media_dir or items_file.parent, now=utcnow())
+    except service.LabelingError as error:
+        raise click.ClickException(str(error)) from None
+    _print_report(report)
+
+
+@labeling_cli.command("import-folder")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def import_folder_command(folder: Path) -> None:
+    """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
+    from sapien.database import utcnow
+    from sapien.labeling import service
+
+    try:
+        pack, report = service.import_pack_folder(folder, actor_id=None, now=utcnow())
+    except service.LabelingError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"pack {pack.slug} created")
+    _print_report(report)
+
+
+@labeling_cli.command("demo")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep the generated pack folders here.")
+def demo_command(out_dir: Path | None) -> None:
+    """Generate the demo packs (real content, known answers) and import those not there yet."""
+    from sapien.database import utcnow
+    from sapien.labeling import service
+
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    imported = service.seed_demo_packs(utcnow(), out_dir=out_dir)
+    if not imported:
+        click.echo("Demo packs already present.")
+    for pack, report in imported:
+        click.echo(f"pack {pack.slug}:")
+        _print_report(report)
+
+
+@labeling_cli.command("expire-leases")
+def expire_leases_command() -> None:
+    """Return the slots of abandoned leases to the pool now."""
+    from sapien.database import utcnow
+    from sapien.labeling import service
+
+    click.echo(f"{service.expire_leases(utcnow())} lease(s) expired")

@@ -1,0 +1,471 @@
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from sapien.database import unit_of_work, utcnow
+from sapien.extensions import htmx
+from sapien.labeling import service
+from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
+from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.web import (
+    flash_message,
+    form_status,
+    redirect_to,
+    render_page_or_fragment,
+    role_required,
+    show_domain_error,
+)
+
+bp = Blueprint("labeling", __name__)
+
+TASK_TYPE_LABELS = dict(TASK_TYPE_CHOICES)
+DIFFICULTY_LABELS = {
+    "beginner": _l("Beginner"),
+    "intermediate": _l("Intermediate"),
+    "advanced": _l("Advanced"),
+    "expert": _l("Expert"),
+}
+KIND_LABELS = {"enterprise": _l("Enterprise"), "dual": _l("Dual reward"), "community": _l("Community")}
+STATUS_LABELS = {
+    "accepted": _l("Accepted"),
+    "pending_review": _l("In review"),
+    "rejected": _l("Rejected"),
+    "open": _l("Open"),
+    "paused": _l("Paused"),
+    "closed": _l("Closed"),
+}
+UPLOAD_SUFFIXES = (".jsonl", ".csv")
+
+
+@bp.record_once
+def _register_template_globals(state) -> None:
+    # The answer display (show_answer.html) draws cleaning diffs with this, on any area's pages.
+    state.app.jinja_env.globals["text_diff"] = service.text_diff
+
+
+def _rejection_url(submission_id: int) -> str | None:
+    """The quality area's "why rejected / appeal" page of a submission (absent until that area is installed)."""
+    if "quality.submission" not in current_app.view_functions:
+        return None
+    return url_for("quality.submission", submission_id=submission_id)
+
+
+@bp.context_processor
+def _labels():
+    return {
+        "rejection_url": _rejection_url,
+        "task_type_labels": TASK_TYPE_LABELS,
+        "difficulty_labels": DIFFICULTY_LABELS,
+        "kind_labels": KIND_LABELS,
+        "status_labels": STATUS_LABELS,
+    }
+
+
+def _pack_or_404(slug: str):
+    pack = service.get_pack_by_slug(slug)
+    if pack is None:
+        abort(404)
+    return pack
+
+
+def _media_url(media) -> str | None:
+    return url_for("labeling.media", media_id=media.id) if media is not None else None
+
+
+# --- marketplace and pack page --------------------------------------------------------------------
+
+@bp.get("/work")
+@login_required
+def marketplace():
+    task_type = request.args.get("task_type", "")
+    difficulty = request.args.get("difficulty", "")
+    unlocked = request.args.get("unlocked", "")
+    sort = request.args.get("sort", "reward")
+    task_type = task_type if task_type in TASK_TYPES else ""
+    difficulty = difficulty if difficulty in DIFFICULTIES else ""
+    unlocked = unlocked if unlocked in ("unlocked", "locked") else ""
+    sort = sort if sort in service.MARKET_SORTS else "reward"
+    cards = service.marketplace(current_user.id, task_type=task_type, difficulty=difficulty, unlocked=unlocked, sort=sort)
+    return render_page_or_fragment(
+        "labeling/marketplace.html",
+        "labeling/fragments/pack_list.html",
+        cards=cards,
+        filters={"task_type": task_type, "difficulty": difficulty, "unlocked": unlocked, "sort": sort},
+    )
+
+
+@bp.get("/packs/<slug>")
+@login_required
+def pack(slug: str):
+    pack = _pack_or_404(slug)
+    if pack.status == "closed" and not current_user.has_role("moderator"):
+        abort(404)
+    campaign = service.get_campaign(pack.campaign_id)
+    access = service.access_for(pack, service.member_standing(current_user.id))
+    points, xp, partner, shares = service.rewards_after_difficulty(pack, campaign)
+    counts = service.pack_counts([pack.id]).get(pack.id, service.PackCounts())
+    exam = service.exam_state(current_user.id, pack.id, utcnow()) if pack.exam_required else None
+    return render_page_or_fragment(
+        "labeling/pack.html",
+        "labeling/fragments/pack.html",
+        pack=pack,
+        campaign=campaign,
+        access=access,
+        rewards={"points": points, "xp": xp, "partner": partner, "shares": shares},
+        counts=counts,
+        exam=exam,
+    )
+
+
+# --- work ---------------------------------------------------------------------------------------
+
+@dataclass
+class Feedback:
+    status: str
+    is_gold: bool
+    correct: bool | None
+    expected: dict | None
+    explanation: str
+    points: int
+    xp: int
+    pack: object
+    item: object
+    media_url: str | None
+
+
+def _feedback_from_result(result, work_before) -> Feedback:
+    gold = result.feedback
+    return Feedback(
+        status=result.status,
+        is_gold=gold is not None,
+        correct=gold.correct if gold is not None else None,
+        expected=gold.expected if gold is not None else None,
+        explanation=gold.explanation if gold is not None else "",
+        points=result.points,
+        xp=result.xp,
+        pack=work_before.pack,
+        item=work_before.item,
+        media_url=_media_url(work_before.media),
+    )
+
+
+def _feedback_from_submission(submission_id: int) -> Feedback | None:
+    found = service.gold_feedback_for(current_user.id, submission_id)
+    if found is None:
+        return None
+    submission, item, pack = found
+    media = service.get_media(item.media_id)
+    return Feedback(
+        status=submission.status,
+        is_gold=submission.is_gold,
+        correct=submission.gold_correct,
+        expected=item.gold_answer if submission.is_gold else None,
+        explanation=item.gold_explanation if submission.is_gold else "",
+        points=submission.paid_points,
+        xp=submission.paid_xp,
+        pack=pack,
+        item=item,
+        media_url=_media_url(media),
+    )
+
+
+def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str | None = None, feedback: Feedback | None = None,
+                 done: str | None = None):
+    """The work page: feedback on the last answer (if any), then the current item or why there is none."""
+    if work is None and done is None:
+        try:
+            work = service.work_item(service.lease_next_item(current_user.id, pack.id, utcnow()))
+        except service.PackLocked as locked:
+            if feedback is None:
+                flash_message(str(locked.message), "error")
+                return redirect_to(url_for("labeling.pack", slug=pack.slug))
+            done = str(locked.message)
+        except (service.NoWorkLeft, service.DailyCapReached) as stop:
+            done = str(stop.message)
+    return render_page_or_fragment(
+        "labeling/work.html",
+        "labeling/fragments/work.html",
+        status=status,
+        pack=pack,
+        work=work,
+        media_url=_media_url(work.media) if work else None,
+        prior=prior,
+        error=error,
+        feedback=feedback,
+        done=done,
+    )
+
+
+@bp.get("/packs/<slug>/work")
+@login_required
+def work(slug: str):
+    pack = _pack_or_404(slug)
+    feedback = None
+    if request.args.get("feedback", type=int):
+        feedback = _feedback_from_submission(request.args.get("feedback", type=int))
+    return _render_work(pack, feedback=feedback)
+
+
+@bp.post("/packs/<slug>/work")
+@login_required
+def submit(slug: str):
+    pack = _pack_or_404(slug)
+    lease_id = request.form.get("lease_id", type=int)
+    if not lease_id:
+        abort(404)
+    time_spent = request.form.get("time_spent_ms", type=int)
+    response = None
+    try:
+        # The answer, the next lease and the page are one transaction (one commit per answer); the page is
+        # rendered before the commit, which would expire the rows it shows.
+        with unit_of_work():
+            result, answered = service.submit_answer_form(
+                current_user.id, lease_id, request.form, pack_id=pack.id, now=utcnow(), time_spent_ms=time_spent
+            )
+            if htmx:
+                response = _render_work(pack, feedback=_feedback_from_result(result, answered))
+    except service.InvalidAnswer as error:
+        # Show the same item again with what the member entered and what is wrong with it.
+        current = service.work_item(service.get_lease(lease_id))
+        try:
+            prior = service.parse_answer_form(current.pack, current.item, request.form)
+        except service.InvalidAnswer:
+            prior = None
+        return _render_work(pack, status=422, work=current, prior=prior, error=str(error.message))
+    except service.LabelingNotFound:
+        abort(404)
+    except (service.LeaseExpired, service.AlreadySubmitted) as error:
+        flash_message(str(error.message), "error")
+        return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
+    if response is not None:
+        return response
+    return redirect_to(url_for("labeling.work", slug=pack.slug, feedback=result.submission_id))
+
+
+@bp.post("/packs/<slug>/skip")
+@login_required
+def skip(slug: str):
+    pack = _pack_or_404(slug)
+    lease_id = request.form.get("lease_id", type=int) or 0
+    try:
+        service.release_lease(current_user.id, lease_id, now=utcnow())
+    except service.LabelingNotFound:
+        abort(404)
+    flash_message(_("Skipped. The item goes to someone else."), "info")
+    if htmx:
+        return _render_work(pack)
+    return redirect_to(url_for("labeling.work", slug=pack.slug))
+
+
+# --- exam ---------------------------------------------------------------------------------------
+
+def _render_exam(pack, *, status: int = 200, prior=None, error: str | None = None):
+    state = service.exam_state(current_user.id, pack.id, utcnow())
+    return render_page_or_fragment(
+        "labeling/exam.html",
+        "labeling/fragments/exam.html",
+        status=status,
+        pack=pack,
+        state=state,
+        media_url=_media_url(state.next_media),
+        prior=prior,
+        error=error,
+    )
+
+
+@bp.get("/packs/<slug>/exam")
+@login_required
+def exam(slug: str):
+    pack = _pack_or_404(slug)
+    if not pack.exam_required:
+        abort(404)
+    return _render_exam(pack)
+
+
+@bp.post("/packs/<slug>/exam/start")
+@login_required
+def start_exam(slug: str):
+    pack = _pack_or_404(slug)
+    if not pack.exam_required:
+        abort(404)
+    try:
+        service.start_exam(current_user.id, pack.id, utcnow())
+    except service.ExamError as error:
+        flash_message(str(error.message), "error")
+        return _render_exam(pack, status=422)
+    return redirect_to(url_for("labeling.exam", slug=pack.slug))
+
+
+@bp.post("/packs/<slug>/exam")
+@login_required
+def answer_exam(slug: str):
+    pack = _pack_or_404(slug)
+    attempt_id = request.form.get("attempt_id", type=int) or 0
+    item_id = request.form.get("item_id", type=int) or 0
+    item = service.get_item(item_id)
+    if item is None or item.pack_id != pack.id:
+        abort(404)
+    prior = None
+    try:
+        prior = service.parse_answer_form(pack, item, request.form)
+        attempt = service.answer_exam_item(current_user.id, attempt_id, item_id, prior, now=utcnow())
+    except service.InvalidAnswer as error:
+        return _render_exam(pack, status=422, prior=prior if isinstance(prior, dict) else None, error=str(error.message))
+    except service.LabelingNotFound:
+        abort(404)
+    except service.ExamError as error:
+        flash_message(str(error.message), "error")
+        return redirect_to(url_for("labeling.exam", slug=pack.slug))
+    if attempt.finished_at is not None:
+        if attempt.passed:
+            flash_message(_("You passed the exam: the pack is yours to work on."))
+        else:
+            flash_message(_("Not this time. Read the instructions again and retake the exam later."), "info")
+    return redirect_to(url_for("labeling.exam", slug=pack.slug))
+
+
+# --- history ------------------------------------------------------------------------------------
+
+@bp.get("/work/history")
+@login_required
+def my_submissions():
+    page = request.args.get("page", 1, type=int)
+    rows, pages = service.my_submissions(current_user.id, page=page)
+    return render_page_or_fragment(
+        "labeling/history.html", "labeling/fragments/history.html", rows=rows, pages=pages, page_number=min(max(1, page), pages)
+    )
+
+
+# --- moderators ---------------------------------------------------------------------------------
+
+@bp.get("/manage/campaigns")
+@role_required("moderator")
+def manage():
+    campaigns = service.list_campaigns()
+    counts = service.pack_counts()
+    return render_page_or_fragment("labeling/manage.html", "labeling/fragments/manage.html", campaigns=campaigns, counts=counts,
+                                   status_form=PackStatusForm(formdata=None))
+
+
+@bp.route("/manage/campaigns/new", methods=["GET", "POST"])
+@role_required("moderator")
+def new_campaign():
+    form = CampaignForm()
+    if form.validate_on_submit():
+        try:
+            campaign = service.create_campaign(
+                name=form.name.data, kind=form.kind.data, description=form.description.data or "", client_name=form.client_name.data or "",
+                partner_token=form.partner_token.data or "", actor_id=current_user.id, now=utcnow(),
+            )
+        except service.LabelingError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("Campaign %(name)s is created. Add its first pack.", name=campaign.name))
+            return redirect_to(url_for("labeling.new_pack", campaign_id=campaign.id))
+    return render_page_or_fragment("labeling/campaign_form.html", "labeling/fragments/campaign_form.html", status=form_status(form), form=form)
+
+
+@bp.route("/manage/campaigns/<int:campaign_id>/packs/new", methods=["GET", "POST"])
+@role_required("moderator")
+def new_pack(campaign_id: int):
+    campaign = service.get_campaign(campaign_id)
+    if campaign is None:
+        abort(404)
+    form = PackForm()
+    if form.validate_on_submit():
+        try:
+            pack = service.create_pack(campaign.id, form.settings(), actor_id=current_user.id, now=utcnow())
+        except service.LabelingNotFound:
+            abort(404)
+        except service.LabelingError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("Pack %(name)s is created. Upload its items.", name=pack.name))
+            return redirect_to(url_for("labeling.upload_items", slug=pack.slug))
+    return render_page_or_fragment(
+        "labeling/pack_form.html", "labeling/fragments/pack_form.html", status=form_status(form), form=form, campaign=campaign
+    )
+
+
+def _upload_name(name: str | None) -> str | None:
+    """A browser's file name reduced to its last part; None for names we will not write."""
+    if not name:
+        return None
+    base = Path(name.replace("\\", "/")).name
+    if not base or base.startswith(".") or "\x00" in base or len(base) > 200:
+        return None
+    return base
+
+
+@bp.route("/manage/packs/<slug>/items", methods=["GET", "POST"])
+@role_required("moderator")
+def upload_items(slug: str):
+    pack = _pack_or_404(slug)
+    form = UploadForm()
+    report = None
+    if form.validate_on_submit():
+        items_name = _upload_name(form.items.data.filename) or ""
+        suffix = Path(items_name).suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            form.items.errors = [*form.items.errors, _("The items file must be .jsonl or .csv.")]
+        else:
+            with tempfile.TemporaryDirectory(prefix="sapien-upload-") as scratch:
+                folder = Path(scratch)
+                items_path = folder / f"items{suffix}"
+                form.items.data.save(items_path)
+                media_dir = folder / "media"
+                media_dir.mkdir()
+                for upload in form.media.data or []:
+                    name = _upload_name(getattr(upload, "filename", None))
+                    if name:
+                        upload.save(media_dir / name)
+                try:
+                    report = service.import_items(pack.id, items_path, media_dir=media_dir, now=utcnow(), by_basename=True)
+                except service.LabelingError as error:
+                    show_domain_error(form, error)
+            if report is not None:
+                if report.imported:
+                    flash_message(_("%(count)s item(s) imported.", count=report.imported))
+                if not report.problems:
+                    return redirect_to(url_for("labeling.upload_items", slug=pack.slug))
+    status = 422 if request.method == "POST" and (form.errors or form.form_errors or (report and report.problems)) else 200
+    counts = service.pack_counts([pack.id]).get(pack.id, service.PackCounts())
+    return render_page_or_fragment(
+        "labeling/upload.html", "labeling/fragments/upload.html", status=status, form=form, pack=pack, report=report, counts=counts
+    )
+
+
+@bp.post("/manage/packs/<slug>/status")
+@role_required("moderator")
+def pack_status(slug: str):
+    pack = _pack_or_404(slug)
+    form = PackStatusForm()
+    if not form.validate():
+        flash_message(_("Choose open, paused or closed."), "error")
+    else:
+        service.set_pack_status(pack.id, form.status.data, now=utcnow())
+        flash_message(_("%(pack)s is now %(status)s.", pack=pack.name, status=STATUS_LABELS[form.status.data]))
+    return redirect_to(url_for("labeling.manage"))
+
+
+# --- media --------------------------------------------------------------------------------------
+
+@bp.get("/media/<int:media_id>")
+@login_required
+def media(media_id: int):
+    found = service.media_for_viewer(media_id, current_user.id, is_moderator=current_user.has_role("moderator"), now=utcnow())
+    if found is None:
+        abort(404)
+    path = service.media_path(found)
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=found.content_type, conditional=True, max_age=3600, etag=found.sha256)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -91,6 +91,13 @@ def test_single_label_classification_renders_radios_with_number_shortcuts(app, r
         canonical(app, pack, item, html)
 
 
+def test_more_than_nine_labels_leave_the_tenth_without_a_key(app, render):
+    pack = pack_of("text_classification", label_options=[f"topic {n}" for n in range(1, 12)], multi_label=True)
+    html = render(pack, Item(id=3, payload={"text": "x"}))
+    shortcuts = [attrs["data-shortcut"] for tag, attrs in parsed(html).tags if tag == "input"]
+    assert shortcuts == [str(n) for n in range(1, 10)] + ["", ""]
+
+
 def test_prior_answer_is_checked_again_and_posts_back_unchanged(app, render):
     pack = pack_of("text_classification", label_options=["business", "health", "sport"], multi_label=True)
     item = Item(id=8, payload={"text": "Club sold"})
@@ -110,9 +117,9 @@ def test_image_classification_shows_the_picture_with_its_size_and_alt(app, rende
     img = next(attrs for tag, attrs in parsed(html).tags if tag == "img")
     assert img["src"] == "/media/3" and img["alt"] == "A handwritten digit" and img["width"] == "112"
     assert "picture__img--pixelated" in img["class"]
-    # Ten labels, nine number keys: the tenth has no shortcut.
+    # Digit labels answer to their own key (0 for "0"), not to their position.
     shortcuts = [attrs["data-shortcut"] for tag, attrs in parsed(html).tags if tag == "input"]
-    assert shortcuts[:9] == [str(n) for n in range(1, 10)] and shortcuts[9] == ""
+    assert shortcuts == [str(n) for n in range(10)]
     assert canonical(app, pack, item, html, media=media) == {"labels": ["7"]}
 
 

@@ -634,7 +634,7 @@
       event.preventDefault();
       return;
     }
-    if ((type === "text_classification" || type === "image_classification") && /^[1-9]$/.test(key) &&
+    if ((type === "text_classification" || type === "image_classification") && /^[0-9]$/.test(key) &&
         !ctrl && !event.altKey && pickLabel(widget, key)) {
       event.preventDefault();
     }

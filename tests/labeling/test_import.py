@@ -213,3 +213,19 @@ def test_upload_from_the_browser_reports_bad_lines(app, make_member, tmp_path):
                                   "media": [(io.BytesIO(png_bytes()), "a.png")]},
                             content_type="multipart/form-data")
     assert clean.status_code == 303
+
+
+def test_demo_packs_cover_every_task_type_and_import_once(app):
+    from sapien.labeling.models import TASK_TYPES, TaskPack
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["labeling", "demo"])
+    assert first.exit_code == 0, first.output
+    with app.app_context():
+        packs = list(db.session.scalars(select(TaskPack)))
+        assert {pack.task_type for pack in packs} >= set(TASK_TYPES) - {"audio_transcription"}
+        counts = service.pack_counts()
+        assert all(counts[pack.id].items > 0 for pack in packs)
+        assert any(counts[pack.id].gold > 0 for pack in packs)
+    second = runner.invoke(args=["labeling", "demo"])
+    assert second.exit_code == 0 and "Demo packs already present." in second.output

@@ -232,6 +232,38 @@ def reputation_history(user_id: int, limit: int = 100) -> list[ReputationEvent]:
     )
 
 
+def reputation_reason_labels() -> dict[str, str]:
+    return {
+        "gold": _l("Known-answer item"),
+        "review": _l("Review of your work"),
+        "agreement": _l("Agreement with the verified label"),
+        "planted_review": _l("Check of your reviewing"),
+        "appeal": _l("Appeal overturned"),
+        "decay": _l("Inactivity drift toward 500"),
+    }
+
+
+@dataclass
+class ReputationChart:
+    width: int
+    height: int
+    points: str  # SVG polyline points
+    first: int
+    last: int
+    low: int
+    high: int
+
+
+def reputation_chart(events_oldest_first: list[ReputationEvent], width: int = 600, height: int = 160) -> ReputationChart | None:
+    """Polyline points for the score over the member's recent events (the y axis spans 0–1000)."""
+    if not events_oldest_first:
+        return None
+    scores = [events_oldest_first[0].score_after - events_oldest_first[0].delta] + [e.score_after for e in events_oldest_first]
+    step = width / max(1, len(scores) - 1)
+    points = " ".join(f"{round(i * step, 1)},{round(height - score * height / MAX_REPUTATION, 1)}" for i, score in enumerate(scores))
+    return ReputationChart(width, height, points, scores[0], scores[-1], min(scores), max(scores))
+
+
 def gold_accuracy_by_member(min_total: int) -> dict[int, tuple[int, int]]:
     """user_id → (correct, total) gold answers, for members with at least `min_total` judged gold answers."""
     correct = func.sum(case((Submission.gold_correct.is_(True), 1), else_=0))
@@ -257,6 +289,10 @@ def gold_accuracy_in_pack(pack_id: int, user_ids: Sequence[int]) -> dict[int, tu
     return {user_id: (int(right or 0), int(count)) for user_id, right, count in rows}
 
 
+def reviewer_min_reputation() -> int:
+    return int(_config("REVIEWER_MIN_REPUTATION", 650))
+
+
 def can_review(user_id: int) -> bool:
     """Reviewers by role, or members whose reputation reached REVIEWER_MIN_REPUTATION (650 by default)."""
     user = db.session.get(User, user_id)
@@ -264,7 +300,7 @@ def can_review(user_id: int) -> bool:
         return False
     if ROLE_RANK.get(user.role, 0) >= ROLE_RANK["reviewer"]:
         return True
-    return reputation_of(user_id) >= int(_config("REVIEWER_MIN_REPUTATION", 650))
+    return reputation_of(user_id) >= reviewer_min_reputation()
 
 
 # --- judging a fresh submission -------------------------------------------------------------------
@@ -661,7 +697,7 @@ def planted_review_rate_percent() -> float:
 def _require_reviewer(user_id: int) -> None:
     if not can_review(user_id):
         raise NotAReviewer(
-            _l("Reviewing opens at a reputation of %(needed)s (or with the reviewer role).", needed=int(_config("REVIEWER_MIN_REPUTATION", 650)))
+            _l("Reviewing opens at a reputation of %(needed)s (or with the reviewer role).", needed=reviewer_min_reputation())
         )
 
 

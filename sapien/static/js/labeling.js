@@ -35,10 +35,15 @@
     return all.length === 1 ? all[0] : null;
   }
 
+  // Enter submits only a form with a single submit button: where there are several (a reviewer's accept /
+  // fix / reject), the choice is the member's to make.
   function submitWidget(widget) {
     var form = widget.closest("form");
-    if (!form) return;
-    if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    if (!form) return false;
+    var buttons = form.querySelectorAll('button:not([type]), button[type="submit"], input[type="submit"]');
+    if (buttons.length !== 1) return false;
+    if (form.requestSubmit) form.requestSubmit(buttons[0]); else buttons[0].click();
+    return true;
   }
 
   // ---- classification ---------------------------------------------------------------------------
@@ -624,14 +629,12 @@
       return;
     }
     if (key === "Enter" && ctrl && !event.altKey) {
-      submitWidget(widget);
-      event.preventDefault();
+      if (submitWidget(widget)) event.preventDefault();
       return;
     }
     if (isTextEntry(target)) return;
     if (key === "Enter" && !ctrl && !event.altKey && !event.shiftKey && !isActivatable(target)) {
-      submitWidget(widget);
-      event.preventDefault();
+      if (submitWidget(widget)) event.preventDefault();
       return;
     }
     if ((type === "text_classification" || type === "image_classification") && /^[0-9]$/.test(key) &&

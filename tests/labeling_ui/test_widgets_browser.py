@@ -100,6 +100,11 @@ def test_cleaning_shows_a_live_diff_resets_and_submits_with_ctrl_enter(app, page
     box.fill(original.replace(original.split()[0], "Zebra", 1))
     expect(diff.locator("del")).to_have_text(original.split()[0])
     expect(diff.locator("ins")).to_have_text("Zebra")
+    # A change of spacing only is marked as the space itself, made visible.
+    box.fill(original.replace(" ", "  ", 1))
+    expect(diff.locator("ins")).to_have_text("·")
+    expect(diff.locator("ins")).to_have_class("diff__space")
+    expect(diff.locator("del")).to_have_count(0)
     page.get_by_role("button", name="Reset to original").click()
     expect(box).to_have_value(original)
     expect(box).to_be_focused()

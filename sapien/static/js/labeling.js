@@ -56,7 +56,8 @@
   }
 
   // ---- text cleaning: a word diff (longest common subsequence over words and spaces) -------------
-  function tokens(text) { return text.match(/\s+|[^\s]+/g) || []; }
+  // Words keep their trailing spaces, so a lone space never anchors the alignment in the wrong place.
+  function tokens(text) { return text.match(/^\s+|\S+\s*/g) || []; }
 
   function wordDiff(original, edited) {
     var a = tokens(original), b = tokens(edited);
@@ -96,7 +97,32 @@
       var last = merged[merged.length - 1];
       if (last && last[0] === op[0]) last[1] += op[1]; else merged.push([op[0], op[1]]);
     });
-    return merged;
+    return spacingOnly(merged);
+  }
+
+  // A replacement that only adds or removes spaces ("nine  in" → "nine in", "opensat" → "opens at") is shown
+  // as just that space, not as the whole words changed.
+  function spacingOnly(ops) {
+    var out = [];
+    for (var i = 0; i < ops.length; i++) {
+      var del = ops[i], ins = ops[i + 1];
+      if (del[0] !== "delete" || !ins || ins[0] !== "insert") { out.push(del); continue; }
+      var a = del[1], b = ins[1], p = 0;
+      while (p < a.length && p < b.length && a[p] === b[p]) p++;
+      var q = 0;
+      while (q < a.length - p && q < b.length - p && a[a.length - 1 - q] === b[b.length - 1 - q]) q++;
+      var midA = a.slice(p, a.length - q), midB = b.slice(p, b.length - q);
+      if (/^\s*$/.test(midA) && /^\s*$/.test(midB)) {
+        if (p) out.push(["equal", a.slice(0, p)]);
+        if (midA) out.push(["delete", midA]);
+        if (midB) out.push(["insert", midB]);
+        if (q) out.push(["equal", a.slice(a.length - q)]);
+      } else {
+        out.push(del, ins);
+      }
+      i++;
+    }
+    return out;
   }
 
   function visibleSpaces(text) { return text.replace(/\n/g, "↵\n").replace(/[ \t]/g, "·"); }
@@ -596,18 +622,13 @@
   document.addEventListener("DOMContentLoaded", function () { initAll(document); });
   document.addEventListener("htmx:load", function (event) { initAll(event.target); });
 
-  // Time spent on the item, from the widget's first render to the submit (the server treats it as a hint).
+  // Time spent on the item, from the widget's first render to the submit, into the form's time_spent_ms field
+  // when it has one (the server treats it as a hint).
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var widget = form.querySelector && form.querySelector("[data-widget][data-started-at]");
-    if (!widget || form.id !== "answer-form") return;
-    var field = form.querySelector('input[name="time_spent_ms"]');
-    if (!field) {
-      field = document.createElement("input");
-      field.type = "hidden";
-      field.name = "time_spent_ms";
-      form.appendChild(field);
-    }
+    var field = widget && form.querySelector('input[name="time_spent_ms"]');
+    if (!field) return;
     field.value = String(Date.now() - parseInt(widget.dataset.startedAt, 10));
   }, true);
 

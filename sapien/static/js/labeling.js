@@ -325,7 +325,9 @@
     this.handles.textContent = "";
     var b = this.boxes[this.selected];
     if (!b) return;
-    var size = 14 * this.scale();
+    // Bigger handles for fingers than for a mouse.
+    var coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+    var size = (coarse ? 24 : 14) * this.scale();
     var corners = { nw: [b.x, b.y], ne: [b.x + b.w, b.y], sw: [b.x, b.y + b.h], se: [b.x + b.w, b.y + b.h] };
     var self = this;
     Object.keys(corners).forEach(function (name) {

@@ -76,6 +76,7 @@ def chain_status_command() -> None:
 
 def register_cli(app: Flask) -> None:
     from sapien.labeling.cli import labeling_cli
+    from sapien.quality.cli import quality_cli
 
-    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli):
+    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

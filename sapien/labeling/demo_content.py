@@ -352,7 +352,7 @@ def digits_pack(count: int = 120) -> DemoPack:
             "label_options": [str(d) for d in range(10)],
             "instructions": (
                 "Each picture is a single handwritten digit from a low-resolution scan (8 × 8 pixels, enlarged). "
-                "Choose the digit you see; keys 0–9 are not needed — press 1–9 for the first nine choices or click.\n\n"
+                "Choose the digit you see: click it or press its key (0–9), then Enter.\n\n"
                 "Look at the overall shape rather than single pixels: a 1 is a narrow stroke, a 7 has a bar on top "
                 "and no closed loop, a 9 has its loop at the top, a 6 at the bottom, an 8 has two loops."
             ),

@@ -1,7 +1,7 @@
 """Aggregation arithmetic: answers in, one label per item with a confidence out. No database here.
 
-Classification uses crowd-kit (Dawid-Skene initialised with the gold answers' confusion counts, Wawa,
-or majority vote weighted by member skill). Transcripts and cleaned text use crowd-kit's ROVER. Boxes use
+Classification: Dawid-Skene (our vectorised EM, see `dawid_skene`), or crowd-kit's Wawa, majority vote
+weighted by member skill, or crowd-kit's own DawidSkene ("crowdkit_dawid_skene", kept for comparison). Transcripts and cleaned text use crowd-kit's ROVER. Boxes use
 IoU clustering (crowd-kit 1.4 has no box aggregator): every member's boxes are matched greedily to
 clusters (same label, IoU ≥ 0.5 with the cluster's current box, at most one box per member per
 cluster); a cluster supported by at least half of the item's answer weight becomes a box whose edges are
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 BOX_CLUSTER_IOU = 0.5
-CLASSIFICATION_METHODS = ("dawid_skene", "wawa", "majority_vote")
+CLASSIFICATION_METHODS = ("dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene")
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,10 @@ def aggregate_classification(
         raise ValueError(f"unknown classification method {method!r}")
     if not votes:
         return {}
-    frame = _frame(votes)
     if method == "dawid_skene":
+        return dawid_skene(votes, gold_votes=gold_votes, n_iter=n_iter)
+    frame = _frame(votes)
+    if method == "crowdkit_dawid_skene":
         classes = sorted(set(frame["label"]) | {truth for _, _, truth in gold_votes})
         initial = gold_confusion_counts(gold_votes, classes)
         if not initial.empty:
@@ -132,8 +134,8 @@ def aggregate_classification(
         from crowdkit.aggregation.utils import get_accuracy
 
         first = MajorityVote().fit_predict(frame)
-        accuracy = get_accuracy(frame, first)
-        probas = MajorityVote().fit_predict_proba(frame, skills=accuracy.clip(lower=1e-3))
+        accuracy = get_accuracy(frame, first, by="worker")
+        probas = MajorityVote().fit_predict_proba(frame, skills=pd.Series(accuracy, dtype=float).clip(lower=1e-3))
     else:
         weights = pd.Series({user_id: skills.get(user_id, 1.0) if skills else 1.0 for user_id in frame["worker"].unique()})
         probas = MajorityVote().fit_predict_proba(frame, skills=weights.clip(lower=1e-3))
@@ -150,6 +152,75 @@ def aggregate_classification(
             value=choice,
             confidence=float(values[row, best[row]]),
             submission_ids=[v.submission_id for v in by_item[int(item_id)] if v.value == choice],
+        )
+    return result
+
+
+def dawid_skene(
+    votes: Sequence[Vote], *, gold_votes: Sequence[tuple[int, object, object]] = (), n_iter: int = 100, smoothing: float = 0.01, tol: float = 1e-7
+) -> dict[int, Aggregate]:
+    """Dawid-Skene EM on numpy arrays: soft majority vote to start; the first M-step adds each member's
+    gold answers as confusion counts (true × given); each M-step adds `smoothing` pseudo-counts, and EM
+    runs until the item posteriors move less than `tol` (or `n_iter` rounds).
+
+    Why not crowd-kit's DawidSkene: on the crowd replays it stops at a poorer fixed point (bird: 0.874
+    against 0.913 on the same answers) — its confusions are unsmoothed and it stops on the ELBO. Same
+    model, same input format, so it can be swapped back with method="crowdkit_dawid_skene".
+    """
+    if not votes:
+        return {}
+    items = sorted({v.item_id for v in votes})
+    users = sorted({v.user_id for v in votes})
+    classes = sorted({v.value for v in votes} | {truth for _, _, truth in gold_votes}, key=str)
+    item_index = {item: i for i, item in enumerate(items)}
+    user_index = {user: i for i, user in enumerate(users)}
+    class_index = {value: i for i, value in enumerate(classes)}
+    n_items, n_users, k = len(items), len(users), len(classes)
+    task = np.fromiter((item_index[v.item_id] for v in votes), dtype=np.int64, count=len(votes))
+    worker = np.fromiter((user_index[v.user_id] for v in votes), dtype=np.int64, count=len(votes))
+    given = np.fromiter((class_index[v.value] for v in votes), dtype=np.int64, count=len(votes))
+    gold_counts = np.zeros((n_users, k, k))
+    for user_id, answer, truth in gold_votes:
+        if user_id in user_index and answer in class_index and truth in class_index:
+            gold_counts[user_index[user_id], class_index[truth], class_index[answer]] += 1.0
+    posterior = np.zeros((n_items, k))
+    for value in range(k):
+        posterior[:, value] = np.bincount(task, weights=(given == value).astype(float), minlength=n_items)
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    for round_number in range(n_iter):
+        prior = posterior.mean(axis=0) + 1e-9
+        prior /= prior.sum()
+        confusion = np.full((n_users, k, k), smoothing / k)
+        if round_number == 0:
+            confusion += gold_counts
+        # confusion[u, true, given] += P(item's truth = true) for every answer `given` of member u
+        # (np.bincount is the fast scatter-add: np.add.at is ten times slower on 100,000 answers.)
+        answer_cell = worker * k + given
+        for true in range(k):
+            confusion[:, true, :] += np.bincount(answer_cell, weights=posterior[task, true], minlength=n_users * k).reshape(n_users, k)
+        confusion /= confusion.sum(axis=2, keepdims=True)
+        log_confusion = np.log(confusion)
+        log_post = np.empty((n_items, k))
+        for true in range(k):
+            log_post[:, true] = np.log(prior[true]) + np.bincount(task, weights=log_confusion[worker, true, given], minlength=n_items)
+        log_post -= log_post.max(axis=1, keepdims=True)
+        updated = np.exp(log_post)
+        updated /= updated.sum(axis=1, keepdims=True)
+        change = np.abs(updated - posterior).max()
+        posterior = updated
+        if change < tol:
+            break
+    by_item: dict[int, list[Vote]] = defaultdict(list)
+    for vote in votes:
+        by_item[vote.item_id].append(vote)
+    best = posterior.argmax(axis=1)
+    result = {}
+    for row, item_id in enumerate(items):
+        choice = classes[best[row]]
+        result[int(item_id)] = Aggregate(
+            value=choice,
+            confidence=float(posterior[row, best[row]]),
+            submission_ids=[v.submission_id for v in by_item[item_id] if v.value == choice],
         )
     return result
 

@@ -27,12 +27,12 @@ import hashlib
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Text, case, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
@@ -232,6 +232,38 @@ def reputation_history(user_id: int, limit: int = 100) -> list[ReputationEvent]:
     )
 
 
+def reputation_reason_labels() -> dict[str, str]:
+    return {
+        "gold": _l("Known-answer item"),
+        "review": _l("Review of your work"),
+        "agreement": _l("Agreement with the verified label"),
+        "planted_review": _l("Check of your reviewing"),
+        "appeal": _l("Appeal overturned"),
+        "decay": _l("Inactivity drift toward 500"),
+    }
+
+
+@dataclass
+class ReputationChart:
+    width: int
+    height: int
+    points: str  # SVG polyline points
+    first: int
+    last: int
+    low: int
+    high: int
+
+
+def reputation_chart(events_oldest_first: list[ReputationEvent], width: int = 600, height: int = 160) -> ReputationChart | None:
+    """Polyline points for the score over the member's recent events (the y axis spans 0–1000)."""
+    if not events_oldest_first:
+        return None
+    scores = [events_oldest_first[0].score_after - events_oldest_first[0].delta] + [e.score_after for e in events_oldest_first]
+    step = width / max(1, len(scores) - 1)
+    points = " ".join(f"{round(i * step, 1)},{round(height - score * height / MAX_REPUTATION, 1)}" for i, score in enumerate(scores))
+    return ReputationChart(width, height, points, scores[0], scores[-1], min(scores), max(scores))
+
+
 def gold_accuracy_by_member(min_total: int) -> dict[int, tuple[int, int]]:
     """user_id → (correct, total) gold answers, for members with at least `min_total` judged gold answers."""
     correct = func.sum(case((Submission.gold_correct.is_(True), 1), else_=0))
@@ -257,6 +289,10 @@ def gold_accuracy_in_pack(pack_id: int, user_ids: Sequence[int]) -> dict[int, tu
     return {user_id: (int(right or 0), int(count)) for user_id, right, count in rows}
 
 
+def reviewer_min_reputation() -> int:
+    return int(_config("REVIEWER_MIN_REPUTATION", 650))
+
+
 def can_review(user_id: int) -> bool:
     """Reviewers by role, or members whose reputation reached REVIEWER_MIN_REPUTATION (650 by default)."""
     user = db.session.get(User, user_id)
@@ -264,7 +300,7 @@ def can_review(user_id: int) -> bool:
         return False
     if ROLE_RANK.get(user.role, 0) >= ROLE_RANK["reviewer"]:
         return True
-    return reputation_of(user_id) >= int(_config("REVIEWER_MIN_REPUTATION", 650))
+    return reputation_of(user_id) >= reviewer_min_reputation()
 
 
 # --- judging a fresh submission -------------------------------------------------------------------
@@ -395,23 +431,32 @@ def online_decision(pack: TaskPack, answers: list[tuple[int, dict, float]]) -> O
     )
 
 
+# Agreement with an item's verified label counts as this fraction of a gold answer in a member's confusion
+# estimate: it is evidence, but the label it is compared with may itself be wrong.
+AGREEMENT_EVIDENCE_WEIGHT = 0.5
+
+
 @dataclass
 class MemberEvidence:
     reputation: int
-    gold: list[tuple[dict, dict]]  # (their answer, the gold answer) for their gold items in the pack
+    gold: list[tuple[dict, dict]] = field(default_factory=list)  # (their answer, the gold answer)
+    # (their answer, the verified label, how many times) for items of the pack already verified
+    agreement: list[tuple[dict, dict, int]] = field(default_factory=list)
 
     def count(self, pack: TaskPack) -> tuple[int, int]:
         right = sum(1 for given, truth in self.gold if answers_match(pack, truth, given))
         return right, len(self.gold)
 
 
-def member_evidence(pack: TaskPack, user_ids: Sequence[int]) -> dict[int, MemberEvidence]:
-    """Reputation and gold answers in this pack for each member (two queries)."""
+def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: bool = False) -> dict[int, MemberEvidence]:
+    """Reputation, gold answers and (optionally) agreement with verified labels in this pack, per member."""
+    import json
+
     user_ids = sorted(set(user_ids))
     if not user_ids:
         return {}
     scores = dict(db.session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all())
-    evidence = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION), []) for user_id in user_ids}
+    evidence = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
     rows = db.session.execute(
         select(Submission.user_id, Submission.answer, Item.gold_answer)
         .join(Item, Item.id == Submission.item_id)
@@ -420,6 +465,18 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int]) -> dict[int, Member
     for user_id, answer, gold_answer in rows:
         if gold_answer is not None:
             evidence[user_id].gold.append((answer, gold_answer))
+    if with_agreement:
+        # Grouped in the database: canonical answers serialise identically, so their text compares.
+        given = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
+        verified = cast(VerifiedLabel.answer, Text)
+        grouped = db.session.execute(
+            select(Submission.user_id, given, verified, func.count())
+            .join(VerifiedLabel, VerifiedLabel.item_id == Submission.item_id)
+            .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.status == "accepted", Submission.is_gold.is_(False))
+            .group_by(Submission.user_id, given, verified)
+        )
+        for user_id, given_text, verified_text, times in grouped:
+            evidence[user_id].agreement.append((json.loads(given_text), json.loads(verified_text), int(times)))
     return evidence
 
 
@@ -438,10 +495,12 @@ def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], 
     confusions = {}
     for user_id, member in evidence.items():
         counts = prior_confusion(k, prior_accuracy(member.reputation), SKILL_PRIOR_STRENGTH)
-        for given, truth in member.gold:
+        observations = [(given, truth, 1.0) for given, truth in member.gold]
+        observations += [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement]
+        for given, truth, weight in observations:
             g, t = (given.get("labels") or [None])[0], (truth.get("labels") or [None])[0]
             if g in index and t in index:
-                counts[index[t], index[g]] += 1.0
+                counts[index[t], index[g]] += weight
         confusions[user_id] = counts
     usable = []
     for submission_id, user_id, answer in votes:
@@ -461,8 +520,9 @@ def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], 
 
 def item_decision(pack: TaskPack, submissions: list[Submission]) -> OnlineDecision | None:
     """The best answer for an item from its accepted answers, weighted by what we know of each member."""
-    evidence = member_evidence(pack, [s.user_id for s in submissions])
-    if pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label:
+    single_label = pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label
+    evidence = member_evidence(pack, [s.user_id for s in submissions], with_agreement=single_label)
+    if single_label:
         decision = classification_decision(pack, [(s.id, s.user_id, effective_answer(s)) for s in submissions], evidence)
         if decision is not None:
             return decision
@@ -493,6 +553,7 @@ def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: f
     session = db.session
     submission_ids = [s.id for s in submissions]
     contributor_ids = sorted({s.user_id for s in submissions})
+    review_ids = _review_ids_for(submission_ids)
     label = session.get(VerifiedLabel, item.id)
     if label is None:
         label = VerifiedLabel(item_id=item.id, pack_id=pack.id)
@@ -502,7 +563,7 @@ def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: f
     label.method = method
     label.submission_ids = submission_ids
     label.contributor_ids = contributor_ids
-    label.review_ids = _review_ids_for(submission_ids)
+    label.review_ids = review_ids
     label.labels_used = len(submissions)
     label.verified_at = now
     item_id, pack_id, task_type, score = item.id, pack.id, pack.task_type, float(confidence)
@@ -564,9 +625,32 @@ def _refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
 
 
 def _record_agreement(pack: TaskPack, answer: dict, submissions: list[Submission], now: datetime) -> None:
-    for submission in submissions:
-        agrees = answers_match(pack, answer, effective_answer(submission))
-        _apply_reputation(submission.user_id, f"agreement:{submission.id}", "agreement", now, good=agrees)
+    """Agreement with the verified label moves each contributor's reputation (a few bulk statements)."""
+    signals = {f"agreement:{s.id}": (s.user_id, answers_match(pack, answer, effective_answer(s))) for s in submissions}
+    if not signals:
+        return
+    session = db.session
+    done = set(session.scalars(select(ReputationEvent.key).where(ReputationEvent.key.in_(list(signals)))))
+    pending = {key: value for key, value in signals.items() if key not in done}
+    user_ids = sorted({user_id for user_id, _ in pending.values()})
+    if not user_ids:
+        return
+    rows = {row.user_id: row for row in session.scalars(select(Reputation).where(Reputation.user_id.in_(user_ids)).with_for_update())}
+    missing = [user_id for user_id in user_ids if user_id not in rows]
+    for user_id in missing:
+        try:
+            with session.begin_nested():
+                session.add(row := Reputation(user_id=user_id, score=DEFAULT_REPUTATION, updated_at=now))
+            rows[user_id] = row
+        except IntegrityError:
+            rows[user_id] = session.get(Reputation, user_id, with_for_update=True, populate_existing=True)
+    for key, (user_id, agrees) in pending.items():
+        row = rows[user_id]
+        before = row.score
+        row.score = max(0, min(MAX_REPUTATION, before + reputation_step(before, REPUTATION_RATES["agreement"], agrees)))
+        row.updated_at = now
+        session.add(ReputationEvent(user_id=user_id, key=key, reason="agreement", delta=row.score - before, score_after=row.score, created_at=now))
+    session.flush()
 
 
 # --- the review queue ----------------------------------------------------------------------------
@@ -613,7 +697,7 @@ def planted_review_rate_percent() -> float:
 def _require_reviewer(user_id: int) -> None:
     if not can_review(user_id):
         raise NotAReviewer(
-            _l("Reviewing opens at a reputation of %(needed)s (or with the reviewer role).", needed=int(_config("REVIEWER_MIN_REPUTATION", 650)))
+            _l("Reviewing opens at a reputation of %(needed)s (or with the reviewer role).", needed=reviewer_min_reputation())
         )
 
 
@@ -1079,12 +1163,15 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             .join(Item, Item.id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.status != "pending_review")
         ).all()
-        votes, gold_votes, item_status = [], [], {}
+        votes, gold_votes, gold_tasks, item_status = [], [], [], {}
         gold_stats: dict[int, list[int]] = {}
         for sub_id, item_id, user_id, answer, fixed, status, is_gold, gold_answer, state in rows:
             if is_gold:
                 if gold_answer is not None:
                     gold_votes.append((user_id, _answer_value(pack, answer), _answer_value(pack, gold_answer)))
+                    if pack.task_type in CLASSIFICATION_TYPES:
+                        # Gold items are tasks too: they tell Dawid-Skene about each member (no label is written for them).
+                        gold_tasks.append(aggregation.Vote(item_id, user_id, sub_id, _answer_value(pack, answer)))
                     stats = gold_stats.setdefault(user_id, [0, 0])
                     stats[0] += answers_match(pack, gold_answer, answer)
                     stats[1] += 1
@@ -1097,7 +1184,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
         if pack.task_type in CLASSIFICATION_TYPES:
-            results = aggregation.aggregate_classification(votes, method=method, gold_votes=gold_votes, skills=skills)
+            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills)
         elif pack.task_type == "bounding_boxes":
             results = aggregation.aggregate_boxes(
                 [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],
@@ -1107,7 +1194,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             results = {k: aggregation.Aggregate(tuple(tuple(sorted(b.items())) for b in r.value), r.confidence, r.submission_ids) for k, r in results.items()}
         else:
             results = aggregation.aggregate_texts(votes, matches=lambda a, b: answers_match(pack, {"text": a}, {"text": b}), skills=skills)
-        chosen = {item_id: result for item_id, result in results.items() if finalize or item_status.get(item_id) == "retired"}
+        chosen = {item_id: result for item_id, result in results.items() if item_id in item_status and (finalize or item_status[item_id] == "retired")}
         by_item: dict[int, list[aggregation.Vote]] = {}
         for vote in votes:
             by_item.setdefault(vote.item_id, []).append(vote)
@@ -1146,7 +1233,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                 events.item_verified.send(None, item_id=item_id, pack_id=pack_id, task_type=task_type, contributor_ids=contributor_ids, confidence=confidence, now=now)
 
         after_commit(announce)
-    return AggregationReport(pack_id, method, len(votes), len(results), len(chosen), time.perf_counter() - started)
+    return AggregationReport(pack_id, method, len(votes), len(item_status), len(chosen), time.perf_counter() - started)
 
 
 def enqueue_aggregation(pack_id: int):

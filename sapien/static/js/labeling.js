@@ -35,10 +35,15 @@
     return all.length === 1 ? all[0] : null;
   }
 
+  // Enter submits only a form with a single submit button: where there are several (a reviewer's accept /
+  // fix / reject), the choice is the member's to make.
   function submitWidget(widget) {
     var form = widget.closest("form");
-    if (!form) return;
-    if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    if (!form) return false;
+    var buttons = form.querySelectorAll('button:not([type]), button[type="submit"], input[type="submit"]');
+    if (buttons.length !== 1) return false;
+    if (form.requestSubmit) form.requestSubmit(buttons[0]); else buttons[0].click();
+    return true;
   }
 
   // ---- classification ---------------------------------------------------------------------------
@@ -51,7 +56,8 @@
   }
 
   // ---- text cleaning: a word diff (longest common subsequence over words and spaces) -------------
-  function tokens(text) { return text.match(/\s+|[^\s]+/g) || []; }
+  // Words keep their trailing spaces, so a lone space never anchors the alignment in the wrong place.
+  function tokens(text) { return text.match(/^\s+|\S+\s*/g) || []; }
 
   function wordDiff(original, edited) {
     var a = tokens(original), b = tokens(edited);
@@ -91,7 +97,32 @@
       var last = merged[merged.length - 1];
       if (last && last[0] === op[0]) last[1] += op[1]; else merged.push([op[0], op[1]]);
     });
-    return merged;
+    return spacingOnly(merged);
+  }
+
+  // A replacement that only adds or removes spaces ("nine  in" → "nine in", "opensat" → "opens at") is shown
+  // as just that space, not as the whole words changed.
+  function spacingOnly(ops) {
+    var out = [];
+    for (var i = 0; i < ops.length; i++) {
+      var del = ops[i], ins = ops[i + 1];
+      if (del[0] !== "delete" || !ins || ins[0] !== "insert") { out.push(del); continue; }
+      var a = del[1], b = ins[1], p = 0;
+      while (p < a.length && p < b.length && a[p] === b[p]) p++;
+      var q = 0;
+      while (q < a.length - p && q < b.length - p && a[a.length - 1 - q] === b[b.length - 1 - q]) q++;
+      var midA = a.slice(p, a.length - q), midB = b.slice(p, b.length - q);
+      if (/^\s*$/.test(midA) && /^\s*$/.test(midB)) {
+        if (p) out.push(["equal", a.slice(0, p)]);
+        if (midA) out.push(["delete", midA]);
+        if (midB) out.push(["insert", midB]);
+        if (q) out.push(["equal", a.slice(a.length - q)]);
+      } else {
+        out.push(del, ins);
+      }
+      i++;
+    }
+    return out;
   }
 
   function visibleSpaces(text) { return text.replace(/\n/g, "↵\n").replace(/[ \t]/g, "·"); }
@@ -294,7 +325,9 @@
     this.handles.textContent = "";
     var b = this.boxes[this.selected];
     if (!b) return;
-    var size = 14 * this.scale();
+    // Bigger handles for fingers than for a mouse.
+    var coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+    var size = (coarse ? 24 : 14) * this.scale();
     var corners = { nw: [b.x, b.y], ne: [b.x + b.w, b.y], sw: [b.x, b.y + b.h], se: [b.x + b.w, b.y + b.h] };
     var self = this;
     Object.keys(corners).forEach(function (name) {
@@ -591,18 +624,13 @@
   document.addEventListener("DOMContentLoaded", function () { initAll(document); });
   document.addEventListener("htmx:load", function (event) { initAll(event.target); });
 
-  // Time spent on the item, from the widget's first render to the submit (the server treats it as a hint).
+  // Time spent on the item, from the widget's first render to the submit, into the form's time_spent_ms field
+  // when it has one (the server treats it as a hint).
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var widget = form.querySelector && form.querySelector("[data-widget][data-started-at]");
-    if (!widget || form.id !== "answer-form") return;
-    var field = form.querySelector('input[name="time_spent_ms"]');
-    if (!field) {
-      field = document.createElement("input");
-      field.type = "hidden";
-      field.name = "time_spent_ms";
-      form.appendChild(field);
-    }
+    var field = widget && form.querySelector('input[name="time_spent_ms"]');
+    if (!field) return;
     field.value = String(Date.now() - parseInt(widget.dataset.startedAt, 10));
   }, true);
 
@@ -624,17 +652,15 @@
       return;
     }
     if (key === "Enter" && ctrl && !event.altKey) {
-      submitWidget(widget);
-      event.preventDefault();
+      if (submitWidget(widget)) event.preventDefault();
       return;
     }
     if (isTextEntry(target)) return;
     if (key === "Enter" && !ctrl && !event.altKey && !event.shiftKey && !isActivatable(target)) {
-      submitWidget(widget);
-      event.preventDefault();
+      if (submitWidget(widget)) event.preventDefault();
       return;
     }
-    if ((type === "text_classification" || type === "image_classification") && /^[1-9]$/.test(key) &&
+    if ((type === "text_classification" || type === "image_classification") && /^[0-9]$/.test(key) &&
         !ctrl && !event.altKey && pickLabel(widget, key)) {
       event.preventDefault();
     }

@@ -1,0 +1,62 @@
+"""`flask quality ...`: crowd replay, batch aggregation, reputation decay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, crowd replay.")
+
+
+@quality_cli.command("replay")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--gold-percent", default=5.0, show_default=True, help="Share of the items (with their truth) used as gold items.")
+@click.option("--confidence", default=0.9999, show_default=True, help="Online posterior an item needs to retire early.")
+@click.option("--seed", default=20240601, show_default=True, help="Seed of the gold choice and the answer order.")
+def replay_command(folder: Path, gold_percent: float, confidence: float, seed: int) -> None:
+    """Replay a crowd dataset (answers + truth) through assignment, submission and aggregation."""
+    from sapien.database import utcnow
+    from sapien.quality.replay import ReplayError, replay
+
+    try:
+        report = replay(folder, now=utcnow(), gold_percent=gold_percent, confidence=confidence, seed=seed, echo=click.echo)
+    except ReplayError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"pack {report.pack_slug}: {report.workers} members, {report.answers_fed} answers fed, {report.answers_skipped} skipped (item already retired)")
+    click.echo(f"{report.correct}/{report.scored} non-gold items right in {report.seconds:.1f} s")
+    click.echo(report.summary_line())
+
+
+@quality_cli.command("aggregate")
+@click.argument("slug")
+@click.option("--method", default=None, help="dawid_skene, wawa or majority_vote (classification); rover; box_consensus.")
+@click.option("--finalize", is_flag=True, help="Also label open items that have answers.")
+@click.option("--queue", "use_queue", is_flag=True, help="Queue the aggregation job instead of running it here.")
+def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: bool) -> None:
+    """Aggregate a pack's answers into verified labels."""
+    from sapien.database import utcnow
+    from sapien.labeling.service import get_pack_by_slug
+    from sapien.quality.service import QualityError, aggregate_pack, enqueue_aggregation
+
+    pack = get_pack_by_slug(slug)
+    if pack is None:
+        raise click.ClickException(f"no pack with slug {slug!r}")
+    if use_queue:
+        click.echo(f"queued {enqueue_aggregation(pack.id).id}")
+        return
+    try:
+        report = aggregate_pack(pack.id, now=utcnow(), method=method, finalize=finalize)
+    except QualityError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{report.method}: {report.answers} answers, {report.labels_written} labels written in {report.seconds:.2f} s")
+
+
+@quality_cli.command("decay")
+def decay_command() -> None:
+    """Drift inactive members' reputation toward the mean (once per ISO week)."""
+    from sapien.database import utcnow
+    from sapien.quality.service import decay_reputation
+
+    click.echo(f"{decay_reputation(utcnow())} member(s) decayed")

@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request, stream_with_context, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from sapien.database import utcnow
+from sapien.errors import DomainError
+from sapien.quality import service
+from sapien.quality.forms import (
+    METHOD_LABELS,
+    OUTCOME_LABELS,
+    AggregateForm,
+    AppealDecisionForm,
+    AppealForm,
+    EmptyForm,
+    ReviewForm,
+)
+from sapien.web import (
+    flash_message,
+    form_status,
+    redirect_to,
+    render_error,
+    render_page_or_fragment,
+    role_required,
+    show_domain_error,
+)
+
+bp = Blueprint("quality", __name__)
+
+def _status_labels() -> dict:
+    return {"accepted": _("Accepted"), "pending_review": _("Waiting for review"), "rejected": _("Rejected")}
+
+
+def _media_url(media) -> str | None:
+    return url_for("labeling.media", media_id=media.id) if media is not None else None
+
+
+# --- the review queue ----------------------------------------------------------------------------
+
+def _require_reviewer():
+    if not service.can_review(current_user.id):
+        return render_error(
+            403,
+            _("Reviewing opens at a reputation of %(needed)s or with the reviewer role. Yours is %(score)s.",
+              needed=service.reviewer_min_reputation(), score=service.reputation_of(current_user.id)),
+        )
+    return None
+
+
+def _render_review(view=None, form=None, prior=None, error=None, status=200):
+    now = utcnow()
+    if view is None:
+        claim = service.active_claim(current_user.id, now)
+        view = service.review_view(claim.id, current_user.id) if claim is not None else None
+    return render_page_or_fragment(
+        "quality/review.html",
+        "quality/fragments/review.html",
+        status=status,
+        view=view,
+        form=form or ReviewForm(formdata=None),
+        claim_form=EmptyForm(formdata=None),
+        prior=prior if prior is not None else (service.effective_answer(view.submission) if view else None),
+        media_url=_media_url(view.media) if view else None,
+        error=error,
+        waiting=service.reviews_waiting(current_user.id, now),
+        recent=service.recent_reviews(current_user.id),
+        outcome_labels=OUTCOME_LABELS,
+    )
+
+
+@bp.get("/review")
+@login_required
+def review_queue():
+    return _require_reviewer() or _render_review()
+
+
+@bp.post("/review/claim")
+@login_required
+def claim_next():
+    refused = _require_reviewer()
+    if refused:
+        return refused
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.claim_next_review(current_user.id, utcnow())
+    except service.NoReviewsLeft as error:
+        flash_message(error.message, "info")
+    return redirect_to(url_for("quality.review_queue"))
+
+
+@bp.post("/review/<int:review_id>/claim")
+@login_required
+def claim(review_id: int):
+    refused = _require_reviewer()
+    if refused:
+        return refused
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.claim_review(review_id, current_user.id, utcnow())
+    except service.ReviewNotFound:
+        abort(404)
+    except service.OwnWork as error:
+        return render_error(403, str(error.message))
+    except service.ReviewError as error:
+        flash_message(error.message, "error")
+    return redirect_to(url_for("quality.review_queue"))
+
+
+@bp.post("/review/<int:review_id>/release")
+@login_required
+def release(review_id: int):
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.release_review(review_id, current_user.id, utcnow())
+    except service.ReviewNotFound:
+        abort(404)
+    flash_message(_("The review went back to the queue."), "info")
+    return redirect_to(url_for("quality.review_queue"))
+
+
+@bp.post("/review/<int:review_id>/decide")
+@login_required
+def decide(review_id: int):
+    from sapien.labeling import service as labeling
+
+    refused = _require_reviewer()
+    if refused:
+        return refused
+    try:
+        view = service.review_view(review_id, current_user.id)
+    except service.ReviewNotFound:
+        abort(404)
+    form = ReviewForm()
+    prior = None
+    if form.validate_on_submit():
+        outcome = form.outcome.data
+        try:
+            fixed = None
+            if outcome == "fixed":
+                prior = labeling.parse_answer_form(view.pack, view.item, request.form)
+                fixed = prior
+            service.decide_review(review_id, current_user.id, outcome=outcome, reason=form.reason.data or "", fixed_answer=fixed, now=utcnow())
+        except service.ReviewClaimExpired as error:
+            flash_message(error.message, "error")
+            return redirect_to(url_for("quality.review_queue"))
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message({"accepted": _("Accepted. Thank you!"), "fixed": _("Fixed and accepted. Thank you!"),
+                           "rejected": _("Rejected; the member will see your reason.")}[outcome])
+            return redirect_to(url_for("quality.review_queue"))
+    return _render_review(view=view, form=form, prior=prior, status=form_status(form))
+
+
+# --- a member's submission and appeals ------------------------------------------------------------
+
+def _render_submission(view, form=None, status=200):
+    return render_page_or_fragment(
+        "quality/submission.html",
+        "quality/fragments/submission.html",
+        status=status,
+        view=view,
+        form=form or AppealForm(formdata=None),
+        media_url=_media_url(view.media),
+        status_labels=_status_labels(),
+    )
+
+
+@bp.get("/submissions/<int:submission_id>")
+@login_required
+def submission(submission_id: int):
+    try:
+        view = service.submission_view(submission_id, current_user.id)
+    except service.SubmissionNotFound:
+        abort(404)
+    return _render_submission(view)
+
+
+@bp.post("/submissions/<int:submission_id>/appeal")
+@login_required
+def appeal(submission_id: int):
+    try:
+        view = service.submission_view(submission_id, current_user.id)
+    except service.SubmissionNotFound:
+        abort(404)
+    form = AppealForm()
+    if form.validate_on_submit():
+        try:
+            service.appeal_submission(submission_id, current_user.id, form.message.data, now=utcnow())
+        except service.SubmissionNotFound:
+            abort(404)
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("Your appeal was sent. A moderator will decide it."))
+            return redirect_to(url_for("quality.submission", submission_id=submission_id))
+    view = service.submission_view(submission_id, current_user.id)
+    return _render_submission(view, form, status=422 if request.method == "POST" else 200)
+
+
+@bp.get("/manage/appeals")
+@role_required("moderator")
+def appeals():
+    return _render_appeals()
+
+
+def _render_appeals(forms=None, status=200):
+    rows = service.appeals_for_moderators()
+    forms = forms or {}
+    return render_page_or_fragment(
+        "quality/appeals.html",
+        "quality/fragments/appeals.html",
+        status=status,
+        rows=rows,
+        forms={row.appeal.id: forms.get(row.appeal.id) or AppealDecisionForm(formdata=None, prefix=f"a{row.appeal.id}") for row in rows},
+        media_urls={row.appeal.id: _media_url(row.media) for row in rows},
+    )
+
+
+@bp.post("/manage/appeals/<int:appeal_id>/decide")
+@role_required("moderator")
+def decide_appeal(appeal_id: int):
+    form = AppealDecisionForm(prefix=f"a{appeal_id}")
+    if form.validate_on_submit():
+        try:
+            service.decide_appeal(appeal_id, current_user.id, overturn=form.decision.data == "overturn", note=form.note.data or "", now=utcnow())
+        except DomainError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("Appeal overturned: the submission is accepted and paid.") if form.decision.data == "overturn"
+                          else _("Appeal upheld: the rejection stands."))
+            return redirect_to(url_for("quality.appeals"))
+    return _render_appeals({appeal_id: form}, status=422)
+
+
+# --- results and exports (moderators) --------------------------------------------------------------
+
+def _pack_or_404(slug: str):
+    from sapien.labeling.service import get_pack_by_slug
+
+    pack = get_pack_by_slug(slug)
+    if pack is None:
+        abort(404)
+    return pack
+
+
+def _methods_for(pack) -> list[tuple[str, str]]:
+    if pack.task_type == "bounding_boxes":
+        names = ["box_consensus"]
+    elif pack.task_type in ("text_cleaning", "audio_transcription"):
+        names = ["rover"]
+    else:
+        names = ["dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
+    return [(name, METHOD_LABELS[name]) for name in names]
+
+
+@bp.get("/manage/packs/<slug>/results")
+@role_required("moderator")
+def results(slug: str):
+    pack = _pack_or_404(slug)
+    form = AggregateForm(formdata=None)
+    form.method.choices = _methods_for(pack)
+    return render_page_or_fragment(
+        "quality/results.html", "quality/fragments/results.html", results=service.pack_results(pack.id), form=form
+    )
+
+
+@bp.post("/manage/packs/<slug>/results/aggregate")
+@role_required("moderator")
+def aggregate(slug: str):
+    pack = _pack_or_404(slug)
+    form = AggregateForm()
+    form.method.choices = _methods_for(pack)
+    if not form.validate_on_submit():
+        return render_page_or_fragment(
+            "quality/results.html", "quality/fragments/results.html", status=422, results=service.pack_results(pack.id), form=form
+        )
+    if form.method.data == service.default_method(pack):
+        service.enqueue_aggregation(pack.id)
+        flash_message(_("Aggregation queued: the verified labels update in a moment."))
+    else:
+        report = service.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)
+        flash_message(_("Aggregated %(answers)s answers into %(labels)s verified labels.", answers=report.answers, labels=report.labels_written))
+    return redirect_to(url_for("quality.results", slug=pack.slug))
+
+
+def _download(generator, filename: str, mimetype: str) -> Response:
+    response = Response(stream_with_context(generator), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/manage/packs/<slug>/results/export.jsonl")
+@role_required("moderator")
+def export_jsonl(slug: str):
+    pack = _pack_or_404(slug)
+    return _download(service.export_jsonl(pack.id), f"{pack.slug}-labels.jsonl", "application/x-ndjson")
+
+
+@bp.get("/manage/packs/<slug>/results/export.csv")
+@role_required("moderator")
+def export_csv(slug: str):
+    pack = _pack_or_404(slug)
+    return _download(service.export_csv(pack.id), f"{pack.slug}-labels.csv", "text/csv")
+
+
+@bp.get("/manage/packs/<slug>/results/export.coco.json")
+@role_required("moderator")
+def export_coco(slug: str):
+    pack = _pack_or_404(slug)
+    if pack.task_type != "bounding_boxes":
+        abort(404)
+    return _download(service.export_coco(pack.id), f"{pack.slug}-coco.json", "application/json")
+
+
+# --- reputation --------------------------------------------------------------------------------------
+
+@bp.get("/reputation")
+@login_required
+def reputation():
+    history = service.reputation_history(current_user.id, limit=100)
+    return render_page_or_fragment(
+        "quality/reputation.html",
+        "quality/fragments/reputation.html",
+        score=service.reputation_of(current_user.id),
+        history=history,
+        chart=service.reputation_chart(list(reversed(history))),
+        can_review=service.can_review(current_user.id),
+        reviewer_min=service.reviewer_min_reputation(),
+        reason_labels=service.reputation_reason_labels(),
+    )

@@ -66,7 +66,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # Leaderboards and guilds.
         "LEADERBOARD_ACCURACY_MIN_GOLD": int(env.get("LEADERBOARD_ACCURACY_MIN_GOLD", "20")),
         "GUILD_CREATE_MIN_LEVEL": int(env.get("GUILD_CREATE_MIN_LEVEL", "3")),
-        "GUILD_CREATE_MIN_REPUTATION": int(env.get("GUILD_CREATE_MIN_REPUTATION", "100")),
+        "GUILD_CREATE_MIN_REPUTATION": int(env.get("GUILD_CREATE_MIN_REPUTATION", "700")),
         "GUILD_MAX_MEMBERS": int(env.get("GUILD_MAX_MEMBERS", "50")),
         # Labeling: pack media live under MEDIA_ROOT; one media file is at most MAX_MEDIA_BYTES, and an
         # upload request (an items file plus its media) at most MAX_CONTENT_LENGTH.

@@ -165,4 +165,5 @@ def profile(username: str):
         progression=page.progression,
         guild=page.guild,
         rank=None if user.hide_from_boards else page.rank,
+        reputation=page.reputation,
     )

@@ -213,7 +213,7 @@ def _check_founder(user_id: int) -> None:
     if level >= needed:
         return
     reputation_of = _reputation_source()
-    needed_reputation = int(current_app.config.get("GUILD_CREATE_MIN_REPUTATION", 100))
+    needed_reputation = int(current_app.config.get("GUILD_CREATE_MIN_REPUTATION", 700))
     if reputation_of is not None and reputation_of(user_id) >= needed_reputation:
         return
     raise GuildError(_l("Founding a guild needs level %(needed)s; you are level %(level)s.", needed=needed, level=level))

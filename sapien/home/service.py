@@ -45,6 +45,7 @@ class ProfilePage:
     progression: object
     guild: dict | None
     rank: int | None
+    reputation: int
 
 
 def profile_page(user_id: int, viewer_id: int | None, now: datetime) -> ProfilePage:
@@ -52,6 +53,7 @@ def profile_page(user_id: int, viewer_id: int | None, now: datetime) -> ProfileP
     from sapien.guilds import service as guilds
     from sapien.leaderboards import service as leaderboards
     from sapien.progression.service import profile_progress
+    from sapien.quality.service import reputation_of
 
     guild_id = guilds.guild_id_of(user_id)
     guild = None
@@ -63,4 +65,5 @@ def profile_page(user_id: int, viewer_id: int | None, now: datetime) -> ProfileP
         progression=profile_progress(user_id, viewer_id, now),
         guild=guild,
         rank=leaderboards.all_time_rank(user_id, now),
+        reputation=reputation_of(user_id),
     )

@@ -232,7 +232,8 @@ def test_profile_shows_progress_and_respects_privacy(app, make_member):
         accept(member.id, utcnow(), xp=120)
     page = member.client.get(f"/u/{member.username}").get_data(as_text=True)
     assert "First label" in page and "XP over the last 30 days" in page and "Level 2" in page
-    assert "profile-reputation" not in page and "profile-guild" not in page  # slots render only when given
+    assert "profile-guild" not in page  # the guild slot renders only for a member of a guild
+    assert re.search(r'Reputation</p>\s*<p class="stat__value">500<', page)  # a new member starts at 500
     with app.app_context():
         from sapien.accounts.models import User
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import csrf_token_from
@@ -150,3 +152,11 @@ def test_dates_follow_the_members_time_zone(app, make_member):
         assert user.id == ana.id
     page = ana.client.get("/dashboard").get_data(as_text=True)
     assert "1/6/26, 8:30" in page  # 23:30 UTC is 08:30 the next morning in Tokyo
+
+
+def test_optional_fields_are_not_marked_required_or_invalid(make_member):
+    # WTForms renders a None attribute as the text "None": `required="None"` would make every field mandatory.
+    page = make_member("ana").client.get("/settings").get_data(as_text=True)
+    assert '="None"' not in page
+    bio = re.search(r"<textarea[^>]*name=\"bio\"[^>]*>", page).group(0)
+    assert "required" not in bio and "aria-invalid" not in bio

@@ -590,7 +590,12 @@ def on_submission_settled(submission_id: int, *, now: datetime) -> None:
         submission = session.get(Submission, submission_id)
         if submission is None or submission.status != "accepted" or submission.is_gold:
             return
-        item = session.get(Item, submission.item_id)
+        # Lock the item (FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on it through their foreign
+        # key): two answers settling at once are decided one after the other, so the second sees
+        # the first (otherwise each could see only itself, stay below the target, and the item would stall).
+        item = session.execute(
+            select(Item).where(Item.id == submission.item_id).with_for_update(key_share=True).execution_options(populate_existing=True)
+        ).scalar_one()
         if item.is_gold:
             return
         pack = session.get(TaskPack, item.pack_id)

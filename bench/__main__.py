@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from bench.harness import ROOT, Figure, python_version
 
 # Each module has `run() -> list[Figure]`.
-BENCHMARKS = ["bench.dashboard", "bench.fanout", "bench.leaderboards", "bench.labeling_http"]
+BENCHMARKS = ["bench.dashboard", "bench.fanout", "bench.leaderboards", "bench.labeling_http", "bench.quality"]
 
 
 def render(figures: list[Figure], failures: list[str]) -> str:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 BOX_CLUSTER_IOU = 0.5
 CLASSIFICATION_METHODS = ("dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene")
@@ -72,7 +71,9 @@ def class_posterior(k: int, votes: Sequence[tuple[int, np.ndarray]], prior: np.n
 
 # --- batch classification -----------------------------------------------------------------------
 
-def _frame(votes: Sequence[Vote]) -> pd.DataFrame:
+def _frame(votes: Sequence[Vote]):
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "task": [v.item_id for v in votes],
@@ -82,9 +83,11 @@ def _frame(votes: Sequence[Vote]) -> pd.DataFrame:
     )
 
 
-def gold_confusion_counts(gold_votes: Sequence[tuple[int, object, object]], classes: Sequence) -> pd.DataFrame:
+def gold_confusion_counts(gold_votes: Sequence[tuple[int, object, object]], classes: Sequence):
     """crowd-kit's `initial_error` from gold answers: index (worker, given label), a column per true label,
     counts of how often the worker gave that label when the truth was the column."""
+    import pandas as pd
+
     counts: dict[tuple[int, object], dict[object, float]] = defaultdict(lambda: dict.fromkeys(classes, 0.0))
     for user_id, given, truth in gold_votes:
         if given in classes and truth in classes:
@@ -106,14 +109,16 @@ def aggregate_classification(
 ) -> dict[int, Aggregate]:
     """One label per item. `gold_votes` are (user_id, given, true) from gold items: they initialise
     Dawid-Skene's confusion matrices (crowd-kit's "addition" strategy). `skills` weigh majority vote."""
-    from crowdkit.aggregation import DawidSkene, MajorityVote
-
     if method not in CLASSIFICATION_METHODS:
         raise ValueError(f"unknown classification method {method!r}")
     if not votes:
         return {}
     if method == "dawid_skene":
         return dawid_skene(votes, gold_votes=gold_votes, n_iter=n_iter)
+    # crowd-kit (and pandas) load slowly: only the methods that use them pay for the import.
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene, MajorityVote
+
     frame = _frame(votes)
     if method == "crowdkit_dawid_skene":
         classes = sorted(set(frame["label"]) | {truth for _, _, truth in gold_votes})
@@ -234,6 +239,7 @@ def aggregate_texts(
     skills: dict[int, float] | None = None,
 ) -> dict[int, Aggregate]:
     """ROVER over word tokens; confidence = the skill-weighted share of answers that match the result."""
+    import pandas as pd
     from crowdkit.aggregation import ROVER
 
     if not votes:

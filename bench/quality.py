@@ -1,0 +1,202 @@
+"""Quality: crowd replays of the four shared datasets, and batch aggregation of 100,000 answers.
+
+Replays (`flask quality replay` in process, on PostgreSQL): the accuracy of the final labels on the
+non-gold items beside the published Dawid-Skene and majority-vote figures (the comparison the issue
+sets), and the labels used per item beside the dataset's own redundancy (every answer it holds).
+BENCH_QUALITY_DATASETS picks datasets (comma separated; default all four).
+
+Aggregation: 100,000 accepted answers (3 per item, 300 members, 3 classes, simulated members of known
+skill) stored as real submissions; `aggregate_pack` end to end — reading the answers, Dawid-Skene, writing
+33,334 verified labels — beside crowd-kit's bare MajorityVote on the same answers in memory (the floor of
+any aggregation). Goal < 10 s.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+
+NAME = "Quality, PostgreSQL"
+# Published accuracy of the final labels (shared/datasets/crowd/README.md): (majority vote, Dawid-Skene).
+PUBLISHED = {
+    "d_product": (0.897, 0.940),
+    "d_possent": (0.932, 0.960),
+    "rte": (0.897, 0.929),
+    "bird": (0.759, 0.89),
+}
+GOAL_AGGREGATION_S = 10.0
+ANSWERS = 100_000
+
+
+def datasets_folder() -> Path:
+    for candidate in (os.environ.get("CROWD_DATASETS"), ROOT.parent / "shared" / "datasets" / "crowd", ROOT.parent.parent / "shared" / "datasets" / "crowd"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    raise RuntimeError("the shared crowd datasets were not found (set CROWD_DATASETS)")
+
+
+def _app():
+    from flask_migrate import upgrade
+
+    from sapien import create_app
+
+    recreate_database()
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+            "REDIS_URL": BENCH_REDIS_URL,
+            "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
+        }
+    )
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return app
+
+
+def replay_figures(app) -> list[Figure]:
+    from sapien.database import utcnow
+    from sapien.quality.replay import replay
+
+    folder = datasets_folder()
+    chosen = [name.strip() for name in os.environ.get("BENCH_QUALITY_DATASETS", ",".join(PUBLISHED)).split(",") if name.strip()]
+    figures = []
+    for name in chosen:
+        with app.app_context():
+            report = replay(folder / name, now=utcnow())
+        majority, dawid_skene = PUBLISHED[name]
+        redundancy = report.answers_in_dataset / report.items
+        figures += [
+            Figure(
+                f"Crowd replay {name}",
+                f"accuracy of final labels ({report.scored} non-gold items, {report.gold} gold)",
+                round(report.accuracy, 4),
+                "",
+                ceiling=f"published: Dawid-Skene {dawid_skene:.3f}, majority vote {majority:.3f}",
+                goal=f"≥ {dawid_skene:.3f}",
+                met=report.accuracy >= dawid_skene,
+            ),
+            Figure(
+                f"Crowd replay {name}",
+                f"labels used per item (replay took {report.seconds:.0f} s)",
+                round(report.labels_per_item, 2),
+                "",
+                ceiling=f"dataset: {redundancy:.2f} per item",
+                goal=f"< {redundancy:.2f}",
+                met=report.labels_per_item < redundancy,
+            ),
+        ]
+    return figures
+
+
+def load_answers(app, answers: int = ANSWERS) -> tuple[int, list[tuple[int, int, str]]]:
+    """A pack with `answers` accepted submissions (3 per item) written in bulk; returns the pack id and the
+    (item, member, label) triples for the in-memory floor."""
+    import random
+
+    from sqlalchemy import insert
+
+    from sapien.accounts.models import User
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling import service as labeling
+    from sapien.labeling.models import Item, Lease, Submission
+
+    rng = random.Random(7)
+    now = utcnow()
+    members = 300
+    items = (answers + 2) // 3
+    classes = ["a", "b", "c"]
+    with app.app_context():
+        campaign = labeling.create_campaign(name="Aggregation bench", kind="enterprise", actor_id=None, now=now)
+        pack = labeling.create_pack(
+            campaign.id,
+            {"name": "Aggregation bench", "slug": "aggregation-bench", "task_type": "text_classification", "label_options": classes,
+             "labels_per_item": 3, "max_labels_per_item": 3, "review_rate_percent": 0, "gold_rate_percent": 0},
+            actor_id=None,
+            now=now,
+        )
+        pack_id = pack.id
+        db.session.execute(
+            insert(User),
+            [{"username": f"agg{n}", "username_key": f"agg{n}", "email": f"agg{n}@bench.example", "password_hash": "x",
+              "display_name": f"Member {n}", "role": "member", "timezone": "UTC", "created_at": now} for n in range(members)],
+        )
+        user_ids = [row[0] for row in db.session.execute(db.select(User.id).where(User.username.like("agg%")).order_by(User.id))]
+        skill = {user_id: rng.uniform(0.55, 0.95) for user_id in user_ids}
+        truth = [rng.choice(classes) for _ in range(items)]
+        db.session.execute(
+            insert(Item),
+            [{"pack_id": pack_id, "external_id": f"e{n}", "payload": {"text": f"item {n}"}, "status": "retired", "labels_target": 3,
+              "slots_taken": 3, "created_at": now} for n in range(items)],
+        )
+        item_ids = [row[0] for row in db.session.execute(db.select(Item.id).where(Item.pack_id == pack_id).order_by(Item.id))]
+        triples = []
+        for n in range(answers):
+            item_index = n // 3
+            user_id = user_ids[(item_index * 7 + (n % 3) * 101) % members]
+            right = rng.random() < skill[user_id]
+            value = truth[item_index] if right else rng.choice([c for c in classes if c != truth[item_index]])
+            triples.append((item_ids[item_index], user_id, value))
+        for start in range(0, answers, 10_000):
+            chunk = triples[start : start + 10_000]
+            lease_ids = db.session.execute(
+                insert(Lease).returning(Lease.id, sort_by_parameter_order=True),
+                [{"item_id": i, "pack_id": pack_id, "user_id": u, "status": "submitted", "created_at": now, "expires_at": now} for i, u, _ in chunk],
+            ).scalars().all()
+            db.session.execute(
+                insert(Submission),
+                [{"lease_id": lease_id, "item_id": i, "pack_id": pack_id, "user_id": u, "answer": {"labels": [v]}, "status": "accepted",
+                  "is_gold": False, "created_at": now} for lease_id, (i, u, v) in zip(lease_ids, chunk, strict=True)],
+            )
+        db.session.commit()
+    return pack_id, triples
+
+
+def aggregation_figures(app) -> list[Figure]:
+    import pandas as pd
+    from crowdkit.aggregation import MajorityVote
+
+    from sapien.database import utcnow
+    from sapien.quality.service import aggregate_pack
+
+    pack_id, triples = load_answers(app)
+    with app.app_context():
+        started = time.perf_counter()
+        report = aggregate_pack(pack_id, now=utcnow(), finalize=True)
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        report_again = aggregate_pack(pack_id, now=utcnow(), finalize=True)  # the second run updates every label
+        seconds_again = time.perf_counter() - started
+    frame = pd.DataFrame(triples, columns=["task", "worker", "label"])
+    started = time.perf_counter()
+    MajorityVote().fit_predict(frame)
+    floor = time.perf_counter() - started
+    return [
+        Figure(
+            NAME,
+            f"aggregate_pack, {report.answers:,} answers → {report.labels_written:,} new verified labels (Dawid-Skene)",
+            round(seconds, 2),
+            "s",
+            ceiling=f"crowd-kit MajorityVote in memory: {floor:.2f} s",
+            goal=f"< {GOAL_AGGREGATION_S:.0f} s",
+            met=seconds < GOAL_AGGREGATION_S,
+        ),
+        Figure(
+            NAME,
+            f"aggregate_pack again, updating {report_again.labels_written:,} labels",
+            round(seconds_again, 2),
+            "s",
+            ceiling=f"crowd-kit MajorityVote in memory: {floor:.2f} s",
+            goal=f"< {GOAL_AGGREGATION_S:.0f} s",
+            met=seconds_again < GOAL_AGGREGATION_S,
+        ),
+    ]
+
+
+def run() -> list[Figure]:
+    app = _app()
+    figures = aggregation_figures(app)
+    return figures + replay_figures(app)

@@ -1,0 +1,175 @@
+"""Aggregation methods on small known cases, adaptive redundancy, and Krippendorff's alpha."""
+
+from __future__ import annotations
+
+import pytest
+
+from sapien.quality.aggregation import (
+    Vote,
+    aggregate_boxes,
+    aggregate_classification,
+    aggregate_texts,
+    consensus_boxes,
+    dawid_skene,
+    krippendorff_alpha_nominal,
+)
+from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
+
+
+def _votes(rows):
+    return [Vote(item, user, n, value) for n, (item, user, value) in enumerate(rows)]
+
+
+def test_majority_vote_and_wawa_pick_the_most_common_label():
+    rows = [(1, 1, "a"), (1, 2, "a"), (1, 3, "b"), (2, 1, "b"), (2, 2, "b"), (2, 3, "b")]
+    for method in ("majority_vote", "wawa", "crowdkit_dawid_skene", "dawid_skene"):
+        result = aggregate_classification(_votes(rows), method=method)
+        assert result[1].value == "a" and result[2].value == "b", method
+        assert result[2].confidence >= result[1].confidence
+    weighted = aggregate_classification(_votes(rows[:3]), method="majority_vote", skills={1: 0.1, 2: 0.1, 3: 0.9})
+    assert weighted[1].value == "b"
+
+
+def test_dawid_skene_learns_who_to_trust():
+    # Members 1-3 are always right; 4 and 5 always answer "b". Where 1-3 are split... they never are,
+    # but on items 6-8 only one reliable member answered, against both spammers.
+    rows = []
+    truth = {i: ("a" if i % 2 else "b") for i in range(1, 6)}
+    for item, value in truth.items():
+        rows += [(item, 1, value), (item, 2, value), (item, 3, value), (item, 4, "b"), (item, 5, "b")]
+    for item in (6, 7, 8):
+        rows += [(item, 1, "a"), (item, 4, "b"), (item, 5, "b")]
+    majority = aggregate_classification(_votes(rows), method="majority_vote")
+    learned = dawid_skene(_votes(rows))
+    assert all(majority[i].value == "b" for i in (6, 7, 8))
+    assert all(learned[i].value == "a" for i in (6, 7, 8))
+    assert all(learned[i].value == truth[i] for i in truth)
+
+
+def test_dawid_skene_uses_gold_to_start():
+    # Two members disagree on everything; gold says member 2 is the reliable one.
+    rows = [(i, 1, "a") for i in range(1, 5)] + [(i, 2, "b") for i in range(1, 5)]
+    gold = [(2, "b", "b")] * 5 + [(1, "a", "b")] * 5
+    assert all(r.value == "b" for r in dawid_skene(_votes(rows), gold_votes=gold).values())
+
+
+def test_rover_merges_transcripts():
+    rows = [(1, 1, "the quick brown fox"), (1, 2, "the quick brown box"), (1, 3, "a quick brown fox"), (2, 1, "hello"), (2, 2, "hello")]
+    result = aggregate_texts(_votes(rows), matches=lambda a, b: a == b)
+    assert result[1].value == "the quick brown fox"
+    assert result[1].confidence == pytest.approx(1 / 3)
+    assert result[2].value == "hello" and result[2].confidence == 1.0
+
+
+def test_box_consensus_keeps_boxes_most_members_drew():
+    a = {"x": 10, "y": 10, "w": 20, "h": 20, "label": "cell"}
+    near = {"x": 12, "y": 10, "w": 20, "h": 22, "label": "cell"}
+    near2 = {"x": 11, "y": 11, "w": 19, "h": 20, "label": "cell"}
+    stray = {"x": 80, "y": 80, "w": 5, "h": 5, "label": "cell"}
+    fused = consensus_boxes([(1.0, [a]), (1.0, [near, stray]), (1.0, [near2])])
+    assert fused == [{"x": 11, "y": 10, "w": 20, "h": 20, "label": "cell"}]
+    result = aggregate_boxes(
+        [Vote(1, 1, 1, [a]), Vote(1, 2, 2, [near, stray]), Vote(1, 3, 3, [near2])],
+        matches=lambda x, y: len(x) == len(y),
+    )
+    assert result[1].value == fused and result[1].confidence == pytest.approx(2 / 3)
+    assert consensus_boxes([(1.0, []), (1.0, [])]) == []
+
+
+def test_krippendorff_alpha_nominal_known_values():
+    assert krippendorff_alpha_nominal([["a", "a"], ["b", "b"], ["a", "a"]]) == pytest.approx(1.0)
+    # Krippendorff's worked example (nominal, 4 coders, 12 units) gives 0.743.
+    units = [
+        [1, 1, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
+        [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [5, 5, 5], [1, 1], [3],
+    ]
+    assert krippendorff_alpha_nominal(units) == pytest.approx(0.743, abs=0.001)
+    assert krippendorff_alpha_nominal([["a"], ["b"]]) is None
+
+
+def _skilled(pack, gold_items, n_right: int):
+    member = make_user()
+    for item in gold_items[:n_right]:
+        answer(member, item.id, label("pos"))
+    return member
+
+
+def test_adaptive_redundancy_retires_confident_items_early(ctx, tmp_path, config):
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+    from sapien.quality.models import VerifiedLabel
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.95)
+    pack = make_pack(tmp_path, items=2, gold=6, labels_per_item=2, max_labels_per_item=5)
+    golds = items_of(pack.id, gold=True)
+    first, second = _skilled(pack, golds, 6), _skilled(pack, golds, 6)
+    item = items_of(pack.id, gold=False)[0]
+    answer(first, item.id, label("neg"))
+    answer(second, item.id, label("neg"))
+    db.session.expire_all()
+    assert db.session.get(Item, item.id).status == "retired"
+    verified = db.session.get(VerifiedLabel, item.id)
+    assert verified.answer == label("neg") and verified.labels_used == 2 and verified.confidence >= 0.95
+    assert verified.contributor_ids == sorted([first, second]) and verified.method == "online_vote"
+
+
+def test_adaptive_redundancy_asks_more_when_members_disagree(ctx, tmp_path, config):
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+    from sapien.quality.models import VerifiedLabel
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.95)
+    pack = make_pack(tmp_path, items=1, gold=6, labels_per_item=2, max_labels_per_item=3)
+    golds = items_of(pack.id, gold=True)
+    members = [_skilled(pack, golds, 6) for _ in range(3)]
+    item = items_of(pack.id, gold=False)[0]
+    answer(members[0], item.id, label("neg"))
+    answer(members[1], item.id, label("pos"))
+    db.session.expire_all()
+    row = db.session.get(Item, item.id)
+    assert row.status == "open" and row.labels_target == 3
+    assert db.session.get(VerifiedLabel, item.id) is None
+    answer(members[2], item.id, label("pos"))
+    db.session.expire_all()
+    assert db.session.get(Item, item.id).status == "retired"  # at the maximum: retires with its best answer
+    assert db.session.get(VerifiedLabel, item.id).answer == label("pos")
+
+
+def test_batch_aggregation_writes_labels_with_provenance(ctx, tmp_path, config):
+    from sapien.extensions import db
+    from sapien.quality import service
+    from sapien.quality.models import VerifiedLabel
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.999)
+    pack = make_pack(tmp_path, items=2, gold=1, labels_per_item=3, max_labels_per_item=3)
+    members = [make_user() for _ in range(3)]
+    first, second = items_of(pack.id, gold=False)
+    for member, value in zip(members, ("pos", "pos", "neg"), strict=True):
+        answer(member, first.id, label(value))
+    answer(members[0], second.id, label("neg"))
+    report = service.aggregate_pack(pack.id, now=NOW)
+    assert report.labels_written == 1 and report.items == 2  # only the retired item without finalize
+    label_row = db.session.get(VerifiedLabel, first.id)
+    assert label_row.answer == label("pos") and label_row.method == "dawid_skene" and label_row.labels_used == 3
+    assert label_row.contributor_ids == sorted(members) and len(label_row.submission_ids) == 3
+    assert service.aggregate_pack(pack.id, now=NOW, finalize=True).labels_written == 2
+    assert db.session.get(VerifiedLabel, second.id).answer == label("neg")
+    for method in ("wawa", "majority_vote", "crowdkit_dawid_skene"):
+        assert service.aggregate_pack(pack.id, now=NOW, method=method).labels_written == 1
+    with pytest.raises(service.QualityError):
+        service.aggregate_pack(pack.id, now=NOW, method="rover")
+
+
+def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
+    from sapien.extensions import db
+    from sapien.quality import service
+    from sapien.quality.models import VerifiedLabel
+
+    rows = [{"external_id": "t1", "text": "teh cat sat"}]
+    pack = make_pack(tmp_path, rows=rows, task_type="text_cleaning", labels_per_item=3, max_labels_per_item=3)
+    item = items_of(pack.id)[0]
+    for text in ("the cat sat", "the cat sat", "the cat sat."):
+        answer(make_user(), item.id, {"text": text})
+    service.aggregate_pack(pack.id, now=NOW, finalize=True)
+    verified = db.session.get(VerifiedLabel, item.id)
+    assert verified.answer == {"text": "the cat sat"} and verified.method == "rover"

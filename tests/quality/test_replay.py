@@ -1,0 +1,76 @@
+"""Crowd replay: both dataset formats, the feeding order, and the real `bird` dataset end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def crowd_datasets() -> Path | None:
+    candidates = [os.environ.get("CROWD_DATASETS"), ROOT.parent / "shared" / "datasets" / "crowd", ROOT.parent.parent / "shared" / "datasets" / "crowd"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "bird" / "crowd.txt").exists():
+            return Path(candidate)
+    return None
+
+
+def test_reads_both_formats(tmp_path):
+    from sapien.quality.replay import ReplayError, read_crowd_dataset
+
+    csv_dir = tmp_path / "csvset"
+    csv_dir.mkdir()
+    (csv_dir / "answer.csv").write_text("question,worker,answer\nq1,w1,0\nq1,w2,1\nq2,w1,1\nq3,w1,1\n")
+    (csv_dir / "truth.csv").write_text("question,truth\nq1,0\nq2,1\n")
+    data = read_crowd_dataset(csv_dir)
+    assert data.answers == [("q1", "w1", "0"), ("q1", "w2", "1"), ("q2", "w1", "1")]  # q3 has no truth
+    assert data.classes == ["0", "1"] and data.truth == {"q1": "0", "q2": "1"}
+    txt_dir = tmp_path / "txtset"
+    txt_dir.mkdir()
+    (txt_dir / "crowd.txt").write_text("1\t1\t2\n1\t2\t1\n2\t1\t3\n")
+    (txt_dir / "truth.txt").write_text("1\t2\n2\t3\n")
+    data = read_crowd_dataset(txt_dir)
+    assert data.classes == ["1", "2", "3"] and len(data.answers) == 3
+    with pytest.raises(ReplayError, match="neither"):
+        read_crowd_dataset(tmp_path)
+
+
+def test_feeding_order_puts_each_workers_gold_first():
+    from sapien.quality.replay import CrowdDataset, feeding_order
+
+    answers = [(f"q{i}", w, "0") for i in range(10) for w in ("a", "b")]
+    data = CrowdDataset("x", answers, {f"q{i}": "0" for i in range(10)})
+    order = feeding_order(data, {"q7", "q3"}, seed=1)
+    assert sorted(order) == sorted(answers) and order == feeding_order(data, {"q7", "q3"}, seed=1)
+    for worker in ("a", "b"):
+        mine = [item for item, w, _ in order if w == worker]
+        assert set(mine[:2]) == {"q3", "q7"}
+
+
+def test_replay_cli_rejects_a_folder_without_data(app, tmp_path):
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path)])
+    assert result.exit_code != 0 and "neither answer.csv" in result.output
+
+
+@pytest.mark.skipif(crowd_datasets() is None, reason="the shared crowd datasets are not on this machine")
+def test_replay_bird_beats_dawid_skene_with_fewer_labels(app):
+    from sapien.extensions import db
+    from sapien.labeling.models import Item, TaskPack
+
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(crowd_datasets() / "bird")])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    match = re.fullmatch(r"accuracy=(\d\.\d{4}) labels_per_item=(\d+\.\d{2}) items=(\d+) gold=(\d+)", last)
+    assert match, last
+    accuracy, labels_per_item, items, gold = float(match[1]), float(match[2]), int(match[3]), int(match[4])
+    assert accuracy >= 0.89  # the published Dawid-Skene figure for bird
+    assert labels_per_item < 39  # every bird item has 39 answers: adaptive redundancy used fewer
+    assert (items, gold) == (108, 5)
+    with app.app_context():
+        pack = db.session.query(TaskPack).one()
+        assert pack.review_rate_percent == 0 and pack.task_type == "text_classification"
+        assert db.session.query(Item).filter_by(pack_id=pack.id, is_gold=True).count() == 5

@@ -1293,10 +1293,7 @@ def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaig
     amounts = _pay(submission, pack, campaign, now)
     db.session.flush()
     if not item.is_gold:
-        # no_autoflush: quality's store_verified_label queries between adding a VerifiedLabel and setting its
-        # verified_at, and an autoflush there would insert the row half-filled.
-        with db.session.no_autoflush:
-            _quality().on_submission_settled(submission.id, now=now)
+        _quality().on_submission_settled(submission.id, now=now)
     points, xp = amounts[0], amounts[1]
     sent = dict(user_id=submission.user_id, submission_id=submission.id, pack_id=pack.id, task_type=pack.task_type, xp=xp, points=points, now=now)
     after_commit(lambda: events.submission_accepted.send(None, **sent))

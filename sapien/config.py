@@ -46,6 +46,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
         "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
+        # A fixed window lets a burst straddle the boundary (twice the limit in a moment); this does not.
+        "RATELIMIT_STRATEGY": "sliding-window-counter",
+        # How long a member's rendered dashboard may be served from Redis (0 turns the cache off); any
+        # event about the member makes it stale at once (see sapien/member_cache.py).
+        "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -30,6 +30,9 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     init_i18n(app)
     register_web_shell(app)
+    from sapien.member_cache import register_member_cache
+
+    register_member_cache(app)
     from sapien.progression.live import register_live_updates
 
     register_live_updates(app)

@@ -55,3 +55,9 @@ def connect_listeners() -> None:
     guild_joined.connect(leaderboards.on_guild_joined, weak=False)
     guild_left.connect(leaderboards.on_guild_left, weak=False)
     profile_updated.connect(leaderboards.on_profile_updated, weak=False)
+
+    from sapien import member_cache
+
+    # Every event is about somebody: their cached pages (the dashboard) are stale once it commits.
+    for signal in list(signals.values()):
+        signal.connect(member_cache.on_member_event, weak=False)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from sapien import events
@@ -99,15 +102,54 @@ def authenticate(login: str, password: str) -> User:
     return user
 
 
+# What a signed-in request needs of its user, kept in Redis between requests (never the password hash
+# or the email address); anything else is loaded from the database on first access.
+SESSION_USER_FIELDS = ("username", "username_key", "display_name", "role", "country", "locale", "timezone",
+                       "hide_from_boards", "session_version", "is_banned")
+SESSION_USER_SECONDS = 300
+
+
 def load_session_user(session_id: str) -> User | None:
     """Resolve a login id `"<user id>:<session version>"`; a stale version means a revoked session."""
     user_id, _, version = session_id.partition(":")
     if not (user_id.isdigit() and version.isdigit()):
         return None
-    user = db.session.get(User, int(user_id))
+    user = _session_user(int(user_id))
     if user is None or user.session_version != int(version) or user.is_banned:
         return None
     return user
+
+
+def _session_user(user_id: int) -> User | None:
+    """The user row from the member cache when it is current, else from the database (and cached).
+
+    Any change to the row bumps the member's generation after commit (see `_user_changed`), so a ban
+    or a revoked session is seen by the very next request.
+    """
+    from sapien import member_cache
+
+    present = db.session.identity_map.get(identity_key(User, user_id))
+    if present is not None:
+        return present
+    stamp, cached = member_cache.read(user_id, "session-user")
+    if cached is not None:
+        user = User(id=user_id, **json.loads(cached))
+        make_transient_to_detached(user)
+        db.session.add(user)
+        return user
+    user = db.session.get(User, user_id)
+    if user is not None:
+        row = json.dumps({name: getattr(user, name) for name in SESSION_USER_FIELDS}).encode()
+        member_cache.write(user_id, "session-user", stamp, row, SESSION_USER_SECONDS)
+    return user
+
+
+@event.listens_for(User, "after_update")
+@event.listens_for(User, "after_delete")
+def _user_changed(_mapper, _connection, user: User) -> None:
+    from sapien import member_cache
+
+    member_cache.touch_member(user.id)
 
 
 def revoke_sessions(user_id: int) -> None:

@@ -21,13 +21,20 @@ def index():
 @login_required
 def dashboard():
     from sapien.database import utcnow
+    from sapien.member_cache import member_page
     from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import dashboard_progress
+    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
 
-    return render_page_or_fragment(
-        "home/dashboard.html",
-        "home/fragments/dashboard.html",
-        summary=member_summary(current_user.id),
-        progression=dashboard_progress(current_user.id, utcnow()),
-        claim_form=EmptyForm(formdata=None),
+    now = utcnow()
+    return member_page(
+        "dashboard",
+        lambda: render_page_or_fragment(
+            "home/dashboard.html",
+            "home/fragments/dashboard.html",
+            summary=member_summary(current_user.id),
+            progression=dashboard_progress(current_user.id, now),
+            claim_form=EmptyForm(formdata=None),
+        ),
+        now=now,
+        stamp_keys=[QUEST_VERSION_KEY],
     )

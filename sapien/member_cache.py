@@ -1,0 +1,138 @@
+"""What a member sees, cached in Redis: their signed-in user row and their most-loaded rendered pages.
+
+Every cached value is stamped with the member's *generation*, a counter bumped after the commit of
+anything that changes what they see: a change to their user row, every event about them in the signal
+catalogue, every POST they make. A value made from older data carries an older stamp and is never used,
+so a reader racing a writer can at worst cache something nobody will read. Pages also carry global
+versions they depend on (the quest catalogue) and a short lifetime, which bounds what no event announces
+(another member's progress on a shared guild quest, a quest window opening during the day). Redis is
+only a cache here (DESIGN rule 2): a flush costs one render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, Response, current_app, g, make_response, request, session
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from sapien.extensions import db
+from sapien.queue import redis_connection
+
+GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
+CSRF_PLACEHOLDER = "\x00csrf\x00"  # the session's own CSRF token goes back into a cached page per request
+PENDING = "touched_members"
+EVENT_MEMBER_FIELDS = ("user_id", "author_id", "reviewer_id")
+
+
+def generation_key(user_id: int) -> str:
+    return f"sapien:member-generation:{user_id}"
+
+
+def bump_generations(user_ids: Iterable[int]) -> None:
+    """Mark everything cached for these members stale (only once the change has committed)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    pipeline = redis_connection().pipeline(transaction=False)
+    for user_id in ids:
+        pipeline.incr(generation_key(user_id))
+        pipeline.expire(generation_key(user_id), GENERATION_SECONDS)
+    pipeline.execute()
+
+
+def touch_member(*user_ids: int) -> None:
+    """The open transaction changes what these members see: bump their generation when it commits.
+
+    Bumping before the commit would let a reader cache the old rows under the new stamp.
+    """
+    current = db.session()
+    if not current.in_transaction():
+        bump_generations(user_ids)
+        return
+    current.info.setdefault(PENDING, set()).update(user_ids)
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(committed: Session) -> None:
+    if pending := committed.info.pop(PENDING, None):
+        bump_generations(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(rolled_back: Session) -> None:
+    rolled_back.info.pop(PENDING, None)
+
+
+def on_member_event(_sender=None, **payload) -> None:
+    """Listener for every signal of the catalogue: whoever an event is about sees something new."""
+    ids = [payload[name] for name in EVENT_MEMBER_FIELDS if isinstance(payload.get(name), int)]
+    ids += [user_id for user_id in payload.get("contributor_ids") or () if isinstance(user_id, int)]
+    if ids:
+        touch_member(*ids)
+
+
+def read(user_id: int, name: str, *stamp_keys: str) -> tuple[bytes, bytes | None]:
+    """(the member's current stamp, the value cached as `name` if it was made under that stamp)."""
+    *versions, value = redis_connection().mget([generation_key(user_id), *stamp_keys, f"sapien:member:{user_id}:{name}"])
+    stamp = b".".join(version or b"0" for version in versions) + b"|"
+    if value is not None and value.startswith(stamp):
+        return stamp, value[len(stamp):]
+    return stamp, None
+
+
+def write(user_id: int, name: str, stamp: bytes, value: bytes, seconds: int) -> None:
+    """Keep `value` under the stamp read *before* the data behind it was read."""
+    redis_connection().set(f"sapien:member:{user_id}:{name}", stamp + value, ex=seconds)
+
+
+def _local_day(timezone: str | None, now: datetime) -> str:
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return now.astimezone(zone).date().isoformat()
+
+
+def member_page(name: str, render: Callable[[], Response], *, now: datetime, stamp_keys: Iterable[str] = ()) -> Response:
+    """Serve the signed-in member's page `name` from the cache, or render it with `render` and keep it.
+
+    `stamp_keys` are Redis keys of global versions the page depends on. Requests with a query string or
+    pending flash messages are rendered fresh: those pages are one-offs.
+    """
+    seconds = current_app.config["PAGE_CACHE_SECONDS"]
+    if not seconds or request.args or session.get("_flashes"):
+        return render()
+    from sapien.i18n import request_i18n
+    from sapien.web import wants_fragment
+
+    user = current_user._get_current_object()
+    variant = ":".join((
+        name, str(request_i18n()[1]), user.role, _local_day(user.timezone, now), now.date().isoformat(),
+        "fragment" if wants_fragment() else "page",
+    ))
+    stamp, cached = read(user.id, f"page:{variant}", *stamp_keys)
+    if cached is not None:
+        response = make_response(cached.decode().replace(CSRF_PLACEHOLDER, generate_csrf()))
+        response.headers["Vary"] = "HX-Request"
+        return response
+    response = render()
+    if response.status_code == 200:
+        body = response.get_data(as_text=True).replace(generate_csrf(), CSRF_PLACEHOLDER)
+        write(user.id, f"page:{variant}", stamp, body.encode(), seconds)
+    return response
+
+
+def register_member_cache(app: Flask) -> None:
+    @app.after_request
+    def _member_posted(response: Response) -> Response:
+        # Whatever a member POSTs (a claim, a setting, marking notifications read) may change their pages.
+        user = g.get("_login_user")
+        if request.method == "POST" and user is not None and user.is_authenticated:
+            bump_generations([user.id])
+        return response

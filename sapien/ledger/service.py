@@ -211,7 +211,7 @@ def credit_many(user_id: int, credits: list[Credit], *, kind: str, now: datetime
     for one in credits:
         _check(one.currency, one.amount, one.key)
     if len({one.currency for one in credits}) != len(credits) or len({one.key for one in credits}) != len(credits):
-        raise LedgerError(_l("Credit each currency once, each under its own key."))
+        raise ValueError("credit_many takes each currency once, each under its own key")  # a caller's bug
     if not credits:
         return []
     with unit_of_work():

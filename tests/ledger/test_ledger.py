@@ -147,7 +147,7 @@ def test_credit_many_refuses_a_reused_key_and_bad_batches(app_ctx):
     ledger.credit(ana, "xp", 5, kind="k", key="reward:3:xp", now=NOW)
     with pytest.raises(ledger.IdempotencyConflict):
         ledger.credit_many(ana, [ledger.Credit("points", 10, "reward:3:points"), ledger.Credit("xp", 6, "reward:3:xp")], kind="k", now=NOW)
-    with pytest.raises(ledger.LedgerError):
+    with pytest.raises(ValueError):
         ledger.credit_many(ana, [ledger.Credit("xp", 1, "a"), ledger.Credit("xp", 2, "b")], kind="k", now=NOW)
     with pytest.raises(ledger.LedgerError):
         ledger.credit_many(ana, [ledger.Credit("points", 0, "c")], kind="k", now=NOW)

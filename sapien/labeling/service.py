@@ -37,7 +37,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -1014,15 +1014,20 @@ def _expire(lease: Lease) -> None:
         _free_slot(lease.item_id)
 
 
-def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime) -> None:
-    since = _day_start(now)
+def _daily_use(user_id: int, pack: TaskPack, now: datetime):
+    """How much of today's cap in the pack the member used: answers today (UTC) plus active leases."""
     submitted = select(func.count()).select_from(Submission).where(
-        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= since
+        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= _day_start(now)
     ).scalar_subquery()
     active = select(func.count()).select_from(Lease).where(
         Lease.user_id == user_id, Lease.status == "active", Lease.pack_id == pack.id
     ).scalar_subquery()
-    used = db.session.execute(select(submitted + active)).scalar() or 0
+    return submitted + active
+
+
+def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | None = None) -> None:
+    if used is None:
+        used = db.session.execute(select(_daily_use(user_id, pack, now))).scalar() or 0
     if used >= pack.daily_cap:
         raise DailyCapReached(
             _l("You have done today's %(cap)s items in this pack. Come back tomorrow (UTC) or try another pack.", cap=pack.daily_cap)
@@ -1083,13 +1088,17 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
     ).first()
 
 
-def _active_lease(user_id: int, pack_id: int) -> Lease | None:
-    return db.session.scalar(
-        select(Lease)
-        .where(Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == "active")
-        .order_by(Lease.id.desc())
-        .limit(1)
-    )
+def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int]:
+    """The member's latest active lease in the pack (or None) and their daily use there, in one statement:
+    the two reads every "next item" starts with."""
+    latest = select(func.max(Lease.id)).where(
+        Lease.user_id == user_id, Lease.pack_id == pack.id, Lease.status == "active"
+    ).scalar_subquery()
+    one_row = select(literal(1).label("one")).subquery()
+    lease, used = db.session.execute(
+        select(Lease, _daily_use(user_id, pack, now)).select_from(one_row).outerjoin(Lease, Lease.id == latest)
+    ).one()
+    return lease, used or 0
 
 
 def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
@@ -1109,13 +1118,14 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
         pack = session.get(TaskPack, pack_id)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
-        current = _active_lease(user_id, pack.id)
+        current, used = _active_lease_and_daily_use(user_id, pack, now)
         if current is not None:
             if as_utc(current.expires_at) > now:
                 return current, None
             _expire(current)
+            used -= 1  # counted while it was active
         _check_unlocked(user_id, pack)
-        _check_daily_cap(user_id, pack, now)
+        _check_daily_cap(user_id, pack, now, used)
         for _attempt in range(5):
             item = None
             if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:

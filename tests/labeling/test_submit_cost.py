@@ -53,3 +53,32 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
     assert ledger.balance(member, "xp") == 10 == ledger.sum_of_entries(member, "xp")
     submission = db.session.scalar(select(Submission).where(Submission.id == result.submission_id))
     assert (submission.paid_points, submission.paid_xp) == (10, 5)
+
+
+# The same answer through the work page (htmx): the sign-in check, the answer, the next item, the
+# rendered feedback and the live nav update. It was 32 before: besides the service's savings, the pack
+# was looked up on its own, the claimed item read again, the active lease and the daily use read apart,
+# and the member reloaded twice after the commits.
+ANSWER_REQUEST_STATEMENTS = 20
+
+
+def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tmp_path):
+    import re
+
+    with app.test_request_context():
+        slug = make_pack(tmp_path, items=4, reward_points=10, reward_xp=5).slug
+    ana = make_member()
+    headers = {"HX-Request": "true"}
+    lease_of = re.compile(r'name="lease_id" value="(\d+)"')
+    token = ana.csrf()
+    lease_id = lease_of.search(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)).group(1)
+    # A first answer today starts the member's streak and progress rows; the figure is for the ones after it.
+    warm = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "pos", "csrf_token": token}, headers=headers)
+    lease_id = lease_of.search(warm.get_data(as_text=True)).group(1)
+
+    with app.app_context(), counted_statements() as statements:
+        response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "neg", "csrf_token": token}, headers=headers)
+
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Submitted and accepted." in text and 'id="statusbar"' in text
+    assert len(statements) <= ANSWER_REQUEST_STATEMENTS, "\n".join(statements)

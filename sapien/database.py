@@ -49,6 +49,23 @@ def unit_of_work() -> Iterator[Session]:
             callback()
 
 
+@contextmanager
+def rows_kept_loaded() -> Iterator[None]:
+    """Commits inside this block (and the after-commit listeners they run) keep the loaded rows loaded.
+
+    For a request that has already read what it shows: expiring the rows on commit would only make the
+    next touch of each (the signed-in member above all, in listeners and after-request hooks) reload it,
+    one query apiece.
+    """
+    session = db.session()
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = previous
+
+
 def after_commit(callback: Callable[[], object]) -> None:
     """Run `callback` once the current unit of work has committed (signals, job enqueues).
 

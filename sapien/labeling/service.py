@@ -37,7 +37,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -1014,15 +1014,20 @@ def _expire(lease: Lease) -> None:
         _free_slot(lease.item_id)
 
 
-def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime) -> None:
-    since = _day_start(now)
+def _daily_use(user_id: int, pack: TaskPack, now: datetime):
+    """How much of today's cap in the pack the member used: answers today (UTC) plus active leases."""
     submitted = select(func.count()).select_from(Submission).where(
-        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= since
+        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= _day_start(now)
     ).scalar_subquery()
     active = select(func.count()).select_from(Lease).where(
         Lease.user_id == user_id, Lease.status == "active", Lease.pack_id == pack.id
     ).scalar_subquery()
-    used = db.session.execute(select(submitted + active)).scalar() or 0
+    return submitted + active
+
+
+def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | None = None) -> None:
+    if used is None:
+        used = db.session.execute(select(_daily_use(user_id, pack, now))).scalar() or 0
     if used >= pack.daily_cap:
         raise DailyCapReached(
             _l("You have done today's %(cap)s items in this pack. Come back tomorrow (UTC) or try another pack.", cap=pack.daily_cap)
@@ -1045,17 +1050,17 @@ def _not_leased_by(user_id: int):
     return ~exists().where(Lease.item_id == Item.id, Lease.user_id == user_id)
 
 
-def _pick_gold(user_id: int, pack: TaskPack) -> int | None:
+def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
     return db.session.scalar(
-        select(Item.id)
+        select(Item)
         .where(Item.pack_id == pack.id, Item.is_gold.is_(True), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
         .order_by(func.random())
         .limit(1)
     )
 
 
-def _claim_ordinary(user_id: int, pack: TaskPack) -> int | None:
-    """Take a slot of the next ordinary item for the member in one statement; returns the item id.
+def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
+    """Take a slot of the next ordinary item for the member in one statement; returns the item.
 
     Items closest to done come first (they verify sooner); SKIP LOCKED lets racing members pass each
     other, and the outer condition is the same guarded increment as `_take_slot`.
@@ -1074,54 +1079,69 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> int | None:
         .with_for_update(skip_locked=True, of=Item)
         .scalar_subquery()
     )
-    item = db.session.scalars(
+    return db.session.scalars(
         update(Item)
         .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
         .values(slots_taken=Item.slots_taken + 1)
         .returning(Item),
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).first()
-    return item.id if item is not None else None
 
 
-def _active_lease(user_id: int, pack_id: int) -> Lease | None:
-    return db.session.scalar(
-        select(Lease)
-        .where(Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == "active")
-        .order_by(Lease.id.desc())
-        .limit(1)
-    )
+def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int]:
+    """The member's latest active lease in the pack (or None) and their daily use there, in one statement:
+    the two reads every "next item" starts with."""
+    latest = select(func.max(Lease.id)).where(
+        Lease.user_id == user_id, Lease.pack_id == pack.id, Lease.status == "active"
+    ).scalar_subquery()
+    one_row = select(literal(1).label("one")).subquery()
+    lease, used = db.session.execute(
+        select(Lease, _daily_use(user_id, pack, now)).select_from(one_row).outerjoin(Lease, Lease.id == latest)
+    ).one()
+    return lease, used or 0
 
 
 def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
     """The member's next item in the pack: their unexpired lease if they have one, else a new one."""
+    return _lease_next(user_id, pack_id, now)[0]
+
+
+def next_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem:
+    """`lease_next_item` with what the work page shows of it (a newly claimed item is not read twice)."""
+    lease, item = _lease_next(user_id, pack_id, now)
+    return work_item(lease, item)
+
+
+def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item | None]:
+    """The lease, and its item when this call claimed it (None for a lease the member already held)."""
     with unit_of_work() as session:
         pack = session.get(TaskPack, pack_id)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
-        current = _active_lease(user_id, pack.id)
+        current, used = _active_lease_and_daily_use(user_id, pack, now)
         if current is not None:
             if as_utc(current.expires_at) > now:
-                return current
+                return current, None
             _expire(current)
+            used -= 1  # counted while it was active
         _check_unlocked(user_id, pack)
-        _check_daily_cap(user_id, pack, now)
+        _check_daily_cap(user_id, pack, now, used)
         for _attempt in range(5):
-            item_id = None
+            item = None
             if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:
-                item_id = _pick_gold(user_id, pack)
-            if item_id is None:
-                item_id = _claim_ordinary(user_id, pack)
-                if item_id is None:
+                item = _pick_gold(user_id, pack)
+            if item is None:
+                item = _claim_ordinary(user_id, pack)
+                if item is None:
                     raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
-                lease = _new_lease(user_id, pack, item_id, now)
+                lease = _new_lease(user_id, pack, item.id, now)
                 if lease is None:
-                    _free_slot(item_id)
+                    _free_slot(item.id)
                     continue
-                return lease
-            lease = _new_lease(user_id, pack, item_id, now)
+                return lease, item
+            lease = _new_lease(user_id, pack, item.id, now)
             if lease is not None:
-                return lease
+                return lease, item
         raise NoWorkLeft(_l("Everyone is grabbing items at once. Try again in a moment."))
 
 
@@ -1157,9 +1177,9 @@ class WorkItem:
     media: Media | None
 
 
-def work_item(lease: Lease) -> WorkItem:
+def work_item(lease: Lease, item: Item | None = None) -> WorkItem:
     session = db.session
-    item = session.get(Item, lease.item_id)  # usually already loaded by the lease
+    item = item if item is not None else session.get(Item, lease.item_id)
     return WorkItem(lease, item, session.get(TaskPack, item.pack_id), get_media(item.media_id))
 
 
@@ -1224,25 +1244,29 @@ def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, t
 
 
 def submit_answer_form(
-    user_id: int, lease_id: int, form: Mapping, *, pack_id: int, now: datetime, time_spent_ms: int | None = None
+    user_id: int, lease_id: int, form: Mapping, *, pack_slug: str, now: datetime, time_spent_ms: int | None = None
 ) -> tuple[SubmissionResult, WorkItem]:
     """`submit_answer` for the work page's form fields (one lookup for parsing and checking); also returns
-    the item that was answered, for the feedback. A lease of another pack is "not yours"."""
+    the item that was answered and its pack, for the feedback and the next item. A lease of another pack
+    is "not yours"."""
     return _submit(user_id, lease_id, lambda pack, item: parse_answer_form(pack, item, form), now=now,
-                   time_spent_ms=time_spent_ms, pack_id=pack_id)
+                   time_spent_ms=time_spent_ms, pack_slug=pack_slug)
 
 
-def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_id: int | None = None):
+def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_slug: str | None = None):
     with unit_of_work() as session:
-        row = session.execute(
+        query = (
             select(Lease, Item, TaskPack, Campaign, Media)
             .join(Item, Item.id == Lease.item_id)
             .join(TaskPack, TaskPack.id == Lease.pack_id)
             .join(Campaign, Campaign.id == TaskPack.campaign_id)
             .outerjoin(Media, Media.id == Item.media_id)
             .where(Lease.id == lease_id)
-        ).first()
-        if row is None or row[0].user_id != user_id or (pack_id is not None and row[0].pack_id != pack_id):
+        )
+        if pack_slug is not None:
+            query = query.where(TaskPack.slug == pack_slug)
+        row = session.execute(query).first()
+        if row is None or row[0].user_id != user_id:
             raise LabelingNotFound(_l("That item is not yours."))
         lease, item, pack, campaign, media = row
         answered = WorkItem(lease, item, pack, media)
@@ -1284,7 +1308,9 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             submission.decided_at = now
             if not item.is_gold:
                 _free_slot(item.id)
-    return SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares), answered
+        # Read before the commit expires the row (reading it after would reload it).
+        result = SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares)
+    return result, answered
 
 
 def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaign: Campaign, now: datetime) -> tuple[int, int, int, int]:
@@ -1315,12 +1341,13 @@ def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: dateti
     shares = _floor(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
     user_id, key = submission.user_id, f"submission:{submission.id}"
     submission.paid_points, submission.paid_xp, submission.paid_partner = points, xp, partner
-    if points:
-        ledger.credit(user_id, "points", points, kind=kind, key=f"{key}:points{suffix}", now=now, memo=memo)
-    if xp:
-        ledger.credit(user_id, "xp", xp, kind=kind, key=f"{key}:xp{suffix}", now=now, memo=memo)
-    if partner:
-        ledger.credit(user_id, "partner", partner * TOKEN_UNIT, kind=kind, key=f"{key}:partner{suffix}", now=now, memo=f"{campaign.partner_token} {memo}"[:255])
+    credits = [
+        ledger.Credit("points", points, f"{key}:points{suffix}", memo),
+        ledger.Credit("xp", xp, f"{key}:xp{suffix}", memo),
+        ledger.Credit("partner", partner * TOKEN_UNIT, f"{key}:partner{suffix}", f"{campaign.partner_token} {memo}"[:255]),
+    ]
+    # One posting for the whole reward (a few statements, not a few per currency).
+    ledger.credit_many(user_id, [one for one in credits if one.amount], kind=kind, now=now)
     if shares:
         share = db.session.scalar(select(RevenueShare).where(RevenueShare.submission_id == submission.id))
         if share is None:

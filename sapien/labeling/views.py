@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from sapien.database import unit_of_work, utcnow
+from sapien.database import rows_kept_loaded, unit_of_work, utcnow
 from sapien.extensions import htmx
 from sapien.labeling import service
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
@@ -181,7 +181,7 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
     """The work page: feedback on the last answer (if any), then the current item or why there is none."""
     if work is None and done is None:
         try:
-            work = service.work_item(service.lease_next_item(current_user.id, pack.id, utcnow()))
+            work = service.next_work_item(current_user.id, pack.id, utcnow())
         except service.PackLocked as locked:
             if feedback is None:
                 flash_message(str(locked.message), "error")
@@ -216,21 +216,21 @@ def work(slug: str):
 @bp.post("/packs/<slug>/work")
 @login_required
 def submit(slug: str):
-    pack = _pack_or_404(slug)
     lease_id = request.form.get("lease_id", type=int)
     if not lease_id:
         abort(404)
     time_spent = request.form.get("time_spent_ms", type=int)
     response = None
     try:
-        # The answer, the next lease and the page are one transaction (one commit per answer); the page is
-        # rendered before the commit, which would expire the rows it shows.
-        with unit_of_work():
+        # The answer, the next lease and the page are one transaction (one commit per answer); the pack comes
+        # with the lease. The page is rendered before the commit, so the rows it read stay loaded through
+        # the commit and its listeners instead of being reloaded for nothing.
+        with rows_kept_loaded(), unit_of_work():
             result, answered = service.submit_answer_form(
-                current_user.id, lease_id, request.form, pack_id=pack.id, now=utcnow(), time_spent_ms=time_spent
+                current_user.id, lease_id, request.form, pack_slug=slug, now=utcnow(), time_spent_ms=time_spent
             )
             if htmx:
-                response = _render_work(pack, feedback=_feedback_from_result(result, answered))
+                response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
     except service.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
         current = service.work_item(service.get_lease(lease_id))
@@ -238,15 +238,16 @@ def submit(slug: str):
             prior = service.parse_answer_form(current.pack, current.item, request.form)
         except service.InvalidAnswer:
             prior = None
-        return _render_work(pack, status=422, work=current, prior=prior, error=str(error.message))
+        return _render_work(current.pack, status=422, work=current, prior=prior, error=str(error.message))
     except service.LabelingNotFound:
         abort(404)
     except (service.LeaseExpired, service.AlreadySubmitted) as error:
+        pack = _pack_or_404(slug)
         flash_message(str(error.message), "error")
         return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
     if response is not None:
         return response
-    return redirect_to(url_for("labeling.work", slug=pack.slug, feedback=result.submission_id))
+    return redirect_to(url_for("labeling.work", slug=slug, feedback=result.submission_id))
 
 
 @bp.post("/packs/<slug>/skip")

@@ -1,7 +1,9 @@
 """Ledger rules: credit, debit, transfer, balance. The only way any value changes hands.
 
 Every movement is an appended entry with a database-unique idempotency key; the cached balance row is
-moved by an atomic UPDATE in the same transaction, guarded so it can never go below zero.
+moved by an atomic UPDATE (or upsert) in the same transaction, guarded so it can never go below zero.
+Credits to one member in several currencies (a reward's points and XP) post together: one balance upsert
+and one multi-row INSERT for all of them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +51,10 @@ def _check(currency: str, amount: int, key: str) -> None:
         raise LedgerError(_l("Every ledger entry needs an idempotency key of at most 160 characters."))
 
 
+def _insert(model):
+    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
+
+
 def _existing(key: str) -> LedgerEntry | None:
     return db.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
 
@@ -70,13 +76,88 @@ def _add_to_balance(user_id: int, currency: str, amount: int, now: datetime) -> 
         if new_amount is None:
             raise InsufficientBalance(_l("Not enough %(currency)s for that.", currency=currency))
         return new_amount
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Balance).values(user_id=user_id, currency=currency, amount=amount, updated_at=now)
+    statement = _insert(Balance).values(user_id=user_id, currency=currency, amount=amount, updated_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[Balance.user_id, Balance.currency],
         set_={"amount": Balance.amount + amount, "updated_at": now},
     ).returning(Balance.amount)
     return session.execute(statement).scalar_one()
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One credit of `credit_many`: a currency, a positive amount, its idempotency key and a memo."""
+
+    currency: str
+    amount: int
+    key: str
+    memo: str = ""
+
+
+def _existing_many(keys: list[str]) -> dict[str, LedgerEntry]:
+    return {entry.idempotency_key: entry for entry in db.session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key.in_(keys)))}
+
+
+def _credit_balances(user_id: int, amounts: dict[str, int], now: datetime) -> dict[str, int]:
+    """Add to several cached balances of one member in one upsert; returns {currency: new balance}."""
+    statement = _insert(Balance).values(
+        [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in amounts.items()]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Balance.user_id, Balance.currency],
+        set_={"amount": Balance.amount + statement.excluded.amount, "updated_at": statement.excluded.updated_at},
+    ).returning(Balance.currency, Balance.amount)
+    return dict(db.session.execute(statement).tuples().all())
+
+
+def _post_credits(user_id: int, credits: list[Credit], kind: str, now: datetime) -> dict[str, Posting]:
+    """Post credits to one member: one balance upsert and one multi-row INSERT for all of them.
+
+    Optimistic: the keys are not looked up first (a fresh reward's keys are new). A key already posted
+    makes the entries' INSERT fail on the unique key; the savepoint undoes this attempt's balance moves,
+    the posted keys are checked against what they recorded, and the rest are posted again.
+    """
+    session = db.session
+    postings: dict[str, Posting] = {}
+    pending = list(credits)
+    while pending:
+        try:
+            # A savepoint, so a duplicate (or a racing twin) only undoes this attempt, not the caller's transaction.
+            with session.begin_nested():
+                balance_after = _credit_balances(user_id, {one.currency: one.amount for one in pending}, now)
+                rows = [
+                    dict(user_id=user_id, currency=one.currency, amount=one.amount, kind=kind, idempotency_key=one.key,
+                         memo=one.memo[:255], balance_after=balance_after[one.currency], created_at=now)
+                    for one in pending
+                ]
+                ids = dict(session.execute(
+                    insert(LedgerEntry).values(rows).returning(LedgerEntry.idempotency_key, LedgerEntry.id)
+                ).tuples().all())
+        except IntegrityError as error:
+            pending = _drop_posted(user_id, pending, postings, error)
+            continue
+        for row in rows:
+            posted = dict(user_id=user_id, currency=row["currency"], amount=row["amount"], kind=kind,
+                          entry_id=ids[row["idempotency_key"]], balance_after=row["balance_after"], now=now)
+            after_commit(lambda posted=posted: events.ledger_entry_posted.send(None, **posted))
+            postings[row["idempotency_key"]] = Posting(posted["entry_id"], created=True)
+        break
+    return postings
+
+
+def _drop_posted(user_id: int, pending: list[Credit], postings: dict[str, Posting], error: IntegrityError) -> list[Credit]:
+    """After a failed INSERT: record the credits whose key was already posted (the same movement, or a
+    conflict) and return the others. Re-raises `error` when no key was posted: it was something else."""
+    existing = _existing_many([one.key for one in pending])
+    if not existing:
+        raise error
+    for one in pending:
+        entry = existing.get(one.key)
+        if entry is not None:
+            if not _same_movement(entry, user_id, one.currency, one.amount):
+                raise IdempotencyConflict(_l("That idempotency key was already used for another movement.")) from None
+            postings[one.key] = Posting(entry.id, created=False)
+    return [one for one in pending if one.key not in existing]
 
 
 def _post(user_id: int, currency: str, signed_amount: int, kind: str, key: str, memo: str, now: datetime) -> Posting:
@@ -120,8 +201,22 @@ def credit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now
     """Add `amount` to a member's balance once per `key`; a repeated key returns the first posting."""
     _check(currency, amount, key)
     with unit_of_work():
-        posting = _post(user_id, currency, amount, kind, key, memo, now)
+        posting = _post_credits(user_id, [Credit(currency, amount, key, memo)], kind, now)[key]
     return posting
+
+
+def credit_many(user_id: int, credits: list[Credit], *, kind: str, now: datetime) -> list[Posting]:
+    """`credit` for several currencies at once (a reward's points and XP): the same rules, one posting per
+    credit in the order given, but two statements for all of them instead of a few each."""
+    for one in credits:
+        _check(one.currency, one.amount, one.key)
+    if len({one.currency for one in credits}) != len(credits) or len({one.key for one in credits}) != len(credits):
+        raise ValueError("credit_many takes each currency once, each under its own key")  # a caller's bug
+    if not credits:
+        return []
+    with unit_of_work():
+        postings = _post_credits(user_id, list(credits), kind, now)
+    return [postings[one.key] for one in credits]
 
 
 def debit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:

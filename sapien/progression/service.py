@@ -352,7 +352,14 @@ def streak_multiplier(user_id: int, now: datetime) -> Decimal:
     """
     per_day = Decimal(_config("STREAK_BONUS_PER_DAY_PERCENT", 5)) / 100
     cap = Decimal(_config("STREAK_MULTIPLIER_CAP_PERCENT", 150)) / 100
-    streak = streak_state(user_id, now).current
+    row = db.session.get(MemberProgress, user_id)
+    # The zone streaks are recorded in: the progress row's copy when there is one (no user query).
+    zone = _zone(row.timezone) if row is not None and row.timezone else _user_zone(user_id)
+    today = as_utc(now).astimezone(zone).date()
+    missed = (today - row.last_active_day).days - 1 if row is not None and row.last_active_day is not None else 0
+    # Held freezes matter only after a missed day, so every answer on a running streak skips reading them.
+    freezes = len(_unused_freezes(user_id, limit=missed)) if missed > 0 else 0
+    streak = _alive_streak(row, today, freezes)
     return max(Decimal(1), min(cap, Decimal(1) + per_day * max(0, streak - 1)))
 
 

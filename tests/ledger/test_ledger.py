@@ -107,6 +107,54 @@ def test_posting_announces_after_commit(app_ctx):
     assert seen == [(ana, "xp", 25)]
 
 
+def test_credit_many_posts_each_currency_once(app_ctx):
+    from sapien import events
+
+    seen = []
+
+    def listener(sender, **kwargs):
+        seen.append((kwargs["currency"], kwargs["amount"], kwargs["balance_after"]))
+
+    ana = new_user("ana")
+    ledger.credit(ana, "xp", 3, kind="k", key="earlier", now=NOW)
+    credits = [ledger.Credit("points", 10, "reward:1:points", "memo"), ledger.Credit("xp", 5, "reward:1:xp", "memo")]
+    events.ledger_entry_posted.connect(listener)
+    try:
+        first = ledger.credit_many(ana, credits, kind="k", now=NOW)
+        again = ledger.credit_many(ana, credits, kind="k", now=NOW)  # a replay posts and announces nothing
+    finally:
+        events.ledger_entry_posted.disconnect(listener)
+    assert [p.created for p in first] == [True, True] and [p.created for p in again] == [False, False]
+    assert [p.entry_id for p in first] == [p.entry_id for p in again]
+    assert seen == [("points", 10, 10), ("xp", 5, 8)]
+    assert (ledger.balance(ana, "points"), ledger.balance(ana, "xp")) == (10, 8)
+    assert ledger.find_mismatched_balances() == []
+
+
+def test_credit_many_posts_only_the_keys_not_yet_posted(app_ctx):
+    ana = new_user("ana")
+    done = ledger.credit(ana, "xp", 5, kind="k", key="reward:2:xp", now=NOW)
+    postings = ledger.credit_many(
+        ana, [ledger.Credit("points", 10, "reward:2:points"), ledger.Credit("xp", 5, "reward:2:xp")], kind="k", now=NOW
+    )
+    assert [p.created for p in postings] == [True, False] and postings[1].entry_id == done.entry_id
+    assert (ledger.balance(ana, "points"), ledger.balance(ana, "xp")) == (10, 5)
+    assert ledger.find_mismatched_balances() == []
+
+
+def test_credit_many_refuses_a_reused_key_and_bad_batches(app_ctx):
+    ana = new_user("ana")
+    ledger.credit(ana, "xp", 5, kind="k", key="reward:3:xp", now=NOW)
+    with pytest.raises(ledger.IdempotencyConflict):
+        ledger.credit_many(ana, [ledger.Credit("points", 10, "reward:3:points"), ledger.Credit("xp", 6, "reward:3:xp")], kind="k", now=NOW)
+    with pytest.raises(ValueError):
+        ledger.credit_many(ana, [ledger.Credit("xp", 1, "a"), ledger.Credit("xp", 2, "b")], kind="k", now=NOW)
+    with pytest.raises(ledger.LedgerError):
+        ledger.credit_many(ana, [ledger.Credit("points", 0, "c")], kind="k", now=NOW)
+    assert (ledger.balance(ana, "points"), ledger.balance(ana, "xp")) == (0, 5)
+    assert db.session.query(LedgerEntry).count() == 1
+
+
 operations = st.lists(
     st.tuples(
         st.sampled_from(["credit", "debit", "transfer"]),
@@ -182,6 +230,18 @@ def test_concurrent_credits_with_distinct_keys_all_land_on_postgres(app):
     _run_in_threads(app, 8, lambda i: ledger.credit(ana, "xp", 10, kind="k", key=f"many:{i}", now=NOW))
     with app.app_context():
         assert ledger.balance(ana, "xp") == 80 == ledger.sum_of_entries(ana, "xp")
+
+
+def test_concurrent_credit_many_with_the_same_keys_credit_once_on_postgres(app):
+    with app.app_context():
+        ana = new_user("ana")
+    credits = [ledger.Credit("points", 10, "race:2:points"), ledger.Credit("xp", 5, "race:2:xp")]
+    results = _run_in_threads(app, 8, lambda i: ledger.credit_many(ana, credits, kind="k", now=NOW))
+    assert all(isinstance(r, list) for r in results), results
+    assert sum(p.created for r in results for p in r) == 2
+    with app.app_context():
+        assert (ledger.balance(ana, "points"), ledger.balance(ana, "xp")) == (10, 5)
+        assert ledger.find_mismatched_balances() == []
 
 
 def test_concurrent_debits_never_overdraw_on_postgres(app):

@@ -1,0 +1,84 @@
+"""What one accepted answer costs in SQL statements: the hot path of the whole site, pinned so it only gets cheaper."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event, select
+
+from sapien.extensions import db
+from sapien.labeling import service
+from sapien.labeling.models import Submission
+from sapien.ledger import service as ledger
+
+from .conftest import NOW, make_pack, make_user
+
+# An accepted answer, its reward (points and XP), the quality hook and the listeners (progression,
+# leaderboards). It was 23 before the reward became one ledger posting (no key lookups), the streak
+# multiplier stopped reading freezes and the member, and the result stopped reloading the submission.
+ACCEPTED_ANSWER_STATEMENTS = 14
+
+
+@contextmanager
+def counted_statements():
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, _parameters, _context, _executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
+    pack = make_pack(tmp_path, items=4, reward_points=10, reward_xp=5)
+    member = make_user()
+    # A first answer today starts the member's streak and progress rows; the figure is for the ones after it.
+    first = service.lease_next_item(member, pack.id, NOW)
+    service.submit_answer(member, first.id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=5))
+    lease_id = service.lease_next_item(member, pack.id, NOW + timedelta(seconds=10)).id
+    db.session.expunge_all()  # nothing of the member cached from the setup: a request starts cold too
+
+    with counted_statements() as statements:
+        result = service.submit_answer(member, lease_id, {"labels": ["neg"]}, now=NOW + timedelta(seconds=20))
+
+    assert result.status == "accepted" and (result.points, result.xp) == (10, 5)
+    assert len(statements) <= ACCEPTED_ANSWER_STATEMENTS, "\n".join(statements)
+    # Still paid exactly once per currency, with balances that match the entries.
+    assert ledger.balance(member, "points") == 20 == ledger.sum_of_entries(member, "points")
+    assert ledger.balance(member, "xp") == 10 == ledger.sum_of_entries(member, "xp")
+    submission = db.session.scalar(select(Submission).where(Submission.id == result.submission_id))
+    assert (submission.paid_points, submission.paid_xp) == (10, 5)
+
+
+# The same answer through the work page (htmx): the sign-in check, the answer, the next item, the
+# rendered feedback and the live nav update. It was 32 before: besides the service's savings, the pack
+# was looked up on its own, the claimed item read again, the active lease and the daily use read apart,
+# and the member reloaded twice after the commits.
+ANSWER_REQUEST_STATEMENTS = 20
+
+
+def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tmp_path):
+    import re
+
+    with app.test_request_context():
+        slug = make_pack(tmp_path, items=4, reward_points=10, reward_xp=5).slug
+    ana = make_member()
+    headers = {"HX-Request": "true"}
+    lease_of = re.compile(r'name="lease_id" value="(\d+)"')
+    token = ana.csrf()
+    lease_id = lease_of.search(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)).group(1)
+    # A first answer today starts the member's streak and progress rows; the figure is for the ones after it.
+    warm = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "pos", "csrf_token": token}, headers=headers)
+    lease_id = lease_of.search(warm.get_data(as_text=True)).group(1)
+
+    with app.app_context(), counted_statements() as statements:
+        response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "neg", "csrf_token": token}, headers=headers)
+
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Submitted and accepted." in text and 'id="statusbar"' in text
+    assert len(statements) <= ANSWER_REQUEST_STATEMENTS, "\n".join(statements)

@@ -56,8 +56,25 @@ def _app():
     return app
 
 
+def same_items_dawid_skene(folder: Path, gold: set[str]) -> float:
+    """crowd-kit's plain DawidSkene over every answer of the dataset, scored on the replay's non-gold items:
+    what the published method reaches on exactly the items the replay is scored on (the published figures
+    count every item, the replay holds 5 % back as gold)."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    from sapien.quality.replay import read_crowd_dataset
+
+    data = read_crowd_dataset(folder)
+    labels = DawidSkene(n_iter=100).fit_predict(pd.DataFrame(data.answers, columns=["task", "worker", "label"]))
+    scored = [item for item in labels.index if item not in gold]
+    return sum(labels[item] == data.truth[item] for item in scored) / len(scored) if scored else 0.0
+
+
 def replay_figures(app) -> list[Figure]:
     from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
     from sapien.quality.replay import replay
 
     folder = datasets_folder()
@@ -66,26 +83,36 @@ def replay_figures(app) -> list[Figure]:
     for name in chosen:
         with app.app_context():
             report = replay(folder / name, now=utcnow())
+            gold = set(db.session.scalars(db.select(Item.external_id).where(Item.pack_id == report.pack_id, Item.is_gold.is_(True))))
+        reference = same_items_dawid_skene(folder / name, gold)
         majority, dawid_skene = PUBLISHED[name]
         redundancy = report.answers_in_dataset / report.items
+        benchmark = f"Crowd replay {name} ({report.items:,} items, {report.gold} gold)"
         figures += [
             Figure(
-                f"Crowd replay {name}",
-                f"accuracy of final labels ({report.scored} non-gold items, {report.gold} gold)",
+                benchmark,
+                f"accuracy of final labels ({report.scored:,} non-gold items)",
                 round(report.accuracy, 4),
                 "",
-                ceiling=f"published: Dawid-Skene {dawid_skene:.3f}, majority vote {majority:.3f}",
+                ceiling=f"published: Dawid-Skene {dawid_skene:.3f}, majority vote {majority:.3f}; "
+                f"crowd-kit DawidSkene on every answer, same items: {reference:.4f}",
                 goal=f"≥ {dawid_skene:.3f}",
                 met=report.accuracy >= dawid_skene,
             ),
             Figure(
-                f"Crowd replay {name}",
-                f"labels used per item (replay took {report.seconds:.0f} s)",
+                benchmark,
+                "labels used per non-gold item",
                 round(report.labels_per_item, 2),
                 "",
                 ceiling=f"dataset: {redundancy:.2f} per item",
                 goal=f"< {redundancy:.2f}",
                 met=report.labels_per_item < redundancy,
+            ),
+            Figure(
+                benchmark,
+                f"whole replay, {report.answers_fed:,} answers through lease + submit ({report.answers_skipped:,} skipped: item retired)",
+                round(report.seconds, 1),
+                "s",
             ),
         ]
     return figures

@@ -14,14 +14,17 @@ quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, 
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--gold-percent", default=5.0, show_default=True, help="Share of the items (with their truth) used as gold items.")
 @click.option("--confidence", default=0.9999, show_default=True, help="Online posterior an item needs to retire early.")
+@click.option("--labels-per-item", default=3, show_default=True, help="Answers every item gets before the online posterior may retire it.")
 @click.option("--seed", default=20240601, show_default=True, help="Seed of the gold choice and the answer order.")
-def replay_command(folder: Path, gold_percent: float, confidence: float, seed: int) -> None:
+def replay_command(folder: Path, gold_percent: float, confidence: float, labels_per_item: int, seed: int) -> None:
     """Replay a crowd dataset (answers + truth) through assignment, submission and aggregation."""
     from sapien.database import utcnow
     from sapien.quality.replay import ReplayError, replay
 
     try:
-        report = replay(folder, now=utcnow(), gold_percent=gold_percent, confidence=confidence, seed=seed, echo=click.echo)
+        report = replay(
+            folder, now=utcnow(), gold_percent=gold_percent, confidence=confidence, labels_per_item=labels_per_item, seed=seed, echo=click.echo
+        )
     except ReplayError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"pack {report.pack_slug}: {report.workers} members, {report.answers_fed} answers fed, {report.answers_skipped} skipped (item already retired)")

@@ -68,9 +68,10 @@ def test_replay_bird_beats_dawid_skene_with_fewer_labels(app):
     assert match, last
     accuracy, labels_per_item, items, gold = float(match[1]), float(match[2]), int(match[3]), int(match[4])
     assert accuracy >= 0.89  # the published Dawid-Skene figure for bird
-    assert labels_per_item < 39  # every bird item has 39 answers: adaptive redundancy used fewer
+    assert 3 <= labels_per_item < 39  # every bird item has 39 answers: adaptive redundancy used fewer
     assert (items, gold) == (108, 5)
     with app.app_context():
         pack = db.session.query(TaskPack).one()
         assert pack.review_rate_percent == 0 and pack.task_type == "text_classification"
+        assert pack.labels_per_item == 3  # the default start: no item retires on fewer than three answers
         assert db.session.query(Item).filter_by(pack_id=pack.id, is_gold=True).count() == 5

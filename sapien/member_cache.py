@@ -70,9 +70,12 @@ def _forget_after_rollback(rolled_back: Session) -> None:
 
 
 def on_member_event(_sender=None, **payload) -> None:
-    """Listener for every signal of the catalogue: whoever an event is about sees something new."""
+    """Listener for every signal of the catalogue: the member an event is about sees something new.
+
+    `item-verified` names no member: what it changes for contributors reaches them as ledger events, and
+    a batch aggregation sends tens of thousands of them.
+    """
     ids = [payload[name] for name in EVENT_MEMBER_FIELDS if isinstance(payload.get(name), int)]
-    ids += [user_id for user_id in payload.get("contributor_ids") or () if isinstance(user_id, int)]
     if ids:
         touch_member(*ids)
 

@@ -98,16 +98,25 @@ def _existing_many(keys: list[str]) -> dict[str, LedgerEntry]:
     return {entry.idempotency_key: entry for entry in db.session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key.in_(keys)))}
 
 
-def _credit_balances(user_id: int, amounts: dict[str, int], now: datetime) -> dict[str, int]:
-    """Add to several cached balances of one member in one upsert; returns {currency: new balance}."""
-    statement = _insert(Balance).values(
-        [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in amounts.items()]
-    )
-    statement = statement.on_conflict_do_update(
+def _balance_upsert():
+    statement = _insert(Balance)
+    return statement.on_conflict_do_update(
         index_elements=[Balance.user_id, Balance.currency],
         set_={"amount": Balance.amount + statement.excluded.amount, "updated_at": statement.excluded.updated_at},
     ).returning(Balance.currency, Balance.amount)
-    return dict(db.session.execute(statement).tuples().all())
+
+
+ENTRIES_INSERT = insert(LedgerEntry).returning(LedgerEntry.idempotency_key, LedgerEntry.id, sort_by_parameter_order=True)
+
+
+def _credit_balances(user_id: int, amounts: dict[str, int], now: datetime) -> dict[str, int]:
+    """Add to several cached balances of one member in one upsert; returns {currency: new balance}.
+
+    The rows go as parameters of one cached statement (SQLAlchemy batches them into one multi-row
+    INSERT), not as literal VALUES, which would be compiled afresh on every call.
+    """
+    rows = [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in amounts.items()]
+    return dict(db.session.execute(_balance_upsert(), rows).tuples().all())
 
 
 def _post_credits(user_id: int, credits: list[Credit], kind: str, now: datetime) -> dict[str, Posting]:
@@ -130,9 +139,7 @@ def _post_credits(user_id: int, credits: list[Credit], kind: str, now: datetime)
                          memo=one.memo[:255], balance_after=balance_after[one.currency], created_at=now)
                     for one in pending
                 ]
-                ids = dict(session.execute(
-                    insert(LedgerEntry).values(rows).returning(LedgerEntry.idempotency_key, LedgerEntry.id)
-                ).tuples().all())
+                ids = dict(session.execute(ENTRIES_INSERT, rows).tuples().all())
         except IntegrityError as error:
             pending = _drop_posted(user_id, pending, postings, error)
             continue

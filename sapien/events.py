@@ -58,6 +58,6 @@ def connect_listeners() -> None:
 
     from sapien import member_cache
 
-    # Every event is about somebody: their cached pages (the dashboard) are stale once it commits.
+    # An event about a member makes their cached pages (the dashboard) stale once it commits.
     for signal in list(signals.values()):
         signal.connect(member_cache.on_member_event, weak=False)

@@ -78,6 +78,14 @@ def after_commit(callback: Callable[[], object]) -> None:
         session.info.setdefault("after_commit", []).append(callback)
 
 
+def dialect_insert(model):
+    """An INSERT that knows `ON CONFLICT` (upserts) on PostgreSQL and on SQLite alike."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
+
+
 def is_postgres() -> bool:
     return db.engine.dialect.name == "postgresql"
 

@@ -38,13 +38,11 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, exists, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
-from sapien.database import after_commit, as_utc, unit_of_work
+from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.labeling import media as media_files
@@ -123,10 +121,6 @@ MAX_LABELS = 50
 LABEL_MAX_LENGTH = 64
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 TOKEN_UNIT = 10**18
-
-
-def _insert(model):
-    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
 
 
 def _day_start(now: datetime) -> datetime:
@@ -1037,7 +1031,7 @@ def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | No
 def _new_lease(user_id: int, pack: TaskPack, item_id: int, now: datetime) -> Lease | None:
     """Insert the lease; None when the member already holds one for the item (a double click racing)."""
     statement = (
-        _insert(Lease)
+        dialect_insert(Lease)
         .values(item_id=item_id, pack_id=pack.id, user_id=user_id, status="active", created_at=now,
                 expires_at=now + timedelta(minutes=pack.lease_minutes))
         .on_conflict_do_nothing(index_elements=["item_id", "user_id"])

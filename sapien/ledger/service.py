@@ -13,12 +13,10 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, unit_of_work
+from sapien.database import after_commit, dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.ledger.models import CURRENCIES, Balance, LedgerEntry
@@ -51,10 +49,6 @@ def _check(currency: str, amount: int, key: str) -> None:
         raise LedgerError(_l("Every ledger entry needs an idempotency key of at most 160 characters."))
 
 
-def _insert(model):
-    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
-
-
 def _existing(key: str) -> LedgerEntry | None:
     return db.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
 
@@ -76,7 +70,7 @@ def _add_to_balance(user_id: int, currency: str, amount: int, now: datetime) -> 
         if new_amount is None:
             raise InsufficientBalance(_l("Not enough %(currency)s for that.", currency=currency))
         return new_amount
-    statement = _insert(Balance).values(user_id=user_id, currency=currency, amount=amount, updated_at=now)
+    statement = dialect_insert(Balance).values(user_id=user_id, currency=currency, amount=amount, updated_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[Balance.user_id, Balance.currency],
         set_={"amount": Balance.amount + amount, "updated_at": now},
@@ -99,7 +93,7 @@ def _existing_many(keys: list[str]) -> dict[str, LedgerEntry]:
 
 
 def _balance_upsert():
-    statement = _insert(Balance)
+    statement = dialect_insert(Balance)
     return statement.on_conflict_do_update(
         index_elements=[Balance.user_id, Balance.currency],
         set_={"amount": Balance.amount + statement.excluded.amount, "updated_at": statement.excluded.updated_at},

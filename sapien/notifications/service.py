@@ -7,10 +7,8 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from sapien.database import unit_of_work
+from sapien.database import dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.notifications.models import Notification
@@ -45,7 +43,7 @@ def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | 
         raise NotificationError(_l("Unknown notification kind."))
     values = dict(user_id=user_id, kind=kind, params=params, link=link[:255], dedupe_key=key, created_at=now)
     with unit_of_work() as session:
-        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert
         session.execute(insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 

@@ -46,17 +46,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from math import isqrt
 from uuid import uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from redis.exceptions import RedisError
 from sqlalchemy import and_, case, func, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sapien import events
-from sapien.database import after_commit, as_utc, unit_of_work
+from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.progression.badges import BADGES, CATALOGUE, Badge, BadgeStats, earned_by_rules, get_badge
@@ -88,10 +86,6 @@ class QuestError(ProgressionError):
 
 class BadgeError(ProgressionError):
     pass
-
-
-def _insert(model):
-    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
 
 
 def _config(name: str, default):
@@ -146,7 +140,7 @@ def level_progress(xp: int) -> LevelProgress:
 def _progress_row(user_id: int, now: datetime, lock: bool = True) -> MemberProgress:
     """The member's counters row, created on first use and locked for this transaction."""
     session = db.session
-    session.execute(_insert(MemberProgress).values(user_id=user_id, updated_at=now).on_conflict_do_nothing())
+    session.execute(dialect_insert(MemberProgress).values(user_id=user_id, updated_at=now).on_conflict_do_nothing())
     query = select(MemberProgress).where(MemberProgress.user_id == user_id).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update()
@@ -156,7 +150,7 @@ def _progress_row(user_id: int, now: datetime, lock: bool = True) -> MemberProgr
 def _bump_progress(user_id: int, now: datetime, **increments: int) -> tuple[MemberProgress, BadgeStats]:
     """Add to the member's counters in one statement (creating the row if needed), which also locks
     the row for this transaction. Returns the row and the badge stats as they were before."""
-    statement = _insert(MemberProgress).values(user_id=user_id, updated_at=now, **increments)
+    statement = dialect_insert(MemberProgress).values(user_id=user_id, updated_at=now, **increments)
     statement = statement.on_conflict_do_update(
         index_elements=["user_id"],
         set_={**{name: getattr(MemberProgress, name) + amount for name, amount in increments.items()}, "updated_at": now},
@@ -182,7 +176,7 @@ def record_level_ups(user_id: int, xp: int, now: datetime) -> list[int]:
         before = _stats(row)
         for new_level in range(row.level + 1, level + 1):
             inserted = session.execute(
-                _insert(LevelUp)
+                dialect_insert(LevelUp)
                 .values(user_id=user_id, level=new_level, xp=xp, reached_at=now)
                 .on_conflict_do_nothing(index_elements=["user_id", "level"])
                 .returning(LevelUp.id)
@@ -236,10 +230,9 @@ def xp_history(user_id: int, now: datetime, days: int = 30) -> list[XpDay]:
 
 
 def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    from sapien.i18n import zone_or_utc
+
+    return zone_or_utc(name)
 
 
 def _user_zone(user_id: int) -> ZoneInfo:
@@ -285,7 +278,7 @@ def _record_activity(user_id: int, row: MemberProgress, now: datetime) -> bool:
     if row.last_active_day is not None and today <= row.last_active_day:
         return False  # already counted today (or a late event for an earlier day)
     db.session.execute(
-        _insert(ActiveDay).values(user_id=user_id, day=today, first_at=now).on_conflict_do_nothing(
+        dialect_insert(ActiveDay).values(user_id=user_id, day=today, first_at=now).on_conflict_do_nothing(
             index_elements=["user_id", "day"]
         )
     )
@@ -367,7 +360,7 @@ def grant_streak_freeze(user_id: int, *, key: str, now: datetime) -> bool:
     """Give one streak freeze once per `key`; returns False when that key was already granted."""
     with unit_of_work() as session:
         inserted = session.execute(
-            _insert(StreakFreeze)
+            dialect_insert(StreakFreeze)
             .values(user_id=user_id, source_key=key, granted_at=now)
             .on_conflict_do_nothing(index_elements=["source_key"])
             .returning(StreakFreeze.id)
@@ -703,7 +696,7 @@ def _advance(
         return []
     session = db.session
     start = at_least if at_least is not None else add
-    statement = _insert(QuestProgress).values(
+    statement = dialect_insert(QuestProgress).values(
         [
             dict(quest_id=q.id, user_id=user_id, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
             for q in quests
@@ -772,7 +765,7 @@ def _advance_guild(user_id: int, quests: Iterable[Quest], now: datetime, *, add:
     if guild_id is None:
         return None, []
     session = db.session
-    statement = _insert(GuildQuestProgress).values(
+    statement = dialect_insert(GuildQuestProgress).values(
         [
             dict(quest_id=q.id, guild_id=guild_id, period_key=period_key(q.period, now), progress=add, gold_correct=0, updated_at=now)
             for q in quests
@@ -1087,7 +1080,7 @@ def _claim_guild_quest(user_id: int, quest: Quest, now: datetime) -> QuestProgre
             if already:
                 raise QuestError(_l("You already claimed this quest's reward."))
             raise QuestError(_l("Your guild has not finished this quest yet."))
-        statement = _insert(QuestProgress).values(
+        statement = dialect_insert(QuestProgress).values(
             quest_id=quest_id,
             user_id=user_id,
             period_key=guild_row.period_key,
@@ -1303,7 +1296,7 @@ def award_badge(
 
     with unit_of_work() as session:
         award_id = session.execute(
-            _insert(BadgeAward)
+            dialect_insert(BadgeAward)
             .values(user_id=user_id, badge_slug=slug, awarded_at=now, awarded_by=awarded_by, reason=(reason or "").strip())
             .on_conflict_do_nothing(index_elements=["user_id", "badge_slug"])
             .returning(BadgeAward.id)

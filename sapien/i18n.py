@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale, dates, numbers
 from flask import Flask, current_app, g, has_request_context, request
@@ -34,6 +34,14 @@ def select_timezone() -> str:
     if current_user and current_user.is_authenticated and current_user.timezone:
         return current_user.timezone
     return "UTC"
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The named time zone, or UTC for an empty or unknown name (a stored zone the system lost)."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 @cache

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask, Response, current_app, g, make_response, request, session
+from flask import Flask, Response, current_app, make_response, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from sapien.extensions import db
+from sapien.i18n import request_i18n, zone_or_utc
 from sapien.queue import redis_connection
+from sapien.web import wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
 CSRF_PLACEHOLDER = "\x00csrf\x00"  # the session's own CSRF token goes back into a cached page per request
@@ -94,14 +95,6 @@ def write(user_id: int, name: str, stamp: bytes, value: bytes, seconds: int) -> 
     redis_connection().set(f"sapien:member:{user_id}:{name}", stamp + value, ex=seconds)
 
 
-def _local_day(timezone: str | None, now: datetime) -> str:
-    try:
-        zone = ZoneInfo(timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date().isoformat()
-
-
 def member_page(name: str, render: Callable[[], Response], *, now: datetime, stamp_keys: Iterable[str] = ()) -> Response:
     """Serve the signed-in member's page `name` from the cache, or render it with `render` and keep it.
 
@@ -111,12 +104,9 @@ def member_page(name: str, render: Callable[[], Response], *, now: datetime, sta
     seconds = current_app.config["PAGE_CACHE_SECONDS"]
     if not seconds or request.args or session.get("_flashes"):
         return render()
-    from sapien.i18n import request_i18n
-    from sapien.web import wants_fragment
-
     user = current_user._get_current_object()
     variant = ":".join((
-        name, str(request_i18n()[1]), user.role, _local_day(user.timezone, now), now.date().isoformat(),
+        name, str(request_i18n()[1]), user.role, now.astimezone(zone_or_utc(user.timezone)).date().isoformat(), now.date().isoformat(),
         "fragment" if wants_fragment() else "page",
     ))
     stamp, cached = read(user.id, f"page:{variant}", *stamp_keys)
@@ -135,7 +125,6 @@ def register_member_cache(app: Flask) -> None:
     @app.after_request
     def _member_posted(response: Response) -> Response:
         # Whatever a member POSTs (a claim, a setting, marking notifications read) may change their pages.
-        user = g.get("_login_user")
-        if request.method == "POST" and user is not None and user.is_authenticated:
-            bump_generations([user.id])
+        if request.method == "POST" and current_user.is_authenticated:
+            bump_generations([current_user.id])
         return response

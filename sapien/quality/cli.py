@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from sapien.quality.replay import DEFAULT_LABELS_PER_ITEM
+
 quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, crowd replay.")
 
 
@@ -14,7 +16,7 @@ quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, 
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--gold-percent", default=5.0, show_default=True, help="Share of the items (with their truth) used as gold items.")
 @click.option("--confidence", default=0.9999, show_default=True, help="Online posterior an item needs to retire early.")
-@click.option("--labels-per-item", default=3, show_default=True, help="Answers every item gets before the online posterior may retire it.")
+@click.option("--labels-per-item", type=click.IntRange(min=1), default=DEFAULT_LABELS_PER_ITEM, show_default=True, help="Answers every item gets before the online posterior may retire it.")
 @click.option("--seed", default=20240601, show_default=True, help="Seed of the gold choice and the answer order.")
 def replay_command(folder: Path, gold_percent: float, confidence: float, labels_per_item: int, seed: int) -> None:
     """Replay a crowd dataset (answers + truth) through assignment, submission and aggregation."""

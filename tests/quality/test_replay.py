@@ -75,3 +75,9 @@ def test_replay_bird_beats_dawid_skene_with_fewer_labels(app):
         assert pack.review_rate_percent == 0 and pack.task_type == "text_classification"
         assert pack.labels_per_item == 3  # the default start: no item retires on fewer than three answers
         assert db.session.query(Item).filter_by(pack_id=pack.id, is_gold=True).count() == 5
+
+
+def test_replay_refuses_a_start_below_one_answer_per_item(app, tmp_path):
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path), "--labels-per-item", "0"])
+    assert result.exit_code == 2
+    assert "--labels-per-item" in result.output and "0 is not in the range x>=1" in result.output

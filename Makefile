@@ -40,7 +40,7 @@ test: setup
 	$(PY) scripts/devstack.py test -- $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) scripts/devstack.py bench
+	$(PY) scripts/devstack.py bench $(BENCH)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -167,7 +167,7 @@ def test(pytest_args: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT, env=env).returncode
 
 
-def bench() -> int:
+def bench(modules: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_bench")
     env.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -175,7 +175,7 @@ def bench() -> int:
     ensure_postgres(env["BENCH_DATABASE_URL"])
     if not shutil.which("wrk"):
         apt_install("wrk")
-    return subprocess.run([str(VENV_BIN / "python"), "-m", "bench"], cwd=ROOT, env=env).returncode
+    return subprocess.run([str(VENV_BIN / "python"), "-m", "bench", *modules], cwd=ROOT, env=env).returncode
 
 
 def main() -> int:
@@ -185,7 +185,8 @@ def main() -> int:
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     test_parser = sub.add_parser("test")
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    sub.add_parser("bench")
+    bench_parser = sub.add_parser("bench")
+    bench_parser.add_argument("modules", nargs="*", help="rerun only these (e.g. bench.quality); the other rows are kept")
     args = parser.parse_args()
 
     def on_signal(signum, _frame):
@@ -197,7 +198,7 @@ def main() -> int:
             return run(args.port)
         if args.command == "test":
             return test([arg for arg in args.pytest_args if arg != "--"])
-        return bench()
+        return bench(args.modules)
     except KeyboardInterrupt:
         say("stopping")
         return 0

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -152,7 +153,8 @@ class Item(db.Model):
         UniqueConstraint("pack_id", "external_id"),
         CheckConstraint(f"status IN {ITEM_STATES!r}", name="status_known"),
         CheckConstraint("slots_taken >= 0 AND slots_taken <= labels_target", name="slots_within_target"),
-        Index("ix_items_pack_open", "pack_id", "status", "is_gold", "slots_taken"),
+        # In the order `_claim_ordinary` takes items, so the claim reads the first unleased entry, not a sort.
+        Index("ix_items_pack_open", "pack_id", "status", "is_gold", text("slots_taken DESC"), "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

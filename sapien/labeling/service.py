@@ -37,7 +37,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, exists, func, literal, select, update
+from sqlalchemy import and_, case, exists, false, func, literal, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -1047,24 +1047,25 @@ def _not_leased_by(user_id: int):
 def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
     return db.session.scalar(
         select(Item)
-        .where(Item.pack_id == pack.id, Item.is_gold.is_(True), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
+        .where(Item.pack_id == pack.id, Item.is_gold == true(), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
         .order_by(func.random())
         .limit(1)
     )
 
 
-def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
-    """Take a slot of the next ordinary item for the member in one statement; returns the item.
+def claim_ordinary_statement(user_id: int, pack_id: int):
+    """Take a slot of the next ordinary item for the member in one statement, returning the item.
 
-    Items closest to done come first (they verify sooner); SKIP LOCKED lets racing members pass each
-    other, and the outer condition is the same guarded increment as `_take_slot`.
+    Items closest to done come first (they verify sooner), then the oldest; `ix_items_pack_open` holds
+    that order, so the claim stops at the first entry the member has not leased. SKIP LOCKED lets racing
+    members pass each other, and the outer condition is the same guarded increment as `_take_slot`.
     """
     candidate = (
         select(Item.id)
         .where(
-            Item.pack_id == pack.id,
+            Item.pack_id == pack_id,
             Item.status == "open",
-            Item.is_gold.is_(False),
+            Item.is_gold == false(),  # "=", not "IS": only an equality lets PostgreSQL use the index for it
             Item.slots_taken < Item.labels_target,
             _not_leased_by(user_id),
         )
@@ -1073,12 +1074,17 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
         .with_for_update(skip_locked=True, of=Item)
         .scalar_subquery()
     )
-    return db.session.scalars(
+    return (
         update(Item)
         .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
         .values(slots_taken=Item.slots_taken + 1)
-        .returning(Item),
-        execution_options={"synchronize_session": False, "populate_existing": True},
+        .returning(Item)
+    )
+
+
+def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
+    return db.session.scalars(
+        claim_ordinary_statement(user_id, pack.id), execution_options={"synchronize_session": False, "populate_existing": True}
     ).first()
 
 

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from sapien.extensions import db
 from sapien.labeling import service
@@ -161,6 +161,30 @@ def test_never_the_same_item_twice_and_resume(ctx, tmp_path):
         service.lease_next_item(ana, pack.id, NOW)
     with pytest.raises(service.NoWorkLeft, match="same item twice"):
         service.lease_item(ana, seen[0], NOW)
+
+
+def test_items_closest_to_done_come_first_then_the_oldest(ctx, tmp_path):
+    pack = make_pack(tmp_path, items=3, labels_per_item=3)
+    first, second = make_user(), make_user()
+    started = service.lease_next_item(first, pack.id, NOW).item_id
+    assert service.lease_next_item(second, pack.id, NOW).item_id == started  # one slot taken beats none
+    third = make_user()
+    service.lease_next_item(third, pack.id, NOW)
+    fourth = make_user()
+    oldest_untouched = db.session.scalar(select(func.min(Item.id)).where(Item.pack_id == pack.id, Item.id != started))
+    assert service.lease_next_item(fourth, pack.id, NOW).item_id == oldest_untouched  # the started item is full
+
+
+def test_the_next_item_is_read_in_index_order_not_sorted(ctx, tmp_path):
+    """A big pack must not sort every open item for each answer: the claim walks `ix_items_pack_open`."""
+    pack = make_pack(tmp_path, items=30)
+    statement = service.claim_ordinary_statement(make_user(), pack.id)
+    sql = str(statement.compile(dialect=db.session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table would be scanned whole anyway
+    plan = "\n".join(db.session.execute(text("EXPLAIN " + sql)).scalars())
+    db.session.rollback()
+    assert "ix_items_pack_open" in plan
+    assert "Sort" not in plan
 
 
 def test_daily_cap_per_utc_day(ctx, tmp_path):

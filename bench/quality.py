@@ -3,7 +3,7 @@
 Replays (`flask quality replay` in process, on PostgreSQL): the accuracy of the final labels on the
 non-gold items beside the published Dawid-Skene and majority-vote figures (the comparison the issue
 sets), and the labels used per item beside the dataset's own redundancy (every answer it holds).
-BENCH_QUALITY_DATASETS picks datasets (comma separated; default all four).
+BENCH_QUALITY_DATASETS picks datasets (comma separated; default all four; empty: only the aggregation).
 
 Aggregation: 100,000 accepted answers (3 per item, 300 members, 3 classes, simulated members of known
 skill) stored as real submissions; `aggregate_pack` end to end — reading the answers, Dawid-Skene, writing

@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from sapien.extensions import htmx
 
@@ -29,6 +30,25 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; font-src 'self'; connect-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+MAX_DATABASE_ID = 2**31 - 1  # ids are 32-bit integer columns
+
+
+def database_id(value: str) -> int:
+    """`type=` for ids read from forms and query strings: a number no row can have is no id at all, so
+    `request.form.get("lease_id", type=database_id)` gives the default instead of a database error."""
+    number = int(value)
+    if not 1 <= number <= MAX_DATABASE_ID:
+        raise ValueError(f"{value!r} is not an id")
+    return number
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """The `<int:…>` URL converter, capped at the largest id: a longer number is a 404, not a database error."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_DATABASE_ID, signed: bool = False):  # noqa: A002 - werkzeug's names
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def wants_fragment() -> bool:
@@ -140,6 +160,18 @@ def render_error(status: int, message: str | None = None) -> Response:
 
 
 def register_web_shell(app: Flask) -> None:
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any blueprint's rules are built
+
+    @app.before_request
+    def _refuse_nul_characters():
+        # PostgreSQL text cannot hold NUL, and no field means one: refuse the request before anything runs.
+        fields = [*request.args.listvalues()]
+        if request.method != "GET" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields += request.form.listvalues()
+        if any("\x00" in value for values in fields for value in values):
+            return render_error(400, _l("Text cannot contain the NUL character. Remove it and send again."))
+        return None
+
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
         return render_error(400, _l("Your form expired or was sent without its security token. Reload the page and try again."))

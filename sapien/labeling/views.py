@@ -15,6 +15,7 @@ from sapien.labeling import service
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
 from sapien.web import (
+    database_id,
     flash_message,
     form_status,
     redirect_to,
@@ -208,15 +209,15 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
 def work(slug: str):
     pack = _pack_or_404(slug)
     feedback = None
-    if request.args.get("feedback", type=int):
-        feedback = _feedback_from_submission(request.args.get("feedback", type=int))
+    if request.args.get("feedback", type=database_id):
+        feedback = _feedback_from_submission(request.args.get("feedback", type=database_id))
     return _render_work(pack, feedback=feedback)
 
 
 @bp.post("/packs/<slug>/work")
 @login_required
 def submit(slug: str):
-    lease_id = request.form.get("lease_id", type=int)
+    lease_id = request.form.get("lease_id", type=database_id)
     if not lease_id:
         abort(404)
     time_spent = request.form.get("time_spent_ms", type=int)
@@ -254,7 +255,7 @@ def submit(slug: str):
 @login_required
 def skip(slug: str):
     pack = _pack_or_404(slug)
-    lease_id = request.form.get("lease_id", type=int) or 0
+    lease_id = request.form.get("lease_id", type=database_id) or 0
     try:
         service.release_lease(current_user.id, lease_id, now=utcnow())
     except service.LabelingNotFound:
@@ -308,8 +309,8 @@ def start_exam(slug: str):
 @login_required
 def answer_exam(slug: str):
     pack = _pack_or_404(slug)
-    attempt_id = request.form.get("attempt_id", type=int) or 0
-    item_id = request.form.get("item_id", type=int) or 0
+    attempt_id = request.form.get("attempt_id", type=database_id) or 0
+    item_id = request.form.get("item_id", type=database_id) or 0
     item = service.get_item(item_id)
     if item is None or item.pack_id != pack.id:
         abort(404)

@@ -381,7 +381,10 @@ def buy_streak_freeze(user_id: int, now: datetime) -> None:
             raise ProgressionError(_l("You already bought a streak freeze today."))
         if len(_unused_freezes(user_id)) >= most:
             raise ProgressionError(_l("You already hold %(count)d streak freezes, the most you can keep.", count=most))
-        ledger.debit(user_id, "points", price, kind="streak_freeze", key=key, now=now)
+        try:
+            ledger.debit(user_id, "points", price, kind="streak_freeze", key=key, now=now)
+        except ledger.InsufficientBalance:
+            raise ProgressionError(_l("A streak freeze costs %(price)d points, and you have fewer.", price=price)) from None
         grant_streak_freeze(user_id, key=key, now=now)
 
 

@@ -94,7 +94,7 @@ def test_streak_multiplier_grows_and_is_capped(ctx):
 
 def test_buying_a_freeze_costs_points_once_a_day_and_respects_the_limit(ctx):
     user_id = make_user("shopper")
-    with pytest.raises(ledger.InsufficientBalance):
+    with pytest.raises(service.ProgressionError, match="costs 200 points, and you have fewer"):
         service.buy_streak_freeze(user_id, NOW)
     assert service.streak_state(user_id, NOW).freezes == 0
     ledger.credit(user_id, "points", 1000, kind="quest_reward", key="p", now=NOW)

@@ -33,11 +33,19 @@ Dawid-Skene gives 0.903 / 0.925 / 0.959 / 0.938. Variants tried and not kept, be
 every EM round, gold answers weighted 2× or 5×, Dirichlet priors on the confusions (diagonal 1–4,
 Laplace 1–10, shrinkage toward the crowd's pooled confusion), variational-Bayes DS, capped worker
 accuracy, tempered likelihoods, a uniform class prior (D_Product falls to 0.84), dropping workers who fail
-their gold answers (fewer labels, same or lower accuracy; D_Product falls to 0.88), and crowd-kit's
-OneCoinDawidSkene, GLAD, MMSR, MACE and KOS (all at or below Dawid-Skene). The published figures count
-every item, gold included; on the 95 % the replay is scored on, Dawid-Skene with every label sits at or
-just under them (RTE 0.925 against ≈ 0.929, D_PosSent 0.959 against 0.960, D_Product 0.939 against 0.940),
-so only bird clears its figure with a margin. Replays with the defaults (2026-12-02, 2 shared cores, several
+their gold answers (fewer labels, same or lower accuracy; D_Product falls to 0.88), crowd-kit's
+OneCoinDawidSkene, GLAD, MMSR, MACE and KOS (all at or below Dawid-Skene), and later EBCC (Li et al. 2019;
+lifts RTE to 0.928 and D_PosSent to 0.961 but loses bird and D_Product, and its result hangs on the random
+start), BWA, IWMV, hierarchical and community Dawid-Skene, DS+EBCC posterior averages and choosing
+between DS and EBCC by their accuracy on held-out gold (noise at 5 to 50 gold items).
+
+Why the bar sits higher than the published figures: those count every item, gold included, and Dawid-Skene
+on every item does reproduce them (bird 0.898, RTE 0.9275, D_PosSent 0.960, D_Product 0.940). The default
+seed's gold draw happens to take easy items (Dawid-Skene with the gold truth hidden misses 1 of RTE's 40
+gold items where about 3 are expected), so the 95 % the replay is scored on holds the hard ones: there
+Dawid-Skene with every label reaches RTE 0.925 (4 items under ≈ 0.929), D_PosSent 0.959 (1 item under)
+and D_Product 0.939 (5 items under); over gold draws 1–6 the means are 0.898 / 0.927 / 0.959 / 0.940.
+Only bird clears its figure with a margin. Replays with the defaults (2026-12-02, 2 shared cores, several
 replays at once): bird 0.9126 at 20.04 labels per item (of 39), RTE 0.9237 at 9.61 (of 10), D_PosSent
 0.9589 at 9.82 (of 20), D_Product 0.9392 at 3.00 (of 3); 3 to 35 minutes each, about 25 database round
 trips per answer through lease + submit + settlement.

@@ -85,14 +85,19 @@ class CrowdDataset:
     answers: list[tuple[str, str, str]]  # (item, worker, label)
     truth: dict[str, str]
     classes: list[str] = field(default_factory=list)
+    # Answer rows left out, by reason: too few columns, an item without truth, a worker's second answer.
+    ignored: dict[str, int] = field(default_factory=dict)
 
 
 def _read_table(path: Path, *, header: bool) -> list[list[str]]:
-    if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row]
-    else:
-        rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        if path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                rows = [row for row in csv.reader(handle) if row]
+        else:
+            rows = [line.split() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ReplayError(f"{path} is not a readable UTF-8 table: {error}") from None
     return rows[1:] if header else rows
 
 
@@ -107,11 +112,24 @@ def read_crowd_dataset(folder: Path) -> CrowdDataset:
     else:
         raise ReplayError(f"{folder} holds neither answer.csv + truth.csv nor crowd.txt + truth.txt")
     truth = {row[0].strip(): row[1].strip() for row in truth_rows if len(row) >= 2}
-    answers = [(row[0].strip(), row[1].strip(), row[2].strip()) for row in answer_rows if len(row) >= 3 and row[0].strip() in truth]
+    ignored = {"short rows": 0, "items without truth": 0, "repeated answers": 0}  # short: a missing or empty column
+    answers: list[tuple[str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for row in answer_rows:
+        item, worker, label = (row[0].strip(), row[1].strip(), row[2].strip()) if len(row) >= 3 else ("", "", "")
+        if not (item and worker and label):
+            ignored["short rows"] += 1
+        elif item not in truth:
+            ignored["items without truth"] += 1
+        elif (item, worker) in seen:
+            ignored["repeated answers"] += 1  # a member answers an item once: the first answer stands
+        else:
+            seen.add((item, worker))
+            answers.append((item, worker, label))
     if not answers:
         raise ReplayError(f"{folder} has no answers for items with a known truth")
     classes = sorted({label for _, _, label in answers} | set(truth.values()), key=lambda v: (len(v), v))
-    return CrowdDataset(folder.name, answers, truth, classes)
+    return CrowdDataset(folder.name, answers, truth, classes, {reason: n for reason, n in ignored.items() if n})
 
 
 def feeding_order(dataset: CrowdDataset, gold_items: set[str], seed: int) -> list[tuple[str, str, str]]:
@@ -182,6 +200,8 @@ def replay(
     run = f"{now:%Y%m%d%H%M%S}{rng.randrange(1000):03d}"
     slug = f"replay-{''.join(c if c.isalnum() else '-' for c in dataset.name.lower())[:30]}-{run}"[:64]
     echo(f"{dataset.name}: {len(items)} items, {len(gold_items)} gold, {len({w for _, w, _ in dataset.answers})} workers, {len(dataset.answers)} answers")
+    if dataset.ignored:
+        echo("  answer rows left out: " + ", ".join(f"{count} {reason}" for reason, count in dataset.ignored.items()))
 
     campaign = labeling.create_campaign(
         name=f"Crowd replay: {dataset.name}"[:120], kind="community", description=f"Replay of {folder}", actor_id=None, now=now

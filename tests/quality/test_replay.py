@@ -56,6 +56,25 @@ def test_replay_cli_rejects_a_folder_without_data(app, tmp_path):
     assert result.exit_code != 0 and "neither answer.csv" in result.output
 
 
+def test_rows_a_replay_cannot_use_are_counted_not_fed(tmp_path):
+    from sapien.quality.replay import read_crowd_dataset
+
+    (tmp_path / "answer.csv").write_text(
+        "\ufeffquestion,worker,answer\nq1,w1,cat\nq1,w1,dog\nq1,w2\nq2,w1,\nq9,w1,cat\nq2,w2,dog\n", encoding="utf-8"
+    )
+    (tmp_path / "truth.csv").write_text("question,truth\nq1,cat\nq2,dog\n")
+    data = read_crowd_dataset(tmp_path)
+    assert data.answers == [("q1", "w1", "cat"), ("q2", "w2", "dog")]  # the first answer of w1 on q1 stands
+    assert data.ignored == {"short rows": 2, "items without truth": 1, "repeated answers": 1}
+
+
+def test_replay_cli_refuses_a_file_that_is_not_utf8(app, tmp_path):
+    (tmp_path / "crowd.txt").write_bytes(b"q1 w1 \xff\xfe\n")
+    (tmp_path / "truth.txt").write_text("q1 1\n")
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path)])
+    assert result.exit_code != 0 and "not a readable UTF-8 table" in result.output
+
+
 @pytest.mark.skipif(crowd_datasets() is None, reason="the shared crowd datasets are not on this machine")
 def test_replay_bird_beats_dawid_skene_with_fewer_labels(app):
     from sapien.extensions import db

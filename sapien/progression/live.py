@@ -3,42 +3,34 @@
 Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
 behind the current request is the one affected. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances) and, on a level-up, a toast; when quest progress moved it adds the client event
+balances), the bell when the request notified the member (`notifications.notify` marks it; the bell's own
+poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, has_request_context, render_template
+from flask import Flask, Response, g, render_template
 from flask_babel import gettext as _
-from flask_login import current_user
 
 from sapien.extensions import htmx
-
-
-def _is_current(user_id: int) -> bool:
-    if not has_request_context():
-        return False
-    try:
-        return bool(current_user and current_user.is_authenticated and current_user.id == user_id)
-    except Exception:  # noqa: BLE001 - no login machinery in this context (e.g. a CLI request context)
-        return False
+from sapien.web import is_current_member
 
 
 def mark_status_changed(user_id: int) -> None:
-    if _is_current(user_id):
+    if is_current_member(user_id):
         g.progression_status_changed = True
 
 
 def mark_level_up(user_id: int, level: int) -> None:
-    if _is_current(user_id):
+    if is_current_member(user_id):
         g.progression_status_changed = True
         g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
 
 
 def mark_quests_changed(user_id: int) -> None:
-    if _is_current(user_id):
+    if is_current_member(user_id):
         g.progression_quests_changed = True
 
 
@@ -69,12 +61,15 @@ def register_live_updates(app: Flask) -> None:
             _add_trigger(response, "quests-changed")
         changed = getattr(g, "progression_status_changed", False)
         level = getattr(g, "progression_level_up", 0)
-        if not (changed or level):
+        # The bell is counted only when this request notified the member; otherwise its poll keeps it fresh.
+        notified = getattr(g, "member_notified", False)
+        if not (changed or level or notified):
             return response
         message = _("Level up! You reached level %(level)s.", level=level) if level else None
         html_response = response.mimetype == "text/html" and 200 <= response.status_code < 300
         if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
-            oob = render_template("progression/fragments/live_oob.html", level_message=message)
+            oob = render_template("progression/fragments/live_oob.html", level_message=message, status_changed=changed or level,
+                                  notified=notified)
             _append(response, oob)
         elif message:
             from flask import flash

@@ -51,6 +51,21 @@ def test_work_submit_htmx_shows_feedback_and_next_item(app, make_member, tmp_pat
     assert lease_id_in(text) != first
 
 
+def test_answers_refresh_the_statusbar_and_the_bell_only_when_notified(app, make_member, tmp_path):
+    slug = pack_for(app, tmp_path, items=3, reward_points=10, reward_xp=5)
+    ana = make_member()
+    lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    bodies = []
+    for _ in range(2):
+        response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
+        bodies.append(response.get_data(as_text=True))
+        lease = lease_id_in(bodies[-1])
+    first, second = bodies
+    assert 'id="statusbar" hx-swap-oob="true"' in first and 'id="bell"' in first  # the first-label badge notified
+    assert 'id="statusbar" hx-swap-oob="true"' in second  # XP and points moved
+    assert 'id="bell"' not in second  # nothing new to ring about: the bell's poll keeps it fresh
+
+
 def test_plain_post_redirects_and_shows_feedback(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=2, gold=3, gold_rate_percent=50)
     ana = make_member()

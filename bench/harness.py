@@ -91,6 +91,29 @@ def gunicorn(app_path: str, workers: int = 2, env: dict | None = None) -> Iterat
         process.wait(timeout=20)
 
 
+def wait_for_idle_worker(redis_url: str = BENCH_REDIS_URL, seconds: float = 120.0) -> None:
+    """Wait until the RQ worker has registered and finished its start-up work (the reconcile, a board
+    rebuild after a flushed Redis), so a measurement does not include it."""
+    from redis import Redis
+    from rq import Queue, Worker
+    from rq.registry import StartedJobRegistry
+
+    from sapien.queue import QUEUE_NAMES
+
+    connection = Redis.from_url(redis_url)
+    deadline = time.monotonic() + seconds
+    quiet_since = None
+    while time.monotonic() < deadline:
+        busy = not Worker.all(connection=connection) or any(
+            Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count for name in QUEUE_NAMES
+        )
+        quiet_since = None if busy else (quiet_since or time.monotonic())
+        if quiet_since and time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the RQ worker did not settle")
+
+
 @dataclass
 class LoadResult:
     requests_per_second: float

@@ -46,6 +46,7 @@ EXTENSIONS = {
 FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "gif": "GIF", "wav": "WAV", "mp3": "MP3", "ogg": "Ogg"}
 # Decompression bombs: a small file that claims a gigantic canvas is refused before it is decoded.
 MAX_IMAGE_PIXELS = 40_000_000
+EXIF_ORIENTATION = 0x0112
 
 
 class MediaRejected(DomainError):
@@ -146,6 +147,12 @@ def _image_size(name: str, data: bytes) -> tuple[int, int]:
             if width * height > MAX_IMAGE_PIXELS:
                 raise MediaRejected(_l("%(name)s is too large an image (%(w)s × %(h)s pixels).", name=name, w=width, h=height))
             image.verify()  # reads the whole file: a truncated or corrupt image fails here
+        # Browsers show a photo turned by its EXIF orientation, so members draw boxes on the turned
+        # picture: measure it the way it is shown (orientations 5-8 swap the sides). verify() leaves
+        # the image unusable, hence the second open.
+        with Image.open(io.BytesIO(data)) as image:
+            if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):
+                width, height = height, width
     except MediaRejected:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:

@@ -229,3 +229,25 @@ def test_demo_packs_cover_every_task_type_and_import_once(app):
         assert any(counts[pack.id].gold > 0 for pack in packs)
     second = runner.invoke(args=["labeling", "demo"])
     assert second.exit_code == 0 and "Demo packs already present." in second.output
+
+
+def test_a_photo_is_measured_as_browsers_show_it(ctx, tmp_path):
+    """A phone photo stored sideways with an EXIF orientation is shown upright: boxes are drawn on that."""
+    from PIL import Image
+
+    from sapien.labeling.media import inspect
+
+    def jpeg(orientation: int | None) -> bytes:
+        image = Image.new("RGB", (640, 480), (200, 100, 50))
+        exif = image.getexif()
+        if orientation:
+            exif[0x0112] = orientation
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", exif=exif)
+        return buffer.getvalue()
+
+    upright = inspect("upright.jpg", jpeg(None), "image")
+    assert (upright.width, upright.height) == (640, 480)
+    turned = inspect("turned.jpg", jpeg(6), "image")  # "rotate 90° clockwise to show"
+    assert (turned.width, turned.height) == (480, 640)
+    assert inspect("flipped.jpg", jpeg(3), "image").width == 640  # upside down keeps its sides

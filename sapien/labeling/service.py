@@ -599,6 +599,20 @@ class RowProblem(Exception):
         self.message = message
 
 
+NUL_PROBLEM = _l("This row contains the NUL character, which no field can hold.")
+
+
+def _holds_nul(value) -> bool:
+    """Does a parsed row hold a NUL character anywhere (PostgreSQL text cannot store one)?"""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
     """(line number, row or None, problem) for each record of a .jsonl or .csv items file."""
     try:
@@ -621,7 +635,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
             if not isinstance(value, dict):
                 rows.append((number, None, str(_l("Each line must be a JSON object."))))
                 continue
-            rows.append((number, value, None))
+            rows.append((number, None, str(NUL_PROBLEM)) if _holds_nul(value) else (number, value, None))
         return rows
     if suffix == ".csv":
         reader = csv.DictReader(io.StringIO(content, newline=""))
@@ -636,6 +650,8 @@ def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
                     clean = {key.strip(): value for key, value in record.items() if key}
                     if any(value is None for value in clean.values()):
                         rows.append((start, None, str(_l("This row has fewer fields than the header."))))
+                    elif _holds_nul(clean):
+                        rows.append((start, None, str(NUL_PROBLEM)))
                     elif any((value or "").strip() for value in clean.values()):
                         rows.append((start, clean, None))
                 start = reader.line_num + 1

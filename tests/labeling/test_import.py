@@ -66,6 +66,24 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_imported(ctx, tmp_path):
     assert again.imported == 0 and db.session.scalar(select(func.count()).select_from(Item)) == 3
 
 
+def test_rows_holding_a_nul_character_are_reported_not_stored(ctx, tmp_path):
+    pack = make_pack(tmp_path, items=0)
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text("\n".join([
+        json.dumps({"external_id": "a\x00b", "text": "Id with NUL."}),
+        json.dumps({"external_id": "fine", "text": "Good."}),
+        json.dumps({"external_id": "c", "text": "Text with \x00 NUL."}),
+    ]) + "\n")
+    csv_file = tmp_path / "items.csv"
+    csv_file.write_text('external_id,text\nd,"x\x00y"\ne,Good too.\n')
+    message = "This row contains the NUL character, which no field can hold."
+    from_jsonl = service.import_items(pack.id, jsonl, media_dir=None, now=NOW)
+    from_csv = service.import_items(pack.id, csv_file, media_dir=None, now=NOW)
+    assert (from_jsonl.imported, problems(from_jsonl)) == (1, {1: message, 3: message})
+    assert (from_csv.imported, problems(from_csv)) == (1, {2: message})
+    assert {item.external_id for item in service.pack_items(pack.id)} == {"fine", "e"}
+
+
 def test_csv_lines_count_the_header_and_quoted_newlines(ctx, tmp_path):
     pack = make_pack(tmp_path, items=0)
     buffer = io.StringIO()

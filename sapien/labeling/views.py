@@ -435,6 +435,8 @@ def upload_items(slug: str):
             if report is not None:
                 if report.imported:
                     flash_message(_("%(count)s item(s) imported.", count=report.imported))
+                elif not report.problems:
+                    flash_message(_("The file holds no items: nothing was imported."), "error")
                 if not report.problems:
                     return redirect_to(url_for("labeling.upload_items", slug=pack.slug))
     status = 422 if request.method == "POST" and (form.errors or form.form_errors or (report and report.problems)) else 200

@@ -231,6 +231,9 @@ def test_upload_from_the_browser_reports_bad_lines(app, make_member, tmp_path):
                                   "media": [(io.BytesIO(png_bytes()), "a.png")]},
                             content_type="multipart/form-data")
     assert clean.status_code == 303
+    empty = mod.client.post(f"/manage/packs/{slug}/items", data={"csrf_token": mod.csrf(), "items": (io.BytesIO(b"external_id,media\n"), "none.csv")},
+                            content_type="multipart/form-data", follow_redirects=True)
+    assert "The file holds no items: nothing was imported." in empty.get_data(as_text=True)
 
 
 def test_demo_packs_cover_every_task_type_and_import_once(app):

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
+
+
+def needs_schema(command):
+    """For commands that read or write tables: on a database nobody has upgraded yet, say what to run
+    instead of failing with a "no such table" traceback. (Goes under the click decorators.)"""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        from sqlalchemy import inspect
+
+        from sapien.extensions import db
+
+        if not inspect(db.engine).has_table("alembic_version"):
+            raise click.ClickException("the database has no schema yet: run `flask --app app db upgrade` first")
+        return command(*args, **kwargs)
+
+    return checked
 
 demo_cli = AppGroup("demo", help="Demo data.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
@@ -13,6 +32,7 @@ progression_cli = AppGroup("progression", help="Levels, streaks, quests and badg
 
 
 @progression_cli.command("sync")
+@needs_schema
 def progression_sync() -> None:
     """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
     from sapien.progression.service import enqueue_member_syncs
@@ -25,6 +45,7 @@ leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted set
 
 @leaderboards_cli.command("rebuild")
 @click.option("--queue", "use_queue", is_flag=True, help="Queue the rebuild job instead of running it here.")
+@needs_schema
 def leaderboards_rebuild(use_queue: bool) -> None:
     """Rebuild every current board, the accuracy board and frozen boards from the database."""
     from sapien.database import utcnow
@@ -42,6 +63,7 @@ def leaderboards_rebuild(use_queue: bool) -> None:
 
 @demo_cli.command("seed")
 @click.option("--members", default=300, show_default=True, help="How many community members to create.")
+@needs_schema
 def demo_seed(members: int) -> None:
     """Create a believable community (idempotent: does nothing if the demo data is there)."""
     from sapien.database import utcnow
@@ -55,6 +77,7 @@ def demo_seed(members: int) -> None:
 
 
 @jobs_cli.command("reconcile")
+@needs_schema
 def jobs_reconcile() -> None:
     """Re-enqueue every piece of pending work recorded in the database."""
     from sapien.queue import reconcile

@@ -44,3 +44,12 @@ def test_demo_seed_creates_a_community_once_with_every_role(app_ctx):
     from sapien.ledger import service as ledger
 
     assert ledger.find_mismatched_balances() == []
+
+
+def test_data_commands_on_a_database_nobody_upgraded_say_what_to_run(tmp_path, app):
+    fresh = create_app({**app.config["TEST_OVERRIDES"], "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/fresh.db"})
+    runner = fresh.test_cli_runner()
+    for command in (["quality", "replay", str(tmp_path)], ["labeling", "import-folder", str(tmp_path)], ["demo", "seed"]):
+        result = runner.invoke(args=command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "the database has no schema yet: run `flask --app app db upgrade` first" in result.output

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from sapien.cli import needs_schema
+
 labeling_cli = AppGroup("labeling", help="Campaigns, task packs and their items.")
 
 
@@ -20,6 +22,7 @@ def _print_report(report) -> None:
 @click.argument("pack_slug")
 @click.argument("items_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--media-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Folder the items' media paths are relative to.")
+@needs_schema
 def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
     """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
     from sapien.database import utcnow
@@ -37,6 +40,7 @@ def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> 
 
 @labeling_cli.command("import-folder")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@needs_schema
 def import_folder_command(folder: Path) -> None:
     """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
     from sapien.database import utcnow
@@ -52,6 +56,7 @@ def import_folder_command(folder: Path) -> None:
 
 @labeling_cli.command("demo")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Keep the generated pack folders here.")
+@needs_schema
 def demo_command(out_dir: Path | None) -> None:
     """Generate the demo packs (real content, known answers) and import those not there yet."""
     from sapien.database import utcnow
@@ -68,6 +73,7 @@ def demo_command(out_dir: Path | None) -> None:
 
 
 @labeling_cli.command("expire-leases")
+@needs_schema
 def expire_leases_command() -> None:
     """Return the slots of abandoned leases to the pool now."""
     from sapien.database import utcnow

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from sapien.cli import needs_schema
 from sapien.quality.replay import DEFAULT_LABELS_PER_ITEM
 
 quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, crowd replay.")
@@ -18,6 +19,7 @@ quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, 
 @click.option("--confidence", default=0.9999, show_default=True, help="Online posterior an item needs to retire early.")
 @click.option("--labels-per-item", type=click.IntRange(min=1), default=DEFAULT_LABELS_PER_ITEM, show_default=True, help="Answers every item gets before the online posterior may retire it.")
 @click.option("--seed", default=20240601, show_default=True, help="Seed of the gold choice and the answer order.")
+@needs_schema
 def replay_command(folder: Path, gold_percent: float, confidence: float, labels_per_item: int, seed: int) -> None:
     """Replay a crowd dataset (answers + truth) through assignment, submission and aggregation."""
     from sapien.database import utcnow
@@ -39,6 +41,7 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
 @click.option("--method", default=None, help="dawid_skene, wawa or majority_vote (classification); rover; box_consensus.")
 @click.option("--finalize", is_flag=True, help="Also label open items that have answers.")
 @click.option("--queue", "use_queue", is_flag=True, help="Queue the aggregation job instead of running it here.")
+@needs_schema
 def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: bool) -> None:
     """Aggregate a pack's answers into verified labels."""
     from sapien.database import utcnow
@@ -59,6 +62,7 @@ def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: 
 
 
 @quality_cli.command("decay")
+@needs_schema
 def decay_command() -> None:
     """Drift inactive members' reputation toward the mean (once per ISO week)."""
     from sapien.database import utcnow

@@ -132,13 +132,22 @@ def _isolated(request):
 
 @pytest.fixture
 def make_app(app):
-    """A second app on the same test database, for tests that must add routes or change config."""
+    """A second app on the same test database, for tests that must add routes or change config.
+
+    Flask-Limiter's `init_app` writes the new app's settings (enabled, storage) onto the one shared
+    `limiter`: they are put back afterwards, or a later test of the main app would run with them.
+    """
     from sapien import create_app
+    from sapien.extensions import limiter
+
+    saved = dict(vars(limiter))
 
     def factory(**config):
         return create_app({**app.config["TEST_OVERRIDES"], **config})
 
-    return factory
+    yield factory
+    vars(limiter).clear()
+    vars(limiter).update(saved)
 
 
 @pytest.fixture

@@ -7,6 +7,9 @@ so a reader racing a writer can at worst cache something nobody will read. Pages
 versions they depend on (the quest catalogue) and a short lifetime, which bounds what no event announces
 (another member's progress on a shared guild quest, a quest window opening during the day). Redis is
 only a cache here (DESIGN rule 2): a flush costs one render.
+
+The signed-in user row has a counter of its own, bumped only when the row changes: it does not depend on
+the member's other data, so a POST (which bumps the generation) does not cost the next request a reload.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sapien.web import wants_fragment
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
 CSRF_PLACEHOLDER = "\x00csrf\x00"  # the session's own CSRF token goes back into a cached page per request
 PENDING = "touched_members"
+PENDING_USER_ROWS = "touched_user_rows"
 EVENT_MEMBER_FIELDS = ("user_id", "author_id", "reviewer_id")
 
 
@@ -35,39 +39,50 @@ def generation_key(user_id: int) -> str:
     return f"sapien:member-generation:{user_id}"
 
 
-def bump_generations(user_ids: Iterable[int]) -> None:
-    """Mark everything cached for these members stale (only once the change has committed)."""
-    ids = sorted(set(user_ids))
+def user_row_key(user_id: int) -> str:
+    return f"sapien:member-user-row:{user_id}"
+
+
+def bump_generations(user_ids: Iterable[int], user_rows: Iterable[int] = ()) -> None:
+    """Mark everything cached for these members stale (only once the change has committed), and the
+    cached user rows of `user_rows`."""
+    ids = sorted(set(user_ids) | set(user_rows))
     if not ids:
         return
     pipeline = redis_connection().pipeline(transaction=False)
-    for user_id in ids:
-        pipeline.incr(generation_key(user_id))
-        pipeline.expire(generation_key(user_id), GENERATION_SECONDS)
+    for key in [generation_key(user_id) for user_id in ids] + [user_row_key(user_id) for user_id in sorted(set(user_rows))]:
+        pipeline.incr(key)
+        pipeline.expire(key, GENERATION_SECONDS)
     pipeline.execute()
 
 
-def touch_member(*user_ids: int) -> None:
-    """The open transaction changes what these members see: bump their generation when it commits.
+def touch_member(*user_ids: int, user_row: bool = False) -> None:
+    """The open transaction changes what these members see (`user_row`: their user row itself): bump
+    their generation when it commits.
 
     Bumping before the commit would let a reader cache the old rows under the new stamp.
     """
     current = db.session()
     if not current.in_transaction():
-        bump_generations(user_ids)
+        bump_generations(user_ids, user_ids if user_row else ())
         return
     current.info.setdefault(PENDING, set()).update(user_ids)
+    if user_row:
+        current.info.setdefault(PENDING_USER_ROWS, set()).update(user_ids)
 
 
 @event.listens_for(Session, "after_commit")
 def _bump_after_commit(committed: Session) -> None:
-    if pending := committed.info.pop(PENDING, None):
-        bump_generations(pending)
+    pending = committed.info.pop(PENDING, None)
+    user_rows = committed.info.pop(PENDING_USER_ROWS, None)
+    if pending or user_rows:
+        bump_generations(pending or (), user_rows or ())
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(rolled_back: Session) -> None:
     rolled_back.info.pop(PENDING, None)
+    rolled_back.info.pop(PENDING_USER_ROWS, None)
 
 
 def on_member_event(_sender=None, **payload) -> None:
@@ -81,9 +96,11 @@ def on_member_event(_sender=None, **payload) -> None:
         touch_member(*ids)
 
 
-def read(user_id: int, name: str, *stamp_keys: str) -> tuple[bytes, bytes | None]:
-    """(the member's current stamp, the value cached as `name` if it was made under that stamp)."""
-    *versions, value = redis_connection().mget([generation_key(user_id), *stamp_keys, f"sapien:member:{user_id}:{name}"])
+def read(user_id: int, name: str, *stamp_keys: str, generation: bool = True) -> tuple[bytes, bytes | None]:
+    """(the member's current stamp, the value cached as `name` if it was made under that stamp). The stamp
+    is the member's generation and the `stamp_keys` (only the keys, with `generation=False`)."""
+    keys = [generation_key(user_id), *stamp_keys] if generation else list(stamp_keys)
+    *versions, value = redis_connection().mget([*keys, f"sapien:member:{user_id}:{name}"])
     stamp = b".".join(version or b"0" for version in versions) + b"|"
     if value is not None and value.startswith(stamp):
         return stamp, value[len(stamp):]

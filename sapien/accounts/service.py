@@ -123,15 +123,15 @@ def load_session_user(session_id: str) -> User | None:
 def _session_user(user_id: int) -> User | None:
     """The user row from the member cache when it is current, else from the database (and cached).
 
-    Any change to the row bumps the member's generation after commit (see `_user_changed`), so a ban
-    or a revoked session is seen by the very next request.
+    Any change to the row bumps its own counter after commit (see `_user_changed`), so a ban or a
+    revoked session is seen by the very next request; other changes (a POST, a ledger posting) leave it.
     """
     from sapien import member_cache
 
     present = db.session.identity_map.get(identity_key(User, user_id))
     if present is not None:
         return present
-    stamp, cached = member_cache.read(user_id, "session-user")
+    stamp, cached = member_cache.read(user_id, "session-user", member_cache.user_row_key(user_id), generation=False)
     if cached is not None:
         user = User(id=user_id, **json.loads(cached))
         make_transient_to_detached(user)
@@ -149,7 +149,7 @@ def _session_user(user_id: int) -> User | None:
 def _user_changed(_mapper, _connection, user: User) -> None:
     from sapien import member_cache
 
-    member_cache.touch_member(user.id)
+    member_cache.touch_member(user.id, user_row=True)
 
 
 def revoke_sessions(user_id: int) -> None:

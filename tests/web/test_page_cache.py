@@ -140,3 +140,16 @@ def test_a_cached_user_is_saved_like_a_loaded_one(app, make_member):
     response = ana.post("/settings", {"display_name": "Ana Lima", "bio": "hello", "country": "BR", "timezone": "UTC", "locale": "en"})
     assert response.status_code == 303, response.get_data(as_text=True)[:300]
     assert "Hello, Ana Lima" in ana.client.get("/dashboard").get_data(as_text=True)
+
+
+def test_a_post_leaves_the_cached_user_row_alone(app, make_member):
+    """A POST makes the member's pages stale, not their user row: the next request does not reload it."""
+    ana = make_member("ana")
+    ana.client.get("/dashboard")
+    ana.client.get("/dashboard")
+    assert ana.post("/streak/freeze").status_code == 303  # refused (no points): the user row is untouched
+    with statements_run(app) as seen:
+        page = ana.client.get("/dashboard").get_data(as_text=True)
+    assert "Hello, ana" in page
+    assert seen  # the page itself was stale and rendered again
+    assert not [statement for statement in seen if "users.password_hash" in statement]

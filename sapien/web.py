@@ -12,7 +12,6 @@ from flask import (
     current_app,
     flash,
     get_flashed_messages,
-    has_request_context,
     make_response,
     redirect,
     render_template,
@@ -50,16 +49,6 @@ class DatabaseIdConverter(IntegerConverter):
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_DATABASE_ID, signed: bool = False):  # noqa: A002 - werkzeug's names
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
-
-
-def is_current_member(user_id: int) -> bool:
-    """Is this request's signed-in member `user_id`? (False outside requests, e.g. in jobs.)"""
-    if not has_request_context():
-        return False
-    try:
-        return bool(current_user and current_user.is_authenticated and current_user.id == user_id)
-    except Exception:  # noqa: BLE001 - no login machinery in this context (e.g. a CLI request context)
-        return False
 
 
 def wants_fragment() -> bool:

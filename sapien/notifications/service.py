@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import g
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
@@ -13,7 +12,6 @@ from sapien.database import dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.notifications.models import Notification
-from sapien.web import is_current_member
 
 # How each kind reads; params are filled in when shown, so the text follows the reader's language.
 MESSAGES = {
@@ -47,8 +45,9 @@ def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | 
     with unit_of_work() as session:
         insert = dialect_insert
         session.execute(insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    if is_current_member(user_id):
-        g.member_notified = True  # the live updates then swap in the bell with its new count
+    from sapien.progression import live
+
+    live.mark_notified(user_id)
 
 
 REVIEW_OUTCOMES = {"accepted": _l("accepted"), "rejected": _l("rejected"), "corrected": _l("corrected")}

@@ -11,26 +11,41 @@ message instead, shown on the next page. Work done outside a request (jobs) mark
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, render_template
+from flask import Flask, Response, g, has_request_context, render_template
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from sapien.extensions import htmx
-from sapien.web import is_current_member
+
+
+def _is_current(user_id: int) -> bool:
+    if not has_request_context():
+        return False
+    try:
+        return bool(current_user and current_user.is_authenticated and current_user.id == user_id)
+    except Exception:  # noqa: BLE001 - no login machinery in this context (e.g. a CLI request context)
+        return False
 
 
 def mark_status_changed(user_id: int) -> None:
-    if is_current_member(user_id):
+    if _is_current(user_id):
         g.progression_status_changed = True
 
 
 def mark_level_up(user_id: int, level: int) -> None:
-    if is_current_member(user_id):
+    if _is_current(user_id):
         g.progression_status_changed = True
         g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
 
 
+def mark_notified(user_id: int) -> None:
+    """A notification for the member was added: the response swaps in the bell with its new count."""
+    if _is_current(user_id):
+        g.member_notified = True
+
+
 def mark_quests_changed(user_id: int) -> None:
-    if is_current_member(user_id):
+    if _is_current(user_id):
         g.progression_quests_changed = True
 
 
@@ -68,7 +83,7 @@ def register_live_updates(app: Flask) -> None:
         message = _("Level up! You reached level %(level)s.", level=level) if level else None
         html_response = response.mimetype == "text/html" and 200 <= response.status_code < 300
         if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
-            oob = render_template("progression/fragments/live_oob.html", level_message=message, status_changed=changed or level,
+            oob = render_template("progression/fragments/live_oob.html", level_message=message, status_changed=changed,
                                   notified=notified)
             _append(response, oob)
         elif message:

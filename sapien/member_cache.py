@@ -46,11 +46,12 @@ def user_row_key(user_id: int) -> str:
 def bump_generations(user_ids: Iterable[int], user_rows: Iterable[int] = ()) -> None:
     """Mark everything cached for these members stale (only once the change has committed), and the
     cached user rows of `user_rows`."""
-    ids = sorted(set(user_ids) | set(user_rows))
-    if not ids:
+    rows = sorted(set(user_rows))
+    keys = [generation_key(user_id) for user_id in sorted(set(user_ids) | set(rows))] + [user_row_key(user_id) for user_id in rows]
+    if not keys:
         return
     pipeline = redis_connection().pipeline(transaction=False)
-    for key in [generation_key(user_id) for user_id in ids] + [user_row_key(user_id) for user_id in sorted(set(user_rows))]:
+    for key in keys:
         pipeline.incr(key)
         pipeline.expire(key, GENERATION_SECONDS)
     pipeline.execute()

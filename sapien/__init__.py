@@ -40,12 +40,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_template_context(app)
 
+    from sapien import listeners
     from sapien.cli import register_cli
     from sapien.database import configure_sqlite
-    from sapien.events import connect_listeners
 
     register_cli(app)
-    connect_listeners()
+    listeners.connect()
     with app.app_context():
         configure_sqlite(db.engine)
     return app

@@ -35,7 +35,7 @@ progression_cli = AppGroup("progression", help="Levels, streaks, quests and badg
 @needs_schema
 def progression_sync() -> None:
     """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
-    from sapien.progression.service import enqueue_member_syncs
+    from sapien.progression.summary import enqueue_member_syncs
 
     click.echo(f"{enqueue_member_syncs()} member sync job(s) enqueued.")
 
@@ -49,7 +49,7 @@ leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted set
 def leaderboards_rebuild(use_queue: bool) -> None:
     """Rebuild every current board, the accuracy board and frozen boards from the database."""
     from sapien.database import utcnow
-    from sapien.leaderboards.service import enqueue_rebuild, rebuild_all
+    from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
 
     if use_queue:
         job = enqueue_rebuild(utcnow())

@@ -6,7 +6,7 @@ from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from sapien.forms import ChoiceField
-from sapien.guilds.service import DESCRIPTION_MAX, MESSAGE_MAX, NAME_MAX, NAME_MIN
+from sapien.guilds.membership import DESCRIPTION_MAX, MESSAGE_MAX, NAME_MAX, NAME_MIN
 
 POLICY_CHOICES = [
     ("open", _l("Open: anyone who meets the requirements joins")),

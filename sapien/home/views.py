@@ -23,7 +23,8 @@ def dashboard():
     from sapien.database import utcnow
     from sapien.member_cache import member_page
     from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
+    from sapien.progression.quests import QUEST_VERSION_KEY
+    from sapien.progression.summary import dashboard_progress
 
     now = utcnow()
     return member_page(

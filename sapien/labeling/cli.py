@@ -26,14 +26,15 @@ def _print_report(report) -> None:
 def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
     """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
     from sapien.database import utcnow
-    from sapien.labeling import service
+    from sapien.labeling import errors as labeling_errors
+    from sapien.labeling import imports, packs
 
-    pack = service.get_pack_by_slug(pack_slug)
+    pack = packs.get_pack_by_slug(pack_slug)
     if pack is None:
         raise click.ClickException(f"no pack with slug {pack_slug!r}")
     try:
-        report = service.import_items(pack.id, items_file, media_dir=media_dir or items_file.parent, now=utcnow())
-    except service.LabelingError as error:
+        report = imports.import_items(pack.id, items_file, media_dir=media_dir or items_file.parent, now=utcnow())
+    except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
     _print_report(report)
 
@@ -44,11 +45,12 @@ def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> 
 def import_folder_command(folder: Path) -> None:
     """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
     from sapien.database import utcnow
-    from sapien.labeling import service
+    from sapien.labeling import errors as labeling_errors
+    from sapien.labeling import imports
 
     try:
-        pack, report = service.import_pack_folder(folder, actor_id=None, now=utcnow())
-    except service.LabelingError as error:
+        pack, report = imports.import_pack_folder(folder, actor_id=None, now=utcnow())
+    except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"pack {pack.slug} created")
     _print_report(report)
@@ -60,11 +62,11 @@ def import_folder_command(folder: Path) -> None:
 def demo_command(out_dir: Path | None) -> None:
     """Generate the demo packs (real content, known answers) and import those not there yet."""
     from sapien.database import utcnow
-    from sapien.labeling import service
+    from sapien.labeling import seeding
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    imported = service.seed_demo_packs(utcnow(), out_dir=out_dir)
+    imported = seeding.seed_demo_packs(utcnow(), out_dir=out_dir)
     if not imported:
         click.echo("Demo packs already present.")
     for pack, report in imported:
@@ -77,6 +79,6 @@ def demo_command(out_dir: Path | None) -> None:
 def expire_leases_command() -> None:
     """Return the slots of abandoned leases to the pool now."""
     from sapien.database import utcnow
-    from sapien.labeling import service
+    from sapien.labeling import leases
 
-    click.echo(f"{service.expire_leases(utcnow())} lease(s) expired")
+    click.echo(f"{leases.expire_leases(utcnow())} lease(s) expired")

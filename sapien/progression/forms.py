@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from sapien.forms import ChoiceField
 from sapien.progression.badges import CATALOGUE
-from sapien.progression.service import OBJECTIVE_LABELS, PERIOD_LABELS, SCOPE_LABELS
+from sapien.progression.quests import OBJECTIVE_LABELS, PERIOD_LABELS, SCOPE_LABELS
 
 
 def _badge_choices(blank: bool):

@@ -1,10 +1,11 @@
 """Live updates for the signed-in member, riding on whatever htmx request changed their progress.
 
-Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
-behind the current request is the one affected. An `after_request` hook registered by `create_app`
+This is the web layer's side of events: services never touch request state, they send signals after
+their commit (`ledger_entry_posted`, `level_reached`, `quests_moved`, `notification_added`), and the
+listeners below (connected in `sapien.listeners`) mark request-scoped flags when the member behind the
+current request is the one affected, so a rolled-back change marks nothing. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances), the bell when the request notified the member (`notifications.notify` marks it; the bell's own
-poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
+balances), the bell when the request notified the member (the bell's own poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
@@ -47,6 +48,23 @@ def mark_notified(user_id: int) -> None:
 def mark_quests_changed(user_id: int) -> None:
     if _is_current(user_id):
         g.progression_quests_changed = True
+
+
+def on_ledger_entry_posted(_sender=None, *, user_id: int, **_ignored) -> None:
+    """Balances moved: the nav's status bar is refreshed in this request."""
+    mark_status_changed(user_id)
+
+
+def on_level_reached(_sender=None, *, user_id: int, level: int, **_ignored) -> None:
+    mark_level_up(user_id, level)
+
+
+def on_quests_moved(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_quests_changed(user_id)
+
+
+def on_notification_added(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_notified(user_id)
 
 
 def _add_trigger(response: Response, event_name: str) -> None:

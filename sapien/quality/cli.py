@@ -45,8 +45,9 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
 def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: bool) -> None:
     """Aggregate a pack's answers into verified labels."""
     from sapien.database import utcnow
-    from sapien.labeling.service import get_pack_by_slug
-    from sapien.quality.service import QualityError, aggregate_pack, enqueue_aggregation
+    from sapien.labeling.packs import get_pack_by_slug
+    from sapien.quality.batch import aggregate_pack, enqueue_aggregation
+    from sapien.quality.errors import QualityError
 
     pack = get_pack_by_slug(slug)
     if pack is None:
@@ -66,6 +67,6 @@ def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: 
 def decay_command() -> None:
     """Drift inactive members' reputation toward the mean (once per ISO week)."""
     from sapien.database import utcnow
-    from sapien.quality.service import decay_reputation
+    from sapien.quality.reputation import decay_reputation
 
     click.echo(f"{decay_reputation(utcnow())} member(s) decayed")

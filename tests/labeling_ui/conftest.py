@@ -23,11 +23,11 @@ def import_demo(app, demo_folders):
 
         from sapien.database import unit_of_work, utcnow
         from sapien.extensions import db
-        from sapien.labeling import service
+        from sapien.labeling import imports
         from sapien.labeling.models import TaskPack
 
         with app.app_context():
-            pack, report = service.import_pack_folder(demo_folders[slug], actor_id=None, now=utcnow())
+            pack, report = imports.import_pack_folder(demo_folders[slug], actor_id=None, now=utcnow())
             assert not report.problems, report.problems
             if settings:
                 with unit_of_work():

@@ -1,0 +1,223 @@
+"""QUESTPROGRESS"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import uuid4
+
+from redis.exceptions import RedisError
+from sqlalchemy import case, or_, select, update
+
+from sapien import events
+from sapien.database import after_commit, as_utc, dialect_insert
+from sapien.extensions import db
+from sapien.periods import period_key
+from sapien.progression.models import (
+    GuildQuestProgress,
+    MemberProgress,
+    Quest,
+    QuestProgress,
+)
+from sapien.progression.quests import QUEST_VERSION_KEY, QuestRule, quest_rules_cache
+
+
+def _load_quest_rules() -> list[QuestRule]:
+    quests = db.session.scalars(select(Quest).where(Quest.is_active.is_(True)).order_by(Quest.period, Quest.id))
+    return [
+        QuestRule(q.id, q.title, q.period, q.objective, q.target, q.accuracy_percent, q.task_type, q.scope,
+                  as_utc(q.starts_at), as_utc(q.ends_at) if q.ends_at else None)
+        for q in quests
+    ]
+
+
+def _quest_rules() -> list[QuestRule]:
+    global quest_rules_cache
+    from sapien.queue import redis_connection
+
+    try:
+        connection = redis_connection()
+        version = connection.get(QUEST_VERSION_KEY)
+        if version is None:  # first use, or Redis was flushed: start a version (another process may win)
+            connection.set(QUEST_VERSION_KEY, uuid4().hex, nx=True)
+            version = connection.get(QUEST_VERSION_KEY)
+    except RedisError:
+        return _load_quest_rules()
+    cached = quest_rules_cache
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rules = _load_quest_rules()
+    quest_rules_cache = (version, rules)
+    return rules
+
+
+def event_quests(now: datetime, objective: str, scope: str | None = None) -> list[QuestRule]:
+    """The active quests for `objective` at `now`, as event listeners read them (from the process cache)."""
+    moment = as_utc(now)
+    return [
+        rule
+        for rule in _quest_rules()
+        if rule.objective == objective
+        and (scope is None or rule.scope == scope)
+        and rule.starts_at <= moment
+        and (rule.ends_at is None or rule.ends_at > moment)
+    ]
+
+
+def active_quests(now: datetime, objective: str | None = None, scope: str | None = None) -> list[Quest]:
+    query = select(Quest).where(
+        Quest.is_active.is_(True), Quest.starts_at <= now, or_(Quest.ends_at.is_(None), Quest.ends_at > now)
+    )
+    if objective:
+        query = query.where(Quest.objective == objective)
+    if scope:
+        query = query.where(Quest.scope == scope)
+    return list(db.session.scalars(query.order_by(Quest.period, Quest.id)))
+
+
+# --- quests: progress ---------------------------------------------------------------------------
+
+
+def _is_complete(quest: Quest, progress: int, gold_correct: int) -> bool:
+    if progress < quest.target:
+        return False
+    if quest.objective == "gold_accuracy":
+        return progress > 0 and 100 * gold_correct >= (quest.accuracy_percent or 100) * progress
+    return True
+
+
+def advance(
+    user_id: int,
+    quests: Iterable[Quest],
+    now: datetime,
+    *,
+    add: int = 0,
+    correct: int = 0,
+    at_least: int | None = None,
+) -> list[Quest]:
+    """Move the member's progress on `quests` in their current period (one statement for all of them);
+    returns the quests this call completed."""
+    quests = list(quests)
+    if not quests:
+        return []
+    session = db.session
+    start = at_least if at_least is not None else add
+    statement = dialect_insert(QuestProgress).values(
+        [
+            dict(quest_id=q.id, user_id=user_id, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
+            for q in quests
+        ]
+    )
+    if at_least is not None:
+        new_progress = case(
+            (statement.excluded.progress > QuestProgress.progress, statement.excluded.progress), else_=QuestProgress.progress
+        )
+    else:
+        new_progress = QuestProgress.progress + statement.excluded.progress
+    statement = statement.on_conflict_do_update(
+        index_elements=["quest_id", "user_id", "period_key"],
+        set_={
+            "progress": new_progress,
+            "gold_correct": QuestProgress.gold_correct + statement.excluded.gold_correct,
+            "updated_at": now,
+        },
+    ).returning(QuestProgress.id, QuestProgress.quest_id, QuestProgress.progress, QuestProgress.gold_correct, QuestProgress.completed_at)
+    by_id = {q.id: q for q in quests}
+    completed = []
+    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement).all():
+        quest = by_id[quest_id]
+        if completed_at is None and _is_complete(quest, progress, gold_correct):
+            done = session.execute(
+                update(QuestProgress)
+                .where(QuestProgress.id == row_id, QuestProgress.completed_at.is_(None))
+                .values(completed_at=now)
+            ).rowcount
+            if done:
+                completed.append(quest)
+    return completed
+
+
+def announce_completed(user_id: int, row: MemberProgress, quests: list[Quest], now: datetime) -> None:
+    if not quests:
+        return
+    from sapien.notifications.service import notify
+
+    row.quests_completed += len(quests)
+    for quest in quests:
+        notify(
+            user_id,
+            "quest_complete",
+            {"quest": quest.title},
+            link="/quests",
+            key=f"quest:{quest.id}:{user_id}:{period_key(quest.period, now)}",
+            now=now,
+        )
+        after_commit(lambda q=quest.id: events.quest_completed.send(None, user_id=user_id, quest_id=q, now=now))
+    after_commit(lambda: events.quests_moved.send(None, user_id=user_id))
+
+
+def advance_guild(user_id: int, quests: Iterable[Quest], now: datetime, *, add: int) -> tuple[int | None, list[Quest]]:
+    """Move the collective progress of the member's guild on the guild-scope `quests` in their current
+    period (one statement for all of them, as `advance` does for a member). Returns the guild's id and
+    the quests this call completed for the guild; a member in no guild moves nothing."""
+    quests = list(quests)
+    if not quests:
+        return None, []
+    from sapien.guilds.membership import guild_id_of
+
+    guild_id = guild_id_of(user_id)
+    if guild_id is None:
+        return None, []
+    session = db.session
+    statement = dialect_insert(GuildQuestProgress).values(
+        [
+            dict(quest_id=q.id, guild_id=guild_id, period_key=period_key(q.period, now), progress=add, gold_correct=0, updated_at=now)
+            for q in quests
+        ]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["quest_id", "guild_id", "period_key"],
+        set_={"progress": GuildQuestProgress.progress + statement.excluded.progress, "updated_at": now},
+    ).returning(
+        GuildQuestProgress.id,
+        GuildQuestProgress.quest_id,
+        GuildQuestProgress.progress,
+        GuildQuestProgress.gold_correct,
+        GuildQuestProgress.completed_at,
+    )
+    by_id = {q.id: q for q in quests}
+    completed = []
+    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement).all():
+        quest = by_id[quest_id]
+        if completed_at is None and _is_complete(quest, progress, gold_correct):
+            # Of several members finishing the period at once, only one marks it (and announces it).
+            done = session.execute(
+                update(GuildQuestProgress)
+                .where(GuildQuestProgress.id == row_id, GuildQuestProgress.completed_at.is_(None))
+                .values(completed_at=now)
+            ).rowcount
+            if done:
+                completed.append(quest)
+    return guild_id, completed
+
+
+def announce_guild_completed(actor_id: int, guild_id: int | None, quests: list[Quest], now: datetime) -> None:
+    """Tell every current member of the guild that it finished `quests` (once per member and period)."""
+    if guild_id is None or not quests:
+        return
+    from sapien.guilds.membership import member_ids
+    from sapien.notifications.service import notify
+
+    members = member_ids(guild_id)
+    for quest in quests:
+        key = period_key(quest.period, now)
+        for member_id in members:
+            notify(
+                member_id,
+                "guild_quest_complete",
+                {"quest": quest.title},
+                link="/quests",
+                key=f"guild-quest:{quest.id}:{guild_id}:{key}:{member_id}",
+                now=now,
+            )
+    after_commit(lambda: events.quests_moved.send(None, user_id=actor_id))

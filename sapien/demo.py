@@ -7,7 +7,11 @@ from datetime import datetime, timedelta
 
 from sapien.accounts import service as accounts
 from sapien.database import unit_of_work
+from sapien.guilds import founding, membership
+from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
+from sapien.leaderboards.rebuild import rebuild_all
 from sapien.ledger import service as ledger
+from sapien.progression.levels import xp_for_level
 
 DEMO_PASSWORD = "sapien-demo-2026"
 DEMO_LOGINS = {
@@ -57,7 +61,6 @@ def _grant_history(rng: random.Random, user_id: int, activity: float, now: datet
 
 def seed_demo(members: int, now: datetime) -> bool:
     """Create the demo community once; returns False if it is already there."""
-    from sapien.leaderboards.rebuild import rebuild_all
 
     if accounts.get_by_username(DEMO_LOGINS["admin"]) is not None:
         return False
@@ -81,8 +84,6 @@ DEMO_GUILDS = [
 
 def _seed_guilds(rng: random.Random, member_ids: list[int], now: datetime) -> None:
     """Several guilds with leaders (the demo guild leader leads the first), members spread across them."""
-    from sapien.guilds import founding, membership
-    from sapien.progression.levels import xp_for_level
 
     founder_level = 3
     leader_ids = [accounts.get_by_username(DEMO_LOGINS["guild_leader"]).id]
@@ -164,7 +165,6 @@ def _seed(members: int, now: datetime) -> None:
         _grant_history(rng, user.id, activity=rng.paretovariate(1.5), now=now)
         member_ids.append(user.id)
     _seed_guilds(rng, member_ids, now)
-    from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
 
     seed_demo_packs(now)
     demo_ids = [accounts.get_by_username(DEMO_LOGINS[role]).id for role in ("member", "reviewer")]

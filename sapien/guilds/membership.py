@@ -10,10 +10,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
+from sapien.accounts.service import get_by_username
 from sapien.database import after_commit, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.guilds.models import Guild, GuildApplication, GuildInvitation, GuildMembership
+from sapien.moderation.service import record
 
 NAME_MIN, NAME_MAX = 3, 48
 DESCRIPTION_MAX = 1000
@@ -228,8 +230,6 @@ def decide_application(actor_id: int, guild_id: int, application_id: int, accept
 
 
 def invite(actor_id: int, guild_id: int, username: str, now: datetime) -> GuildInvitation:
-    from sapien.accounts.service import get_by_username
-
     with unit_of_work() as session:
         guild = live_guild(guild_id)
         require_role(actor_id, guild.id, MANAGERS)
@@ -322,8 +322,6 @@ def set_role(actor_id: int, guild_id: int, target_id: int, role: str, now: datet
 
 
 def transfer_leadership(actor_id: int, guild_id: int, target_id: int, now: datetime) -> None:
-    from sapien.moderation.service import record
-
     if actor_id == target_id:
         raise GuildError(_l("You already lead this guild."))
     with unit_of_work() as session:
@@ -338,8 +336,6 @@ def transfer_leadership(actor_id: int, guild_id: int, target_id: int, now: datet
 
 
 def kick(actor_id: int, guild_id: int, target_id: int, reason: str, now: datetime) -> None:
-    from sapien.moderation.service import record
-
     reason = (reason or "").strip()
     if not reason:
         raise GuildError(_l("Give a reason: it is kept in the audit log."), "reason")

@@ -7,9 +7,13 @@ from datetime import datetime
 
 from flask import g, has_app_context, url_for
 
+from sapien.guilds import membership
+from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
 from sapien.progression.levels import LevelProgress, level_progress
+from sapien.progression.summary import profile_progress
+from sapien.quality.reputation import reputation_of
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,6 @@ class ProfilePage:
 
 def profile_page(user_id: int, viewer_id: int | None, now: datetime) -> ProfilePage:
     """Everything a public profile shows, gathered from each area's service."""
-    from sapien.guilds import membership
-    from sapien.leaderboards import reading
-    from sapien.progression.summary import profile_progress
-    from sapien.quality.reputation import reputation_of
 
     guild_id = membership.guild_id_of(user_id)
     guild = None

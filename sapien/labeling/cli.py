@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from sapien.cli import needs_schema
+from sapien.database import needs_schema, utcnow
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import imports, leases, packs, seeding
 
 labeling_cli = AppGroup("labeling", help="Campaigns, task packs and their items.")
 
@@ -25,9 +27,6 @@ def _print_report(report) -> None:
 @needs_schema
 def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
     """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
-    from sapien.database import utcnow
-    from sapien.labeling import errors as labeling_errors
-    from sapien.labeling import imports, packs
 
     pack = packs.get_pack_by_slug(pack_slug)
     if pack is None:
@@ -44,9 +43,6 @@ def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> 
 @needs_schema
 def import_folder_command(folder: Path) -> None:
     """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
-    from sapien.database import utcnow
-    from sapien.labeling import errors as labeling_errors
-    from sapien.labeling import imports
 
     try:
         pack, report = imports.import_pack_folder(folder, actor_id=None, now=utcnow())
@@ -61,8 +57,6 @@ def import_folder_command(folder: Path) -> None:
 @needs_schema
 def demo_command(out_dir: Path | None) -> None:
     """Generate the demo packs (real content, known answers) and import those not there yet."""
-    from sapien.database import utcnow
-    from sapien.labeling import seeding
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +72,5 @@ def demo_command(out_dir: Path | None) -> None:
 @needs_schema
 def expire_leases_command() -> None:
     """Return the slots of abandoned leases to the pool now."""
-    from sapien.database import utcnow
-    from sapien.labeling import leases
 
     click.echo(f"{leases.expire_leases(utcnow())} lease(s) expired")

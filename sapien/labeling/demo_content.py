@@ -12,11 +12,13 @@ Everything is deterministic (fixed seeds, sorted outputs): two runs write the sa
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import random
 import shutil
 import subprocess
+import tempfile
 import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -92,8 +94,6 @@ def _row(external_id: str, *, text: str | None = None, media: str | None = None,
 
 
 def _png(image: Image.Image) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
@@ -316,7 +316,7 @@ def typos_pack() -> DemoPack:
 
 # ---- image classification -------------------------------------------------------------------------
 def digits_pack(count: int = 120) -> DemoPack:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # scikit-learn loads slowly; only demo seeding needs it
 
     digits = load_digits()
     rng = random.Random(SEED + 4)
@@ -383,7 +383,7 @@ Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 
 
 def _boxes_from_regions(labels: np.ndarray, min_area: int, max_area: int, keep=None) -> list[Box]:
-    from skimage import measure
+    from skimage import measure  # scikit-image and scipy load slowly; only demo seeding needs them
 
     boxes = []
     for region in measure.regionprops(labels):
@@ -400,6 +400,7 @@ def coin_boxes() -> tuple[np.ndarray, list[Box]]:
     """The coins photo and one box per coin: the watershed of the Sobel elevation map from dark (background)
     and bright (coin) markers, hole filling and connected components — scikit-image's classic recipe, which
     copes with the uneven lighting a global threshold trips on."""
+    # scikit-image and scipy load slowly; only demo seeding needs them.
     from scipy import ndimage
     from skimage import data, filters, measure, morphology, segmentation
 
@@ -420,6 +421,7 @@ def nuclei_boxes() -> tuple[np.ndarray, list[Box], np.ndarray]:
     touching nuclei. Nuclei inside the DAB-stained (brown) glands are too crowded to box reliably, so the known
     answers cover the stroma only, and tiles are cut from the stroma. Returns the image, the boxes and the
     brown mask."""
+    # scikit-image and scipy load slowly; only demo seeding needs them.
     from scipy import ndimage
     from skimage import color, data, feature, filters, measure, morphology, segmentation
 
@@ -690,7 +692,6 @@ def speech_pack() -> DemoPack | None:
     if not espeak:
         log.warning("espeak-ng is not installed: the transcription demo pack is left out")
         return None
-    import tempfile
 
     rows, media = [], {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, exists, false, func, literal, select, true, update
 
-from sapien.database import as_utc, dialect_insert, unit_of_work
+from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.access import check_unlocked
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft
@@ -276,6 +276,5 @@ def lease_sweep_job_id(at: datetime) -> str:
 @pending_work_source("labeling-lease-sweep")
 def _lease_sweep_pending():
     # Always pending: the worker's start-up reconcile begins the chain, each run schedules the next.
-    from sapien.database import utcnow
 
     yield PendingWork("jobs.labeling.expire_leases", (), lease_sweep_job_id(utcnow()))

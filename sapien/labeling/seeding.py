@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from sapien.extensions import db
+from sapien.labeling.demo_content import write_demo_packs
 from sapien.labeling.errors import LabelingError
 from sapien.labeling.imports import ImportReport, import_pack_folder, read_pack_json
 from sapien.labeling.leases import lease_next_item
@@ -21,9 +23,6 @@ from sapien.labeling.submissions import submit_answer
 
 def seed_demo_packs(now: datetime, *, actor_id: int | None = None, out_dir: Path | None = None) -> list[tuple[TaskPack, ImportReport]]:
     """Write the demo pack folders and import each whose slug is not there yet (idempotent)."""
-    import tempfile
-
-    from sapien.labeling.demo_content import write_demo_packs
 
     imported = []
     with tempfile.TemporaryDirectory(prefix="sapien-demo-packs-") as scratch:

@@ -26,6 +26,7 @@ from sapien.leaderboards.boards import (
 )
 from sapien.leaderboards.models import BoardFreeze
 from sapien.ledger.models import LedgerEntry
+from sapien.moderation.service import record
 
 
 def freeze_board(board: Board, actor_id: int, now: datetime) -> BoardFreeze:
@@ -39,7 +40,6 @@ def freeze_board(board: Board, actor_id: int, now: datetime) -> BoardFreeze:
         freeze = BoardFreeze(board=name, frozen_at=now, frozen_by=actor_id)
         session.add(freeze)
         session.flush()
-        from sapien.moderation.service import record
 
         record(actor_id, "leaderboard.freeze", f"board:{name}", "", now)
     connection = board_redis()
@@ -54,7 +54,6 @@ def unfreeze_board(board: Board, actor_id: int, now: datetime) -> None:
         if freeze is None:
             raise LeaderboardError(_l("That board is not frozen."))
         session.delete(freeze)
-        from sapien.moderation.service import record
 
         record(actor_id, "leaderboard.unfreeze", f"board:{name}", "", now)
     board_redis().delete(f"{PREFIX}:frozen:{name}", f"{PREFIX}:frozen_at:{name}")

@@ -15,6 +15,7 @@ from sapien.database import as_utc
 from sapien.extensions import db
 from sapien.guilds.membership import DIRECTORY_PAGE, MANAGERS, live_guild, require_role
 from sapien.guilds.models import JOIN_POLICIES, Guild, GuildMembership
+from sapien.leaderboards.boards import period_window
 from sapien.leaderboards.reading import gold_counts, guild_totals
 from sapien.ledger.models import Balance, LedgerEntry
 from sapien.quality.reputation import reputation_of
@@ -93,7 +94,6 @@ def _sort_key(sort: str):
 
 def dashboard(actor_id: int, guild_id: int, filters: DashboardFilter, now: datetime) -> list[DashboardRow]:
     """The guild's members with XP, XP this ISO week, gold accuracy and reputation; leaders and officers only."""
-    from sapien.leaderboards.boards import period_window
 
     live_guild(guild_id)
     require_role(actor_id, guild_id, MANAGERS)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from sapien.accounts.models import User
 from sapien.extensions import db
+from sapien.guilds.membership import guild_id_of, guild_names
 from sapien.leaderboards.boards import (
     AROUND_RADIUS,
     EPOCH,
@@ -97,8 +98,6 @@ def _lookup(board: Board, ids: set[int]) -> tuple[dict[int, tuple[str, str]], se
     if not ids:
         return {}, set()
     if board.metric == "guilds":
-        from sapien.guilds.membership import guild_names
-
         names = guild_names(ids)
         return names, set(names)
     found = db.session.execute(
@@ -130,8 +129,6 @@ def board_page(board: Board, viewer_id: int | None, now: datetime, page: int = 1
     viewer_subject = viewer_id
     my_guild_id = None
     if board.metric == "guilds" and viewer_id is not None:
-        from sapien.guilds.membership import guild_id_of
-
         my_guild_id = viewer_subject = guild_id_of(viewer_id)
     pipe = connection.pipeline(transaction=False)
     pipe.zcard(key)
@@ -155,8 +152,6 @@ def board_page(board: Board, viewer_id: int | None, now: datetime, page: int = 1
     around_rows = _rows(board, around, names, visible, viewer_subject)
     guild_name = None
     if board.guild_id is not None:
-        from sapien.guilds.membership import guild_names
-
         guild_name = guild_names([board.guild_id]).get(board.guild_id, (None, None))[0]
     return BoardPage(
         board=board,
@@ -183,7 +178,6 @@ class MyRank:
 
 def member_ranks(user_id: int, now: datetime) -> list[MyRank]:
     """The member's rank on every board they can appear on, in one pipelined round trip."""
-    from sapien.guilds.membership import guild_id_of
 
     connection = board_redis()
     guild_id = guild_id_of(user_id)

@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, and_, cast, func, select
 from sapien.accounts.models import User
 from sapien.database import as_utc
 from sapien.extensions import db
+from sapien.guilds.models import GuildMembership
 from sapien.leaderboards.boards import (
     BUILT_MARKER,
     EPOCH,
@@ -29,7 +30,6 @@ from sapien.leaderboards.boards import (
     board_windows,
     encode_accuracy,
     encode_xp,
-    log,
     member_of,
     minute_of,
     task_type_of,
@@ -39,6 +39,7 @@ from sapien.leaderboards.freezes import frozen_boards, write_frozen_copy
 from sapien.leaderboards.recording import key_expiry, min_gold, record_xp, resync_member
 from sapien.ledger.models import LedgerEntry
 from sapien.periods import period_window
+from sapien.quality.reputation import gold_accuracy_by_member
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
 
 
@@ -97,14 +98,6 @@ def _xp_aggregates(snapshot, windows) -> dict[str, dict[int, list]]:
     return boards
 
 
-def _accuracy_source():
-    try:
-        from sapien.quality.reputation import gold_accuracy_by_member
-    except ImportError:
-        return None
-    return gold_accuracy_by_member
-
-
 def rebuild_all(now: datetime) -> RebuildReport:
     """Rebuild every board from the ledger into temporary keys, then swap them in atomically.
 
@@ -120,8 +113,7 @@ def rebuild_all(now: datetime) -> RebuildReport:
     connection = board_redis()
     report = RebuildReport()
     with connection.lock(f"{PREFIX}:rebuild-lock", timeout=900, blocking_timeout=900):
-        gold = _accuracy_source()
-        gold_rows = gold(1) if gold is not None else None
+        gold_rows = gold_accuracy_by_member(1)
         freezes = [(freeze.board, as_utc(freeze.frozen_at)) for freeze in frozen_boards()]
         session.commit()  # end this session's read transaction (SQLite would otherwise block the snapshot)
         connection.delete(PENDING_KEY)
@@ -143,16 +135,12 @@ def rebuild_all(now: datetime) -> RebuildReport:
             name = raw.decode()[len(f"{PREFIX}:frozen_at:") :]
             if name not in frozen_names:
                 connection.delete(raw, f"{PREFIX}:frozen:{name}")
-    if gold is None:
-        report.notes.append("accuracy board skipped: sapien.quality.service is not installed")
-        log.info("leaderboards rebuild: accuracy board skipped (sapien.quality.service not present)")
     return report
 
 
 def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows, report: RebuildReport) -> tuple[list[dict], set[int]]:
     """Compute every board from one database snapshot, write temp keys, swap; returns the queued live
     updates and which of their ledger entries the snapshot already counted."""
-    from sapien.guilds.models import GuildMembership
 
     token = uuid.uuid4().hex
     windows = board_windows(now)
@@ -180,23 +168,22 @@ def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows
         scores[name] = {member_of(uid): encode_xp(xp, latest) for uid, (xp, latest) in users.items() if uid not in hidden and xp > 0}
     gold_correct: dict[str, int] = {}
     gold_total: dict[str, int] = {}
-    if gold_rows is not None:
-        minimum = min_gold()
-        accuracy = {}
-        for user_id, (correct, total) in gold_rows.items():
-            member = member_of(user_id)
-            gold_correct[member], gold_total[member] = int(correct), int(total)
-            if total >= minimum and user_id not in hidden:
-                accuracy[member] = encode_accuracy(int(correct), int(total))
-        scores["accuracy:all"] = accuracy
-        report.accuracy = True
+    minimum = min_gold()
+    accuracy = {}
+    for user_id, (correct, total) in gold_rows.items():
+        member = member_of(user_id)
+        gold_correct[member], gold_total[member] = int(correct), int(total)
+        if total >= minimum and user_id not in hidden:
+            accuracy[member] = encode_accuracy(int(correct), int(total))
+    scores["accuracy:all"] = accuracy
+    report.accuracy = True
     for name, board_scores in scores.items():
         if board_scores:
             zadd_chunks(connection, f"{PREFIX}:tmp:{token}:{name}", board_scores)
             report.entries += len(board_scores)
     # Stale boards of the kept periods (a guild that emptied, a member who hid) must go too.
     stale = set()
-    for pattern in (f"{PREFIX}:xp:*", f"{PREFIX}:guilds:*") + ((f"{PREFIX}:accuracy:*",) if gold_rows is not None else ()):
+    for pattern in (f"{PREFIX}:xp:*", f"{PREFIX}:guilds:*", f"{PREFIX}:accuracy:*"):
         for raw in connection.scan_iter(match=pattern, count=1000):
             name = raw.decode()[len(PREFIX) + 1 :]
             if name.rsplit(":", 1)[-1] in pkeys and name not in scores:
@@ -217,11 +204,10 @@ def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows
     pipe.delete(TASK_TYPES_KEY)
     if task_types:
         pipe.sadd(TASK_TYPES_KEY, *sorted(task_types))
-    if gold_rows is not None:
-        pipe.delete(GOLD_CORRECT_KEY, GOLD_TOTAL_KEY)
-        if gold_total:
-            pipe.hset(GOLD_CORRECT_KEY, mapping=gold_correct)
-            pipe.hset(GOLD_TOTAL_KEY, mapping=gold_total)
+    pipe.delete(GOLD_CORRECT_KEY, GOLD_TOTAL_KEY)
+    if gold_total:
+        pipe.hset(GOLD_CORRECT_KEY, mapping=gold_correct)
+        pipe.hset(GOLD_TOTAL_KEY, mapping=gold_total)
     pipe.set(BUILT_MARKER, as_utc(now).isoformat())
     # In the same MULTI: stop queueing live updates and take the queue.
     pipe.delete(REBUILDING_KEY)
@@ -257,7 +243,6 @@ def _replay(pending: list[dict], seen: set[int], now: datetime) -> int:
 
 def resync_guild(guild_id: int, now: datetime) -> None:
     """Rewrite one guild's member boards and totals (current periods) from its members' ledger entries."""
-    from sapien.guilds.models import GuildMembership
 
     member_rows = db.session.execute(
         select(User.id, User.hide_from_boards | User.is_banned)

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 from sapien.accounts.models import User
 from sapien.database import as_utc
 from sapien.extensions import db
+from sapien.guilds.models import GuildMembership
 from sapien.leaderboards.boards import (
     GOLD_CORRECT_KEY,
     GOLD_TOTAL_KEY,
@@ -39,7 +40,6 @@ from sapien.periods import period_window
 
 def _member_facts(user_id: int) -> tuple[bool, int | None]:
     """(hidden from boards?, guild id) in one indexed query."""
-    from sapien.guilds.models import GuildMembership
 
     row = db.session.execute(
         select(User.hide_from_boards | User.is_banned, GuildMembership.guild_id)

@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import BadRequest
 
 from sapien.database import utcnow
+from sapien.guilds.membership import guild_names
 from sapien.leaderboards import boards, freezes, reading, recording
 from sapien.leaderboards import rebuild as leaderboards_rebuild
 from sapien.web import flash_message, redirect_to, render_page_or_fragment, role_required
@@ -21,11 +22,8 @@ def _board(values) -> boards.Board:
         board = boards.parse_board(values.get("board"), values.get("period"), values.get("task"), int(guild) if guild else None)
     except boards.LeaderboardError as error:
         raise _bad(str(error.message)) from None
-    if board.guild_id is not None:
-        from sapien.guilds.membership import guild_names
-
-        if board.guild_id not in guild_names([board.guild_id]):
-            abort(404)
+    if board.guild_id is not None and board.guild_id not in guild_names([board.guild_id]):
+        abort(404)
     return board
 
 

@@ -9,8 +9,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, func, or_, select, true, update
 
 from sapien import events
+from sapien.accounts.models import User
+from sapien.accounts.service import count_members
 from sapien.database import after_commit, dialect_insert, unit_of_work
 from sapien.extensions import db
+from sapien.moderation.service import record
+from sapien.notifications.service import notify
 from sapien.progression.badges import BADGES, CATALOGUE, Badge, BadgeStats, earned_by_rules, get_badge
 from sapien.progression.errors import BadgeError
 from sapien.progression.models import (
@@ -68,7 +72,6 @@ def award_badge(
         raise BadgeError(_l("There is no such badge."), "badge")
     if awarded_by is not None and not (reason or "").strip():
         raise BadgeError(_l("Give a reason for awarding this badge."), "reason")
-    from sapien.notifications.service import notify
 
     with unit_of_work() as session:
         award_id = session.execute(
@@ -97,8 +100,6 @@ def award_badge(
             award = session.get(BadgeAward, award_id)
             session.add(MintRequest(award_id=award.id, user_id=user_id, badge_slug=slug, state="pending", created_at=now, updated_at=now))
         if awarded_by is not None:
-            from sapien.moderation.service import record
-
             record(awarded_by, "badge.award", f"badge_award:{award.id}", reason.strip(), now)
         notify(user_id, "badge", {"badge": slug}, link=f"/badges/{slug}", key=f"badge:{award.id}:{now.isoformat()}", now=now)
         session.flush()
@@ -110,8 +111,6 @@ def award_badge(
 def revoke_badge(award_id: int, *, actor_id: int, reason: str, now: datetime) -> BadgeAward:
     if not (reason or "").strip():
         raise BadgeError(_l("Give a reason for revoking this badge."), "reason")
-    from sapien.moderation.service import record
-    from sapien.notifications.service import notify
 
     with unit_of_work() as session:
         award = session.get(BadgeAward, award_id, with_for_update=True)
@@ -148,8 +147,6 @@ def member_badges(user_id: int) -> list[HeldBadge]:
 
 
 def _member_count() -> int:
-    from sapien.accounts.service import count_members
-
     return count_members()
 
 
@@ -196,7 +193,6 @@ class BadgePage:
 def badge_page(slug: str, viewer_id: int | None, limit: int = 20, include_hidden: bool = False) -> BadgePage | None:
     """A badge with its rarity and latest holders. Members hidden from public boards are listed only
     to moderators (`include_hidden`) and to themselves; they always count towards rarity."""
-    from sapien.accounts.models import User
 
     badge = get_badge(slug)
     if badge is None:

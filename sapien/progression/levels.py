@@ -14,6 +14,8 @@ from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
 from sapien.extensions import db
 from sapien.ledger import service as ledger
+from sapien.ledger.models import LedgerEntry
+from sapien.notifications.service import notify
 from sapien.progression.awards import award_rule_badges, badge_stats
 from sapien.progression.badges import BadgeStats
 from sapien.progression.models import (
@@ -127,8 +129,6 @@ def record_level_ups(user_id: int, xp: int, now: datetime) -> list[int]:
         row.level = level
         row.updated_at = now
         if reached:
-            from sapien.notifications.service import notify
-
             top = max(reached)
             notify(user_id, "level_up", {"level": top}, link="/dashboard", key=f"level:{user_id}:{top}", now=now)
             award_rule_badges(user_id, row, now, before=before)
@@ -151,7 +151,6 @@ class XpDay:
 
 def xp_history(user_id: int, now: datetime, days: int = 30) -> list[XpDay]:
     """XP earned per UTC day over the last `days` days (zeros included), read from the ledger."""
-    from sapien.ledger.models import LedgerEntry
 
     start = (now - timedelta(days=days - 1)).date()
     since = datetime(start.year, start.month, start.day, tzinfo=now.tzinfo)

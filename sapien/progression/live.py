@@ -12,7 +12,9 @@ message instead, shown on the next page. Work done outside a request (jobs) mark
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, has_request_context, render_template
+import json
+
+from flask import Flask, Response, flash, g, has_request_context, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -69,7 +71,6 @@ def on_notification_added(_sender=None, *, user_id: int, **_ignored) -> None:
 
 def _add_trigger(response: Response, event_name: str) -> None:
     """Add a client event to `HX-Trigger`, keeping whatever another area already put there."""
-    import json
 
     existing = response.headers.get("HX-Trigger", "").strip()
     if not existing:
@@ -105,7 +106,5 @@ def register_live_updates(app: Flask) -> None:
                                   notified=notified)
             _append(response, oob)
         elif message:
-            from flask import flash
-
             flash(message, "success")
         return response

@@ -11,6 +11,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sapien import events
 from sapien.database import after_commit, dialect_insert, unit_of_work
 from sapien.extensions import db
+from sapien.guilds.membership import guild_names, membership_of
+from sapien.ledger import service as ledger
 from sapien.periods import period_key
 from sapien.progression.awards import award_badge, award_rule_badges
 from sapien.progression.errors import QuestError
@@ -104,7 +106,6 @@ def _guild_quest_state(user_id: int, quests: list[Quest], now: datetime) -> _Gui
     claim; None for a member in no guild."""
     if not quests:
         return None
-    from sapien.guilds.membership import guild_names, membership_of
 
     membership = membership_of(user_id)
     if membership is None:
@@ -236,7 +237,6 @@ def claim_quest(user_id: int, quest_id: int, now: datetime) -> QuestProgress:
 
 def _pay_quest_rewards(user_id: int, quest: Quest, progress_id: int, now: datetime) -> None:
     """Every reward of a claimed quest, each a posting keyed by the claimed progress row."""
-    from sapien.ledger import service as ledger
 
     key = f"quest:{progress_id}"
     if quest.reward_points:
@@ -257,7 +257,6 @@ def _claim_guild_quest(user_id: int, quest: Quest, now: datetime) -> QuestProgre
     as a member quest: of two racing claims, the second waits on the row and then changes nothing.
     For the member, a claimed guild quest counts as a quest completed (badges, `quest_completed`).
     """
-    from sapien.guilds.membership import membership_of
 
     quest_id = quest.id
     current_key = period_key(quest.period, now)

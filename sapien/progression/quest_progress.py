@@ -12,6 +12,8 @@ from sqlalchemy import case, or_, select, update
 from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert
 from sapien.extensions import db
+from sapien.guilds.membership import guild_id_of, member_ids
+from sapien.notifications.service import notify
 from sapien.periods import period_key
 from sapien.progression.models import (
     GuildQuestProgress,
@@ -20,6 +22,7 @@ from sapien.progression.models import (
     QuestProgress,
 )
 from sapien.progression.quests import QUEST_VERSION_KEY, QuestRule, quest_rules_cache
+from sapien.queue import redis_connection
 
 
 def _load_quest_rules() -> list[QuestRule]:
@@ -33,7 +36,6 @@ def _load_quest_rules() -> list[QuestRule]:
 
 def _quest_rules() -> list[QuestRule]:
     global quest_rules_cache
-    from sapien.queue import redis_connection
 
     try:
         connection = redis_connection()
@@ -140,7 +142,6 @@ def advance(
 def announce_completed(user_id: int, row: MemberProgress, quests: list[Quest], now: datetime) -> None:
     if not quests:
         return
-    from sapien.notifications.service import notify
 
     row.quests_completed += len(quests)
     for quest in quests:
@@ -163,7 +164,6 @@ def advance_guild(user_id: int, quests: Iterable[Quest], now: datetime, *, add: 
     quests = list(quests)
     if not quests:
         return None, []
-    from sapien.guilds.membership import guild_id_of
 
     guild_id = guild_id_of(user_id)
     if guild_id is None:
@@ -205,8 +205,6 @@ def announce_guild_completed(actor_id: int, guild_id: int | None, quests: list[Q
     """Tell every current member of the guild that it finished `quests` (once per member and period)."""
     if guild_id is None or not quests:
         return
-    from sapien.guilds.membership import member_ids
-    from sapien.notifications.service import notify
 
     members = member_ids(guild_id)
     for quest in quests:

@@ -23,6 +23,7 @@ from sapien.progression.models import (
     Quest,
     QuestProgress,
 )
+from sapien.queue import redis_connection
 
 MAX_TARGETS = {"daily": 1_000, "weekly": 5_000, "once": 100_000}
 MAX_STREAK_TARGET = 3_650
@@ -231,8 +232,6 @@ quest_rules_cache: tuple[bytes, list[QuestRule]] | None = None
 
 
 def _announce_quests_changed() -> None:
-    from sapien.queue import redis_connection
-
     def bump() -> None:
         try:
             redis_connection().set(QUEST_VERSION_KEY, uuid4().hex)

@@ -10,6 +10,7 @@ from sapien import events
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
 from sapien.ledger import service as ledger
+from sapien.notifications.service import notify
 from sapien.progression.awards import award_rule_badges
 from sapien.progression.levels import bump_progress, level_for_xp, record_level_ups
 from sapien.progression.models import (
@@ -52,7 +53,6 @@ def on_gold_answered(_sender=None, *, user_id: int, correct: bool, now: datetime
 def on_review_completed(
     _sender=None, *, reviewer_id: int, submission_id: int, author_id: int | None = None, outcome: str = "", now: datetime, **_ignored
 ) -> None:
-    from sapien.notifications.service import notify
 
     with unit_of_work():
         row, before = bump_progress(reviewer_id, now, reviews_completed=1)

@@ -10,8 +10,11 @@ from zoneinfo import ZoneInfo
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from sapien.accounts.service import get_user
 from sapien.database import as_utc, dialect_insert, unit_of_work
 from sapien.extensions import db
+from sapien.i18n import zone_or_utc
+from sapien.ledger import service as ledger
 from sapien.progression.errors import ProgressionError
 from sapien.progression.levels import progress_row, setting
 from sapien.progression.models import (
@@ -22,14 +25,10 @@ from sapien.progression.models import (
 
 
 def _zone(name: str | None) -> ZoneInfo:
-    from sapien.i18n import zone_or_utc
-
     return zone_or_utc(name)
 
 
 def _user_zone(user_id: int) -> ZoneInfo:
-    from sapien.accounts.service import get_user
-
     user = get_user(user_id)
     return _zone(user.timezone if user else None)
 
@@ -162,7 +161,6 @@ def grant_streak_freeze(user_id: int, *, key: str, now: datetime) -> bool:
 
 def buy_streak_freeze(user_id: int, now: datetime) -> None:
     """Buy one freeze with points: at most one purchase per UTC day, and only up to the holding limit."""
-    from sapien.ledger import service as ledger
 
     price = int(setting("STREAK_FREEZE_PRICE_POINTS", 200))
     most = int(setting("STREAK_FREEZE_MAX_HELD", 2))

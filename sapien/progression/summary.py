@@ -8,8 +8,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from sapien.accounts.models import User
+from sapien.accounts.service import get_user
 from sapien.database import unit_of_work
 from sapien.extensions import db
+from sapien.ledger import service as ledger
 from sapien.progression.awards import HeldBadge, award_rule_badges, member_badges
 from sapien.progression.levels import (
     LevelProgress,
@@ -27,6 +30,7 @@ from sapien.progression.models import (
 )
 from sapien.progression.quest_cards import QuestCard, quest_cards
 from sapien.progression.streaks import StreakState, streak_state
+from sapien.queue import enqueue_once
 
 
 @dataclass
@@ -47,8 +51,6 @@ class ProfileProgress:
 def profile_progress(user_id: int, viewer_id: int | None, now: datetime) -> ProfileProgress:
     """What the public profile shows. Members hidden from boards keep a profile, but their activity
     (XP history, level-up dates, streak) is shown only to themselves."""
-    from sapien.accounts.service import get_user
-    from sapien.ledger import service as ledger
 
     user = get_user(user_id)
     show_activity = not (user and user.hide_from_boards) or viewer_id == user_id
@@ -82,7 +84,6 @@ def dashboard_progress(user_id: int, now: datetime) -> DashboardProgress:
 def sync_member(user_id: int, now: datetime) -> list[int]:
     """Bring a member's recorded levels and rule badges up to date with the ledger and their counters
     (a reconciliation for events that were lost, e.g. XP posted while listeners were not connected)."""
-    from sapien.ledger import service as ledger
 
     reached = record_level_ups(user_id, ledger.balance(user_id, "xp"), now)
     with unit_of_work():
@@ -92,8 +93,6 @@ def sync_member(user_id: int, now: datetime) -> list[int]:
 
 def enqueue_member_syncs(batch: int = 500) -> int:
     """Enqueue `sync_member_progress` for every member, one deterministic job id each."""
-    from sapien.accounts.models import User
-    from sapien.queue import enqueue_once
 
     count, last_id = 0, 0
     while True:

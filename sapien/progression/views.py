@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import Blueprint, abort, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -96,8 +98,6 @@ def manage_quests():
 
 
 def _definition(form: QuestForm) -> progression_quests.QuestDefinition:
-    from datetime import UTC
-
     def utc(value):
         return value.replace(tzinfo=UTC) if value is not None else None
 

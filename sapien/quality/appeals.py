@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sapien.accounts.models import User
 from sapien.database import unit_of_work
 from sapien.extensions import db
+from sapien.labeling import submissions
 from sapien.labeling.models import Item, Media, Submission, TaskPack
+from sapien.moderation import service as moderation
 from sapien.quality.errors import AlreadyAppealed, AppealError, SubmissionNotFound
 from sapien.quality.models import Appeal, ReputationEvent, Review
 from sapien.quality.reputation import apply_reputation
@@ -104,8 +106,6 @@ def appeals_for_moderators(status: str = "open", limit: int = 50) -> list[Appeal
 def decide_appeal(appeal_id: int, moderator_id: int, *, overturn: bool, note: str, now: datetime) -> Appeal:
     """Overturn (accept and pay the submission, give back the reputation the rejection took) or uphold
     (it stays rejected). Audited."""
-    from sapien.labeling import submissions
-    from sapien.moderation import service as moderation
 
     with unit_of_work() as session:
         appeal = session.get(Appeal, appeal_id, with_for_update=True)

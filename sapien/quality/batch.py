@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy.dialects.sqlite import insert as dialect_insert
 
 from sapien import events
-from sapien.database import after_commit, is_postgres, unit_of_work
+from sapien.database import after_commit, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
+from sapien.quality import aggregation
+from sapien.quality.aggregation import label_key, labels_of
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, Review, VerifiedLabel
 from sapien.quality.online import member_skill
 from sapien.quality.reputation import DEFAULT_REPUTATION
-from sapien.queue import pending_work_source
+from sapien.queue import PendingWork, enqueue_once, pending_work_source
 
 
 @dataclass
@@ -40,8 +45,6 @@ def default_method(pack: TaskPack) -> str:
 
 
 def answer_value(pack: TaskPack, answer: dict):
-    from sapien.quality.aggregation import label_key
-
     if pack.task_type in CLASSIFICATION_TYPES:
         return label_key(answer.get("labels") or [])
     if pack.task_type == "bounding_boxes":
@@ -50,8 +53,6 @@ def answer_value(pack: TaskPack, answer: dict):
 
 
 def _canonical(pack: TaskPack, value) -> dict:
-    from sapien.quality.aggregation import labels_of
-
     if pack.task_type in CLASSIFICATION_TYPES:
         return {"labels": labels_of(value)}
     if pack.task_type == "bounding_boxes":
@@ -66,10 +67,6 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
     open items that have answers are labelled too. Gold answers initialise Dawid-Skene; reputation and
     gold accuracy weigh the other methods. Bulk reads and writes: 100,000 answers take a few seconds.
     """
-    import json
-    import time
-
-    from sapien.quality import aggregation
 
     started = time.perf_counter()
     with unit_of_work() as session:
@@ -178,15 +175,11 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
     """INSERT … ON CONFLICT (item_id) DO UPDATE, many rows per statement (one UPDATE per row is 10× slower)."""
     if not rows:
         return
-    from sqlalchemy.dialects.sqlite import insert as dialect_insert
 
     columns = ("answer", "confidence", "method", "submission_ids", "contributor_ids", "review_ids", "labels_used", "verified_at")
     table = VerifiedLabel.__table__
     if is_postgres():
         # One statement per 5,000 rows: the columns travel as arrays and unnest() turns them into rows.
-        import json
-
-        from sqlalchemy import text
 
         upsert = text(
             "INSERT INTO verified_labels (item_id, pack_id, answer, confidence, method, submission_ids, contributor_ids, review_ids,"
@@ -213,8 +206,6 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
 
 
 def enqueue_aggregation(pack_id: int):
-    from sapien.queue import enqueue_once
-
     return enqueue_once("jobs.quality.aggregate_pack", pack_id, job_id=f"quality-aggregate-{pack_id}")
 
 
@@ -222,8 +213,5 @@ def enqueue_aggregation(pack_id: int):
 
 @pending_work_source("quality")
 def _pending_quality_work():
-    from sapien.database import utcnow
-    from sapien.queue import PendingWork
-
     year, week, _ = utcnow().isocalendar()
     yield PendingWork("jobs.quality.decay_reputation", (), f"quality-decay-{year}-W{week:02d}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from sqlalchemy import select
 
 from sapien.database import as_utc
@@ -38,8 +42,6 @@ def export_records(pack_id: int):
 
 
 def export_jsonl(pack_id: int):
-    import json
-
     for record in export_records(pack_id):
         yield json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
 
@@ -56,10 +58,6 @@ def _flat_answer(answer: dict) -> str:
 
 
 def export_csv(pack_id: int):
-    import csv
-    import io
-    import json
-
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -93,7 +91,6 @@ def export_csv(pack_id: int):
 def export_coco(pack_id: int):
     """COCO object-detection JSON for a boxes pack: images (with each label's confidence and
     provenance under "sapien"), annotations, categories. Written in pieces as it streams."""
-    import json
 
     pack = db.session.get(TaskPack, pack_id)
     categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(pack.label_options or [])]

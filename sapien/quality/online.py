@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
+from sapien.labeling import submissions as labeling_submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
+from sapien.quality.aggregation import class_posterior, prior_confusion
 from sapien.quality.models import Reputation, ReputationEvent, Review, VerifiedLabel
 from sapien.quality.reputation import DEFAULT_REPUTATION, MAX_REPUTATION, REPUTATION_RATES, reputation_step, setting
 
@@ -113,7 +117,6 @@ class MemberEvidence:
 
 def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: bool = False) -> dict[int, MemberEvidence]:
     """Reputation, gold answers and (optionally) agreement with verified labels in this pack, per member."""
-    import json
 
     user_ids = sorted(set(user_ids))
     if not user_ids:
@@ -146,10 +149,6 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: 
 def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
     """Single-label classification: the Dawid-Skene posterior of one item, each member's confusion
     matrix being the reputation prior plus their gold answers in the pack (true label × given label)."""
-    import numpy as np
-
-    from sapien.quality.aggregation import class_posterior, prior_confusion
-
     options = list(pack.label_options or [])
     index = {label: i for i, label in enumerate(options)}
     k = len(options)
@@ -247,7 +246,6 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
     verified label when the answers are confident enough, otherwise ask one more member (up to the pack's
     maximum, where it retires with the best answer it has). An item already verified (a late review, an
     overturned appeal) gets its label recomputed."""
-    from sapien.labeling import submissions as labeling_submissions
 
     with unit_of_work() as session:
         submission = session.get(Submission, submission_id)

@@ -68,7 +68,13 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
+from sapien.accounts import service as accounts
 from sapien.extensions import db
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import imports, leases, packs, submissions
+from sapien.labeling.models import Item, Submission
+from sapien.quality import batch
+from sapien.quality.models import VerifiedLabel
 
 DEFAULT_GOLD_PERCENT = 5.0
 DEFAULT_CONFIDENCE = 0.9999
@@ -180,12 +186,6 @@ def replay(
     seed: int = DEFAULT_SEED,
     echo: Callable[[str], None] = lambda _line: None,
 ) -> ReplayReport:
-    from sapien.accounts import service as accounts
-    from sapien.labeling import errors as labeling_errors
-    from sapien.labeling import imports, leases, packs, submissions
-    from sapien.labeling.models import Item, Submission
-    from sapien.quality import batch
-    from sapien.quality.models import VerifiedLabel
 
     started = time.perf_counter()
     dataset = read_crowd_dataset(Path(folder))

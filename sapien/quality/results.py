@@ -12,6 +12,7 @@ from sapien.extensions import db
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
+from sapien.quality.aggregation import krippendorff_alpha_nominal
 from sapien.quality.batch import answer_value
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, VerifiedLabel
@@ -57,7 +58,6 @@ class PackResults:
 
 def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
     """Progress, agreement and each member's accuracy for a pack (moderators' results page)."""
-    from sapien.quality.aggregation import krippendorff_alpha_nominal
 
     session = db.session
     pack = session.get(TaskPack, pack_id)

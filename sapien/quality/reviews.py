@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sapien import events
 from sapien.database import after_commit, as_utc, is_postgres, unit_of_work
 from sapien.extensions import db
+from sapien.labeling import answers, submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Media, Submission, TaskPack
 from sapien.quality.errors import (
@@ -203,7 +204,6 @@ def decide_review(
     A real review decides the submission through labeling (accept pays; reject reverses pay) and moves the
     author's reputation; a planted one moves only the reviewer's, by whether the verdict was right.
     """
-    from sapien.labeling import answers, submissions
 
     with unit_of_work() as session:
         review = session.get(Review, review_id, with_for_update=True)

@@ -6,6 +6,8 @@ from flask_login import current_user, login_required
 
 from sapien.database import utcnow
 from sapien.errors import DomainError
+from sapien.labeling import answers
+from sapien.labeling.packs import get_pack_by_slug
 from sapien.quality import appeals as quality_appeals
 from sapien.quality import batch, exports, online, reviews
 from sapien.quality import errors as quality_errors
@@ -132,8 +134,6 @@ def release(review_id: int):
 @bp.post("/review/<int:review_id>/decide")
 @login_required
 def decide(review_id: int):
-    from sapien.labeling import answers
-
     refused = _require_reviewer()
     if refused:
         return refused
@@ -247,8 +247,6 @@ def decide_appeal(appeal_id: int):
 # --- results and exports (moderators) --------------------------------------------------------------
 
 def _pack_or_404(slug: str):
-    from sapien.labeling.packs import get_pack_by_slug
-
     pack = get_pack_by_slug(slug)
     if pack is None:
         abort(404)

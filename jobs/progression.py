@@ -12,11 +12,3 @@ def sync_member_progress(user_id: int) -> list[int]:
 
     with app_context():
         return sync_member(user_id, utcnow())
-
-
-def sync_all_members(batch: int = 500) -> int:
-    """Enqueue a sync for every member (after a catalogue change or a lost event stream)."""
-    from sapien.progression.summary import enqueue_member_syncs
-
-    with app_context():
-        return enqueue_member_syncs(batch)

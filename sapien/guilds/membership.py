@@ -354,6 +354,3 @@ def kick(actor_id: int, guild_id: int, target_id: int, reason: str, now: datetim
         session.delete(target)
         record(actor_id, "guild.kick", f"user:{target_id}", f"guild:{guild_id}: {reason}", now)
         _announce_left(target_id, guild_id, now)
-
-
-# --- pages ---------------------------------------------------------------------------------------

@@ -117,6 +117,3 @@ def my_guild(user_id: int) -> MyGuildState:
         ).tuples()
     )
     return MyGuildState(membership, guild, invitations, applications)
-
-
-# --- the leader dashboard ------------------------------------------------------------------------

@@ -103,13 +103,7 @@ def mine():
 def create():
     form = GuildForm()
     if form.validate_on_submit():
-        draft = founding.GuildDraft(
-            name=form.name.data,
-            description=form.description.data or "",
-            join_policy=form.join_policy.data,
-            min_level=form.min_level.data,
-            min_reputation=form.min_reputation.data,
-        )
+        draft = form.draft()
         try:
             guild = founding.create_guild(current_user.id, draft, utcnow())
         except guilds_membership.GuildError as error:
@@ -137,13 +131,7 @@ def settings(slug: str):
         abort(403)
     form = GuildForm(obj=guild)
     if form.validate_on_submit():
-        draft = founding.GuildDraft(
-            name=form.name.data,
-            description=form.description.data or "",
-            join_policy=form.join_policy.data,
-            min_level=form.min_level.data,
-            min_reputation=form.min_reputation.data,
-        )
+        draft = form.draft()
         try:
             founding.update_guild(current_user.id, guild.id, draft)
         except guilds_membership.GuildForbidden:

@@ -32,12 +32,6 @@ def nav_summary(user_id: int) -> tuple[dict[str, int], LevelProgress]:
     return cache[user_id]
 
 
-def forget_nav_summary(user_id: int) -> None:
-    """Drop the cached nav figures after a change, so the next render shows the new balance."""
-    if has_app_context():
-        g.setdefault("nav_summary", {}).pop(user_id, None)
-
-
 def member_summary(user_id: int, recent: int = 10) -> MemberSummary:
     balances, progress = nav_summary(user_id)
     return MemberSummary(balances=balances, progress=progress, recent=ledger.recent_entries(user_id, recent))

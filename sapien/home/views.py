@@ -5,9 +5,9 @@ from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
 from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
 from sapien.member_cache import member_page
-from sapien.progression.forms import EmptyForm
 from sapien.progression.quests import QUEST_VERSION_KEY
 from sapien.progression.summary import dashboard_progress
 from sapien.web import redirect_to, render_page_or_fragment

@@ -195,6 +195,3 @@ def media_for_viewer(media_id: int, user_id: int, *, is_moderator: bool, now: da
 
 def media_path(media: Media) -> Path:
     return media_files.media_root() / media.path
-
-
-# --- demo ---------------------------------------------------------------------------------------

@@ -109,6 +109,3 @@ def answer_exam_item(user_id: int, attempt_id: int, item_id: int, answer: dict, 
             attempt.finished_at = now
             attempt.passed = attempt.correct * 100 >= pack.exam_pass_percent * len(attempt.item_ids)
     return attempt
-
-
-# --- media ----------------------------------------------------------------------------------------

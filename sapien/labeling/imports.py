@@ -300,6 +300,3 @@ def import_pack_folder(folder: Path, *, actor_id: int | None, now: datetime) -> 
         pack = create_pack(campaign.id, spec["pack"], actor_id=actor_id, now=now)
         report = import_items(pack.id, items, media_dir=folder, now=now)
     return pack, report
-
-
-# --- unlocks ------------------------------------------------------------------------------------

@@ -353,6 +353,3 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
         pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
         for pack_id in set(found) | set(submitted)
     }
-
-
-# --- answers ------------------------------------------------------------------------------------

@@ -302,6 +302,3 @@ def gold_feedback_for(user_id: int, submission_id: int):
         .where(Submission.id == submission_id, Submission.user_id == user_id)
     ).first()
     return tuple(row) if row is not None else None
-
-
-# --- exams ----------------------------------------------------------------------------------------

@@ -97,6 +97,3 @@ def _frozen_scores(name: str, frozen_at: datetime) -> dict[str, int]:
 
 def frozen_boards() -> list[BoardFreeze]:
     return list(db.session.scalars(select(BoardFreeze).order_by(BoardFreeze.frozen_at.desc())))
-
-
-# --- rebuild -------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,13 +9,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from sapien.accounts.models import User
+from sapien.csv_export import csv_lines
 from sapien.database import as_utc
 from sapien.extensions import db
 from sapien.guilds.membership import DIRECTORY_PAGE, MANAGERS, live_guild, require_role
 from sapien.guilds.models import JOIN_POLICIES, Guild, GuildMembership
-from sapien.leaderboards.boards import period_window
 from sapien.leaderboards.reading import gold_counts, guild_totals
 from sapien.ledger.models import Balance, LedgerEntry
+from sapien.periods import period_window
 from sapien.quality.reputation import reputation_of
 
 
@@ -155,41 +154,26 @@ def dashboard(actor_id: int, guild_id: int, filters: DashboardFilter, now: datet
     return result
 
 
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheet formula injection: a cell that starts like a formula is kept as text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 CSV_HEADER = ("rank", "username", "display_name", "role", "joined_at", "xp", "xp_this_week", "gold_accuracy_percent", "gold_answers", "reputation")
 
 
 def dashboard_csv(rows: list[DashboardRow]) -> Iterator[str]:
-    """The dashboard as CSV, one line at a time (streamed to the browser)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate(0)
-        return value
-
-    writer.writerow(CSV_HEADER)
-    yield flush()
-    for rank, row in enumerate(rows, start=1):
-        writer.writerow(
-            [
+    """The dashboard as CSV, one line at a time (streamed to the browser; `sapien.csv_export`)."""
+    return csv_lines(
+        CSV_HEADER,
+        (
+            (
                 rank,
-                _csv_cell(row.username),
-                _csv_cell(row.display_name),
+                row.username,
+                row.display_name,
                 row.role,
                 as_utc(row.joined_at).isoformat(),
                 row.xp,
                 row.week_xp,
-                "" if row.accuracy is None else row.accuracy,
+                row.accuracy,
                 row.gold_total,
-                "" if row.reputation is None else row.reputation,
-            ]
-        )
-        yield flush()
+                row.reputation,
+            )
+            for rank, row in enumerate(rows, start=1)
+        ),
+    )

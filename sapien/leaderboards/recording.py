@@ -230,6 +230,3 @@ def resync_member(user_id: int, now: datetime) -> None:
     else:
         pipe.zadd(accuracy_key, {member: encode_accuracy(int(correct or 0), int(total))})
     pipe.execute()
-
-
-# --- reading -------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.notifications import service
 from sapien.notifications.models import Notification
 from sapien.notifications.service import MESSAGES
 from sapien.progression.badges import get_badge
-from sapien.progression.forms import EmptyForm
 from sapien.web import flash_message, redirect_to, render_page_or_fragment, render_poll, wants_fragment
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")

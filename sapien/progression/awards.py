@@ -217,12 +217,3 @@ def badge_page(slug: str, viewer_id: int | None, limit: int = 20, include_hidden
         if found:
             page.viewer_award, page.viewer_mint_state = found
     return page
-
-
-def pending_mint_requests(limit: int = 100) -> list[MintRequest]:
-    return list(
-        db.session.scalars(select(MintRequest).where(MintRequest.state == "pending").order_by(MintRequest.id).limit(limit))
-    )
-
-
-# --- read models for the profile and the dashboard ---------------------------------------------

@@ -45,7 +45,3 @@ class AwardBadgeForm(FlaskForm):
 
 class RevokeBadgeForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(message=_l("Give a reason.")), Length(max=1000)])
-
-
-class EmptyForm(FlaskForm):
-    """A POST with nothing but its CSRF token (claim, buy, mark read)."""

@@ -164,6 +164,3 @@ def xp_history(user_id: int, now: datetime, days: int = 30) -> list[XpDay]:
         day = as_utc(created_at).date()
         totals[day] = totals.get(day, 0) + amount
     return [XpDay(day=start + timedelta(days=i), xp=totals.get(start + timedelta(days=i), 0)) for i in range(days)]
-
-
-# --- streaks ------------------------------------------------------------------------------------

@@ -357,6 +357,3 @@ def guild_quest_lines(guild_id: int, now: datetime) -> list[GuildQuestLine]:
             )
         )
     return lines
-
-
-# --- event listeners ------------------------------------------------------------------------------

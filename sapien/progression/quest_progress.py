@@ -99,40 +99,40 @@ def advance(
 ) -> list[Quest]:
     """Move the member's progress on `quests` in their current period (one statement for all of them);
     returns the quests this call completed."""
-    quests = list(quests)
+    return _advance_rows(QuestProgress, {"user_id": user_id}, list(quests), now, add=add, correct=correct, at_least=at_least)
+
+
+def _advance_rows(model, owner: dict, quests: list[Quest], now: datetime, *, add: int, correct: int = 0,
+                  at_least: int | None = None) -> list[Quest]:
+    """The one upsert behind `advance` (a member's `QuestProgress` rows) and `advance_guild` (a guild's
+    `GuildQuestProgress` rows): add to each row's progress (or raise it to `at_least`) in the current
+    period, then mark the rows it completed, each by a conditional UPDATE so of several racing
+    callers only one completes (and announces) a row. Returns the quests this call completed."""
     if not quests:
         return []
     session = db.session
     start = at_least if at_least is not None else add
-    statement = dialect_insert(QuestProgress).values(
+    statement = dialect_insert(model).values(
         [
-            dict(quest_id=q.id, user_id=user_id, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
+            dict(quest_id=q.id, **owner, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
             for q in quests
         ]
     )
     if at_least is not None:
-        new_progress = case(
-            (statement.excluded.progress > QuestProgress.progress, statement.excluded.progress), else_=QuestProgress.progress
-        )
+        new_progress = case((statement.excluded.progress > model.progress, statement.excluded.progress), else_=model.progress)
     else:
-        new_progress = QuestProgress.progress + statement.excluded.progress
+        new_progress = model.progress + statement.excluded.progress
     statement = statement.on_conflict_do_update(
-        index_elements=["quest_id", "user_id", "period_key"],
-        set_={
-            "progress": new_progress,
-            "gold_correct": QuestProgress.gold_correct + statement.excluded.gold_correct,
-            "updated_at": now,
-        },
-    ).returning(QuestProgress.id, QuestProgress.quest_id, QuestProgress.progress, QuestProgress.gold_correct, QuestProgress.completed_at)
+        index_elements=["quest_id", *owner, "period_key"],
+        set_={"progress": new_progress, "gold_correct": model.gold_correct + statement.excluded.gold_correct, "updated_at": now},
+    ).returning(model.id, model.quest_id, model.progress, model.gold_correct, model.completed_at)
     by_id = {q.id: q for q in quests}
     completed = []
     for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement).all():
         quest = by_id[quest_id]
         if completed_at is None and _is_complete(quest, progress, gold_correct):
             done = session.execute(
-                update(QuestProgress)
-                .where(QuestProgress.id == row_id, QuestProgress.completed_at.is_(None))
-                .values(completed_at=now)
+                update(model).where(model.id == row_id, model.completed_at.is_(None)).values(completed_at=now)
             ).rowcount
             if done:
                 completed.append(quest)
@@ -164,41 +164,10 @@ def advance_guild(user_id: int, quests: Iterable[Quest], now: datetime, *, add: 
     quests = list(quests)
     if not quests:
         return None, []
-
     guild_id = guild_id_of(user_id)
     if guild_id is None:
         return None, []
-    session = db.session
-    statement = dialect_insert(GuildQuestProgress).values(
-        [
-            dict(quest_id=q.id, guild_id=guild_id, period_key=period_key(q.period, now), progress=add, gold_correct=0, updated_at=now)
-            for q in quests
-        ]
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["quest_id", "guild_id", "period_key"],
-        set_={"progress": GuildQuestProgress.progress + statement.excluded.progress, "updated_at": now},
-    ).returning(
-        GuildQuestProgress.id,
-        GuildQuestProgress.quest_id,
-        GuildQuestProgress.progress,
-        GuildQuestProgress.gold_correct,
-        GuildQuestProgress.completed_at,
-    )
-    by_id = {q.id: q for q in quests}
-    completed = []
-    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement).all():
-        quest = by_id[quest_id]
-        if completed_at is None and _is_complete(quest, progress, gold_correct):
-            # Of several members finishing the period at once, only one marks it (and announces it).
-            done = session.execute(
-                update(GuildQuestProgress)
-                .where(GuildQuestProgress.id == row_id, GuildQuestProgress.completed_at.is_(None))
-                .values(completed_at=now)
-            ).rowcount
-            if done:
-                completed.append(quest)
-    return guild_id, completed
+    return guild_id, _advance_rows(GuildQuestProgress, {"guild_id": guild_id}, quests, now, add=add)
 
 
 def announce_guild_completed(actor_id: int, guild_id: int | None, quests: list[Quest], now: datetime) -> None:

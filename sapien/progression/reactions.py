@@ -93,6 +93,3 @@ def on_ledger_entry_posted(
     if level_for_xp(xp) <= recorded:
         return  # the common case: no level crossed, no transaction needed
     record_level_ups(user_id, xp, now)
-
-
-# --- badges -------------------------------------------------------------------------------------

@@ -176,6 +176,3 @@ def buy_streak_freeze(user_id: int, now: datetime) -> None:
         except ledger.InsufficientBalance:
             raise ProgressionError(_l("A streak freeze costs %(price)d points, and you have fewer.", price=price)) from None
         grant_streak_freeze(user_id, key=key, now=now)
-
-
-# --- quests: definitions ---------------------------------------------------------------------------

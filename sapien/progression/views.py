@@ -8,11 +8,12 @@ from flask_login import current_user, login_required
 
 from sapien.accounts.service import get_by_username
 from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.progression import awards, quest_cards, streaks
 from sapien.progression import errors as progression_errors
 from sapien.progression import quests as progression_quests
 from sapien.progression.badges import TIER_COLOURS, badge_svg, get_badge
-from sapien.progression.forms import AwardBadgeForm, EmptyForm, QuestForm, RevokeBadgeForm
+from sapien.progression.forms import AwardBadgeForm, QuestForm, RevokeBadgeForm
 from sapien.web import (
     flash_message,
     form_status,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from sqlalchemy import select
 
+from sapien.csv_export import csv_lines
 from sapien.database import as_utc
 from sapien.extensions import db
 from sapien.labeling.models import Item, Media, TaskPack
@@ -58,34 +57,24 @@ def _flat_answer(answer: dict) -> str:
 
 
 def export_csv(pack_id: int):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate(0)
-        return text
-
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
-    for record in export_records(pack_id):
-        writer.writerow(
-            [
-                record["item_id"],
-                record["external_id"],
-                _flat_answer(record["answer"]),
-                json.dumps(record["answer"], ensure_ascii=False, sort_keys=True),
-                record["confidence"],
-                record["method"],
-                record["labels_used"],
-                " ".join(map(str, record["contributor_ids"])),
-                " ".join(map(str, record["submission_ids"])),
-                " ".join(map(str, record["review_ids"])),
-                record["verified_at"],
-            ]
+    """The verified labels as CSV (`sapien.csv_export`: formulas are kept as text), streamed."""
+    rows = (
+        (
+            record["item_id"],
+            record["external_id"],
+            _flat_answer(record["answer"]),
+            json.dumps(record["answer"], ensure_ascii=False, sort_keys=True),
+            record["confidence"],
+            record["method"],
+            record["labels_used"],
+            " ".join(map(str, record["contributor_ids"])),
+            " ".join(map(str, record["submission_ids"])),
+            " ".join(map(str, record["review_ids"])),
+            record["verified_at"],
         )
-        yield flush()
+        for record in export_records(pack_id)
+    )
+    return csv_lines(CSV_COLUMNS, rows)
 
 
 def export_coco(pack_id: int):
@@ -138,6 +127,3 @@ def export_coco(pack_id: int):
             yield ("" if first else ", ") + json.dumps(annotation)
             first = False
     yield "]}\n"
-
-
-# --- reputation decay ----------------------------------------------------------------------------

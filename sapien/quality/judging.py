@@ -88,6 +88,3 @@ def judge_submission(submission_id: int, *, now: datetime) -> Judgement:
                 pass  # already queued
             return Judgement(status="pending_review")
         return Judgement(status="accepted")
-
-
-# --- online aggregation and adaptive redundancy --------------------------------------------------

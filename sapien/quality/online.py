@@ -317,6 +317,3 @@ def _record_agreement(pack: TaskPack, answer: dict, submissions: list[Submission
         row.updated_at = now
         session.add(ReputationEvent(user_id=user_id, key=key, reason="agreement", delta=row.score - before, score_after=row.score, created_at=now))
     session.flush()
-
-
-# --- the review queue ----------------------------------------------------------------------------

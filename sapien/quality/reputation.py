@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -129,18 +128,6 @@ def gold_accuracy_by_member(min_total: int) -> dict[int, tuple[int, int]]:
         .where(Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
         .group_by(Submission.user_id)
         .having(total >= max(1, min_total))
-    )
-    return {user_id: (int(right or 0), int(count)) for user_id, right, count in rows}
-
-
-def gold_accuracy_in_pack(pack_id: int, user_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    if not user_ids:
-        return {}
-    correct = func.sum(case((Submission.gold_correct.is_(True), 1), else_=0))
-    rows = db.session.execute(
-        select(Submission.user_id, correct, func.count(Submission.id))
-        .where(Submission.pack_id == pack_id, Submission.user_id.in_(list(user_ids)), Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
-        .group_by(Submission.user_id)
     )
     return {user_id: (int(right or 0), int(count)) for user_id, right, count in rows}
 

@@ -304,6 +304,3 @@ def queue_for_review(submission_id: int, *, now: datetime) -> Review:
         session.add(review)
         session.flush()
         return review
-
-
-# --- batch aggregation ----------------------------------------------------------------------------

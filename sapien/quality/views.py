@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 
 from sapien.database import utcnow
 from sapien.errors import DomainError
+from sapien.forms import EmptyForm
 from sapien.labeling import answers
 from sapien.labeling.packs import get_pack_by_slug
 from sapien.quality import appeals as quality_appeals
@@ -19,7 +20,6 @@ from sapien.quality.forms import (
     AggregateForm,
     AppealDecisionForm,
     AppealForm,
-    EmptyForm,
     ReviewForm,
 )
 from sapien.web import (

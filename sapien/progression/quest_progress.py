@@ -1,4 +1,16 @@
-"""QUESTPROGRESS"""
+"""Quest progress: moving members' and guilds' progress as events arrive, and announcing completions.
+
+Guild quests
+------------
+A quest's ``scope`` is "member" (each member progresses alone) or "guild": the members of a guild
+progress together, in one ``guild_quest_progress`` row per quest, guild and period, moved by the same
+single-statement upsert as a member's row whenever any member of the guild does the work (a member in
+no guild moves nothing). Only labeling (optionally of one task type) and reviews can be guild
+objectives, and targets may be up to ``GUILD_MAX_MEMBERS`` times a member quest's. When the guild
+completes a period, every current member is notified; each member of the guild then claims the reward
+once for that period through their own ``quest_progress`` row (created at claim time), so claims keep
+the same exactly-once gate and ledger keys as member quests.
+"""
 
 from __future__ import annotations
 

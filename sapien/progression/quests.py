@@ -1,4 +1,13 @@
-"""QUESTS"""
+"""Quests: definitions (create, update, validate) and the cached rules that events look up.
+
+Quests
+------
+Moderators define daily, weekly and one-off (seasonal) quests. Progress rows are keyed by period:
+the UTC date ("2026-11-22") for daily quests, the ISO week ("2026-W47") for weekly ones and "once"
+for one-off quests, so a new day or ISO week starts from zero without any job. Progress moves on
+events; a completed quest is claimed once: the claim is a conditional UPDATE of the progress row and
+every reward is a ledger posting with a key derived from that row.
+"""
 
 from __future__ import annotations
 

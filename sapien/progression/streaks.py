@@ -1,4 +1,13 @@
-"""STREAKS"""
+"""Streaks: active days in the member's own time zone, freezes, and the reward multiplier.
+
+Streaks
+-------
+A member is active on a day when a submission of theirs is accepted that day, counted in the member's
+own time zone (``User.timezone``); instants are stored in UTC. Consecutive active days make the
+streak. A missed day breaks it unless the member holds a *streak freeze* (a reward item from quests,
+or bought with points): each freeze protects exactly one missed day and is used up automatically.
+``streak_multiplier(user_id, now)`` is the bonus labeling applies to rewards (see its docstring).
+"""
 
 from __future__ import annotations
 

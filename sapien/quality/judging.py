@@ -1,4 +1,14 @@
-"""JUDGING"""
+"""Judging a fresh submission: the gold check with instant feedback, or sampling into review.
+
+Review sampling
+---------------
+A non-gold submission goes to the review queue with probability
+``rate = base + (100 − base) × max(0, 500 − reputation) / 500`` percent, where ``base`` is the pack's
+``review_rate_percent``: members at or above the default reputation are sampled at the pack's rate,
+a member at 250 halfway between that rate and 100 %, a member at 0 always. A pack with a rate of 0
+(the crowd replay, which has no reviewers) is never sampled. The draw is a hash of the submission id,
+so the same submission is always sampled the same way.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,16 @@
-"""REPUTATION"""
+"""Reputation: a member's 0–1000 score, its history and decay, and who may review.
+
+Reputation
+----------
+Every member has a score from 0 to 1000 (500 for a new member). Each signal about the quality of
+their work moves it a step toward 1000 (good) or 0 (bad): ``delta = round(rate × (target − score))``
+(at least ±1), so the score behaves like a moving average of the member's recent quality signals and
+never leaves its range. The rates per signal (``REPUTATION_RATES``): a gold answer 0.04, a review
+outcome 0.05 (fix-and-accept counts half way), a planted review the reviewer judged 0.05, agreement
+with an item's verified label 0.01. An overturned appeal gives back what the rejection took. Members
+with no signal for ``REPUTATION_DECAY_AFTER_DAYS`` drift back toward 500 (see `decay_reputation`).
+Each change is a `ReputationEvent` with a unique key, so the same cause moves a score once.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from sapien.extensions import db
-from sapien.labeling.demo_content import write_demo_packs
+from sapien.labeling import demo_boxes, demo_content
+from sapien.labeling.demo_content import DemoPack
 from sapien.labeling.errors import LabelingError
 from sapien.labeling.imports import ImportReport, import_pack_folder, read_pack_json
 from sapien.labeling.leases import lease_next_item
@@ -64,3 +67,38 @@ def seed_demo_history(user_ids: list[int], now: datetime, per_pack: int = 3) -> 
                 submit_answer(user_id, lease.id, answer, now=moment + timedelta(seconds=20))
                 done += 1
     return done
+
+
+def write_demo_packs(out_dir: Path) -> list[Path]:
+    """Write one import folder per demo pack under `out_dir` and return the folders, in a stable order.
+
+    The transcription pack needs the `espeak-ng` program; without it that pack is left out (with a warning).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    builders = [
+        demo_content.sentiment_pack, demo_content.headlines_pack, demo_content.typos_pack, demo_content.digits_pack,
+        demo_boxes.coins_pack, demo_boxes.nuclei_pack, demo_content.speech_pack,
+    ]
+    folders = []
+    for build in builders:
+        demo = build()
+        if demo is None:
+            continue
+        folders.append(_write(out_dir / demo.slug, demo))
+    return folders
+
+
+def _write(folder: Path, demo: DemoPack) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    pack = {"campaign": demo.campaign, "pack": {"slug": demo.slug, **demo.pack}}
+    (folder / "pack.json").write_text(json.dumps(pack, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=True) for row in demo.rows]
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for relative, content in sorted(demo.media.items()):
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return folder

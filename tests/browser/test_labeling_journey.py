@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_folders(tmp_path_factory):
-    from sapien.labeling.demo_content import write_demo_packs
+    from sapien.labeling.seeding import write_demo_packs
 
     return {folder.name: folder for folder in write_demo_packs(tmp_path_factory.mktemp("journey-packs"))}
 

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def demo_folders(tmp_path_factory) -> dict[str, Path]:
-    from sapien.labeling.demo_content import write_demo_packs
+    from sapien.labeling.seeding import write_demo_packs
 
     return {folder.name: folder for folder in write_demo_packs(tmp_path_factory.mktemp("demo-packs"))}
 

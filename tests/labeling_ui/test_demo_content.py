@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from sapien.labeling import demo_texts
-from sapien.labeling.demo_content import write_demo_packs
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES, TaskPack
+from sapien.labeling.seeding import write_demo_packs
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 PACK_COLUMNS = {column.name for column in TaskPack.__table__.columns}

@@ -155,7 +155,7 @@ def _announce_left(user_id: int, guild_id: int, now: datetime) -> None:
     after_commit(lambda: events.guild_left.send(None, user_id=user_id, guild_id=guild_id, now=now))
 
 
-# --- creating and joining ------------------------------------------------------------------------
+# --- joining -----------------------------------------------------------------------------------------
 
 def live_guild(guild_id: int, lock: bool = False) -> Guild:
     query = select(Guild).where(Guild.id == guild_id, Guild.disbanded_at.is_(None))

@@ -169,8 +169,6 @@ def marketplace(user_id: int, *, task_type: str = "", difficulty: str = "", unlo
     return cards
 
 
-# --- leases ---------------------------------------------------------------------------------------
-
 def media_for_viewer(media_id: int, user_id: int, *, is_moderator: bool, now: datetime) -> Media | None:
     """The media row if this viewer may see it: moderators; members who may work in its pack; members
     who were shown its item (a lease or an exam). None otherwise (reviewers, whom quality knows, may see

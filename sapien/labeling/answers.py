@@ -157,9 +157,6 @@ def text_diff(original: str, edited: str) -> list[tuple[str, str]]:
     return runs
 
 
-# --- import ---------------------------------------------------------------------------------------
-
-
 # --- matching an answer against a known one (gold checks, exams, agreement) --------------------
 # Text answers match when their normalised word sequences are this similar (1 − word edit distance / length).
 TEXT_MATCH_SIMILARITY = {"text_cleaning": 0.95, "audio_transcription": 0.85}

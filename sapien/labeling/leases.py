@@ -274,8 +274,6 @@ def expire_leases(now: datetime) -> int:
     return len(rows)
 
 
-# --- submissions and rewards --------------------------------------------------------------------
-
 LEASE_SWEEP_EVERY = timedelta(minutes=1)
 
 

@@ -38,8 +38,6 @@ def seed_demo_packs(now: datetime, *, actor_id: int | None = None, out_dir: Path
     return imported
 
 
-# --- the lease sweep (a job that runs every minute once a worker started it) ---------------------
-
 def seed_demo_history(user_ids: list[int], now: datetime, per_pack: int = 3) -> int:
     """A few answered items per text pack for the demo accounts, through the real lease/submit path
     (gold items answered right, others with a plausible answer). Returns how many were submitted."""

@@ -179,8 +179,6 @@ def board_redis() -> Redis:
     return redis_connection()
 
 
-# --- live updates from events --------------------------------------------------------------------
-
 _XP_UPDATE = """
 local member = ARGV[1]
 local delta = tonumber(ARGV[2])

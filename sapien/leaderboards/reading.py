@@ -233,8 +233,6 @@ def gold_counts(user_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     return {uid: (int(c or 0), int(t)) for uid, c, t in zip(user_ids, correct, total, strict=True) if t}
 
 
-# --- freeze --------------------------------------------------------------------------------------
-
 def all_time_rank(user_id: int, now: datetime) -> int | None:
     """The member's 1-based rank on the public all-time XP board (None when absent or Redis is down)."""
     try:

@@ -209,8 +209,6 @@ def enqueue_aggregation(pack_id: int):
     return enqueue_once("jobs.quality.aggregate_pack", pack_id, job_id=f"quality-aggregate-{pack_id}")
 
 
-# --- results and exports -------------------------------------------------------------------------
-
 @pending_work_source("quality")
 def _pending_quality_work():
     year, week, _ = utcnow().isocalendar()

@@ -29,8 +29,6 @@ def effective_answer(submission: Submission) -> dict:
     return submission.fixed_answer if submission.fixed_answer is not None else submission.answer
 
 
-# --- reputation ------------------------------------------------------------------------------------
-
 # A member's chance of being right before any gold evidence: 0.5 at reputation 0, 0.725 at 500, 0.95 at
 # 1000. Their gold answers in the pack then update it as a Beta (one-coin) or Dirichlet (per-class
 # confusion, classification) posterior with this prior strength.

@@ -40,8 +40,6 @@ def setting(key: str, default):
     return current_app.config.get(key, default)
 
 
-# --- answers ---------------------------------------------------------------------------------------
-
 def reputation_of(user_id: int) -> int:
     """A member's reputation, 0–1000 (500 until anything has moved it). One primary-key lookup."""
     row = db.session.get(Reputation, user_id)
@@ -157,8 +155,6 @@ def can_review(user_id: int) -> bool:
         return True
     return reputation_of(user_id) >= reviewer_min_reputation()
 
-
-# --- judging a fresh submission -------------------------------------------------------------------
 
 REPUTATION_DECAY_RATE = 0.1
 

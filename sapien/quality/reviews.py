@@ -284,8 +284,6 @@ def recent_reviews(reviewer_id: int, limit: int = 10) -> list[Review]:
     )
 
 
-# --- submissions and appeals ---------------------------------------------------------------------
-
 def queue_for_review(submission_id: int, *, now: datetime) -> Review:
     """Send an already decided submission to the review queue (a moderator's spot check). An accepted
     submission stays paid until a reviewer rejects it; the rejection then reverses the pay."""

@@ -275,7 +275,7 @@ def test_xp_posted_during_a_rebuild_is_neither_lost_nor_counted_twice(app, redis
         with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as snapshot, snapshot.begin():
             snapshot.execute(text("SELECT 1"))  # the snapshot is taken here
             xp(ben, 20)  # posted after the snapshot: only the queue knows it
-            pending, seen = rebuild._rebuild_from_snapshot(snapshot, redis_conn, NOW, None, rebuild.RebuildReport())
+            pending, seen = rebuild._rebuild_from_snapshot(snapshot, redis_conn, NOW, {}, rebuild.RebuildReport())
         assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ana, 10)]  # the swap alone misses ben
         rebuild._replay(pending, seen, NOW)
     assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ben, 20), (ana, 10)]

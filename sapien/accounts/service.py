@@ -9,6 +9,7 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -83,10 +84,24 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
             created_at=now,
             session_version=1,
         )
-        session.add(user)
-        session.flush()
+        try:
+            # Two sign-ups racing for one name both pass the checks above: the unique keys decide, and the
+            # savepoint keeps a caller's wider transaction usable.
+            with session.begin_nested():
+                session.add(user)
+                session.flush()
+        except IntegrityError as error:
+            raise duplicate_account_error(error) from error
     events.user_signed_up.send(None, user_id=user.id, now=now)
     return user
+
+
+def duplicate_account_error(error: IntegrityError) -> AccountError:
+    """The form error for a sign-up that lost a race on one of the users table's unique keys."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or str(error.orig)
+    if "email" in constraint:
+        return AccountError(_l("An account with that email already exists."), "email")
+    return AccountError(_l("That username is taken."), "username")
 
 
 def authenticate(login: str, password: str) -> User:

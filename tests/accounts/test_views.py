@@ -224,3 +224,37 @@ def test_session_of_deleted_user_is_simply_signed_out(app, make_member):
         db.session.delete(user)
         db.session.commit()
     assert ana.client.get("/dashboard").status_code == 303
+
+
+@pytest.mark.parametrize("shared", ["username", "email"])
+def test_ten_sign_ups_at_once_with_one_name_give_one_account_and_nine_form_errors(app, shared):
+    """On PostgreSQL, ten threads race past the "is it taken" check: the unique key decides, and the losers
+    get the same form error as a sequential duplicate, never a 500."""
+    import threading
+
+    clients = [app.test_client() for _ in range(10)]
+    forms = []
+    for number, client in enumerate(clients):
+        forms.append({
+            "username": "racer" if shared == "username" else f"racer{number}",
+            "email": "racer@example.org" if shared == "email" else f"racer{number}@example.org",
+            "password": "a long passphrase", "confirm": "a long passphrase", "timezone": "UTC",
+            "csrf_token": csrf_token_from(client, "/signup"),
+        })
+    barrier = threading.Barrier(len(clients))
+    responses = [None] * len(clients)
+
+    def attempt(number: int) -> None:
+        barrier.wait()
+        responses[number] = clients[number].post("/signup", data=forms[number])
+
+    threads = [threading.Thread(target=attempt, args=(number,)) for number in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [303] + [422] * 9, codes
+    message = "That username is taken." if shared == "username" else "An account with that email already exists."
+    assert all(message in errors_in(response) for response in responses if response.status_code == 422)
+    assert count_users(app) == 1

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+import pycountry
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,11 @@ from sapien.i18n import is_valid_timezone
 
 USERNAME_MIN, USERNAME_MAX = 3, 32
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
+
+
+# ISO 3166-1 alpha-2 only: Babel's territory list also names regions (Eurozone, United Nations) and
+# pseudo-locales (ZZ, XA, XB) that are nobody's country.
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
 class AccountError(DomainError):
@@ -66,6 +72,8 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
         raise AccountError(_l("Unknown role."), "role")
     if data.timezone and not is_valid_timezone(data.timezone):
         raise AccountError(_l("Choose a time zone from the list."), "timezone")
+    if data.country and data.country.upper() not in COUNTRY_CODES:
+        raise AccountError(_l("Choose a country from the list."), "country")
     with unit_of_work() as session:
         if session.scalar(select(User.id).where(User.username_key == username_key(username))):
             raise AccountError(_l("That username is taken."), "username")
@@ -201,6 +209,8 @@ def update_profile(
         raise AccountError(_l("Choose a time zone from the list."), "timezone")
     if locale and locale not in languages:
         raise AccountError(_l("Choose a language from the list."), "locale")
+    if country and country.upper() not in COUNTRY_CODES:
+        raise AccountError(_l("Choose a country from the list."), "country")
     with unit_of_work() as session:
         user = session.get(User, user_id)
         visibility_changed = bool(user.hide_from_boards) != bool(hide_from_boards)

@@ -258,3 +258,21 @@ def test_ten_sign_ups_at_once_with_one_name_give_one_account_and_nine_form_error
     message = "That username is taken." if shared == "username" else "An account with that email already exists."
     assert all(message in errors_in(response) for response in responses if response.status_code == 422)
     assert count_users(app) == 1
+
+
+def test_the_country_list_holds_iso_countries_only(app, client):
+    signup(client)
+    page = client.get("/settings").get_data(as_text=True)
+    offered = set(re.findall(r'<option[^>]* value="([A-Z]{2})"', page))
+    assert {"BR", "FR", "ID", "PT"} <= offered and len(offered) == 249
+    for name in ("Pseudo-Accents", "Pseudo-Bidi", "Unknown Region", "United Nations", "Eurozone"):
+        assert name not in page
+    token = csrf_token_from(client, "/settings")
+    for code in ("ZZ", "EU", "UN", "XA"):
+        response = client.post("/settings", data={"display_name": "Ana", "country": code, "timezone": "UTC", "locale": "en", "csrf_token": token})
+        assert response.status_code == 422 and "Choose an option from the list." in errors_in(response), code
+    with app.app_context():
+        assert accounts.get_by_username("ana_lima").country == "BR"
+        with pytest.raises(accounts.AccountError, match="Choose a country from the list."):
+            accounts.update_profile(accounts.get_by_username("ana_lima").id, display_name="Ana", bio="", country="ZZ",
+                                    timezone="UTC", locale=None, hide_from_boards=False, languages=app.config["LANGUAGES"])

@@ -30,7 +30,8 @@ def normalise_database_url(url: str) -> str:
 def load_config(overrides: dict | None = None) -> dict:
     env = os.environ
     instance_dir = Path(env.get("SAPIEN_INSTANCE_DIR", PROJECT_ROOT / "instance"))
-    sapien_env = env.get("SAPIEN_ENV", "development")
+    # An override of the environment's name counts before the settings that follow from it (cookie flags).
+    sapien_env = (overrides or {}).get("SAPIEN_ENV") or env.get("SAPIEN_ENV", "development")
     config = {
         "SAPIEN_ENV": sapien_env,
         "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
@@ -57,6 +58,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": sapien_env == "production",
         "REMEMBER_COOKIE_SECURE": sapien_env == "production",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # In production the cookies carry the `__Host-` prefix: browsers then keep them only when Secure,
+        # for the whole site (Path=/) and this host alone (no Domain), so a sibling subdomain cannot set them.
+        **({"SESSION_COOKIE_NAME": "__Host-session", "REMEMBER_COOKIE_NAME": "__Host-remember_token"}
+           if sapien_env == "production" else {}),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BABEL_TRANSLATION_DIRECTORIES": str(PROJECT_ROOT / "sapien" / "translations"),

@@ -146,7 +146,8 @@ def set_language():
         service.set_locale(current_user.id, form.locale.data)
         forget_request_i18n()
     response = redirect_to(safe_next_url(url_for("home.index")))
-    response.set_cookie(LANGUAGE_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    response.set_cookie(LANGUAGE_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from sapien import events
+from sapien.accounts import login_throttle
 from sapien.accounts.models import ROLES, User
 from sapien.database import after_commit, unit_of_work, utcnow
 from sapien.errors import DomainError
@@ -112,16 +113,34 @@ def duplicate_account_error(error: IntegrityError) -> AccountError:
     return AccountError(_l("That username is taken."), "username")
 
 
-def authenticate(login: str, password: str) -> User:
-    """Return the user for a username-or-email and password, or raise with one vague message."""
+class LoginThrottled(AccountError):
+    """Too many wrong passwords for this account lately: it refuses sign-ins for `seconds` more."""
+
+    def __init__(self, seconds: int):
+        super().__init__(_l("Too many failed sign-ins for this account. Try again later."))
+        self.seconds = seconds
+
+
+def authenticate(login: str, password: str, now: datetime) -> User:
+    """Return the user for a username-or-email and password, or raise with one vague message.
+
+    Failures count per account (per name tried, when no account has it, so the answer does not tell which
+    names exist): past a few, the account backs off (`login_throttle`) before its password is checked.
+    """
     login = login.strip()
     user = db.session.scalar(
         select(User).where((User.username_key == username_key(login)) | (User.email == normalise_email(login)))
     )
+    account = f"user:{user.id}" if user is not None else f"name:{username_key(login)[:254]}"
+    wait = login_throttle.seconds_locked(account, now)
+    if wait:
+        raise LoginThrottled(wait)
     if user is None or not check_password_hash(user.password_hash, password):
+        login_throttle.record_failure(account, now)
         raise AccountError(_l("That username or password is not right."))
     if user.is_banned:
         raise AccountError(_l("This account is suspended."))
+    login_throttle.clear(account)
     return user
 
 

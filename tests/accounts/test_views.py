@@ -194,13 +194,98 @@ def test_settings_fragment_for_htmx(client):
     assert response.status_code == 200 and 'id="settings-form"' in body and "<html" not in body
 
 
-def test_login_is_rate_limited(app, client):
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_login_failures_are_rate_limited_per_address_and_account_name(app, monkeypatch):
+    """Only failures count: a member's own successes never use up the budget."""
+    monkeypatch.setitem(app.config, "LOGIN_FREE_FAILURES", 1000)  # the account's own backoff is tested below
     signup(app.test_client())
     limit = int(app.config["LOGIN_RATE_LIMIT"].split()[0])
+    client = client_at(app, "10.0.0.1")
+    for _ in range(3):
+        assert login(app.test_client()).status_code == 303
     responses = [login(client, password="wrong password!") for _ in range(limit + 1)]
     assert [r.status_code for r in responses[:limit]] == [422] * limit
     assert responses[-1].status_code == 429
     assert "Too many requests" in responses[-1].get_data(as_text=True)
+    assert login(client).status_code == 429  # the right password too, from there, for a while
+
+
+def test_forty_wrong_passwords_from_four_addresses_check_only_a_few(app):
+    """Per account, from every address: after LOGIN_FREE_FAILURES the account backs off and the password is not
+    even checked; the right one is refused too until the lock ends, which doubles with every further failure."""
+    from datetime import timedelta
+
+    from sapien.accounts import login_throttle
+    from sapien.database import utcnow
+
+    signup(app.test_client())
+    free = app.config["LOGIN_FREE_FAILURES"]
+    checked = refused = 0
+    for attempt in range(40):
+        response = login(client_at(app, f"10.0.{attempt % 4}.1"), password="wrong password!")
+        text = errors_in(response)
+        if response.status_code == 422 and "That username or password is not right." in text:
+            checked += 1
+        elif response.status_code == 429 and "Too many failed sign-ins for this account. Try again in" in text:
+            refused += 1
+    assert (checked, refused) == (free, 40 - free)
+    response = login(client_at(app, "10.9.9.9"))
+    assert response.status_code == 429 and "Try again in 30 seconds." in errors_in(response)
+    # Once the lock has run out the right password works and clears the count; the backoff doubles meanwhile.
+    with app.test_request_context():
+        user_id = accounts.get_by_username("ana_lima").id
+        later = utcnow() + timedelta(seconds=31)
+        assert accounts.authenticate("ana_lima", "a long passphrase", later).id == user_id
+        assert login_throttle.seconds_locked(f"user:{user_id}", later) == 0
+        steps = []
+        for _ in range(free + 4):
+            with pytest.raises(accounts.AccountError):
+                accounts.authenticate("ana_lima", "wrong password!", later)
+            steps.append(login_throttle.seconds_locked(f"user:{user_id}", later))
+            later += timedelta(seconds=steps[-1])
+        assert steps == [0] * (free - 1) + [30, 60, 120, 240, 480]
+        assert login_throttle.backoff_seconds(free + 30) == app.config["LOGIN_BACKOFF_MAX_SECONDS"]
+
+
+def test_an_abuser_does_not_lock_out_the_others_at_the_same_address(app):
+    signup(app.test_client())
+    signup(app.test_client(), username="ben", email="ben@example.org")
+    abuser = client_at(app, "10.0.0.1")
+    for _ in range(15):
+        assert login(abuser, password="wrong password!").status_code in (422, 429)
+    assert login(abuser, password="wrong password!").status_code == 429
+    assert login(client_at(app, "10.0.0.1"), login="ben").status_code == 303
+
+
+def test_a_flood_of_account_names_from_one_address_hits_the_looser_address_cap(app, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_ADDRESS_RATE_LIMIT", "5 per minute")
+    signup(app.test_client())
+    flood = client_at(app, "10.0.0.1")
+    assert [login(flood, login=f"guess{n}").status_code for n in range(5)] == [422] * 5
+    assert login(flood).status_code == 429
+    assert login(client_at(app, "10.0.0.2")).status_code == 303
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_the_client_address_comes_from_the_trusted_proxy_only(make_app, proxies):
+    """With TRUSTED_PROXY_COUNT=1 the limits key on the address the proxy saw; with 0 (no proxy) a forged
+    X-Forwarded-For changes nothing."""
+    app = make_app(TRUSTED_PROXY_COUNT=proxies, LOGIN_ADDRESS_RATE_LIMIT="3 per minute")
+    signup(app.test_client())
+
+    def through_proxy(address: str):
+        client = app.test_client()
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = address
+        return client
+
+    assert [login(through_proxy("203.0.113.1"), login=f"guess{n}").status_code for n in range(3)] == [422] * 3
+    assert login(through_proxy("203.0.113.1")).status_code == 429
+    assert login(through_proxy("198.51.100.7")).status_code == (303 if proxies else 429)
 
 
 def test_public_profile_and_missing_member(make_member):

@@ -200,7 +200,7 @@ def client_at(app, address: str):
     return client
 
 
-def test_login_failures_are_rate_limited_per_address_and_account_name(app, monkeypatch):
+def test_login_failures_are_rate_limited_per_address_and_account_name(app, monkeypatch, redis_conn):
     """Only failures count: a member's own successes never use up the budget."""
     monkeypatch.setitem(app.config, "LOGIN_FREE_FAILURES", 1000)  # the account's own backoff is tested below
     signup(app.test_client())
@@ -213,6 +213,10 @@ def test_login_failures_are_rate_limited_per_address_and_account_name(app, monke
     assert responses[-1].status_code == 429
     assert "Too many requests" in responses[-1].get_data(as_text=True)
     assert login(client).status_code == 429  # the right password too, from there, for a while
+    # The count lives in this test's Redis index, where every process of the site sees it (see
+    # tests/web/test_rate_limits_across_processes.py), not in this process's memory.
+    keys = [key.decode() for key in redis_conn.scan_iter("*sapien-limits*")]
+    assert any("login-account" in key and "10.0.0.1|ana_lima" in key for key in keys), keys
 
 
 def test_forty_wrong_passwords_from_four_addresses_check_only_a_few(app):

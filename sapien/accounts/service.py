@@ -18,6 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from sapien import events
 from sapien.accounts import login_throttle
 from sapien.accounts.models import ROLES, User
+from sapien.accounts.names import has_hidden_controls, username_skeleton
 from sapien.database import after_commit, unit_of_work, utcnow
 from sapien.errors import DomainError
 from sapien.extensions import db
@@ -30,6 +31,10 @@ PASSWORD_MIN, PASSWORD_MAX = 10, 128
 # ISO 3166-1 alpha-2 only: Babel's territory list also names regions (Eurozone, United Nations) and
 # pseudo-locales (ZZ, XA, XB) that are nobody's country.
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+LOOK_ALIKE_MESSAGE = _l("That username looks too much like an existing member's. Choose another.")
+HIDDEN_CONTROLS_MESSAGE = _l("Names cannot contain invisible control characters, such as those that change the text's direction.")
 
 
 class AccountError(DomainError):
@@ -67,6 +72,8 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
         raise AccountError(_l("Usernames are 3 to 32 characters long."), "username")
     if not all(ch.isalnum() or ch in "._-" for ch in username):
         raise AccountError(_l("Use letters, digits, dots, dashes and underscores only."), "username")
+    if has_hidden_controls(data.display_name):
+        raise AccountError(HIDDEN_CONTROLS_MESSAGE, "display_name")
     if password_hash is None and not (PASSWORD_MIN <= len(data.password) <= PASSWORD_MAX):
         raise AccountError(_l("Passwords are 10 to 128 characters long."), "password")
     if role not in ROLES:
@@ -78,11 +85,14 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
     with unit_of_work() as session:
         if session.scalar(select(User.id).where(User.username_key == username_key(username))):
             raise AccountError(_l("That username is taken."), "username")
+        if session.scalar(select(User.id).where(User.username_skeleton == username_skeleton(username))):
+            raise AccountError(LOOK_ALIKE_MESSAGE, "username")
         if session.scalar(select(User.id).where(User.email == email)):
             raise AccountError(_l("An account with that email already exists."), "email")
         user = User(
             username=username,
             username_key=username_key(username),
+            username_skeleton=username_skeleton(username),
             email=email,
             password_hash=password_hash or hash_password(data.password),
             display_name=(data.display_name or username).strip()[:64],
@@ -110,6 +120,8 @@ def duplicate_account_error(error: IntegrityError) -> AccountError:
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or str(error.orig)
     if "email" in constraint:
         return AccountError(_l("An account with that email already exists."), "email")
+    if "skeleton" in constraint:
+        return AccountError(LOOK_ALIKE_MESSAGE, "username")
     return AccountError(_l("That username is taken."), "username")
 
 
@@ -224,6 +236,8 @@ def update_profile(
 ) -> User:
     if not display_name.strip():
         raise AccountError(_l("Your display name cannot be empty."), "display_name")
+    if has_hidden_controls(display_name):
+        raise AccountError(HIDDEN_CONTROLS_MESSAGE, "display_name")
     if not is_valid_timezone(timezone):
         raise AccountError(_l("Choose a time zone from the list."), "timezone")
     if locale and locale not in languages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -27,7 +28,8 @@ def signup(client, **overrides):
 
 def errors_in(response) -> str:
     """Every error message shown in the page, as one string."""
-    return " | ".join(re.findall(r'class="(?:field__error|alert alert--error)"[^>]*>([^<]*)<', response.get_data(as_text=True)))
+    found = re.findall(r'class="(?:field__error|alert alert--error)"[^>]*>([^<]*)<', response.get_data(as_text=True))
+    return " | ".join(html.unescape(message) for message in found)
 
 
 def login(client, login="ana_lima", password="a long passphrase", **extra):
@@ -365,3 +367,54 @@ def test_the_country_list_holds_iso_countries_only(app, client):
         with pytest.raises(accounts.AccountError, match="Choose a country from the list."):
             accounts.update_profile(accounts.get_by_username("ana_lima").id, display_name="Ana", bio="", country="ZZ",
                                     timezone="UTC", locale=None, hide_from_boards=False, languages=app.config["LANGUAGES"])
+
+
+@pytest.mark.parametrize("look_alike", ["demо_admin", "demo_admın", "DEMO_ADMІN", "dem0_admin", "derno_admin", "ｄｅｍｏ_admin"])
+def test_a_username_that_looks_like_an_existing_one_is_refused(app, look_alike):
+    """Cyrillic о, dotless ı, Cyrillic І, zero for o, "rn" for m, full-width letters: the UTS #39 skeleton
+    matches demo_admin's, so the name is refused (by the check, or by the unique skeleton under a race)."""
+    assert signup(app.test_client(), username="demo_admin", email="admin@example.org").status_code == 303
+    response = signup(app.test_client(), username=look_alike, email="other@example.org")
+    assert response.status_code == 422, look_alike
+    assert errors_in(response) in {
+        "That username looks too much like an existing member's. Choose another.", "That username is taken.",
+        "Use letters, digits, dots, dashes and underscores only.",
+    }
+    assert count_users(app) == 1
+    assert signup(app.test_client(), username="demo_admin2", email="third@example.org").status_code == 303
+
+
+def test_the_look_alike_check_is_in_the_service_and_the_database(app):
+    from sqlalchemy.exc import IntegrityError
+
+    from sapien.accounts.models import User
+    from sapien.database import utcnow
+
+    with app.app_context():
+        accounts.sign_up(accounts.SignUp(username="demo_admin", email="a@example.org", password="a long passphrase"), now=utcnow())
+        with pytest.raises(accounts.AccountError, match="looks too much like"):
+            accounts.sign_up(accounts.SignUp(username="demо_admin", email="b@example.org", password="a long passphrase"), now=utcnow())
+        first = accounts.get_by_username("demo_admin")
+        db.session.add(User(username="demо_admin", username_key="demо_admin", username_skeleton=first.username_skeleton,
+                            email="c@example.org", password_hash="x", display_name="x", role="member", created_at=utcnow()))
+        with pytest.raises(IntegrityError):
+            db.session.flush()
+        db.session.rollback()
+
+
+def test_names_cannot_hold_bidi_or_control_characters(app, client):
+    from sapien.database import utcnow
+
+    response = signup(app.test_client(), username="ana\u202elima")
+    assert response.status_code == 422 and "Use letters, digits, dots, dashes and underscores only." in errors_in(response)
+    with app.app_context(), pytest.raises(accounts.AccountError, match="invisible control characters"):
+        accounts.sign_up(accounts.SignUp(username="ana", email="a@example.org", password="a long passphrase",
+                                         display_name="Ana\u202egnp.exe"), now=utcnow())
+    signup(client)
+    token = csrf_token_from(client, "/settings")
+    for name in ("Ana\u202egnp.exe", "Ana\u2066x\u2069", "Ana\u200f", "Ana\x1b[31m"):
+        response = client.post("/settings", data={"display_name": name, "timezone": "UTC", "locale": "en", "csrf_token": token})
+        assert response.status_code == 422, repr(name)
+        assert "Names cannot contain invisible control characters" in errors_in(response)
+    with app.app_context():
+        assert accounts.get_by_username("ana_lima").display_name == "ana_lima"

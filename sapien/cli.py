@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask demo seed`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
+"""Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,67 @@ def leaderboards_rebuild(use_queue: bool) -> None:
         click.echo(f"note: {note}")
 
 
+users_cli = AppGroup("users", help="Member accounts: ban, unban, change a role (written to the audit log).")
+
+
+def _user_id(username: str) -> int:
+    from sapien.accounts.service import get_by_username
+
+    user = get_by_username(username)
+    if user is None:
+        raise click.ClickException(f"no member is called {username!r}")
+    return user.id
+
+
+def _run_user_action(action, *args) -> None:
+    from sapien.moderation.users import UserAdminError
+
+    try:
+        action(*args)
+    except UserAdminError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@users_cli.command("ban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_ban(username: str, reason: str) -> None:
+    """Ban USERNAME: signed out everywhere at once, and refused at sign-in."""
+    from sapien.database import utcnow
+    from sapien.moderation.users import ban
+
+    _run_user_action(ban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is banned.")
+
+
+@users_cli.command("unban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_unban(username: str, reason: str) -> None:
+    """Lift USERNAME's ban."""
+    from sapien.database import utcnow
+    from sapien.moderation.users import unban
+
+    _run_user_action(unban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is no longer banned.")
+
+
+@users_cli.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["member", "reviewer", "guild_leader", "moderator", "admin"]))
+@click.option("--reason", default="", help="Why: kept in the audit log.")
+@needs_schema
+def users_role(username: str, role: str, reason: str) -> None:
+    """Give USERNAME the role ROLE."""
+    from sapien.database import utcnow
+    from sapien.moderation.users import change_role
+
+    _run_user_action(change_role, None, _user_id(username), role, reason, utcnow())
+    click.echo(f"{username} is now {role}.")
+
+
 @demo_cli.command("seed")
 @click.option("--members", default=300, show_default=True, help="How many community members to create.")
 @needs_schema
@@ -101,5 +162,5 @@ def register_cli(app: Flask) -> None:
     from sapien.labeling.cli import labeling_cli
     from sapien.quality.cli import quality_cli
 
-    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

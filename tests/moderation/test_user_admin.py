@@ -43,6 +43,8 @@ def test_a_moderator_finds_a_member_and_bans_them_from_the_page_at_once(app, mak
     assert 'id="user-list"' in fragment and "<html" not in fragment
     page = moderator.client.get(f"/moderation/users/{ana.id}").get_data(as_text=True)
     assert "Ban from the site" in page and "Change the role" not in page  # moderators do not change roles
+    fragment = moderator.client.get(f"/moderation/users/{ana.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert 'id="user-admin"' in fragment and "Ban from the site" in fragment and "<html" not in fragment
     refused = moderator.post(f"/moderation/users/{ana.id}/ban", {"reason": "  "})
     assert refused.status_code == 422 and "Give a reason: it goes into the audit log." in errors_in(refused)
     assert signed_in(ana)

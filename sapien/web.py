@@ -185,17 +185,26 @@ def register_web_shell(app: Flask) -> None:
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return render_error(500)
 
+    security_headers = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), geolocation=(), microphone=()"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if app.config["SAPIEN_ENV"] == "production":
+        security_headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    security_names = {name.lower() for name, _value in security_headers}
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), geolocation=(), microphone=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if app.config["SAPIEN_ENV"] == "production":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if security_names.isdisjoint(name.lower() for name, _value in headers):
+            headers.extend(security_headers)  # the usual case, in one pass over the response's few headers
+        else:  # a view set one of them itself: keep its own
+            for name, value in security_headers:
+                headers.setdefault(name, value)
         return response
 
     @app.context_processor

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, url_for
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
 from sapien.home.service import member_summary
+from sapien.member_cache import cached_page
+from sapien.progression.service import QUEST_VERSION_KEY
 from sapien.web import redirect_to, render_page_or_fragment
 
 bp = Blueprint("home", __name__)
@@ -19,22 +23,15 @@ def index():
 
 @bp.get("/dashboard")
 @login_required
-def dashboard():
-    from sapien.database import utcnow
-    from sapien.member_cache import member_page
+@cached_page("dashboard", QUEST_VERSION_KEY)
+def dashboard(now: datetime):
     from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
+    from sapien.progression.service import dashboard_progress
 
-    now = utcnow()
-    return member_page(
-        "dashboard",
-        lambda: render_page_or_fragment(
-            "home/dashboard.html",
-            "home/fragments/dashboard.html",
-            summary=member_summary(current_user.id),
-            progression=dashboard_progress(current_user.id, now),
-            claim_form=EmptyForm(formdata=None),
-        ),
-        now=now,
-        stamp_keys=[QUEST_VERSION_KEY],
+    return render_page_or_fragment(
+        "home/dashboard.html",
+        "home/fragments/dashboard.html",
+        summary=member_summary(current_user.id),
+        progression=dashboard_progress(current_user.id, now),
+        claim_form=EmptyForm(formdata=None),
     )

@@ -24,7 +24,6 @@ from functools import wraps
 
 from flask import Flask, Response, current_app, g, has_request_context, make_response, request, session
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -32,7 +31,7 @@ from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.i18n import request_language, zone_or_utc
 from sapien.queue import redis_connection
-from sapien.web import wants_fragment
+from sapien.web import csrf_token, wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
 CSRF_PLACEHOLDER = b"\x00csrf\x00"  # the session's own CSRF token goes back into a cached page per request
@@ -215,12 +214,12 @@ def cached_page(name: str, *stamp_keys: str) -> Callable:
             key_name = _page_key_name(name)
             stamp, cached = read(user.id, key_name, *stamp_keys, variant=variant)
             if cached is not None:
-                response = current_app.response_class(cached.replace(CSRF_PLACEHOLDER, generate_csrf().encode()))
+                response = current_app.response_class(cached.replace(CSRF_PLACEHOLDER, csrf_token().encode()))
                 response.headers["Vary"] = "HX-Request"
                 return response
             response = make_response(view(*args, now=now, **kwargs))
             if response.status_code == 200:
-                body = response.get_data().replace(generate_csrf().encode(), CSRF_PLACEHOLDER)
+                body = response.get_data().replace(csrf_token().encode(), CSRF_PLACEHOLDER)
                 write(user.id, key_name, stamp, body, current_app.config["PAGE_CACHE_SECONDS"])
             return response
 

@@ -11,15 +11,17 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     get_flashed_messages,
     make_response,
     redirect,
     render_template,
     request,
+    session,
 )
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -49,6 +51,31 @@ class DatabaseIdConverter(IntegerConverter):
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_DATABASE_ID, signed: bool = False):  # noqa: A002 - werkzeug's names
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+SIGNED_CSRF_TOKENS: dict[tuple[str, str], str] = {}  # (secret key, a session's token) → its signed form
+SIGNED_CSRF_TOKENS_KEPT = 10_000
+
+
+def csrf_token() -> str:
+    """Flask-WTF's `generate_csrf`, signing each session's token once per process rather than once per
+    request (a cached page needs nothing else computed).
+
+    A signed token carries a timestamp that only a CSRF time limit reads. Sapien sets none
+    (`WTF_CSRF_TIME_LIMIT` is None: a token lives as long as its session), so an earlier signature of
+    the session's token validates exactly like a fresh one; with a time limit this signs anew.
+    """
+    raw = session.get("csrf_token")
+    if raw is None or "csrf_token" in g or current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return generate_csrf()
+    key = (current_app.secret_key, raw)
+    signed = SIGNED_CSRF_TOKENS.get(key)
+    if signed is None:
+        if len(SIGNED_CSRF_TOKENS) >= SIGNED_CSRF_TOKENS_KEPT:
+            SIGNED_CSRF_TOKENS.clear()
+        signed = SIGNED_CSRF_TOKENS[key] = generate_csrf()
+    g.csrf_token = signed  # where generate_csrf looks first, so forms in this request use the same
+    return signed
 
 
 def wants_fragment() -> bool:

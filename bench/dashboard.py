@@ -41,6 +41,9 @@ def run() -> list[Figure]:
         headers = {"Cookie": cookie, "User-Agent": USER_AGENT}
         wrk(base + "/dashboard", seconds=3, headers=headers)
         dashboard = wrk(base + "/dashboard", headers=headers)
+    from bench.request_cpu import measure
+
+    cpu_dashboard, cpu_static = measure()
     if dashboard.non_2xx:
         raise RuntimeError(f"{dashboard.non_2xx} dashboard requests failed: the benchmark measured errors")
     share = dashboard.requests_per_second / static.requests_per_second
@@ -52,4 +55,6 @@ def run() -> list[Figure]:
         Figure(name, "share of the static-page ceiling", round(100 * share, 1), "%", goal=f">= {GOAL_SHARE:.0%}", met=share >= GOAL_SHARE),
         Figure(name, "p50 latency", round(dashboard.p50_ms, 2), "ms", ceiling=f"{static.p50_ms:.2f} (static page)"),
         Figure(name, "p99 latency", round(dashboard.p99_ms, 2), "ms", ceiling=f"{static.p99_ms:.2f} (static page)"),
+        Figure(name, "CPU per cached request, in process (bench.request_cpu)", round(cpu_dashboard.cpu_ms, 3), "ms",
+               ceiling=f"{cpu_static.cpu_ms:.3f} (static page, in process)"),
     ]

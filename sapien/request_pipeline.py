@@ -22,7 +22,7 @@ from flask_limiter import ExemptionScope
 from limits import RateLimitItem, parse_many
 from limits.storage.redis import RedisStorage
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from sapien import member_cache
 from sapien.extensions import limiter
@@ -83,14 +83,18 @@ def register_request_pipeline(app: Flask) -> None:
                 limits_pipeline.execute_command("EVALSHA", SLIDING_WINDOW_SHA, 2, *default.window_keys(item), item.amount, item.get_expiry(), 1)
         if keys:
             pipeline.mget(keys)
-        answers = pipeline.execute(raise_on_error=False)
-        if limits_pipeline is not pipeline:
-            answers = limits_pipeline.execute(raise_on_error=False) + answers
+        try:
+            answers = pipeline.execute(raise_on_error=False)
+            if limits_pipeline is not pipeline:
+                answers = limits_pipeline.execute(raise_on_error=False) + answers
+        except RedisError:
+            if limited:
+                raise  # a limit that cannot be counted is not skipped (Flask-Limiter's behaviour too)
+            return  # only a prefetch failed: whoever needs the values asks Redis (and learns it is down) itself
         if keys:
             values = answers.pop()
-            if isinstance(values, Exception):
-                raise values
-            member_cache.keep_prefetched(keys, values)
+            if not isinstance(values, Exception):
+                member_cache.keep_prefetched(keys, values)
         for item, allowed in zip(default.items if limited else [], answers, strict=True):
             if isinstance(allowed, NoScriptError):  # a restarted Redis forgot the script: load it, count again
                 connection = default.connection or shared

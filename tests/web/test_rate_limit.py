@@ -73,3 +73,14 @@ def test_a_redis_that_lost_the_script_still_counts(make_app, fresh_redis):
     app = make_app(DEFAULT_RATE_LIMIT="2 per minute", REDIS_URL=fresh_redis, RATELIMIT_STORAGE_URI=fresh_redis)
     client = app.test_client()
     assert [client.get("/login").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_redis_outage_is_no_500_on_an_exempt_route_for_a_signed_in_member(make_app, make_member):
+    """The round trip only prefetches there, and a prefetch that fails is no error: /healthz still says 503."""
+    make_member("ana")
+    app = make_app(DEFAULT_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    client.post("/login", data={"login": "ana", "password": "correct horse battery", "csrf_token": CSRF_META.search(page).group(1)})
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"  # nothing listens there
+    assert client.get("/healthz").status_code == 503

@@ -6,9 +6,11 @@ from flask import Blueprint, url_for
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
+from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
 from sapien.member_cache import cached_page
-from sapien.progression.service import QUEST_VERSION_KEY
+from sapien.progression.quests import QUEST_VERSION_KEY
+from sapien.progression.summary import dashboard_progress
 from sapien.web import redirect_to, render_page_or_fragment
 
 bp = Blueprint("home", __name__)
@@ -25,9 +27,6 @@ def index():
 @login_required
 @cached_page("dashboard", QUEST_VERSION_KEY)
 def dashboard(now: datetime):
-    from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import dashboard_progress
-
     return render_page_or_fragment(
         "home/dashboard.html",
         "home/fragments/dashboard.html",

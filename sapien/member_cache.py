@@ -20,10 +20,12 @@ cached bytes with the session's CSRF token put back; nothing in it is computed a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from functools import wraps
 
 from flask import Flask, Response, current_app, g, has_request_context, make_response, request, session
 from flask_login import current_user
+from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -116,11 +118,15 @@ def read(user_id: int, name: str, *stamp_keys: str, generation: bool = True, var
     """(the member's current stamp, the value cached as `name` if it was made under that stamp). The stamp
     is the member's generation, the `stamp_keys` (only the keys, with `generation=False`) and `variant`
     (what else the value was made for, such as the language). Values fetched before the view ran
-    (`keys_to_prefetch`) are used without asking Redis again."""
+    (`keys_to_prefetch`) are used without asking Redis again. With Redis down nothing is cached: the
+    stamp is empty and `write` keeps nothing under it."""
     keys = stamped_keys(user_id, name, stamp_keys, generation)
     values = _prefetched(keys)
     if values is None:
-        values = redis_connection().mget(keys)
+        try:
+            values = redis_connection().mget(keys)
+        except RedisError:
+            return b"", None
     *versions, value = values
     stamp = b".".join(version or b"0" for version in versions) + b"|" + (variant.encode() + b"|" if variant else b"")
     if value is not None and value.startswith(stamp):
@@ -133,7 +139,10 @@ def write(user_id: int, name: str, stamp: bytes, value: bytes, seconds: int) -> 
     key = value_key(user_id, name)
     if has_request_context():
         g.get(PREFETCHED, {}).pop(key, None)
-    redis_connection().set(key, stamp + value, ex=seconds)
+    if not stamp:  # read while Redis was down
+        return
+    with suppress(RedisError):  # a cache that cannot keep a value costs the next request one render, nothing more
+        redis_connection().set(key, stamp + value, ex=seconds)
 
 
 # Prefetching: the keys a request will read are known before its view runs, so they come back in the one

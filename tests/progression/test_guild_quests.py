@@ -470,7 +470,7 @@ def test_a_guildmates_work_moves_the_card_live_and_the_member_claims_it(app, mak
         with app.test_request_context():
             accept(leader.id, utcnow())  # the guildmates' work, done elsewhere
             accept(leader.id, utcnow())
-        expect(card.locator(".quest__progress")).to_have_text("Your guild: 2 / 2", timeout=5000)
+        expect(card.locator(".quest__progress")).to_have_text("Your guild: 2 / 2")
         card.get_by_role("button", name="Claim reward").click()
         expect(page.locator("#quest-list .quest--guild")).to_contain_text("Reward claimed")
     finally:

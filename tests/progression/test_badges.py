@@ -114,6 +114,7 @@ def test_quest_badge_reward_is_awarded_on_claim(ctx):
     assert {"founding-member", "quester", "first-label"} <= slugs
 
 
+@pytest.mark.postgres_only
 def test_two_awards_racing_make_one_award_and_one_mint_request(app, ctx):
     import threading
 

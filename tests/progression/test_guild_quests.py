@@ -145,6 +145,7 @@ def test_member_quests_and_guild_quests_move_side_by_side(moderator, owls):
     assert (cards[ours.id].progress, cards[ours.id].guild_name, cards[ours.id].claimable) == (2, "Night Owls", True)
 
 
+@pytest.mark.postgres_only
 def test_concurrent_work_of_many_members_counts_every_item_and_completes_once(app, moderator, owls):
     quest_id = make_quest(moderator, target=4).id
     workers = [owls["leader"], owls["member"]]
@@ -245,6 +246,7 @@ def test_a_member_in_no_guild_cannot_claim(moderator, owls):
     assert db.session.scalar(select(QuestProgress.id).where(QuestProgress.user_id == owls["loner"])) is None
 
 
+@pytest.mark.postgres_only
 def test_two_claims_at_once_pay_one_reward(app, moderator, owls):
     quest_id = make_quest(moderator, target=1, reward_points=70, reward_freezes=1).id
     accept(owls["member"], NOW)

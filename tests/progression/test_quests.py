@@ -166,6 +166,7 @@ def ctx_request():
     return current_app.test_request_context()
 
 
+@pytest.mark.postgres_only
 def test_two_claims_at_once_pay_one_reward(app, moderator):
     quest = make_quest(moderator, target=1, reward_points=70, reward_xp=0, reward_freezes=1)
     user_id = make_user("racer")
@@ -206,6 +207,7 @@ def test_inactive_or_future_quests_do_not_move(moderator):
     assert service.quest_cards(user_id, NOW) == []
 
 
+@pytest.mark.postgres_only
 def test_concurrent_events_count_every_label_and_the_day_once(app, moderator):
     from sapien.progression.models import MemberProgress
 

@@ -75,19 +75,19 @@ def test_labeling_progress_completes_and_claims_once(moderator):
     quest = make_quest(moderator, target=3, task_type="text_classification")
     user_id = make_user("worker")
     heard = []
-    events.quest_completed.connect(lambda _s, **kw: heard.append(kw["quest_id"]), weak=False)
-    with pytest.raises(service.QuestError, match="Finish the quest"):
-        service.claim_quest(user_id, quest.id, NOW)
-    accept(user_id, NOW, task_type="image_bbox")  # another task type: not counted
-    accept(user_id, NOW)
-    accept(user_id, NOW)
-    card = service.quest_cards(user_id, NOW)[0]
-    assert (card.progress, card.completed, card.claimable) == (2, False, False)
-    accept(user_id, NOW)
-    card = service.quest_cards(user_id, NOW)[0]
-    assert (card.progress, card.completed, card.claimable, card.percent) == (3, True, True, 100)
-    accept(user_id, NOW)  # past the target: completes only once
-    assert heard.count(quest.id) == 1
+    with events.quest_completed.connected_to(lambda _s, **kw: heard.append(kw["quest_id"])):
+        with pytest.raises(service.QuestError, match="Finish the quest"):
+            service.claim_quest(user_id, quest.id, NOW)
+        accept(user_id, NOW, task_type="image_bbox")  # another task type: not counted
+        accept(user_id, NOW)
+        accept(user_id, NOW)
+        card = service.quest_cards(user_id, NOW)[0]
+        assert (card.progress, card.completed, card.claimable) == (2, False, False)
+        accept(user_id, NOW)
+        card = service.quest_cards(user_id, NOW)[0]
+        assert (card.progress, card.completed, card.claimable, card.percent) == (3, True, True, 100)
+        accept(user_id, NOW)  # past the target: completes only once
+        assert heard.count(quest.id) == 1
     service.claim_quest(user_id, quest.id, NOW)
     assert ledger.balance(user_id, "points") == 50 and ledger.balance(user_id, "xp") == 20
     with pytest.raises(service.QuestError, match="already claimed"):

@@ -317,6 +317,8 @@ class LiveServer(ThreadedWSGIServer):
     teardown can wait until the browser's last request (an htmx poll, say) has finished before it
     truncates the tables that request reads."""
 
+    block_on_close = False  # each test already waited for quiet; closing must not hang on a stuck thread
+
     def __init__(self, app):
         super().__init__("127.0.0.1", 0, app)  # port 0: the kernel picks a free port, no race for it
         self._busy = 0

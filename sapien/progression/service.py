@@ -57,6 +57,8 @@ from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
+from sapien.failpoints import failpoint
+from sapien.progression import pending as _pending  # noqa: F401 - registers the reconciler's source
 from sapien.progression.badges import BADGES, CATALOGUE, Badge, BadgeStats, earned_by_rules, get_badge
 from sapien.progression.models import (
     QUEST_OBJECTIVES,
@@ -1515,6 +1517,7 @@ def sync_member(user_id: int, now: datetime) -> list[int]:
     from sapien.ledger import service as ledger
 
     reached = record_level_ups(user_id, ledger.balance(user_id, "xp"), now)
+    failpoint("progression.sync.after-levels")
     with unit_of_work():
         _award_rule_badges(user_id, _progress_row(user_id, now), now)
     return reached

@@ -40,7 +40,9 @@ from sapien.accounts.models import ROLE_RANK, User
 from sapien.database import after_commit, as_utc, is_postgres, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
+from sapien.failpoints import failpoint
 from sapien.labeling.models import Item, Media, Submission, TaskPack
+from sapien.quality import aggregation_queue
 from sapien.quality.models import Appeal, Reputation, ReputationEvent, Review, VerifiedLabel
 from sapien.queue import pending_work_source
 
@@ -1243,6 +1245,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             if item_id not in existing:
                 inserts.append(values)
         _upsert_verified_labels(rows_out)
+        failpoint("aggregate.before-commit")
         task_type = pack.task_type
         fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts]
 
@@ -1292,10 +1295,8 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
     db.session.expire_all()
 
 
-def enqueue_aggregation(pack_id: int):
-    from sapien.queue import enqueue_once
-
-    return enqueue_once("jobs.quality.aggregate_pack", pack_id, job_id=f"quality-aggregate-{pack_id}")
+def enqueue_aggregation(pack_id: int, *, now: datetime):
+    return aggregation_queue.request_aggregation(pack_id, now=now)
 
 
 # --- results and exports -------------------------------------------------------------------------
@@ -1579,7 +1580,7 @@ def decay_reputation(now: datetime) -> int:
     return moved
 
 
-@pending_work_source("quality")
+@pending_work_source("quality", periodic=True)
 def _pending_quality_work():
     from sapien.database import utcnow
     from sapien.queue import PendingWork

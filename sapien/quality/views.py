@@ -283,7 +283,7 @@ def aggregate(slug: str):
             "quality/results.html", "quality/fragments/results.html", status=422, results=service.pack_results(pack.id), form=form
         )
     if form.method.data == service.default_method(pack):
-        service.enqueue_aggregation(pack.id)
+        service.enqueue_aggregation(pack.id, now=utcnow())
         flash_message(_("Aggregation queued: the verified labels update in a moment."))
     else:
         report = service.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)

@@ -148,11 +148,12 @@ def _is_live(job: Job) -> bool:
 
 
 def _abandoned(job: Job, alive: set[str]) -> bool:
-    """Started by a worker that no longer beats (and not in the last moments, while a beat may be due)."""
+    """Started by a worker that no longer beats (a worker beats before it takes its first job; the short
+    grace covers a job being marked started while the beats are read)."""
     if job.worker_name in alive:
         return False
     started = job.started_at or job.enqueued_at
-    return started is None or (time.time() - started.timestamp()) > HEARTBEAT_TTL
+    return started is None or (time.time() - started.timestamp()) > 2 * HEARTBEAT_EVERY
 
 
 # --- worker liveness ----------------------------------------------------------------------------
@@ -349,7 +350,7 @@ def reconcile() -> dict[str, int]:
         for work in source():
             enqueue_once(work.func, *work.args, job_id=work.job_id, queue=work.queue)
             count += 1
-            failpoint("reconcile.enqueued")
+            failpoint(f"reconcile.{name}")
         counts[name] = count
     return counts
 

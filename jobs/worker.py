@@ -22,7 +22,8 @@ def main(argv: list[str]) -> None:
     app = create_app()
     use_app(app)
     with app.app_context():
-        enqueue_once("jobs.maintenance.reconcile_pending_work", job_id=f"maintenance-reconcile-start-{time.time_ns()}", at_front=True)
+        if "default" in queue_names:  # housekeeping runs on the default queue
+            enqueue_once("jobs.maintenance.reconcile_pending_work", job_id=f"maintenance-reconcile-start-{time.time_ns()}", at_front=True)
         make_worker(queue_names).work(with_scheduler=True, burst=burst)
 
 

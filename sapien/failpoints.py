@@ -4,7 +4,8 @@
 that point of the code, in this process only:
 - `kill`: SIGKILL this process (a `kill -9` at exactly that line);
 - `pause:SECONDS`: announce the point, then sleep (the test signals the process meanwhile);
-- `barrier:N`: announce, then wait until N processes reached the point (two workers inside one job at once);
+- `barrier:N`: announce, then wait until N processes reached the point (inside an RQ job: N runs of the same
+  kind of job), so two workers run one job at once;
 - `raise`: raise `FailpointError`.
 Announcements go to the Redis list `sapien:failpoints:reached` of `REDIS_URL`, as "name pid".
 """
@@ -49,9 +50,13 @@ def _trigger(name: str, action: str) -> None:
     connection.rpush(REACHED_KEY, f"{name} {os.getpid()}")
     if kind == "pause":
         time.sleep(float(argument or 5))
-    elif kind == "barrier":
-        arrived = connection.incr(f"sapien:failpoints:barrier:{name}")
+    elif kind == "barrier":  # one barrier per kind of job when inside an RQ job
+        from rq import get_current_job
+
+        job = get_current_job()
+        key = f"sapien:failpoints:barrier:{name}:{job.func_name if job else ''}"
+        arrived = connection.incr(key)
         deadline = time.monotonic() + 20
         while arrived < int(argument or 2) and time.monotonic() < deadline:
             time.sleep(0.05)
-            arrived = int(connection.get(f"sapien:failpoints:barrier:{name}") or 0)
+            arrived = int(connection.get(key) or 0)

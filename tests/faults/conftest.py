@@ -86,9 +86,9 @@ class Workers:
         env.update({key: str(value) for key, value in extra.items()})
         return env
 
-    def start(self, failpoints: str = "", *, burst: bool = False, **extra) -> WorkerProcess:
+    def start(self, failpoints: str = "", *, burst: bool = False, queues: tuple[str, ...] | list[str] = (), **extra) -> WorkerProcess:
         log = self.tmp_path / f"worker-{len(self.started)}.log"
-        args = [sys.executable, "-m", "jobs.worker"] + (["--burst"] if burst else [])
+        args = [sys.executable, "-m", "jobs.worker", *(["--burst"] if burst else []), *queues]
         with log.open("wb") as out:
             popen = subprocess.Popen(args, cwd=ROOT, env=self.env(failpoints, **extra), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         worker = WorkerProcess(popen, log)

@@ -96,6 +96,8 @@ def test_kill_9_during_a_reconcile_loses_no_pending_work(app, workers, redis_con
         from sapien.queue import get_queue
 
         assert [job_id for job_id in get_queue().get_job_ids() if job_id.startswith("quality-aggregate-")] == [f"quality-aggregate-{packs[0]}"]
+    # The killed reconcile is itself an abandoned job once its worker's heartbeat has lapsed.
+    wait_for(lambda: any("maintenance-reconcile-start-" in line for line in broken(app)), timeout=10, what="the abandoned reconcile")
     assert workers.start(burst=True).wait() == 0
     for pack_id in packs:
         assert label_methods(app, pack_id) == ["dawid_skene"] and not aggregation_requested(app, pack_id)
@@ -113,6 +115,10 @@ def test_sigterm_during_a_long_job_lets_it_finish(app, workers, redis_conn, tmp_
     assert reached(redis_conn, "aggregate.start") == worker.pid
     worker.term()  # a deploy: warm shutdown
     assert worker.wait() == 0
+    with app.app_context():
+        from sapien.queue import worker_count
+
+        assert worker_count() == 0  # off /healthz at once, not after the heartbeat lapses
     assert label_methods(app, pack_id) == ["dawid_skene", "dawid_skene"] and not aggregation_requested(app, pack_id)
     assert job_status(redis_conn, aggregation_job_id(pack_id)) == JobStatus.FINISHED
     assert_invariants(app)

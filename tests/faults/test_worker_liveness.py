@@ -48,10 +48,3 @@ def test_healthz_recovers_after_flushdb_while_the_worker_lives(app, client, work
     wait_for(lambda: redis_conn.lrange("test:runs", 0, -1) == [b"after-flush"], what="a job run after the flush")
     assert worker.alive()
 
-
-def test_a_warm_shutdown_takes_the_worker_off_healthz_at_once(app, client, workers):
-    worker = workers.start()
-    wait_for(lambda: workers_ok(client), what="the worker's first heartbeat")
-    worker.term()
-    assert worker.wait() == 0
-    assert not workers_ok(client)

@@ -30,14 +30,15 @@ def request_aggregation(pack_id: int, *, now: datetime):
 
 
 def finish_aggregation_request(pack_id: int, *, started_at: datetime) -> bool:
-    """Clear the pack's request if it is no newer than the run that just aggregated; True if cleared."""
+    """Clear the pack's request if it is no newer than the run that just aggregated. True when no request
+    is left; False when a newer one came in meanwhile (it needs another run)."""
     with unit_of_work():
-        cleared = db.session.execute(
+        left = db.session.execute(
             update(TaskPack)
             .where(TaskPack.id == pack_id, TaskPack.aggregation_requested_at <= started_at)
             .values(aggregation_requested_at=None)
-        ).rowcount
-    return bool(cleared)
+        ).rowcount == 0 and db.session.scalar(select(TaskPack.aggregation_requested_at).where(TaskPack.id == pack_id)) is not None
+    return not left
 
 
 def requested_pack_ids() -> list[int]:

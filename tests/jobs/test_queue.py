@@ -173,3 +173,4 @@ def test_aggregation_requests_are_pending_work_until_a_run_after_them_finishes(a
     assert requested_pack_ids() == [pack.id]
     make_worker().work(burst=True)
     assert requested_pack_ids() == []
+    assert finish_aggregation_request(pack.id, started_at=now)  # nothing left to do

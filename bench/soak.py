@@ -4,8 +4,8 @@ against a real gunicorn server (2 workers) and a real RQ worker on PostgreSQL; t
 Every actor goes over HTTP like a browser would:
 - members answer item after item through the work page's htmx form (`labeling`);
 - reviewers (the reviewer role) claim the next review, open it and accept 9 in 10, reject the rest (`reviews`);
-- a moderator presses "Aggregate" on the pack every few seconds, which queues the job the worker runs
-  (`aggregation`);
+- a moderator presses "Aggregate" on the pack every SOAK_AGGREGATE_EVERY seconds (15), which queues the job
+  the worker runs (`aggregation`);
 - members read the boards and their own rank (`boards`).
 At the end the worker drains its queues and `sapien.invariants.broken_invariants()` runs. The report gives
 each actor's requests, errors and p50/p99, the queue depth after the drain, and every invariant broken; the
@@ -127,7 +127,7 @@ async def reviewer(base: str, username: str, stop_at: float, stats: Stats) -> No
         await client.close()
 
 
-async def moderator(base: str, stop_at: float, stats: Stats, every: float = 5.0) -> None:
+async def moderator(base: str, stop_at: float, stats: Stats, every: float) -> None:
     client = await _client(base, "soakmod")
     try:
         url = f"{base}/manage/packs/{PACK_SLUG}/results"
@@ -162,7 +162,7 @@ async def _soak(base: str, seconds: float, labelers: int, readers: int) -> Stats
     stop_at = time.perf_counter() + seconds
     actors = [labeler(base, f"bench{n}", stop_at, stats) for n in range(labelers)]
     actors += [reviewer(base, f"soakreviewer{n}", stop_at, stats) for n in range(REVIEWERS)]
-    actors += [moderator(base, stop_at, stats)]
+    actors += [moderator(base, stop_at, stats, float(os.environ.get("SOAK_AGGREGATE_EVERY", "15")))]
     actors += [board_reader(base, f"bench{50 + n}", stop_at, stats) for n in range(readers)]
     await asyncio.gather(*actors)
     return stats

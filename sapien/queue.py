@@ -207,7 +207,8 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
         with contextlib.suppress(RedisError):
             self.connection.zrem(HEARTBEAT_KEY, self.worker_name)
 

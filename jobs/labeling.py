@@ -13,8 +13,8 @@ from jobs import app_context
 def expire_leases() -> int:
     """Expire leases past their time, give their slots back, and schedule the next sweep."""
     from sapien.database import utcnow
-    from sapien.labeling.service import LEASE_SWEEP_EVERY
-    from sapien.labeling.service import expire_leases as sweep
+    from sapien.labeling.leases import LEASE_SWEEP_EVERY
+    from sapien.labeling.leases import expire_leases as sweep
 
     with app_context():
         now = utcnow()
@@ -25,7 +25,7 @@ def expire_leases() -> int:
 
 def schedule_sweep(at) -> str:
     """Schedule a sweep at `at` unless that minute's sweep is already waiting or running; returns its id."""
-    from sapien.labeling.service import lease_sweep_job_id
+    from sapien.labeling.leases import lease_sweep_job_id
     from sapien.queue import schedule_once
 
     return schedule_once("jobs.labeling.expire_leases", at, job_id=lease_sweep_job_id(at))

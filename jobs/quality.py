@@ -12,7 +12,7 @@ def aggregate_pack(pack_id: int) -> dict:
     from sapien.database import utcnow
     from sapien.failpoints import failpoint
     from sapien.quality.aggregation_queue import finish_aggregation_request
-    from sapien.quality.service import aggregate_pack as aggregate
+    from sapien.quality.batch import aggregate_pack as aggregate
 
     with app_context():
         for _ in range(3):
@@ -28,7 +28,7 @@ def aggregate_pack(pack_id: int) -> dict:
 def decay_reputation() -> int:
     """Drift inactive members' reputation toward the mean (once per ISO week per member)."""
     from sapien.database import utcnow
-    from sapien.quality.service import decay_reputation as decay
+    from sapien.quality.reputation import decay_reputation as decay
 
     with app_context():
         return decay(utcnow())

@@ -81,14 +81,14 @@ class Setups:
 
     def expire_leases(self):
         from sapien.database import utcnow
-        from sapien.labeling import service
+        from sapien.labeling import leases
 
         with self.app.test_request_context():
             pack = make_pack(self.tmp_path, items=1, labels_per_item=3, max_labels_per_item=3)
             self.leased_item = items_of(pack.id)[0].id
             now = utcnow()
             for when in (now - timedelta(hours=2), now - timedelta(hours=1), now):
-                service.lease_item(make_user(), self.leased_item, when)
+                leases.lease_item(make_user(), self.leased_item, when)
         return ()
 
     def check_expire_leases(self):
@@ -111,7 +111,8 @@ class Setups:
 
     def check_rebuild_boards(self):
         from sapien.database import utcnow
-        from sapien.leaderboards.service import Board, member_of, read_key
+        from sapien.leaderboards.boards import Board, member_of
+        from sapien.leaderboards.reading import read_key
         from sapien.ledger.models import Balance
 
         key, _ = read_key(Board("xp", "all"), utcnow())

@@ -47,7 +47,7 @@ def test_redis_restarted_while_answers_are_submitted(app, make_app, private_redi
     from sapien.database import utcnow
     from sapien.extensions import db
     from sapien.labeling.models import Submission
-    from sapien.leaderboards.service import BUILT_MARKER
+    from sapien.leaderboards.boards import BUILT_MARKER
     from sapien.ledger.models import LedgerEntry
     from sapien.queue import worker_count
 

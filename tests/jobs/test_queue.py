@@ -134,7 +134,7 @@ def test_the_apps_jobs_carry_the_retry_policy_and_their_timeout(app_ctx, tmp_pat
     """The jobs the app itself queues (a button, the reconciler, a schedule) get RQ's Retry with the app's
     intervals and their kind's timeout."""
     from sapien.database import utcnow
-    from sapien.quality.service import enqueue_aggregation
+    from sapien.quality.batch import enqueue_aggregation
     from sapien.queue import DEFAULT_RETRY, JOB_TIMEOUTS, get_queue, reconcile_job_id, schedule_once
     from tests.quality.conftest import make_pack
 

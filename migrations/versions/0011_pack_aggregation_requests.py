@@ -1,8 +1,8 @@
 """task_packs.aggregation_requested_at: the database record of an aggregation still to run, which the
 reconciler reads (a job killed mid-run, or a queue lost with Redis, is queued again from it)
 
-Revision ID: 0009_jobs
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 09:00:00
 
 """
@@ -10,8 +10,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0009_jobs'
-down_revision = '0008'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -45,7 +45,6 @@ JOB_TIMEOUTS = {
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,
     "jobs.progression.sync_member_progress": 60,
-    "jobs.progression.sync_all_members": 600,
     "jobs.quality.aggregate_pack": 1200,
     "jobs.quality.decay_reputation": 600,
 }

@@ -131,22 +131,6 @@ class Setups:
         queued = get_queue().get_job_ids()
         assert all(queued.count(f"quality-aggregate-{pack_id}") == 1 for pack_id in self.requested), queued
 
-    def sync_all_members(self):
-        return ()
-
-    def check_sync_all_members(self):
-        from sapien.accounts.models import User
-        from sapien.queue import get_queue
-
-        queued = [job_id for job_id in get_queue().get_job_ids() if job_id.startswith("progression-sync-")]
-        assert sorted(queued) == sorted(f"progression-sync-{user_id}" for user_id in select_ids(User))
-
-
-def select_ids(model) -> list[int]:
-    from sapien.extensions import db
-
-    return list(db.session.scalars(select(model.id)))
-
 
 def test_every_kind_of_job_twice_at_once_has_one_effect(app, workers, redis_conn, tmp_path):
     from sapien.extensions import db

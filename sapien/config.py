@@ -63,6 +63,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # How long a member's rendered dashboard may be served from Redis (0 turns the cache off); any
         # event about the member makes it stale at once (see sapien/member_cache.py).
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),
+        # How often the worker's scheduler runs the reconciler (abandoned jobs, pending rows, lost boards).
+        "RECONCILE_EVERY_SECONDS": int(env.get("RECONCILE_EVERY_SECONDS", "60")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -5,6 +5,7 @@ CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker and the web server.
 PostgreSQL (if none answers on TEST_DATABASE_URL's port, a private throwaway cluster on that port, with
 Debian's postgresql package installed for its initdb if needed; the machine's own server and its
 pg_hba.conf are never touched), chromium and espeak-ng (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
+`soak`: the same services, then `bench.soak` (SOAK_SECONDS, 600 by default).
 Ctrl-C stops every process this script started, and nothing else.
 """
 
@@ -245,6 +246,15 @@ def bench(modules: list[str]) -> int:
     return subprocess.run([str(VENV_BIN / "python"), "-m", "bench", *modules], cwd=ROOT, env=env).returncode
 
 
+def soak() -> int:
+    env = dict(os.environ)
+    env.setdefault("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_bench")
+    env.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    ensure_redis(env["BENCH_REDIS_URL"])
+    env["BENCH_DATABASE_URL"] = ensure_postgres(env["BENCH_DATABASE_URL"])
+    return subprocess.run([str(VENV_BIN / "python"), "-m", "bench.soak"], cwd=ROOT, env=env).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,6 +264,7 @@ def main() -> int:
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     bench_parser = sub.add_parser("bench")
     bench_parser.add_argument("modules", nargs="*", help="rerun only these (e.g. bench.quality); the other rows are kept")
+    sub.add_parser("soak", help="labeling, reviews, aggregation and board reads together, then the invariants (SOAK_SECONDS)")
     args = parser.parse_args()
 
     def on_signal(signum, _frame):
@@ -265,6 +276,8 @@ def main() -> int:
             return run(args.port)
         if args.command == "test":
             return test([arg for arg in args.pytest_args if arg != "--"])
+        if args.command == "soak":
+            return soak()
         return bench(args.modules)
     except KeyboardInterrupt:
         say("stopping")

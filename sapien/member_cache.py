@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from sapien.extensions import db
 from sapien.i18n import request_i18n, zone_or_utc
 from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 from sapien.web import wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
@@ -36,11 +37,15 @@ EVENT_MEMBER_FIELDS = ("user_id", "author_id", "reviewer_id")
 
 
 def generation_key(user_id: int) -> str:
-    return f"sapien:member-generation:{user_id}"
+    return redis_key(f"member-generation:{user_id}")
 
 
 def user_row_key(user_id: int) -> str:
-    return f"sapien:member-user-row:{user_id}"
+    return redis_key(f"member-user-row:{user_id}")
+
+
+def value_key(user_id: int, name: str) -> str:
+    return redis_key(f"member:{user_id}:{name}")
 
 
 def bump_generations(user_ids: Iterable[int], user_rows: Iterable[int] = ()) -> None:
@@ -101,7 +106,7 @@ def read(user_id: int, name: str, *stamp_keys: str, generation: bool = True) -> 
     """(the member's current stamp, the value cached as `name` if it was made under that stamp). The stamp
     is the member's generation and the `stamp_keys` (only the keys, with `generation=False`)."""
     keys = [generation_key(user_id), *stamp_keys] if generation else list(stamp_keys)
-    *versions, value = redis_connection().mget([*keys, f"sapien:member:{user_id}:{name}"])
+    *versions, value = redis_connection().mget([*keys, value_key(user_id, name)])
     stamp = b".".join(version or b"0" for version in versions) + b"|"
     if value is not None and value.startswith(stamp):
         return stamp, value[len(stamp):]
@@ -110,7 +115,7 @@ def read(user_id: int, name: str, *stamp_keys: str, generation: bool = True) -> 
 
 def write(user_id: int, name: str, stamp: bytes, value: bytes, seconds: int) -> None:
     """Keep `value` under the stamp read *before* the data behind it was read."""
-    redis_connection().set(f"sapien:member:{user_id}:{name}", stamp + value, ex=seconds)
+    redis_connection().set(value_key(user_id, name), stamp + value, ex=seconds)
 
 
 def member_page(name: str, render: Callable[[], Response], *, now: datetime, stamp_keys: Iterable[str] = ()) -> Response:

@@ -488,13 +488,13 @@ class GuildCard:
 def _guild_totals(ids: list[int]) -> dict[int, int]:
     from redis import RedisError
 
-    from sapien.leaderboards.service import PREFIX, member_of
+    from sapien.leaderboards.service import member_of, prefix
     from sapien.queue import redis_connection
 
     if not ids:
         return {}
     try:
-        scores = redis_connection().zmscore(f"{PREFIX}:guilds:all", [member_of(gid) for gid in ids])
+        scores = redis_connection().zmscore(f"{prefix()}:guilds:all", [member_of(gid) for gid in ids])
     except RedisError:
         return {}
     return {gid: int(score or 0) for gid, score in zip(ids, scores, strict=True)}

@@ -23,7 +23,7 @@ def dashboard():
     from sapien.database import utcnow
     from sapien.member_cache import member_page
     from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
+    from sapien.progression.service import dashboard_progress, quest_version_key
 
     now = utcnow()
     return member_page(
@@ -36,5 +36,5 @@ def dashboard():
             claim_form=EmptyForm(formdata=None),
         ),
         now=now,
-        stamp_keys=[QUEST_VERSION_KEY],
+        stamp_keys=[quest_version_key()],
     )

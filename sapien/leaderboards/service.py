@@ -48,10 +48,10 @@ from sapien.extensions import db
 from sapien.leaderboards.models import BoardFreeze
 from sapien.ledger.models import LedgerEntry
 from sapien.queue import PendingWork, enqueue_once, pending_work_source, redis_connection
+from sapien.redis_keys import redis_key
 
 log = logging.getLogger(__name__)
 
-PREFIX = "lb"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 TIME_SLOTS = 2**26  # minutes: ~127 years from EPOCH
 MEMBER_BASE = 10**10
@@ -61,13 +61,39 @@ METRICS = ("xp", "accuracy", "guilds")
 PAGE_SIZE = 100
 AROUND_RADIUS = 5
 LABELING_KIND = "labeling:"
-BUILT_MARKER = f"{PREFIX}:built_at"
-TASK_TYPES_KEY = f"{PREFIX}:task_types"
-GOLD_CORRECT_KEY = f"{PREFIX}:gold:correct"
-GOLD_TOTAL_KEY = f"{PREFIX}:gold:total"
-REBUILDING_KEY = f"{PREFIX}:rebuilding"
-PENDING_KEY = f"{PREFIX}:pending"
 PERIOD_GRACE = {"week": timedelta(days=35), "month": timedelta(days=100), "season": timedelta(days=400)}
+
+
+# --- keys: all under the deployment's prefix (sapien/redis_keys.py) ---------------------------------
+
+def prefix() -> str:
+    """Every board key starts with this: the deployment's Redis key prefix, then `lb`."""
+    return redis_key("lb")
+
+
+def built_marker() -> str:
+    return f"{prefix()}:built_at"
+
+
+def task_types_key() -> str:
+    return f"{prefix()}:task_types"
+
+
+def gold_correct_key() -> str:
+    return f"{prefix()}:gold:correct"
+
+
+def gold_total_key() -> str:
+    return f"{prefix()}:gold:total"
+
+
+def rebuilding_key() -> str:
+    return f"{prefix()}:rebuilding"
+
+
+def pending_key() -> str:
+    return f"{prefix()}:pending"
+
 
 PERIOD_LABELS = {"all": _l("All time"), "week": _l("This week"), "month": _l("This month"), "season": _l("This season")}
 METRIC_LABELS = {"xp": _l("XP"), "accuracy": _l("Gold accuracy"), "guilds": _l("Guilds")}
@@ -181,7 +207,7 @@ class Board:
         return f"xp:all:{pkey}"
 
     def key(self, now: datetime) -> str:
-        return f"{PREFIX}:{self.name(now)}"
+        return f"{prefix()}:{self.name(now)}"
 
     @property
     def freezable(self) -> bool:
@@ -271,7 +297,7 @@ def _queue_if_rebuilding(connection: Redis, pipe, op: dict) -> None:
     cache = current_app.extensions.setdefault("sapien_lb_queue_script", {})
     if id(connection) not in cache:
         cache[id(connection)] = connection.register_script(_QUEUE_IF_REBUILDING)
-    cache[id(connection)](keys=[REBUILDING_KEY, PENDING_KEY], args=[json.dumps(op)], client=pipe)
+    cache[id(connection)](keys=[rebuilding_key(), pending_key()], args=[json.dumps(op)], client=pipe)
 
 
 def _scripts(connection: Redis):
@@ -331,13 +357,13 @@ def record_xp(user_id: int, amount: int, kind: str, now: datetime, entry_id: int
         pkey = period_key(period, now)
         period_keys = []
         if not hidden:
-            period_keys.append(f"{PREFIX}:xp:all:{pkey}")
+            period_keys.append(f"{prefix()}:xp:all:{pkey}")
             if task_type:
-                period_keys.append(f"{PREFIX}:xp:t:{task_type}:{pkey}")
+                period_keys.append(f"{prefix()}:xp:t:{task_type}:{pkey}")
             if guild_id is not None:
-                period_keys.append(f"{PREFIX}:xp:g:{guild_id}:{pkey}")
+                period_keys.append(f"{prefix()}:xp:g:{guild_id}:{pkey}")
         if guild_id is not None:
-            guild_keys.append(f"{PREFIX}:guilds:{pkey}")
+            guild_keys.append(f"{prefix()}:guilds:{pkey}")
         member_keys += period_keys
         expires = _expiry(period, now)
         if expires:
@@ -351,7 +377,7 @@ def record_xp(user_id: int, amount: int, kind: str, now: datetime, entry_id: int
     if guild_keys:
         total_update(keys=guild_keys, args=[member_of(guild_id), amount], client=pipe)
     if task_type:
-        pipe.sadd(TASK_TYPES_KEY, task_type)
+        pipe.sadd(task_types_key(), task_type)
     for key, expires in expiring:
         pipe.expireat(key, expires)
     pipe.execute()
@@ -361,7 +387,7 @@ def record_gold(user_id: int, correct: bool) -> None:
     hidden, _ = _member_facts(user_id)
     _, _, gold_update = _scripts(_redis())
     gold_update(
-        keys=[GOLD_CORRECT_KEY, GOLD_TOTAL_KEY, f"{PREFIX}:accuracy:all"],
+        keys=[gold_correct_key(), gold_total_key(), f"{prefix()}:accuracy:all"],
         args=[member_of(user_id), 1 if correct else 0, min_gold(), "0" if hidden else "1", VOLUME_SLOTS],
     )
 
@@ -442,14 +468,14 @@ def _move_member_to_guild(user_id: int, guild_id: int, now: datetime, direction:
     member = member_of(user_id)
     for period in PERIODS:
         pkey = period_key(period, now)
-        board_key = f"{PREFIX}:xp:g:{guild_id}:{pkey}"
+        board_key = f"{prefix()}:xp:g:{guild_id}:{pkey}"
         xp, latest = totals.get(pkey, (0, None))
         if direction > 0 and xp > 0 and not hidden:
             pipe.zadd(board_key, {member: encode_xp(xp, minute_of(latest))})
         elif direction < 0:
             pipe.zrem(board_key, member)
         if xp:
-            total_update(keys=[f"{PREFIX}:guilds:{pkey}"], args=[member_of(guild_id), direction * xp], client=pipe)
+            total_update(keys=[f"{prefix()}:guilds:{pkey}"], args=[member_of(guild_id), direction * xp], client=pipe)
     pipe.execute()
 
 
@@ -460,7 +486,7 @@ def resync_member(user_id: int, now: datetime) -> None:
     totals = _member_totals(user_id, windows)
     connection = _redis()
     member = member_of(user_id)
-    scopes = {"all"} | {f"t:{t.decode()}" for t in connection.smembers(TASK_TYPES_KEY)} | set(totals)
+    scopes = {"all"} | {f"t:{t.decode()}" for t in connection.smembers(task_types_key())} | set(totals)
     current = {period_key(period, now) for period in PERIODS}
     pipe = connection.pipeline(transaction=True)
     _queue_if_rebuilding(connection, pipe, {"op": "member", "user_id": user_id})
@@ -469,7 +495,7 @@ def resync_member(user_id: int, now: datetime) -> None:
         targets += [(f"g:{guild_id}", "all", pkey) for pkey in current]
     expiries = {pkey: _key_expiry(pkey, end) for pkey, _start, end in windows}
     for scope, source_scope, pkey in targets:
-        key = f"{PREFIX}:xp:{scope}:{pkey}"
+        key = f"{prefix()}:xp:{scope}:{pkey}"
         xp, latest = totals.get(source_scope, {}).get(pkey, (0, None))
         if hidden or xp <= 0:
             pipe.zrem(key, member)
@@ -477,8 +503,8 @@ def resync_member(user_id: int, now: datetime) -> None:
             pipe.zadd(key, {member: encode_xp(xp, minute_of(latest))})
             if expiries.get(pkey):
                 pipe.expireat(key, expiries[pkey])
-    accuracy_key = f"{PREFIX}:accuracy:all"
-    correct, total = connection.hget(GOLD_CORRECT_KEY, member), connection.hget(GOLD_TOTAL_KEY, member)
+    accuracy_key = f"{prefix()}:accuracy:all"
+    correct, total = connection.hget(gold_correct_key(), member), connection.hget(gold_total_key(), member)
     if hidden or not total or int(total) < min_gold():
         pipe.zrem(accuracy_key, member)
     else:
@@ -500,10 +526,10 @@ def read_key(board: Board, now: datetime, connection: Redis | None = None) -> tu
     connection = connection or _redis()
     name = board.name(now)
     if board.freezable:
-        frozen = connection.get(f"{PREFIX}:frozen_at:{name}")
+        frozen = connection.get(f"{prefix()}:frozen_at:{name}")
         if frozen:
-            return f"{PREFIX}:frozen:{name}", datetime.fromisoformat(frozen.decode())
-    return f"{PREFIX}:{name}", None
+            return f"{prefix()}:frozen:{name}", datetime.fromisoformat(frozen.decode())
+    return f"{prefix()}:{name}", None
 
 
 def top_entries(key: str, offset: int = 0, limit: int = PAGE_SIZE, connection: Redis | None = None) -> list[Entry]:
@@ -594,8 +620,11 @@ def board_page(board: Board, viewer_id: int | None, now: datetime, page: int = 1
     pipe = connection.pipeline(transaction=False)
     pipe.zcard(key)
     pipe.zrevrank(key, member_of(viewer_subject)) if viewer_subject is not None else pipe.echo("")
-    pipe.smembers(TASK_TYPES_KEY)
-    size, my_rank, task_types = pipe.execute()
+    pipe.smembers(task_types_key())
+    pipe.exists(built_marker())
+    size, my_rank, task_types, built = pipe.execute()
+    if not built and rebuild_if_lost(now):
+        return board_page(board, viewer_id, now, page)
     my_rank = my_rank + 1 if isinstance(my_rank, int) else None
     pages = max(1, -(-size // PAGE_SIZE))
     page = min(max(1, page), pages)
@@ -645,7 +674,9 @@ def member_ranks(user_id: int, now: datetime) -> list[MyRank]:
 
     connection = _redis()
     guild_id = guild_id_of(user_id)
-    task_types = sorted(t.decode() for t in connection.smembers(TASK_TYPES_KEY))
+    if not connection.exists(built_marker()):
+        rebuild_if_lost(now)
+    task_types = sorted(t.decode() for t in connection.smembers(task_types_key()))
     boards = [Board("xp", p) for p in PERIODS]
     boards += [Board("xp", p, task_type=t) for t in task_types for p in PERIODS]
     if guild_id is not None:
@@ -655,10 +686,10 @@ def member_ranks(user_id: int, now: datetime) -> list[MyRank]:
     names = [board.name(now) for board in boards]
     pipe = connection.pipeline(transaction=False)
     for name in names:
-        pipe.exists(f"{PREFIX}:frozen_at:{name}")
+        pipe.exists(f"{prefix()}:frozen_at:{name}")
     frozen = pipe.execute()
     keys = [
-        f"{PREFIX}:frozen:{name}" if is_frozen and board.freezable else f"{PREFIX}:{name}"
+        f"{prefix()}:frozen:{name}" if is_frozen and board.freezable else f"{prefix()}:{name}"
         for board, name, is_frozen in zip(boards, names, frozen, strict=True)
     ]
     pipe = connection.pipeline(transaction=False)
@@ -691,8 +722,8 @@ def gold_counts(user_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     members = [member_of(uid) for uid in user_ids]
     connection = _redis()
     pipe = connection.pipeline(transaction=False)
-    pipe.hmget(GOLD_CORRECT_KEY, members)
-    pipe.hmget(GOLD_TOTAL_KEY, members)
+    pipe.hmget(gold_correct_key(), members)
+    pipe.hmget(gold_total_key(), members)
     correct, total = pipe.execute()
     return {uid: (int(c or 0), int(t)) for uid, c, t in zip(user_ids, correct, total, strict=True) if t}
 
@@ -728,23 +759,23 @@ def unfreeze_board(board: Board, actor_id: int, now: datetime) -> None:
         from sapien.moderation.service import record
 
         record(actor_id, "leaderboard.unfreeze", f"board:{name}", "", now)
-    _redis().delete(f"{PREFIX}:frozen:{name}", f"{PREFIX}:frozen_at:{name}")
+    _redis().delete(f"{prefix()}:frozen:{name}", f"{prefix()}:frozen_at:{name}")
 
 
 def _write_frozen_copy(connection: Redis, name: str, frozen_at: datetime, copy_live: bool) -> None:
     token = uuid.uuid4().hex
-    temp = f"{PREFIX}:tmp:{token}:frozen"
+    temp = f"{prefix()}:tmp:{token}:frozen"
     if copy_live:
-        connection.zunionstore(temp, [f"{PREFIX}:{name}"])
+        connection.zunionstore(temp, [f"{prefix()}:{name}"])
     else:
         scores = _frozen_scores(name, frozen_at)
         _zadd_chunks(connection, temp, scores)
     pipe = connection.pipeline(transaction=True)
     if connection.exists(temp):
-        pipe.rename(temp, f"{PREFIX}:frozen:{name}")
+        pipe.rename(temp, f"{prefix()}:frozen:{name}")
     else:
-        pipe.delete(f"{PREFIX}:frozen:{name}")
-    pipe.set(f"{PREFIX}:frozen_at:{name}", as_utc(frozen_at).isoformat())
+        pipe.delete(f"{prefix()}:frozen:{name}")
+    pipe.set(f"{prefix()}:frozen_at:{name}", as_utc(frozen_at).isoformat())
     pipe.execute()
 
 
@@ -862,8 +893,11 @@ def _accuracy_source():
     return gold_accuracy_by_member
 
 
-def rebuild_all(now: datetime) -> RebuildReport:
+def rebuild_all(now: datetime, *, if_lost: bool = False) -> RebuildReport | None:
     """Rebuild every board from the ledger into temporary keys, then swap them in atomically.
+
+    `if_lost`: a reader found the boards gone (see `rebuild_if_lost`). It rebuilds only if no other
+    process holds the rebuild lock and the boards are still missing; otherwise it returns None at once.
 
     Safe to run twice (and concurrently: a Redis lock serialises runs). Past periods are rebuilt while
     their keys are kept (see `board_windows`). Frozen boards are rebuilt from the entries up to their freeze.
@@ -876,13 +910,18 @@ def rebuild_all(now: datetime) -> RebuildReport:
         raise RuntimeError("rebuild_all runs outside a unit of work")
     connection = _redis()
     report = RebuildReport()
-    with connection.lock(f"{PREFIX}:rebuild-lock", timeout=900, blocking_timeout=900):
+    lock = connection.lock(f"{prefix()}:rebuild-lock", timeout=900, blocking_timeout=900)
+    if not lock.acquire(blocking=not if_lost):
+        return None
+    try:
+        if if_lost and connection.exists(built_marker()):
+            return None
         gold = _accuracy_source()
         gold_rows = gold(1) if gold is not None else None
         freezes = [(freeze.board, as_utc(freeze.frozen_at)) for freeze in frozen_boards()]
         session.commit()  # end this session's read transaction (SQLite would otherwise block the snapshot)
-        connection.delete(PENDING_KEY)
-        connection.set(REBUILDING_KEY, "1", ex=900)
+        connection.delete(pending_key())
+        connection.set(rebuilding_key(), "1", ex=900)
         engine_connection = db.engine.connect()
         if db.engine.dialect.name == "postgresql":
             engine_connection = engine_connection.execution_options(isolation_level="REPEATABLE READ")
@@ -896,14 +935,23 @@ def rebuild_all(now: datetime) -> RebuildReport:
             _write_frozen_copy(connection, name, frozen_at, copy_live=False)
         report.frozen = len(freezes)
         frozen_names = {name for name, _ in freezes}
-        for raw in connection.scan_iter(match=f"{PREFIX}:frozen_at:*", count=1000):
-            name = raw.decode()[len(f"{PREFIX}:frozen_at:") :]
+        for raw in connection.scan_iter(match=f"{prefix()}:frozen_at:*", count=1000):
+            name = raw.decode()[len(f"{prefix()}:frozen_at:") :]
             if name not in frozen_names:
-                connection.delete(raw, f"{PREFIX}:frozen:{name}")
+                connection.delete(raw, f"{prefix()}:frozen:{name}")
+    finally:
+        lock.release()
     if gold is None:
         report.notes.append("accuracy board skipped: sapien.quality.service is not installed")
         log.info("leaderboards rebuild: accuracy board skipped (sapien.quality.service not present)")
     return report
+
+
+def rebuild_if_lost(now: datetime) -> bool:
+    """Boards lost with Redis (a flush, a restart without persistence) rebuild on the first read that
+    misses them, in that reader's request; readers meanwhile see what there is instead of waiting on the
+    lock. True when this call rebuilt them."""
+    return rebuild_all(now, if_lost=True) is not None
 
 
 def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows, report: RebuildReport) -> tuple[list[dict], set[int]]:
@@ -949,41 +997,41 @@ def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows
         report.accuracy = True
     for name, board_scores in scores.items():
         if board_scores:
-            _zadd_chunks(connection, f"{PREFIX}:tmp:{token}:{name}", board_scores)
+            _zadd_chunks(connection, f"{prefix()}:tmp:{token}:{name}", board_scores)
             report.entries += len(board_scores)
     # Stale boards of the kept periods (a guild that emptied, a member who hid) must go too.
     stale = set()
-    for pattern in (f"{PREFIX}:xp:*", f"{PREFIX}:guilds:*") + ((f"{PREFIX}:accuracy:*",) if gold_rows is not None else ()):
+    for pattern in (f"{prefix()}:xp:*", f"{prefix()}:guilds:*") + ((f"{prefix()}:accuracy:*",) if gold_rows is not None else ()):
         for raw in connection.scan_iter(match=pattern, count=1000):
-            name = raw.decode()[len(PREFIX) + 1 :]
+            name = raw.decode()[len(prefix()) + 1 :]
             if name.rsplit(":", 1)[-1] in pkeys and name not in scores:
                 stale.add(name)
     expiries = {pkey: _key_expiry(pkey, end) for pkey, _start, end in windows}
     pipe = connection.pipeline(transaction=True)
     for name, board_scores in scores.items():
-        live = f"{PREFIX}:{name}"
+        live = f"{prefix()}:{name}"
         if board_scores:
-            pipe.rename(f"{PREFIX}:tmp:{token}:{name}", live)
+            pipe.rename(f"{prefix()}:tmp:{token}:{name}", live)
             expires = expiries.get(name.rsplit(":", 1)[-1])
             if expires:
                 pipe.expireat(live, expires)
         else:
             pipe.delete(live)
     for name in stale:
-        pipe.delete(f"{PREFIX}:{name}")
-    pipe.delete(TASK_TYPES_KEY)
+        pipe.delete(f"{prefix()}:{name}")
+    pipe.delete(task_types_key())
     if task_types:
-        pipe.sadd(TASK_TYPES_KEY, *sorted(task_types))
+        pipe.sadd(task_types_key(), *sorted(task_types))
     if gold_rows is not None:
-        pipe.delete(GOLD_CORRECT_KEY, GOLD_TOTAL_KEY)
+        pipe.delete(gold_correct_key(), gold_total_key())
         if gold_total:
-            pipe.hset(GOLD_CORRECT_KEY, mapping=gold_correct)
-            pipe.hset(GOLD_TOTAL_KEY, mapping=gold_total)
-    pipe.set(BUILT_MARKER, as_utc(now).isoformat())
+            pipe.hset(gold_correct_key(), mapping=gold_correct)
+            pipe.hset(gold_total_key(), mapping=gold_total)
+    pipe.set(built_marker(), as_utc(now).isoformat())
     # In the same MULTI: stop queueing live updates and take the queue.
-    pipe.delete(REBUILDING_KEY)
-    pipe.lrange(PENDING_KEY, 0, -1)
-    pipe.delete(PENDING_KEY)
+    pipe.delete(rebuilding_key())
+    pipe.lrange(pending_key(), 0, -1)
+    pipe.delete(pending_key())
     results = pipe.execute()
     report.boards = sum(1 for board_scores in scores.values() if board_scores)
     pending = [json.loads(raw) for raw in results[-2]]
@@ -1034,7 +1082,7 @@ def resync_guild(guild_id: int, now: datetime) -> None:
     pipe = _redis().pipeline(transaction=True)
     for index, period in enumerate(PERIODS):
         pkey = period_key(period, now)
-        board_key = f"{PREFIX}:xp:g:{guild_id}:{pkey}"
+        board_key = f"{prefix()}:xp:g:{guild_id}:{pkey}"
         pipe.delete(board_key)
         total = 0
         for row in rows:
@@ -1045,9 +1093,9 @@ def resync_guild(guild_id: int, now: datetime) -> None:
             if row[0] not in hidden and xp > 0:
                 pipe.zadd(board_key, {member_of(row[0]): encode_xp(int(xp), minute_of(latest))})
         if total > 0:
-            pipe.zadd(f"{PREFIX}:guilds:{pkey}", {member_of(guild_id): total})
+            pipe.zadd(f"{prefix()}:guilds:{pkey}", {member_of(guild_id): total})
         else:
-            pipe.zrem(f"{PREFIX}:guilds:{pkey}", member_of(guild_id))
+            pipe.zrem(f"{prefix()}:guilds:{pkey}", member_of(guild_id))
     pipe.execute()
 
 
@@ -1060,7 +1108,7 @@ def enqueue_rebuild(now: datetime):
 def _boards_missing() -> list[PendingWork]:
     """After a Redis flush the boards are gone: the reconciler queues a rebuild."""
     try:
-        missing = not _redis().exists(BUILT_MARKER)
+        missing = not _redis().exists(built_marker())
     except RedisError:
         return []
     return [PendingWork("jobs.leaderboards.rebuild_boards", (), "leaderboards-rebuild-reconcile")] if missing else []

@@ -603,7 +603,12 @@ class QuestRule:
 
 # Quests change rarely but every accepted submission reads them. Each process keeps the active ones in
 # memory; a version in Redis, changed after every quest write commits, tells all processes to reload.
-QUEST_VERSION_KEY = "sapien:quests:version"
+def quest_version_key() -> str:
+    from sapien.redis_keys import redis_key
+
+    return redis_key("quests:version")
+
+
 _quest_rules_cache: tuple[bytes, list[QuestRule]] | None = None
 
 
@@ -612,7 +617,7 @@ def _announce_quests_changed() -> None:
 
     def bump() -> None:
         try:
-            redis_connection().set(QUEST_VERSION_KEY, uuid4().hex)
+            redis_connection().set(quest_version_key(), uuid4().hex)
         except RedisError:
             log.warning("quest cache version not bumped (Redis unavailable); listeners read quests from the database")
 
@@ -634,10 +639,10 @@ def _quest_rules() -> list[QuestRule]:
 
     try:
         connection = redis_connection()
-        version = connection.get(QUEST_VERSION_KEY)
+        version = connection.get(quest_version_key())
         if version is None:  # first use, or Redis was flushed: start a version (another process may win)
-            connection.set(QUEST_VERSION_KEY, uuid4().hex, nx=True)
-            version = connection.get(QUEST_VERSION_KEY)
+            connection.set(quest_version_key(), uuid4().hex, nx=True)
+            version = connection.get(quest_version_key())
     except RedisError:
         return _load_quest_rules()
     cached = _quest_rules_cache

@@ -72,7 +72,9 @@ def run() -> list[Figure]:
     from sapien import create_app
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.leaderboards.service import Board, board_page, member_of, read_key, rebuild_all
+    from sapien.leaderboards.boards import Board, member_of
+    from sapien.leaderboards.reading import board_page, read_key
+    from sapien.leaderboards.rebuild import rebuild_all
 
     entries = int(os.environ.get("BENCH_LEADERBOARD_ENTRIES", "10000000"))
     members = max(1, entries // 10)

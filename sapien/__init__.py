@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, request, url_for
+from flask import Flask, flash, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from sapien.config import load_config
 from sapien.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+# The app's parts (areas, blueprints, listeners) are imported inside the functions below, on purpose:
+# this package's __init__ runs before any `sapien.*` module loads, so importing them up here would load
+# every area for any `import sapien.x` (a job, a CLI helper) and import them into a half-made package.
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -40,12 +44,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_template_context(app)
 
+    from sapien import listeners
     from sapien.cli import register_cli
     from sapien.database import configure_sqlite
-    from sapien.events import connect_listeners
 
     register_cli(app)
-    connect_listeners()
+    listeners.connect()
     with app.app_context():
         configure_sqlite(db.engine)
     return app
@@ -62,8 +66,6 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def _unauthorized():
-        from flask import flash
-
         flash(str(login_manager.login_message), "info")
         return redirect_to(url_for("accounts.login", next=request.full_path.rstrip("?")))
 

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-
-def needs_schema(command):
-    """For commands that read or write tables: on a database nobody has upgraded yet, say what to run
-    instead of failing with a "no such table" traceback. (Goes under the click decorators.)"""
-
-    @functools.wraps(command)
-    def checked(*args, **kwargs):
-        from sqlalchemy import inspect
-
-        from sapien.extensions import db
-
-        if not inspect(db.engine).has_table("alembic_version"):
-            raise click.ClickException("the database has no schema yet: run `flask --app app db upgrade` first")
-        return command(*args, **kwargs)
-
-    return checked
+from sapien.database import needs_schema, utcnow
+from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from sapien.labeling.cli import labeling_cli
+from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
+from sapien.progression.summary import enqueue_member_syncs
+from sapien.quality.cli import quality_cli
+from sapien.queue import reconcile
 
 demo_cli = AppGroup("demo", help="Demo data.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
@@ -35,7 +24,6 @@ progression_cli = AppGroup("progression", help="Levels, streaks, quests and badg
 @needs_schema
 def progression_sync() -> None:
     """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
-    from sapien.progression.service import enqueue_member_syncs
 
     click.echo(f"{enqueue_member_syncs()} member sync job(s) enqueued.")
 
@@ -48,8 +36,6 @@ leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted set
 @needs_schema
 def leaderboards_rebuild(use_queue: bool) -> None:
     """Rebuild every current board, the accuracy board and frozen boards from the database."""
-    from sapien.database import utcnow
-    from sapien.leaderboards.service import enqueue_rebuild, rebuild_all
 
     if use_queue:
         job = enqueue_rebuild(utcnow())
@@ -66,8 +52,6 @@ def leaderboards_rebuild(use_queue: bool) -> None:
 @needs_schema
 def demo_seed(members: int) -> None:
     """Create a believable community (idempotent: does nothing if the demo data is there)."""
-    from sapien.database import utcnow
-    from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 
     created = seed_demo(members=members, now=utcnow())
     click.echo("Demo data created." if created else "Demo data already present.")
@@ -80,7 +64,6 @@ def demo_seed(members: int) -> None:
 @needs_schema
 def jobs_reconcile() -> None:
     """Re-enqueue every piece of pending work recorded in the database."""
-    from sapien.queue import reconcile
 
     for source, count in reconcile().items():
         click.echo(f"{source}: {count}")
@@ -89,7 +72,7 @@ def jobs_reconcile() -> None:
 @chain_cli.command("status")
 def chain_status_command() -> None:
     """Print the chain id and latest block of CHAIN_RPC_URL."""
-    from sapien.chain.client import chain_status
+    from sapien.chain.client import chain_status  # web3 loads slowly: only this command pays for it
 
     status = chain_status()
     if not status.ok:
@@ -98,8 +81,5 @@ def chain_status_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from sapien.labeling.cli import labeling_cli
-    from sapien.quality.cli import quality_cli
-
     for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

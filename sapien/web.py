@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from sapien.extensions import htmx
+from sapien.extensions import htmx, login_manager
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -100,8 +100,6 @@ def role_required(role: str):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
-                from sapien.extensions import login_manager
-
                 return login_manager.unauthorized()
             if not current_user.has_role(role):
                 abort(403)

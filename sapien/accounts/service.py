@@ -13,7 +13,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from sapien import events
+from sapien import events, member_cache
 from sapien.accounts.models import ROLES, User
 from sapien.database import after_commit, unit_of_work, utcnow
 from sapien.errors import DomainError
@@ -126,7 +126,6 @@ def _session_user(user_id: int) -> User | None:
     Any change to the row bumps its own counter after commit (see `_user_changed`), so a ban or a
     revoked session is seen by the very next request; other changes (a POST, a ledger posting) leave it.
     """
-    from sapien import member_cache
 
     present = db.session.identity_map.get(identity_key(User, user_id))
     if present is not None:
@@ -147,8 +146,6 @@ def _session_user(user_id: int) -> User | None:
 @event.listens_for(User, "after_update")
 @event.listens_for(User, "after_delete")
 def _user_changed(_mapper, _connection, user: User) -> None:
-    from sapien import member_cache
-
     member_cache.touch_member(user.id, user_row=True)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
 
 from sapien.errors import DomainError
 
@@ -139,8 +140,6 @@ def inspect(name: str, data: bytes, expected_kind: str) -> MediaInfo:
 
 
 def _image_size(name: str, data: bytes) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size

@@ -12,7 +12,7 @@ from flask_migrate import upgrade
 from redis import Redis
 
 from sapien.extensions import db
-from sapien.leaderboards import service as boards
+from sapien.leaderboards import boards, reading, rebuild
 from sapien.ledger import service as ledger
 from sapien.redis_keys import default_key_prefix
 from tests.conftest import Member
@@ -37,7 +37,7 @@ def test_boards_lost_with_redis_are_rebuilt_by_the_next_reader(app, make_member,
     ana, ben, cyd = make_member("ana"), make_member("ben"), make_member("cyd")
     earn(app, ana.id, 30, "a"), earn(app, ben.id, 70, "b"), earn(app, cyd.id, 50, "c")
     with app.app_context():
-        boards.rebuild_all(datetime.now(UTC))
+        rebuild.rebuild_all(datetime.now(UTC))
     assert board_names(ana)[:3] == ["ben", "cyd", "ana"]
 
     redis_conn.flushdb()  # Redis restarted without persistence, or someone flushed it
@@ -59,7 +59,7 @@ def test_boards_lost_with_redis_are_rebuilt_by_the_next_reader(app, make_member,
 
 def _ranks(app, user_id: int):
     with app.test_request_context():
-        return boards.member_ranks(user_id, datetime.now(UTC))
+        return reading.member_ranks(user_id, datetime.now(UTC))
 
 
 def test_two_deployments_on_one_redis_keep_their_boards_apart(app, make_app, make_member, redis_conn, tmp_path):
@@ -72,9 +72,9 @@ def test_two_deployments_on_one_redis_keep_their_boards_apart(app, make_app, mak
     earn(app, ana.id, 40, "here")
     earn(other, zoe.id, 90, "there")
     with app.app_context():
-        boards.rebuild_all(datetime.now(UTC))
+        rebuild.rebuild_all(datetime.now(UTC))
     with other.app_context():
-        boards.rebuild_all(datetime.now(UTC))
+        rebuild.rebuild_all(datetime.now(UTC))
     assert board_names(ana) == ["ana"]
     assert board_names(zoe) == ["zoe"]
     zoe.client.get("/dashboard")  # the member cache and the rate limiter write too

@@ -113,9 +113,9 @@ class World:
 
 def build_world(app, make_member, tmp_path) -> tuple[World, dict]:
     """Members of every role and a row of every kind their pages link to; returns (world, {role: member})."""
-    from sapien.guilds import service as guilds
+    from sapien.guilds import founding, membership
     from sapien.ledger import service as ledger
-    from sapien.progression import service as progression
+    from sapien.progression import quests
     from tests.labeling.conftest import make_pack
 
     members = {role: make_member(role=role) for role in ("member", "reviewer", "guild_leader", "moderator", "admin")}
@@ -123,14 +123,14 @@ def build_world(app, make_member, tmp_path) -> tuple[World, dict]:
     with app.test_request_context():
         pack = make_pack(tmp_path, items=4, gold=2, gold_rate_percent=50, review_rate_percent=100).slug
         ledger.credit(members["guild_leader"].id, "xp", 2000, kind="test", key="walk:leader-xp", now=NOW)
-        guild = guilds.create_guild(members["guild_leader"].id, guilds.GuildDraft(name="Walkers", join_policy="application"), NOW)
+        guild = founding.create_guild(members["guild_leader"].id, founding.GuildDraft(name="Walkers", join_policy="application"), NOW)
         guild_slug, guild_id = guild.slug, guild.id
-        progression.create_quest(
-            progression.QuestDefinition(title="Label ten texts", period="daily", objective="label_items", target=10,
+        quests.create_quest(
+            quests.QuestDefinition(title="Label ten texts", period="daily", objective="label_items", target=10,
                                         starts_at=NOW.replace(year=2025), ends_at=None, reward_points=50, reward_xp=20),
             actor_id=members["moderator"].id, now=NOW,
         )
-        guilds.apply(ana.id, guild_id, "Let me in", NOW)
+        membership.apply(ana.id, guild_id, "Let me in", NOW)
     # Ana answers through the site, so submissions, reviews, notifications and badges exist.
     for _ in range(3):
         start = ana.post(f"/packs/{pack}/work/start")

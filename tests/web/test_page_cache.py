@@ -64,7 +64,7 @@ def test_flash_messages_are_never_lost_to_a_cached_page(make_member):
 
 def test_a_members_post_and_a_new_quest_make_the_page_stale(app, make_member, redis_conn):
     from sapien.member_cache import generation_key
-    from sapien.progression.service import quest_version_key
+    from sapien.progression.quests import quest_version_key
 
     ana = make_member("ana")
     with app.app_context():

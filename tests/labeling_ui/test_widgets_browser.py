@@ -78,6 +78,8 @@ def test_image_classification_by_click_submit_button_and_digit_keys(app, page, m
     page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     image = page.locator("#answer-form .picture__img")
     expect(image).to_be_visible()
+    # The item arrives after the page's load event (the Start form's htmx request): wait for its image.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     assert page.evaluate("img => img.naturalWidth", image.element_handle()) == 112
     page.get_by_role("radio", name="4").check()
     submitted(page, lambda: page.get_by_role("button", name="Submit answer").click())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, flash, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sapien.config import load_config
 from sapien.extensions import csrf, db, htmx, limiter, login_manager, migrate
@@ -21,6 +22,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{app.config['REDIS_KEY_PREFIX']}:limits")
     # Rate-limit headers cost two extra Redis round trips per request; the 429 page says enough.
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        # Behind a TLS proxy the client's address and scheme come from its X-Forwarded-* headers; with no
+        # proxy configured those headers are anyone's to forge, so they are ignored.
+        hops = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True)

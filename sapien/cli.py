@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask demo seed`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
+"""Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from sapien.accounts.models import ROLES
+from sapien.accounts.service import get_by_username
 from sapien.database import needs_schema, utcnow
 from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from sapien.labeling.cli import labeling_cli
 from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
+from sapien.moderation.users import UserAdminError, ban, change_role, unban
 from sapien.progression.summary import enqueue_member_syncs
 from sapien.quality.cli import quality_cli
 from sapien.queue import reconcile
@@ -47,6 +50,54 @@ def leaderboards_rebuild(use_queue: bool) -> None:
         click.echo(f"note: {note}")
 
 
+users_cli = AppGroup("users", help="Member accounts: ban, unban, change a role (written to the audit log).")
+
+
+def _user_id(username: str) -> int:
+    user = get_by_username(username)
+    if user is None:
+        raise click.ClickException(f"no member is called {username!r}")
+    return user.id
+
+
+def _run_user_action(action, *args) -> None:
+    try:
+        action(*args)
+    except UserAdminError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@users_cli.command("ban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_ban(username: str, reason: str) -> None:
+    """Ban USERNAME: signed out everywhere at once, and refused at sign-in."""
+    _run_user_action(ban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is banned.")
+
+
+@users_cli.command("unban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_unban(username: str, reason: str) -> None:
+    """Lift USERNAME's ban."""
+    _run_user_action(unban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is no longer banned.")
+
+
+@users_cli.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@click.option("--reason", default="", help="Why: kept in the audit log.")
+@needs_schema
+def users_role(username: str, role: str, reason: str) -> None:
+    """Give USERNAME the role ROLE."""
+    _run_user_action(change_role, None, _user_id(username), role, reason, utcnow())
+    click.echo(f"{username} is now {role}.")
+
+
 @demo_cli.command("seed")
 @click.option("--members", default=300, show_default=True, help="How many community members to create.")
 @needs_schema
@@ -81,5 +132,5 @@ def chain_status_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

@@ -274,3 +274,26 @@ def test_a_photo_is_measured_as_browsers_show_it(ctx, tmp_path):
     turned = inspect("turned.jpg", jpeg(6), "image")  # "rotate 90° clockwise to show"
     assert (turned.width, turned.height) == (480, 640)
     assert inspect("flipped.jpg", jpeg(3), "image").width == 640  # upside down keeps its sides
+
+
+def test_a_giant_image_is_called_too_large_with_the_limit(ctx):
+    """A 20000 × 20000 PNG (a few bytes claiming 400 million pixels) trips Pillow's own bomb guard before
+    ours: either way the message says it is too large and what the limit is, not that it is damaged."""
+    import struct
+    import zlib
+
+    import pytest
+
+    from sapien.labeling.media import MediaRejected, inspect
+
+    def png_claiming(width: int, height: int) -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+    for width, height in ((20_000, 20_000), (8_000, 6_000)):
+        with pytest.raises(MediaRejected) as refused:
+            inspect("huge.png", png_claiming(width, height), "image")
+        assert str(refused.value.message) == "huge.png is too large an image: at most 40 million pixels are allowed."

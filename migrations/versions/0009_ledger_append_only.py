@@ -9,7 +9,7 @@ triggers. A migration that must rewrite entries (a backfill) says so by disablin
 TRUNCATE (the test suite's teardown) fires no row trigger and stays allowed.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0010 (re-chained after main's 0010 merged first)
 Create Date: 2026-12-06 08:40:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

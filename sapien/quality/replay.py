@@ -64,14 +64,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import func, select
 
 from sapien.extensions import db
 
+if TYPE_CHECKING:
+    from sapien.quality.aggregation import ReliabilityRow
+
 DEFAULT_GOLD_PERCENT = 5.0
-DEFAULT_CONFIDENCE = 0.9999
+DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 20240601
 DEFAULT_LABELS_PER_ITEM = 3
 
@@ -165,9 +169,34 @@ class ReplayReport:
     correct: int
     scored: int
     seconds: float
+    # Calibration of the final labels' confidence on the scored items: expected calibration error and
+    # the reliability table (10 equal-width bins); the same for the labels items retired with online.
+    ece: float = 0.0
+    reliability: list[ReliabilityRow] = field(default_factory=list)
+    online_labels: int = 0
+    online_ece: float = 0.0
+    online_reliability: list[ReliabilityRow] = field(default_factory=list)
+    answers_not_imported: int = 0
+    import_problems: list[str] = field(default_factory=list)
 
     def summary_line(self) -> str:
-        return f"accuracy={self.accuracy:.4f} labels_per_item={self.labels_per_item:.2f} items={self.items} gold={self.gold}"
+        return (
+            f"accuracy={self.accuracy:.4f} labels_per_item={self.labels_per_item:.2f} ece={self.ece:.4f} "
+            f"online_ece={self.online_ece:.4f} items={self.items} gold={self.gold}"
+        )
+
+    def reliability_lines(self) -> list[str]:
+        """The reliability tables as text: stated confidence against the share right, per bin."""
+        lines = []
+        for title, error, rows, count in (
+            ("final labels", self.ece, self.reliability, self.scored),
+            ("labels at online retirement", self.online_ece, self.online_reliability, self.online_labels),
+        ):
+            lines.append(f"{title}: expected calibration error {error:.4f} over {count} items")
+            lines.append("  confidence bin   items  stated  right")
+            for row in rows:
+                lines.append(f"  [{row.low:.1f}, {row.high:.1f}{']' if row.high >= 1 else ')'}  {row.count:>9}  {row.confidence:.3f}   {row.accuracy:.3f}")
+        return lines
 
 
 def replay(
@@ -184,6 +213,7 @@ def replay(
     from sapien.labeling import service as labeling
     from sapien.labeling.models import Item, Submission
     from sapien.quality import service as quality
+    from sapien.quality.aggregation import reliability
     from sapien.quality.models import VerifiedLabel
 
     started = time.perf_counter()
@@ -237,10 +267,18 @@ def replay(
                     row["gold"] = {"labels": [dataset.truth[item]]}
                     row["explanation"] = "The dataset's ground truth."
                 handle.write(json.dumps(row) + "\n")
-        report = labeling.import_items(pack.id, path, media_dir=None, now=now)
-    if report.problems:
-        raise ReplayError(f"import problems: {report.problems[:3]}")
+            report = labeling.import_items(pack.id, path, media_dir=None, now=now)
     item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).tuples().all())
+    # A row the import refused is skipped and reported (its answers with it), never the end of the replay.
+    import_problems = [f"line {problem.line}: {problem.message}" for problem in report.problems]
+    for problem in import_problems[:5]:
+        echo(f"  import problem, item skipped: {problem}")
+    if len(import_problems) > 5:
+        echo(f"  … and {len(import_problems) - 5} more import problems")
+    if not item_ids:
+        raise ReplayError(f"no item imported: {import_problems[:3]}")
+    items = [item for item in items if item in item_ids]
+    gold_items &= set(items)
 
     password_hash = accounts.hash_password(f"replay-{run}-{rng.random()}")  # one hash for every replay member: hashing is slow
     member_of: dict[str, int] = {}
@@ -255,11 +293,14 @@ def replay(
 
     previous_threshold = current_app.config.get("QUALITY_CONFIDENCE_THRESHOLD")
     current_app.config["QUALITY_CONFIDENCE_THRESHOLD"] = confidence
-    fed = skipped = 0
+    fed = skipped = not_imported = 0
     try:
         order = feeding_order(dataset, gold_items, seed)
         for step, (item, worker, label) in enumerate(order):
             moment = now + timedelta(milliseconds=step)
+            if item not in item_ids:
+                not_imported += 1
+                continue
             if item not in gold_items and db.session.scalar(select(Item.status).where(Item.id == item_ids[item])) != "open":
                 skipped += 1  # retired: the platform no longer offers it to anyone
                 continue
@@ -278,17 +319,32 @@ def replay(
         else:
             current_app.config["QUALITY_CONFIDENCE_THRESHOLD"] = previous_threshold
 
+    scored = [item for item in items if item not in gold_items]
+
+    def verified() -> dict[str, tuple[dict, float]]:
+        rows = db.session.execute(
+            select(Item.external_id, VerifiedLabel.answer, VerifiedLabel.confidence)
+            .join(VerifiedLabel, VerifiedLabel.item_id == Item.id)
+            .where(Item.pack_id == pack.id)
+        )
+        return {external_id: (answer or {}, confidence) for external_id, answer, confidence in rows}
+
+    def right(answer: dict, item: str) -> bool:
+        return answer.get("labels") == [dataset.truth[item]]
+
+    # The labels the online posterior retired items with, before the batch aggregation relabels them.
+    online = verified()
+    online_scored = [item for item in scored if item in online]
+    online_ece, online_table = reliability([online[i][1] for i in online_scored], [right(online[i][0], i) for i in online_scored])
+
     finish = now + timedelta(milliseconds=len(dataset.answers) + 1)
     aggregation = quality.aggregate_pack(pack.id, now=finish, finalize=True)
     echo(f"  aggregated {aggregation.answers} answers with {aggregation.method} in {aggregation.seconds:.2f} s")
 
-    labels = dict(
-        db.session.execute(
-            select(Item.external_id, VerifiedLabel.answer).join(VerifiedLabel, VerifiedLabel.item_id == Item.id).where(Item.pack_id == pack.id)
-        ).tuples().all()
-    )
-    scored = [item for item in items if item not in gold_items]
-    correct = sum(1 for item in scored if (labels.get(item) or {}).get("labels") == [dataset.truth[item]])
+    labels = verified()
+    labelled = [item for item in scored if item in labels]
+    correct = sum(1 for item in labelled if right(labels[item][0], item))
+    ece, table = reliability([labels[i][1] for i in labelled], [right(labels[i][0], i) for i in labelled])
     used = db.session.scalar(
         select(func.count(Submission.id))
         .join(Item, Item.id == Submission.item_id)
@@ -304,9 +360,16 @@ def replay(
         answers_in_dataset=len(dataset.answers),
         answers_fed=fed,
         answers_skipped=skipped,
+        answers_not_imported=not_imported,
+        import_problems=import_problems,
         labels_per_item=used / len(scored) if scored else 0.0,
         accuracy=correct / len(scored) if scored else 0.0,
         correct=correct,
         scored=len(scored),
         seconds=time.perf_counter() - started,
+        ece=ece,
+        reliability=table,
+        online_labels=len(online_scored),
+        online_ece=online_ece,
+        online_reliability=online_table,
     )

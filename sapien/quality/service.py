@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -43,6 +44,9 @@ from sapien.extensions import db
 from sapien.labeling.models import Item, Media, Submission, TaskPack
 from sapien.quality.models import Appeal, Reputation, ReputationEvent, Review, VerifiedLabel
 from sapien.queue import pending_work_source
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_REPUTATION = 500
 MAX_REPUTATION = 1000
@@ -383,6 +387,7 @@ class OnlineDecision:
     answer: dict
     confidence: float
     supporting_submission_ids: list[int]
+    retirable: bool | None = None  # None: compare `confidence` with the threshold
 
 
 def _hypothesis_count(pack: TaskPack) -> int:
@@ -480,41 +485,63 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: 
     return evidence
 
 
-def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
-    """Single-label classification: the Dawid-Skene posterior of one item, each member's confusion
-    matrix being the reputation prior plus their gold answers in the pack (true label × given label)."""
+def pack_gold_counts(pack: TaskPack, index: dict[str, int]) -> np.ndarray:
+    """The crowd's answers on the pack's gold items as counts [true class, given class] (one grouped query)."""
+    import json
+
     import numpy as np
 
-    from sapien.quality.aggregation import class_posterior, prior_confusion
+    counts = np.zeros((len(index), len(index)))
+    rows = db.session.execute(
+        select(cast(Submission.answer, Text), cast(Item.gold_answer, Text), func.count())
+        .join(Item, Item.id == Submission.item_id)
+        .where(Submission.pack_id == pack.id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
+        .group_by(cast(Submission.answer, Text), cast(Item.gold_answer, Text))
+    )
+    for given_text, truth_text, times in rows:
+        given, truth = (json.loads(given_text).get("labels") or [None])[0], (json.loads(truth_text or "{}").get("labels") or [None])[0]
+        if given in index and truth in index:
+            counts[index[truth], index[given]] += times
+    return counts
+
+
+def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
+    """Single-label classification: the online posterior of one item (`aggregation.online_posterior`):
+    each member's confusion is their own evidence in the pack (gold answers, agreement with verified
+    labels) shrunk toward the crowd's pooled confusion on the pack's gold items. `retirable` says
+    whether the calibrated confidence may retire the item (also needs enough agreeing answers)."""
+    import numpy as np
+
+    from sapien.quality.aggregation import online_posterior, pooled_confusion
 
     options = list(pack.label_options or [])
     index = {label: i for i, label in enumerate(options)}
     k = len(options)
     if k < 2 or not votes:
         return None
-    confusions = {}
+    own = {}
     for user_id, member in evidence.items():
-        counts = prior_confusion(k, prior_accuracy(member.reputation), SKILL_PRIOR_STRENGTH)
+        counts = np.zeros((k, k))
         observations = [(given, truth, 1.0) for given, truth in member.gold]
         observations += [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement]
         for given, truth, weight in observations:
             g, t = (given.get("labels") or [None])[0], (truth.get("labels") or [None])[0]
             if g in index and t in index:
                 counts[index[t], index[g]] += weight
-        confusions[user_id] = counts
+        own[user_id] = counts
     usable = []
     for submission_id, user_id, answer in votes:
         label = (answer.get("labels") or [None])[0]
         if label in index:
-            usable.append((submission_id, index[label], confusions.get(user_id, prior_confusion(k, prior_accuracy(DEFAULT_REPUTATION), SKILL_PRIOR_STRENGTH))))
+            usable.append((submission_id, index[label], own.get(user_id)))
     if not usable:
         return None
-    posterior = class_posterior(k, [(given, counts) for _, given, counts in usable])
-    best = int(np.argmax(posterior))
+    result = online_posterior(k, [(given, counts) for _, given, counts in usable], pooled_confusion(k, pack_gold_counts(pack, index)))
     return OnlineDecision(
-        answer={"labels": [options[best]]},
-        confidence=float(posterior[best]),
-        supporting_submission_ids=[submission_id for submission_id, given, _ in usable if given == best],
+        answer={"labels": [options[result.best]]},
+        confidence=result.confidence,
+        supporting_submission_ids=[submission_id for submission_id, given, _ in usable if given == result.best],
+        retirable=result.retires(confidence_threshold()),
     )
 
 
@@ -608,7 +635,8 @@ def on_submission_settled(submission_id: int, *, now: datetime) -> None:
         decision = item_decision(pack, submissions)
         if decision is None:
             return
-        if decision.confidence < confidence_threshold() and item.labels_target < pack.max_labels_per_item:
+        retirable = decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold()
+        if not retirable and item.labels_target < pack.max_labels_per_item:
             labeling.raise_item_target(item.id, item.labels_target + 1, now=now)
             return
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
@@ -1113,7 +1141,7 @@ class AggregationReport:
 
 def default_method(pack: TaskPack) -> str:
     if pack.task_type in CLASSIFICATION_TYPES:
-        return "dawid_skene"
+        return "calibrated"
     if pack.task_type == "bounding_boxes":
         return "box_consensus"
     return "rover"
@@ -1203,7 +1231,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
         if pack.task_type in CLASSIFICATION_TYPES:
-            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills)
+            gold_truth = {item_id: _answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}
+            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         elif pack.task_type == "bounding_boxes":
             results = aggregation.aggregate_boxes(
                 [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],

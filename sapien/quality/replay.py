@@ -15,41 +15,29 @@ Choices, documented because they shape the figures:
 - Order: the answers are shuffled with a fixed seed; within each worker's own stream their gold answers
   come first (a platform shows new members known-answer items early, as a qualification stage would).
 - Redundancy: items start wanting `labels_per_item` (3) answers and may grow to the most answers any item
-  has in the dataset; from the third answer on, an item retires once the online posterior reaches the
-  replay's confidence threshold (`confidence`, 0.9999 by default: the datasets' published figures use
-  every label, so a replay that must match them can only stop early when it is very sure). Starting at 3
-  rather than 1 skips two online decisions and target raises per item, most of the per-answer work on
-  D_Product (3 answers per item); on bird the replay feeds exactly the same answers either way.
+  has in the dataset; from the third answer on, an item retires once its calibrated online confidence
+  reaches the replay's threshold (`confidence`, 0.95, the platform's default) with at least two agreeing
+  answers (see `aggregation.online_posterior`). Starting at 3 rather than 1 skips two online decisions and
+  target raises per item, most of the per-answer work on D_Product (3 answers per item).
 - Review sampling is off for the replay pack (`review_rate_percent = 0`): the replay has no reviewers.
 - The pack pays nothing (a community campaign with no revenue shares): a replay is not paid work.
-- At the end the pack is aggregated in batch with Dawid-Skene initialised from the gold answers, and
-  every item with answers gets a label (`finalize`).
+- At the end the pack is aggregated in batch with the "calibrated" method (the model right on most gold
+  items, its confidence Platt-scaled on them), and every item with answers gets a label (`finalize`).
+- A row the import refuses (say an external id over 2,048 characters) is reported and skipped with its
+  answers; the replay goes on.
+- Calibration is reported twice: the expected calibration error and reliability table of the final
+  labels, and of the labels items retired with online (their confidence before the batch relabels them).
 
-What is reachable (measured offline on every answer of each dataset, scored on the same non-gold items as
-the replay, default seed; see `bench/quality.py`, which prints crowd-kit's figure beside ours):
-crowd-kit DawidSkene gives bird 0.893, RTE 0.925, D_PosSent 0.959, D_Product 0.939; our gold-initialised
-Dawid-Skene gives 0.903 / 0.925 / 0.959 / 0.938. Variants tried and not kept, because none lifts all four
-(means over six gold draws move by less than ±0.003, some down): gold items clamped to their truth in
-every EM round, gold answers weighted 2× or 5×, Dirichlet priors on the confusions (diagonal 1–4,
-Laplace 1–10, shrinkage toward the crowd's pooled confusion), variational-Bayes DS, capped worker
-accuracy, tempered likelihoods, a uniform class prior (D_Product falls to 0.84), dropping workers who fail
-their gold answers (fewer labels, same or lower accuracy; D_Product falls to 0.88), crowd-kit's
-OneCoinDawidSkene, GLAD, MMSR, MACE and KOS (all at or below Dawid-Skene), and later EBCC (Li et al. 2019;
-lifts RTE to 0.928 and D_PosSent to 0.961 but loses bird and D_Product, and its result hangs on the random
-start), BWA, IWMV, hierarchical and community Dawid-Skene, DS+EBCC posterior averages and choosing
-between DS and EBCC by their accuracy on held-out gold (noise at 5 to 50 gold items).
-
-Why the bar sits higher than the published figures: those count every item, gold included, and Dawid-Skene
-on every item does reproduce them (bird 0.898, RTE 0.9275, D_PosSent 0.960, D_Product 0.940). The default
-seed's gold draw happens to take easy items (Dawid-Skene with the gold truth hidden misses 1 of RTE's 40
-gold items where about 3 are expected), so the 95 % the replay is scored on holds the hard ones: there
-Dawid-Skene with every label reaches RTE 0.925 (4 items under ≈ 0.929), D_PosSent 0.959 (1 item under)
-and D_Product 0.939 (5 items under); over gold draws 1–6 the means are 0.898 / 0.927 / 0.959 / 0.940.
-Only bird clears its figure with a margin. Replays with the defaults (`make bench`, 2026-12-02, PostgreSQL,
-2 cores): bird 0.9126 at 20.04 labels per item (of 39) in 90 s, RTE 0.9237 at 9.61 (of 10) in 287 s,
-D_PosSent 0.9589 at 9.82 (of 20) in 349 s, D_Product 0.9392 at 3.00 (of 3) in 724 s; about 25 database
-round trips per answer through lease + submit + settlement. Starting D_Product at 2 answers per item
-instead of 3 saves almost nothing (32 of 24,945 answers) and loses accuracy (0.9385).
+Figures (default seed; an in-memory copy of this process that reproduces the replay's figures exactly,
+and `make bench` for what it ran — see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
+Before issue 18: music_genre 0.735 at 3.78 (ECE 0.18), zencrowd_us aborted on a 138-character id (0.827
+at 5.34, ECE 0.14, once it imports), bird 0.913 at 20.04, RTE 0.924 at 9.61, D_PosSent 0.959 at 9.82,
+D_Product 0.939 at 3.00. After: music_genre 0.759 at 3.85 (ECE 0.105), zencrowd_us 0.899 at 5.33
+(0.027), bird 0.913 at 18.74 (0.026), RTE 0.926 at 7.98 (0.039), D_PosSent 0.959 at 8.79 (0.010),
+D_Product 0.939 at 3.00 (0.007). crowd-kit on every answer, scored on the same items: majority vote
+0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 / 0.893 / 0.925 / 0.959 / 0.939.
+The replay goes through lease + submit + settlement for every answer (about 25 database round trips
+each): on a quiet machine about 40 ms an answer on PostgreSQL, several times that on a loaded one.
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ def replay(
                     row["gold"] = {"labels": [dataset.truth[item]]}
                     row["explanation"] = "The dataset's ground truth."
                 handle.write(json.dumps(row) + "\n")
-            report = labeling.import_items(pack.id, path, media_dir=None, now=now)
+        report = labeling.import_items(pack.id, path, media_dir=None, now=now)
     item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).tuples().all())
     # A row the import refused is skipped and reported (its answers with it), never the end of the replay.
     import_problems = [f"line {problem.line}: {problem.message}" for problem in report.problems]

@@ -32,7 +32,7 @@ Figures (default seed; an in-memory copy of this process that reproduces the rep
 and `make bench` for what it ran — see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
 Before issue 18: music_genre 0.735 at 3.78 (ECE 0.18), zencrowd_us aborted on a 138-character id (0.827
 at 5.34, ECE 0.14, once it imports), bird 0.913 at 20.04, RTE 0.924 at 9.61, D_PosSent 0.959 at 9.82,
-D_Product 0.939 at 3.00. After: music_genre 0.759 at 3.85 (ECE 0.105), zencrowd_us 0.899 at 5.33
+D_Product 0.939 at 3.00. After: music_genre 0.790 at 3.84 (ECE 0.065), zencrowd_us 0.899 at 5.33
 (0.027), bird 0.913 at 18.74 (0.026), RTE 0.926 at 7.98 (0.039), D_PosSent 0.959 at 8.79 (0.010),
 D_Product 0.939 at 3.00 (0.007). crowd-kit on every answer, scored on the same items: majority vote
 0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 / 0.893 / 0.925 / 0.959 / 0.939.

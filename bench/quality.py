@@ -239,7 +239,7 @@ def aggregation_figures(app) -> list[Figure]:
     return [
         Figure(
             NAME,
-            f"aggregate_pack, {report.answers:,} answers → {report.labels_written:,} new verified labels (Dawid-Skene)",
+            f"aggregate_pack, {report.answers:,} answers → {report.labels_written:,} new verified labels ({report.method})",
             round(seconds, 2),
             "s",
             ceiling=f"crowd-kit MajorityVote in memory: {floor:.2f} s",

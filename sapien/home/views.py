@@ -4,7 +4,12 @@ from flask import Blueprint, url_for
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
+from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
+from sapien.member_cache import member_page
+from sapien.progression.quests import QUEST_VERSION_KEY
+from sapien.progression.summary import dashboard_progress
 from sapien.web import redirect_to, render_page_or_fragment
 
 bp = Blueprint("home", __name__)
@@ -20,11 +25,6 @@ def index():
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    from sapien.database import utcnow
-    from sapien.member_cache import member_page
-    from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
-
     now = utcnow()
     return member_page(
         "dashboard",

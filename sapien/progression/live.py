@@ -1,17 +1,20 @@
 """Live updates for the signed-in member, riding on whatever htmx request changed their progress.
 
-Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
-behind the current request is the one affected. An `after_request` hook registered by `create_app`
+This is the web layer's side of events: services never touch request state, they send signals after
+their commit (`ledger_entry_posted`, `level_reached`, `quests_moved`, `notification_added`), and the
+listeners below (connected in `sapien.listeners`) mark request-scoped flags when the member behind the
+current request is the one affected, so a rolled-back change marks nothing. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances), the bell when the request notified the member (`notifications.notify` marks it; the bell's own
-poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
+balances), the bell when the request notified the member (the bell's own poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, has_request_context, render_template
+import json
+
+from flask import Flask, Response, flash, g, has_request_context, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -49,9 +52,25 @@ def mark_quests_changed(user_id: int) -> None:
         g.progression_quests_changed = True
 
 
+def on_ledger_entry_posted(_sender=None, *, user_id: int, **_ignored) -> None:
+    """Balances moved: the nav's status bar is refreshed in this request."""
+    mark_status_changed(user_id)
+
+
+def on_level_reached(_sender=None, *, user_id: int, level: int, **_ignored) -> None:
+    mark_level_up(user_id, level)
+
+
+def on_quests_moved(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_quests_changed(user_id)
+
+
+def on_notification_added(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_notified(user_id)
+
+
 def _add_trigger(response: Response, event_name: str) -> None:
     """Add a client event to `HX-Trigger`, keeping whatever another area already put there."""
-    import json
 
     existing = response.headers.get("HX-Trigger", "").strip()
     if not existing:
@@ -87,7 +106,5 @@ def register_live_updates(app: Flask) -> None:
                                   notified=notified)
             _append(response, oob)
         elif message:
-            from flask import flash
-
             flash(message, "success")
         return response

@@ -40,7 +40,3 @@ class AppealDecisionForm(FlaskForm):
 
 class AggregateForm(FlaskForm):
     method = ChoiceField(_l("Method"), choices=list(METHOD_LABELS.items()))
-
-
-class EmptyForm(FlaskForm):
-    pass

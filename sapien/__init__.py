@@ -34,6 +34,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
+    from sapien.request_pipeline import register_request_pipeline
+
+    register_request_pipeline(app)
     _init_login(app)
 
     from sapien.i18n import init_i18n

@@ -55,12 +55,16 @@ def load_config(overrides: dict | None = None) -> dict:
         # How many proxies in front of the site set X-Forwarded-For/-Proto/-Host (0: trust none of them).
         "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
         "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
-        "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
+        # Every route without a limit of its own, per client address and route; counted in the one Redis round
+        # trip each request makes (sapien/request_pipeline.py), with Flask-Limiter's sliding-window counter.
+        "DEFAULT_RATE_LIMIT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
         # A fixed window lets a burst straddle the boundary (twice the limit in a moment); this does not.
         "RATELIMIT_STRATEGY": "sliding-window-counter",
         # How long a member's rendered dashboard may be served from Redis (0 turns the cache off); any
         # event about the member makes it stale at once (see sapien/member_cache.py).
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),
+        # How often the worker's scheduler runs the reconciler (abandoned jobs, pending rows, lost boards).
+        "RECONCILE_EVERY_SECONDS": int(env.get("RECONCILE_EVERY_SECONDS", "60")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, url_for
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
-from sapien.database import utcnow
 from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
-from sapien.member_cache import member_page
+from sapien.member_cache import cached_page
 from sapien.progression.quests import QUEST_VERSION_KEY
 from sapien.progression.summary import dashboard_progress
 from sapien.web import redirect_to, render_page_or_fragment
@@ -24,17 +25,12 @@ def index():
 
 @bp.get("/dashboard")
 @login_required
-def dashboard():
-    now = utcnow()
-    return member_page(
-        "dashboard",
-        lambda: render_page_or_fragment(
-            "home/dashboard.html",
-            "home/fragments/dashboard.html",
-            summary=member_summary(current_user.id),
-            progression=dashboard_progress(current_user.id, now),
-            claim_form=EmptyForm(formdata=None),
-        ),
-        now=now,
-        stamp_keys=[QUEST_VERSION_KEY],
+@cached_page("dashboard", QUEST_VERSION_KEY)
+def dashboard(now: datetime):
+    return render_page_or_fragment(
+        "home/dashboard.html",
+        "home/fragments/dashboard.html",
+        summary=member_summary(current_user.id),
+        progression=dashboard_progress(current_user.id, now),
+        claim_form=EmptyForm(formdata=None),
     )

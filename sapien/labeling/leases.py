@@ -282,7 +282,7 @@ def lease_sweep_job_id(at: datetime) -> str:
     return f"labeling-expire-leases-{int(as_utc(at).timestamp()) // 60}"
 
 
-@pending_work_source("labeling-lease-sweep")
+@pending_work_source("labeling-lease-sweep", periodic=True)
 def _lease_sweep_pending():
     # Always pending: the worker's start-up reconcile begins the chain, each run schedules the next.
 

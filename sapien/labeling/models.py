@@ -124,6 +124,9 @@ class TaskPack(db.Model):
     exam_pass_percent: Mapped[int] = mapped_column(Integer, default=80)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when an aggregation is asked for, cleared by the job that ran after it: the reconciler's record
+    # of aggregation work still to do (see quality/aggregation_queue.py).
+    aggregation_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=None)
 
 
 class Media(db.Model):

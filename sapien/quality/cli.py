@@ -55,7 +55,7 @@ def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: 
     if pack is None:
         raise click.ClickException(f"no pack with slug {slug!r}")
     if use_queue:
-        click.echo(f"queued {enqueue_aggregation(pack.id).id}")
+        click.echo(f"queued {enqueue_aggregation(pack.id, now=utcnow()).id}")
         return
     try:
         report = aggregate_pack(pack.id, now=utcnow(), method=method, finalize=finalize)

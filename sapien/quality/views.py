@@ -285,7 +285,7 @@ def aggregate(slug: str):
             "quality/results.html", "quality/fragments/results.html", status=422, results=quality_results.pack_results(pack.id), form=form
         )
     if form.method.data == batch.default_method(pack):
-        batch.enqueue_aggregation(pack.id)
+        batch.enqueue_aggregation(pack.id, now=utcnow())
         flash_message(_("Aggregation queued: the verified labels update in a moment."))
     else:
         report = batch.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)

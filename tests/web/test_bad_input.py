@@ -121,7 +121,7 @@ def test_a_nul_in_a_path_segment_is_refused_on_every_route_with_a_message(app, m
 def test_a_json_body_with_values_that_are_not_text_is_a_clear_400(app, make_member):
     from sapien.accounts import service as accounts
     from sapien.database import utcnow
-    from sapien.guilds import service as guilds
+    from sapien.guilds import founding as guilds
     from sapien.ledger import service as ledger
 
     ana = make_member("ana")

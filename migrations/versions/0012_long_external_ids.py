@@ -1,8 +1,8 @@
 """items: external ids up to 2,048 characters, unique per pack through their SHA-256 (`external_key`),
 since a B-tree entry cannot hold 2,048 characters of UTF-8
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 09:00:00
 
 """
@@ -12,8 +12,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,9 @@ def test_leader_filters_boards_and_exports_the_member_ranking(app, page):
 
     page.click("nav.mainnav >> text=Leaderboards")
     page.locator("#board-title", has_text="All time").wait_for()
+    # The nav click may have been a full load (htmx still loading): htmx hears the filter's change only once
+    # the page has loaded and it has processed the form.
+    page.wait_for_load_state("load")
     page.select_option("#lb-task", "text_classification")
     page.locator("#board-title", has_text="text classification").wait_for()
     assert page.locator("#board tbody tr").count() == 1

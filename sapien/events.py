@@ -48,6 +48,10 @@ def connect_listeners() -> None:
     guild_joined.connect(progression.on_guild_joined, weak=False)
     profile_updated.connect(progression.on_profile_updated, weak=False)
 
+    from sapien.progression import live
+
+    badge_awarded.connect(live.on_badge_awarded, weak=False)  # the badge moment in this request's response
+
     from sapien.leaderboards import service as leaderboards
 
     ledger_entry_posted.connect(leaderboards.on_ledger_entry_posted, weak=False)

@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from sapien.extensions import db
+from sapien.home.theme import current_theme
 from sapien.i18n import request_i18n, zone_or_utc
 from sapien.queue import redis_connection
 from sapien.web import wants_fragment
@@ -124,7 +125,7 @@ def member_page(name: str, render: Callable[[], Response], *, now: datetime, sta
         return render()
     user = current_user._get_current_object()
     variant = ":".join((
-        name, str(request_i18n()[1]), user.role, now.astimezone(zone_or_utc(user.timezone)).date().isoformat(), now.date().isoformat(),
+        name, str(request_i18n()[1]), user.role, current_theme(), now.astimezone(zone_or_utc(user.timezone)).date().isoformat(), now.date().isoformat(),
         "fragment" if wants_fragment() else "page",
     ))
     stamp, cached = read(user.id, f"page:{variant}", *stamp_keys)

@@ -3,8 +3,10 @@
 Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
 behind the current request is the one affected. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances), the bell when the request notified the member (`notifications.notify` marks it; the bell's own
-poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
+balances, whose figures `app.js` counts up), the bell when the request notified the member
+(`notifications.notify` marks it; the bell's own poll covers the rest) and the celebrations: on a level-up
+a dialog with the new level's emblem and what it unlocks; a toast with a small animation for a badge
+earned, a quest completed or a streak milestone (all in the `aria-live` flashes region). When quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
@@ -36,6 +38,30 @@ def mark_level_up(user_id: int, level: int) -> None:
     if _is_current(user_id):
         g.progression_status_changed = True
         g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
+
+
+STREAK_MILESTONES = frozenset({3, 7, 14, 30, 50, 100, 180, 365})
+
+
+def mark_badge_earned(user_id: int, slug: str) -> None:
+    if _is_current(user_id):
+        g.setdefault("progression_badges", []).append(slug)
+
+
+def mark_quests_completed(user_id: int, titles: list[str]) -> None:
+    if _is_current(user_id):
+        g.setdefault("progression_quests_done", []).extend(titles)
+
+
+def mark_streak(user_id: int, days: int) -> None:
+    """The streak moved to `days`: celebrated only on a milestone."""
+    if days in STREAK_MILESTONES and _is_current(user_id):
+        g.progression_streak = days
+
+
+def on_badge_awarded(_sender=None, *, user_id: int, badge_slug: str, **_ignored) -> None:
+    """Listener for `badge_awarded` (sent after the award commits)."""
+    mark_badge_earned(user_id, badge_slug)
 
 
 def mark_notified(user_id: int) -> None:
@@ -78,13 +104,26 @@ def register_live_updates(app: Flask) -> None:
         level = getattr(g, "progression_level_up", 0)
         # The bell is counted only when this request notified the member; otherwise its poll keeps it fresh.
         notified = getattr(g, "member_notified", False)
-        if not (changed or level or notified):
+        badges = list(dict.fromkeys(getattr(g, "progression_badges", [])))
+        quests = list(dict.fromkeys(getattr(g, "progression_quests_done", [])))
+        streak = getattr(g, "progression_streak", 0)
+        if not (changed or level or notified or badges or quests or streak):
             return response
         message = _("Level up! You reached level %(level)s.", level=level) if level else None
         html_response = response.mimetype == "text/html" and 200 <= response.status_code < 300
         if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
-            oob = render_template("progression/fragments/live_oob.html", level_message=message, status_changed=changed,
-                                  notified=notified)
+            from sapien.progression.badges import get_badge
+
+            unlocks = []
+            if level:
+                from sapien.home.progress import level_unlocks
+
+                unlocks = level_unlocks(level)
+            oob = render_template(
+                "progression/fragments/live_oob.html", level=level, level_message=message, unlocks=unlocks,
+                status_changed=changed, notified=notified, streak=streak, quests_done=quests,
+                badges_earned=[badge for badge in map(get_badge, badges) if badge is not None],
+            )
             _append(response, oob)
         elif message:
             from flask import flash

@@ -753,6 +753,7 @@ def _announce_completed(user_id: int, row: MemberProgress, quests: list[Quest], 
     from sapien.progression import live
 
     live.mark_quests_changed(user_id)
+    live.mark_quests_completed(user_id, [quest.title for quest in quests])
 
 
 def _advance_guild(user_id: int, quests: Iterable[Quest], now: datetime, *, add: int) -> tuple[int | None, list[Quest]]:
@@ -1192,9 +1193,11 @@ def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: d
         guild_id, guild_completed = _advance_guild(user_id, [q for q in quests if q.scope == "guild"], now, add=1)
         _announce_guild_completed(user_id, guild_id, guild_completed, now)
         _award_rule_badges(user_id, row, now, before=before)
+        streak_days = row.current_streak if streak_moved else 0
     from sapien.progression import live
 
     live.mark_quests_changed(user_id)
+    live.mark_streak(user_id, streak_days)
 
 
 def on_gold_answered(_sender=None, *, user_id: int, correct: bool, now: datetime, **_ignored) -> None:

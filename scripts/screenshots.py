@@ -117,7 +117,7 @@ def main() -> int:
         ("dashboard", "/dashboard", True),
         ("badge", "/badges/first-label", True),
         ("labeling", f"/packs/{pack_slug}/work", True),
-        ("leaderboards", "/leaderboards/?board=xp&period=week", True),
+        ("leaderboards", "/leaderboards/league", True),
         ("guild", f"/guilds/{guild_slug}", True),
     ]
     with sync_playwright() as playwright:

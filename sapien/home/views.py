@@ -16,7 +16,9 @@ bp = Blueprint("home", __name__)
 
 @bp.app_context_processor
 def _theme_context():
-    return {"theme": current_theme(), "themes": THEMES}
+    from sapien.progression.badges import CATALOGUE
+
+    return {"theme": current_theme(), "themes": THEMES, "badge_catalogue": CATALOGUE}
 
 
 @bp.get("/")

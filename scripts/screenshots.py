@@ -1,6 +1,8 @@
 """Regenerate docs/screenshots/: the main pages at 1280 px and 390 px, light and dark.
 
-    DATABASE_URL=postgresql://…/sapien_shots REDIS_URL=redis://127.0.0.1:6379/N .venv/bin/python scripts/screenshots.py
+    DATABASE_URL=postgresql://…/sapien_shots REDIS_URL=redis://127.0.0.1:6379/N .venv/bin/python scripts/screenshots.py [NAME …]
+
+With names (landing, dashboard, levelup, badge, labeling, leaderboards, guild) only those are taken.
 
 It upgrades the schema and seeds the demo data if the database is empty, serves the app in-process on a
 free port, signs in as the demo member and drives chromium (/usr/bin/chromium, or CHROMIUM=…) through
@@ -107,11 +109,15 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     OUT.mkdir(parents=True, exist_ok=True)
     with app.app_context():
+        from sqlalchemy import select
+
+        from sapien.extensions import db
         from sapien.guilds.models import Guild
         from sapien.labeling.models import TaskPack
 
-        guild_slug = app.extensions["sqlalchemy"].session.query(Guild.slug).order_by(Guild.id).first()[0]
-        pack_slug = app.extensions["sqlalchemy"].session.query(TaskPack.slug).filter(TaskPack.min_level <= 1, TaskPack.exam_required.is_(False)).order_by(TaskPack.id).first()[0]
+        guild_slug = db.session.scalar(select(Guild.slug).order_by(Guild.id).limit(1))
+        pack_slug = db.session.scalar(select(TaskPack.slug).where(TaskPack.min_level <= 1, TaskPack.exam_required.is_(False))
+                                      .order_by(TaskPack.id).limit(1))
     pages = [
         ("landing", "/", False),
         ("dashboard", "/dashboard", True),
@@ -120,6 +126,9 @@ def main() -> int:
         ("leaderboards", "/leaderboards/league", True),
         ("guild", f"/guilds/{guild_slug}", True),
     ]
+    wanted = set(sys.argv[1:])
+    if wanted:
+        pages = [entry for entry in pages if entry[0] in wanted]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         for scheme in SCHEMES:
@@ -128,7 +137,7 @@ def main() -> int:
                                               reduced_motion="reduce", locale="en-US", timezone_id="UTC")
                 page = context.new_page()
                 signed = False
-                for name, path, signed_in in pages:
+                for name, path, signed_in in [*pages, ("", "", True)]:
                     if signed_in and not signed:
                         signed = True
                         page.goto("/login")
@@ -136,10 +145,16 @@ def main() -> int:
                         page.fill("input[name=password]", "sapien-demo-2026")
                         page.click("button[type=submit]")
                         page.wait_for_url("**/dashboard")
+                    if not name:
+                        break  # signed in for the level-up, whatever pages were taken
                     page.goto(path)
                     page.screenshot(path=OUT / f"{name}-{size_name}-{scheme}.png")
                     shrink(OUT / f"{name}-{size_name}-{scheme}.png")
                     print(f"{name}-{size_name}-{scheme}.png")
+                if wanted and "levelup" not in wanted:
+                    page.close()
+                    context.close()
+                    continue
                 title = near_level_up(app, "demo_member")
                 page.goto("/quests")
                 page.locator(".quest", has_text=title).get_by_role("button", name="Claim reward").click()

@@ -85,14 +85,24 @@
     });
   }
 
+  var shownLevel = null;
+  function levelChip() { return document.querySelector("#statusbar .levelchip__level"); }
   document.addEventListener("htmx:oobBeforeSwap", function () { remember(document); });
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
+  document.addEventListener("htmx:oobAfterSwap", function () {
     animateCounts(document);
-    var level = event.detail.target && event.detail.target.querySelector && event.detail.target.querySelector(".levelchip__level");
-    if (level && !reducedMotion.matches) { level.classList.remove("bump"); void level.offsetWidth; level.classList.add("bump"); }
+    var chip = levelChip();
+    if (chip && shownLevel !== null && chip.textContent !== shownLevel && !reducedMotion.matches) chip.classList.add("bump");
+    if (chip) shownLevel = chip.textContent;
     openCelebrations(document);
   });
-  document.addEventListener("DOMContentLoaded", function () { remember(document); openCelebrations(document); });
+  // A boosted navigation back to a page seen before (the dashboard) counts its figures up from then.
+  document.addEventListener("htmx:afterSettle", function (event) { if (event.detail.boosted) animateCounts(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    remember(document);
+    var chip = levelChip();
+    if (chip) shownLevel = chip.textContent;
+    openCelebrations(document);
+  });
 
   // A network failure must not leave the member guessing.
   document.addEventListener("htmx:sendError", function () {

@@ -16,9 +16,10 @@ bp = Blueprint("home", __name__)
 
 @bp.app_context_processor
 def _theme_context():
+    from sapien.home.progress import level_unlocks
     from sapien.progression.badges import CATALOGUE
 
-    return {"theme": current_theme(), "themes": THEMES, "badge_catalogue": CATALOGUE}
+    return {"theme": current_theme(), "themes": THEMES, "badge_catalogue": CATALOGUE, "level_unlocks": level_unlocks}
 
 
 @bp.get("/")

@@ -114,13 +114,8 @@ def register_live_updates(app: Flask) -> None:
         if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
             from sapien.progression.badges import get_badge
 
-            unlocks = []
-            if level:
-                from sapien.home.progress import level_unlocks
-
-                unlocks = level_unlocks(level)
             oob = render_template(
-                "progression/fragments/live_oob.html", level=level, level_message=message, unlocks=unlocks,
+                "progression/fragments/live_oob.html", level=level, level_message=message,
                 status_changed=changed, notified=notified, streak=streak, quests_done=quests,
                 badges_earned=[badge for badge in map(get_badge, badges) if badge is not None],
             )

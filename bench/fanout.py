@@ -27,7 +27,7 @@ def run() -> list[Figure]:
     from sapien.database import utcnow
     from sapien.extensions import db
     from sapien.ledger import service as ledger
-    from sapien.progression import service as progression
+    from sapien.progression import quests
 
     recreate_database()
     Redis.from_url(BENCH_REDIS_URL).flushdb()
@@ -39,8 +39,8 @@ def run() -> list[Figure]:
         member = accounts.sign_up(accounts.SignUp("bench_member", "bench@example.org", "x" * 12), now=now).id
         moderator = accounts.sign_up(accounts.SignUp("bench_mod", "mod@example.org", "x" * 12), now=now, role="moderator").id
         for period, target in (("daily", 400), ("weekly", 2000)):
-            progression.create_quest(
-                progression.QuestDefinition(title=f"Label {target}", period=period, objective="label_items", target=target,
+            quests.create_quest(
+                quests.QuestDefinition(title=f"Label {target}", period=period, objective="label_items", target=target,
                                             starts_at=now - timedelta(days=1), reward_xp=50),
                 actor_id=moderator, now=now,
             )

@@ -46,6 +46,7 @@ def app_env(**extra: str) -> dict[str, str]:
         "REDIS_URL": BENCH_REDIS_URL,
         "RATELIMIT_DEFAULT": "100000000 per minute",
         "LOGIN_RATE_LIMIT": "100000000 per minute",
+        "LOGIN_ADDRESS_RATE_LIMIT": "100000000 per minute",
         **extra,
     }
 

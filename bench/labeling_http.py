@@ -68,7 +68,7 @@ def seed() -> None:
     from sapien.accounts import service as accounts
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.labeling import service as labeling
+    from sapien.labeling import packs
     from sapien.labeling.models import Item
 
     app = _app()
@@ -78,8 +78,8 @@ def seed() -> None:
         for number in range(MEMBERS):
             accounts.sign_up(accounts.SignUp(f"bench{number}", f"bench{number}@bench.example", ""), now=now - timedelta(days=1),
                              password_hash=password_hash)
-        campaign = labeling.create_campaign(name="Bench campaign", kind="enterprise", actor_id=None, now=now)
-        pack = labeling.create_pack(campaign.id, {
+        campaign = packs.create_campaign(name="Bench campaign", kind="enterprise", actor_id=None, now=now)
+        pack = packs.create_pack(campaign.id, {
             "name": "Bench sentiment", "slug": PACK_SLUG, "task_type": "text_classification", "label_options": ["pos", "neg", "mixed"],
             "labels_per_item": 3, "max_labels_per_item": 5, "gold_rate_percent": 10, "review_rate_percent": 10,
             "daily_cap": 100_000, "reward_points": 10, "reward_xp": 5, "difficulty": "intermediate",
@@ -110,7 +110,7 @@ def review_loop(seconds: float) -> None:
 
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.labeling import service as labeling
+    from sapien.labeling import submissions
     from sapien.labeling.models import Submission
 
     app = _app()
@@ -124,9 +124,9 @@ def review_loop(seconds: float) -> None:
             db.session.rollback()
             for submission_id in pending:
                 if submission_id % 10:
-                    labeling.accept_submission(submission_id, now=utcnow())
+                    submissions.accept_submission(submission_id, now=utcnow())
                 else:
-                    labeling.reject_submission(submission_id, reason="Bench reviewer: wrong label.", now=utcnow())
+                    submissions.reject_submission(submission_id, reason="Bench reviewer: wrong label.", now=utcnow())
                 decided += 1
             if not pending:
                 time.sleep(0.2)

@@ -43,9 +43,11 @@ def load_ledger(db, entries: int, members: int) -> None:
     with db.engine.begin() as connection:
         connection.execute(
             text(
-                "INSERT INTO users (id, username, username_key, email, password_hash, display_name, bio, role, timezone,"
-                " hide_from_boards, session_version, is_banned, created_at)"
-                " SELECT g, 'u' || g, 'u' || g, 'u' || g || '@bench.example', 'x', 'Member ' || g, '', 'member', 'UTC',"
+                "INSERT INTO users (id, username, username_key, username_skeleton, email, password_hash, display_name, bio,"
+                " role, timezone, hide_from_boards, session_version, is_banned, created_at)"
+                # The UTS #39 skeleton of u<digits>: 0 looks like o and 1 like l (accounts/names.py).
+                " SELECT g, 'u' || g, 'u' || g, translate('u' || g, '01', 'ol'), 'u' || g || '@bench.example', 'x',"
+                " 'Member ' || g, '', 'member', 'UTC',"
                 " g % 50 = 0, 1, false, now() FROM generate_series(1, :members) g"
             ),
             {"members": members},
@@ -72,7 +74,9 @@ def run() -> list[Figure]:
     from sapien import create_app
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.leaderboards.service import Board, board_page, member_of, read_key, rebuild_all
+    from sapien.leaderboards.boards import Board, member_of
+    from sapien.leaderboards.reading import board_page, read_key
+    from sapien.leaderboards.rebuild import rebuild_all
 
     entries = int(os.environ.get("BENCH_LEADERBOARD_ENTRIES", "10000000"))
     members = max(1, entries // 10)

@@ -128,7 +128,7 @@ def load_answers(app, answers: int = ANSWERS) -> tuple[int, list[tuple[int, int,
     from sapien.accounts.models import User
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.labeling import service as labeling
+    from sapien.labeling import packs
     from sapien.labeling.models import Item, Lease, Submission
 
     rng = random.Random(7)
@@ -137,8 +137,8 @@ def load_answers(app, answers: int = ANSWERS) -> tuple[int, list[tuple[int, int,
     items = (answers + 2) // 3
     classes = ["a", "b", "c"]
     with app.app_context():
-        campaign = labeling.create_campaign(name="Aggregation bench", kind="enterprise", actor_id=None, now=now)
-        pack = labeling.create_pack(
+        campaign = packs.create_campaign(name="Aggregation bench", kind="enterprise", actor_id=None, now=now)
+        pack = packs.create_pack(
             campaign.id,
             {"name": "Aggregation bench", "slug": "aggregation-bench", "task_type": "text_classification", "label_options": classes,
              "labels_per_item": 3, "max_labels_per_item": 3, "review_rate_percent": 0, "gold_rate_percent": 0},
@@ -187,7 +187,7 @@ def aggregation_figures(app) -> list[Figure]:
     from crowdkit.aggregation import MajorityVote
 
     from sapien.database import utcnow
-    from sapien.quality.service import aggregate_pack
+    from sapien.quality.batch import aggregate_pack
 
     pack_id, triples = load_answers(app)
     with app.app_context():

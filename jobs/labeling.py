@@ -13,8 +13,8 @@ from jobs import app_context
 def expire_leases() -> int:
     """Expire leases past their time, give their slots back, and schedule the next sweep."""
     from sapien.database import utcnow
-    from sapien.labeling.service import LEASE_SWEEP_EVERY
-    from sapien.labeling.service import expire_leases as sweep
+    from sapien.labeling.leases import LEASE_SWEEP_EVERY
+    from sapien.labeling.leases import expire_leases as sweep
 
     with app_context():
         now = utcnow()
@@ -28,7 +28,7 @@ def schedule_sweep(at) -> str:
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    from sapien.labeling.service import lease_sweep_job_id
+    from sapien.labeling.leases import lease_sweep_job_id
     from sapien.queue import DEFAULT_RETRY, LIVE_STATUSES, get_queue
 
     queue = get_queue()

@@ -8,7 +8,7 @@ from jobs import app_context
 def rebuild_boards() -> dict:
     """Rebuild every board from the ledger (safe to run twice: temp keys, then one atomic swap)."""
     from sapien.database import utcnow
-    from sapien.leaderboards.service import rebuild_all
+    from sapien.leaderboards.rebuild import rebuild_all
 
     with app_context():
         report = rebuild_all(utcnow())

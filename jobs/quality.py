@@ -8,7 +8,7 @@ from jobs import app_context
 def aggregate_pack(pack_id: int) -> dict:
     """Re-aggregate a pack's answers into verified labels (safe to run twice: labels are upserted)."""
     from sapien.database import utcnow
-    from sapien.quality.service import aggregate_pack as aggregate
+    from sapien.quality.batch import aggregate_pack as aggregate
 
     with app_context():
         report = aggregate(pack_id, now=utcnow())
@@ -18,7 +18,7 @@ def aggregate_pack(pack_id: int) -> dict:
 def decay_reputation() -> int:
     """Drift inactive members' reputation toward the mean (once per ISO week per member)."""
     from sapien.database import utcnow
-    from sapien.quality.service import decay_reputation as decay
+    from sapien.quality.reputation import decay_reputation as decay
 
     with app_context():
         return decay(utcnow())

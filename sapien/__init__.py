@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, request, url_for
+from flask import Flask, flash, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sapien.config import load_config
 from sapien.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+# The app's parts (areas, blueprints, listeners) are imported inside the functions below, on purpose:
+# this package's __init__ runs before any `sapien.*` module loads, so importing them up here would load
+# every area for any `import sapien.x` (a job, a CLI helper) and import them into a half-made package.
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -17,6 +22,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "sapien-limits")
     # Rate-limit headers cost two extra Redis round trips per request; the 429 page says enough.
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        # Behind a TLS proxy the client's address and scheme come from its X-Forwarded-* headers; with no
+        # proxy configured those headers are anyone's to forge, so they are ignored.
+        hops = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True)
@@ -40,12 +51,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_template_context(app)
 
+    from sapien import listeners
     from sapien.cli import register_cli
     from sapien.database import configure_sqlite
-    from sapien.events import connect_listeners
 
     register_cli(app)
-    connect_listeners()
+    listeners.connect()
     with app.app_context():
         configure_sqlite(db.engine)
     return app
@@ -62,8 +73,6 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def _unauthorized():
-        from flask import flash
-
         flash(str(login_manager.login_message), "info")
         return redirect_to(url_for("accounts.login", next=request.full_path.rstrip("?")))
 

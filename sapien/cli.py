@@ -1,29 +1,21 @@
-"""Flask CLI commands: `flask demo seed`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
+"""Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
 
 from __future__ import annotations
-
-import functools
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-
-def needs_schema(command):
-    """For commands that read or write tables: on a database nobody has upgraded yet, say what to run
-    instead of failing with a "no such table" traceback. (Goes under the click decorators.)"""
-
-    @functools.wraps(command)
-    def checked(*args, **kwargs):
-        from sqlalchemy import inspect
-
-        from sapien.extensions import db
-
-        if not inspect(db.engine).has_table("alembic_version"):
-            raise click.ClickException("the database has no schema yet: run `flask --app app db upgrade` first")
-        return command(*args, **kwargs)
-
-    return checked
+from sapien.accounts.models import ROLES
+from sapien.accounts.service import get_by_username
+from sapien.database import needs_schema, utcnow
+from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
+from sapien.labeling.cli import labeling_cli
+from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
+from sapien.moderation.users import UserAdminError, ban, change_role, unban
+from sapien.progression.summary import enqueue_member_syncs
+from sapien.quality.cli import quality_cli
+from sapien.queue import reconcile
 
 demo_cli = AppGroup("demo", help="Demo data.")
 jobs_cli = AppGroup("jobs", help="Background jobs.")
@@ -35,7 +27,6 @@ progression_cli = AppGroup("progression", help="Levels, streaks, quests and badg
 @needs_schema
 def progression_sync() -> None:
     """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
-    from sapien.progression.service import enqueue_member_syncs
 
     click.echo(f"{enqueue_member_syncs()} member sync job(s) enqueued.")
 
@@ -48,8 +39,6 @@ leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted set
 @needs_schema
 def leaderboards_rebuild(use_queue: bool) -> None:
     """Rebuild every current board, the accuracy board and frozen boards from the database."""
-    from sapien.database import utcnow
-    from sapien.leaderboards.service import enqueue_rebuild, rebuild_all
 
     if use_queue:
         job = enqueue_rebuild(utcnow())
@@ -61,13 +50,59 @@ def leaderboards_rebuild(use_queue: bool) -> None:
         click.echo(f"note: {note}")
 
 
+users_cli = AppGroup("users", help="Member accounts: ban, unban, change a role (written to the audit log).")
+
+
+def _user_id(username: str) -> int:
+    user = get_by_username(username)
+    if user is None:
+        raise click.ClickException(f"no member is called {username!r}")
+    return user.id
+
+
+def _run_user_action(action, *args) -> None:
+    try:
+        action(*args)
+    except UserAdminError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@users_cli.command("ban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_ban(username: str, reason: str) -> None:
+    """Ban USERNAME: signed out everywhere at once, and refused at sign-in."""
+    _run_user_action(ban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is banned.")
+
+
+@users_cli.command("unban")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@needs_schema
+def users_unban(username: str, reason: str) -> None:
+    """Lift USERNAME's ban."""
+    _run_user_action(unban, None, _user_id(username), reason, utcnow())
+    click.echo(f"{username} is no longer banned.")
+
+
+@users_cli.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@click.option("--reason", default="", help="Why: kept in the audit log.")
+@needs_schema
+def users_role(username: str, role: str, reason: str) -> None:
+    """Give USERNAME the role ROLE."""
+    _run_user_action(change_role, None, _user_id(username), role, reason, utcnow())
+    click.echo(f"{username} is now {role}.")
+
+
 @demo_cli.command("seed")
 @click.option("--members", default=300, show_default=True, help="How many community members to create.")
 @needs_schema
 def demo_seed(members: int) -> None:
     """Create a believable community (idempotent: does nothing if the demo data is there)."""
-    from sapien.database import utcnow
-    from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 
     created = seed_demo(members=members, now=utcnow())
     click.echo("Demo data created." if created else "Demo data already present.")
@@ -80,7 +115,6 @@ def demo_seed(members: int) -> None:
 @needs_schema
 def jobs_reconcile() -> None:
     """Re-enqueue every piece of pending work recorded in the database."""
-    from sapien.queue import reconcile
 
     for source, count in reconcile().items():
         click.echo(f"{source}: {count}")
@@ -89,7 +123,7 @@ def jobs_reconcile() -> None:
 @chain_cli.command("status")
 def chain_status_command() -> None:
     """Print the chain id and latest block of CHAIN_RPC_URL."""
-    from sapien.chain.client import chain_status
+    from sapien.chain.client import chain_status  # web3 loads slowly: only this command pays for it
 
     status = chain_status()
     if not status.ok:
@@ -98,8 +132,5 @@ def chain_status_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from sapien.labeling.cli import labeling_cli
-    from sapien.quality.cli import quality_cli
-
-    for group in (demo_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

@@ -30,7 +30,8 @@ def normalise_database_url(url: str) -> str:
 def load_config(overrides: dict | None = None) -> dict:
     env = os.environ
     instance_dir = Path(env.get("SAPIEN_INSTANCE_DIR", PROJECT_ROOT / "instance"))
-    sapien_env = env.get("SAPIEN_ENV", "development")
+    # An override of the environment's name counts before the settings that follow from it (cookie flags).
+    sapien_env = (overrides or {}).get("SAPIEN_ENV") or env.get("SAPIEN_ENV", "development")
     config = {
         "SAPIEN_ENV": sapien_env,
         "SECRET_KEY": env.get("SECRET_KEY", DEV_SECRET_KEY),
@@ -43,7 +44,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
         "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
         "INSTANCE_DIR": str(instance_dir),
+        # Failed sign-ins only: per client address and account name tried, and (looser) per client address.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_ADDRESS_RATE_LIMIT": env.get("LOGIN_ADDRESS_RATE_LIMIT", "60 per minute"),
+        # Per account, from every address: after LOGIN_FREE_FAILURES wrong passwords in a row the account
+        # refuses sign-ins for LOGIN_BACKOFF_SECONDS, doubling with each further failure up to the cap.
+        "LOGIN_FREE_FAILURES": int(env.get("LOGIN_FREE_FAILURES", "5")),
+        "LOGIN_BACKOFF_SECONDS": int(env.get("LOGIN_BACKOFF_SECONDS", "30")),
+        "LOGIN_BACKOFF_MAX_SECONDS": int(env.get("LOGIN_BACKOFF_MAX_SECONDS", "900")),
+        # How many proxies in front of the site set X-Forwarded-For/-Proto/-Host (0: trust none of them).
+        "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
         "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
         "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
         # A fixed window lets a burst straddle the boundary (twice the limit in a moment); this does not.
@@ -57,6 +67,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": sapien_env == "production",
         "REMEMBER_COOKIE_SECURE": sapien_env == "production",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # In production the cookies carry the `__Host-` prefix: browsers then keep them only when Secure,
+        # for the whole site (Path=/) and this host alone (no Domain), so a sibling subdomain cannot set them.
+        **({"SESSION_COOKIE_NAME": "__Host-session", "REMEMBER_COOKIE_NAME": "__Host-remember_token"}
+           if sapien_env == "production" else {}),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BABEL_TRANSLATION_DIRECTORIES": str(PROJECT_ROOT / "sapien" / "translations"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import event
+import click
+from sqlalchemy import event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -80,8 +84,6 @@ def after_commit(callback: Callable[[], object]) -> None:
 
 def dialect_insert(model):
     """An INSERT that knows `ON CONFLICT` (upserts) on PostgreSQL and on SQLite alike."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
 
@@ -108,3 +110,16 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def needs_schema(command):
+    """For commands that read or write tables: on a database nobody has upgraded yet, say what to run
+    instead of failing with a "no such table" traceback. (Goes under the click decorators.)"""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        if not inspect(db.engine).has_table("alembic_version"):
+            raise click.ClickException("the database has no schema yet: run `flask --app app db upgrade` first")
+        return command(*args, **kwargs)
+
+    return checked

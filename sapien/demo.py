@@ -7,7 +7,11 @@ from datetime import datetime, timedelta
 
 from sapien.accounts import service as accounts
 from sapien.database import unit_of_work
+from sapien.guilds import founding, membership
+from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
+from sapien.leaderboards.rebuild import rebuild_all
 from sapien.ledger import service as ledger
+from sapien.progression.levels import xp_for_level
 
 DEMO_PASSWORD = "sapien-demo-2026"
 DEMO_LOGINS = {
@@ -57,7 +61,6 @@ def _grant_history(rng: random.Random, user_id: int, activity: float, now: datet
 
 def seed_demo(members: int, now: datetime) -> bool:
     """Create the demo community once; returns False if it is already there."""
-    from sapien.leaderboards.service import rebuild_all
 
     if accounts.get_by_username(DEMO_LOGINS["admin"]) is not None:
         return False
@@ -81,8 +84,6 @@ DEMO_GUILDS = [
 
 def _seed_guilds(rng: random.Random, member_ids: list[int], now: datetime) -> None:
     """Several guilds with leaders (the demo guild leader leads the first), members spread across them."""
-    from sapien.guilds import service as guilds
-    from sapien.progression.service import xp_for_level
 
     founder_level = 3
     leader_ids = [accounts.get_by_username(DEMO_LOGINS["guild_leader"]).id]
@@ -93,34 +94,34 @@ def _seed_guilds(rng: random.Random, member_ids: list[int], now: datetime) -> No
         missing = xp_for_level(founder_level) - ledger.balance(leader_id, "xp")
         if missing > 0:
             ledger.credit(leader_id, "xp", missing, kind="demo_history", key=f"demo:xp:founder:{leader_id}", now=now)
-        guild = guilds.create_guild(
-            leader_id, guilds.GuildDraft(name=name, description=description, join_policy=policy, min_level=min_level), now
+        guild = founding.create_guild(
+            leader_id, founding.GuildDraft(name=name, description=description, join_policy=policy, min_level=min_level), now
         )
         guild_ids.append((guild, leader_id))
-    room = {guild.id: guilds._max_members() - 1 for guild, _ in guild_ids}
+    room = {guild.id: membership._max_members() - 1 for guild, _ in guild_ids}
     for user_id in member_ids:
         if user_id in leader_ids or rng.random() < 0.35:
             continue  # about a third of the community stays unaffiliated
         guild, leader_id = rng.choice(guild_ids)
-        if room[guild.id] <= 0 or guilds.member_level(user_id) < guild.min_level:
+        if room[guild.id] <= 0 or membership.member_level(user_id) < guild.min_level:
             continue
         room[guild.id] -= 1
         if guild.join_policy == "open":
-            guilds.join(user_id, guild.id, now)
+            membership.join(user_id, guild.id, now)
         elif guild.join_policy == "application":
-            application = guilds.apply(user_id, guild.id, rng.choice(["", "Happy to help!", "I label every evening."]), now)
+            application = membership.apply(user_id, guild.id, rng.choice(["", "Happy to help!", "I label every evening."]), now)
             if rng.random() < 0.85:
-                guilds.decide_application(leader_id, guild.id, application.id, True, now)
+                membership.decide_application(leader_id, guild.id, application.id, True, now)
         else:
-            invitation = guilds.invite(leader_id, guild.id, accounts.get_user(user_id).username, now)
-            guilds.respond_invitation(user_id, invitation.id, True, now)
+            invitation = membership.invite(leader_id, guild.id, accounts.get_user(user_id).username, now)
+            membership.respond_invitation(user_id, invitation.id, True, now)
     for guild, _leader_id in guild_ids:  # a few officers in every guild
-        members = [uid for uid, gid in guilds.all_memberships().items() if gid == guild.id and uid != _leader_id]
+        members = [uid for uid, gid in membership.all_memberships().items() if gid == guild.id and uid != _leader_id]
         for officer_id in members[:2]:
-            guilds.set_role(_leader_id, guild.id, officer_id, "officer", now)
+            membership.set_role(_leader_id, guild.id, officer_id, "officer", now)
     # The demo member has an invitation waiting, to try the invitation flow.
     invite_only, inviter = next((g, lid) for g, lid in guild_ids if g.join_policy == "invite")
-    guilds.invite(inviter, invite_only.id, DEMO_LOGINS["member"], now)
+    membership.invite(inviter, invite_only.id, DEMO_LOGINS["member"], now)
 
 
 def _seed(members: int, now: datetime) -> None:
@@ -164,7 +165,6 @@ def _seed(members: int, now: datetime) -> None:
         _grant_history(rng, user.id, activity=rng.paretovariate(1.5), now=now)
         member_ids.append(user.id)
     _seed_guilds(rng, member_ids, now)
-    from sapien.labeling.service import seed_demo_history, seed_demo_packs
 
     seed_demo_packs(now)
     demo_ids = [accounts.get_by_username(DEMO_LOGINS[role]).id for role in ("member", "reviewer")]

@@ -1,13 +1,14 @@
 """The catalogue of cross-area events.
 
-Every signal is declared here and every listener is connected in `connect_listeners`, so one file
-answers "what happens when …?". Senders pass ids and values, never ORM objects, so listeners can run
-in another transaction or a job.
+Every signal is declared here; `sapien.listeners` connects every listener, so the two files answer
+"what happens when …?". Senders pass ids and values, never ORM objects, so listeners can run in another
+transaction or a job. Most events are sent after the sender's commit (`database.after_commit`); the
+ones marked *in the transaction* run inside the sender's unit of work and may still roll back with it.
 """
 
 from __future__ import annotations
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 
 signals = Namespace()
 
@@ -22,6 +23,8 @@ ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency
 # labeling and quality
 # A submission was accepted and paid. Labeling rewards use ledger kind "labeling:<task_type>".
 submission_accepted = signals.signal("submission-accepted")  # user_id, submission_id, pack_id, task_type, xp, points, now
+# In the transaction: a non-gold submission was accepted; quality updates its item's online aggregate.
+submission_settled = signals.signal("submission-settled")  # submission_id, now
 gold_answered = signals.signal("gold-answered")  # user_id, item_id, pack_id, task_type, correct, now
 review_completed = signals.signal("review-completed")  # reviewer_id, submission_id, author_id, outcome, now
 item_verified = signals.signal("item-verified")  # item_id, pack_id, task_type, contributor_ids, confidence, now
@@ -34,34 +37,32 @@ guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 level_reached = signals.signal("level-reached")  # user_id, level, now
 badge_awarded = signals.signal("badge-awarded")  # user_id, badge_slug, award_id, now
 quest_completed = signals.signal("quest-completed")  # user_id, quest_id, now
+streak_extended = signals.signal("streak-extended")  # user_id, days (the streak after today's answer), now
+# A member's quest progress moved (or a reward was claimed): quest lists on their page refetch.
+quests_moved = signals.signal("quests-moved")  # user_id
+
+# notifications
+notification_added = signals.signal("notification-added")  # user_id
 
 
-def connect_listeners() -> None:
-    """Wire listeners to signals. Called once by `create_app`; safe to call again."""
-    # Areas connect here as they land. blinker ignores a second connect of the same receiver.
-    from sapien.progression import service as progression
+class Question(NamedSignal):
+    """A signal a lower area sends to ask a higher one something without importing it.
 
-    ledger_entry_posted.connect(progression.on_ledger_entry_posted, weak=False)
-    submission_accepted.connect(progression.on_submission_accepted, weak=False)
-    gold_answered.connect(progression.on_gold_answered, weak=False)
-    review_completed.connect(progression.on_review_completed, weak=False)
-    guild_joined.connect(progression.on_guild_joined, weak=False)
-    profile_updated.connect(progression.on_profile_updated, weak=False)
+    `sapien.listeners` connects exactly one receiver, whose return value is the answer. It is asked
+    inside the asker's transaction.
+    """
 
-    from sapien.progression import live
+    def ask(self, **kwargs):
+        answers = [value for _receiver, value in self.send(None, **kwargs)]
+        if len(answers) != 1:
+            raise RuntimeError(f"{self.name}: {len(answers)} answers (is sapien.listeners connected?)")
+        return answers[0]
 
-    badge_awarded.connect(live.on_badge_awarded, weak=False)  # the badge moment in this request's response
 
-    from sapien.leaderboards import service as leaderboards
-
-    ledger_entry_posted.connect(leaderboards.on_ledger_entry_posted, weak=False)
-    gold_answered.connect(leaderboards.on_gold_answered, weak=False)
-    guild_joined.connect(leaderboards.on_guild_joined, weak=False)
-    guild_left.connect(leaderboards.on_guild_left, weak=False)
-    profile_updated.connect(leaderboards.on_profile_updated, weak=False)
-
-    from sapien import member_cache
-
-    # An event about a member makes their cached pages (the dashboard) stale once it commits.
-    for signal in list(signals.values()):
-        signal.connect(member_cache.on_member_event, weak=False)
+# labeling asks quality
+# A fresh submission's first status: quality's Judgement(status, feedback, reason) (gold check, review sampling).
+judge_submission = Question("judge-submission")  # submission_id, now -> Judgement
+# A member's reputation, 0–1000 (pack and guild requirements).
+reputation_of = Question("reputation-of")  # user_id -> int
+# guilds asks progression
+level_of = Question("level-of")  # user_id -> int (from the member's XP)

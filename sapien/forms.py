@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
 from wtforms import SelectField, ValidationError
 
 
@@ -18,3 +19,7 @@ class ChoiceField(SelectField):
             return
         if not any(self.data == value for value in choices):
             raise ValidationError(_l("Choose an option from the list."))
+
+
+class EmptyForm(FlaskForm):
+    """A POST with nothing but its CSRF token (claim, buy, mark read, claim a review)."""

@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from sapien.extensions import htmx
+from sapien.extensions import htmx, login_manager
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -100,8 +100,6 @@ def role_required(role: str):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
-                from sapien.extensions import login_manager
-
                 return login_manager.unauthorized()
             if not current_user.has_role(role):
                 abort(403)
@@ -159,16 +157,37 @@ def render_error(status: int, message: str | None = None) -> Response:
     return response
 
 
+def json_form_fields() -> list[list[str]] | None:
+    """A JSON body sent to a form route as lists of values per field, or None when it is not an object
+    of text fields (a number, a nested object): a form field is text, or a list of texts."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return None
+    fields = []
+    for value in body.values():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) for item in values):
+            return None
+        fields.append(values)
+    return fields
+
+
 def register_web_shell(app: Flask) -> None:
     app.url_map.converters["int"] = DatabaseIdConverter  # before any blueprint's rules are built
 
     @app.before_request
-    def _refuse_nul_characters():
-        # PostgreSQL text cannot hold NUL, and no field means one: refuse the request before anything runs.
+    def _refuse_unusable_input():
+        # PostgreSQL text cannot hold NUL, and no field or path segment means one: refuse the request before
+        # anything runs. Form routes read a JSON body as their fields (Flask-WTF): those must be text too.
         fields = [*request.args.listvalues()]
         if request.method != "GET" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             fields += request.form.listvalues()
-        if any("\x00" in value for values in fields for value in values):
+        elif request.method != "GET" and request.is_json and not request.path.startswith("/api/"):
+            body = json_form_fields()
+            if body is None:
+                return render_error(400, _l("Send the form's fields as text."))
+            fields += body
+        if "\x00" in request.path or any("\x00" in value for values in fields for value in values):
             return render_error(400, _l("Text cannot contain the NUL character. Remove it and send again."))
         return None
 

@@ -51,20 +51,20 @@ def near_level_up(app, username: str) -> str:
     from sapien.accounts.service import get_by_username
     from sapien.database import utcnow
     from sapien.ledger import service as ledger
-    from sapien.progression import service as progression
+    from sapien.progression import levels, quests
 
     with app.app_context():
         now = utcnow()
         user = get_by_username(username)
         moderator = get_by_username("demo_moderator")
         xp = ledger.balance(user.id, "xp")
-        progress = progression.level_progress(xp)
+        progress = levels.level_progress(xp)
         short = progress.next_level_at - xp - 5
         if short > 0:
             ledger.credit(user.id, "xp", short, kind="bonus", key=f"screenshots:{now.isoformat()}", now=now)
         title = f"Screenshot sprint {now:%H%M%S}"
-        progression.create_quest(
-            progression.QuestDefinition(title=title, period="daily", objective="label_items", target=1,
+        quests.create_quest(
+            quests.QuestDefinition(title=title, period="daily", objective="label_items", target=1,
                                         starts_at=now - timedelta(days=1), reward_xp=50, reward_points=20),
             actor_id=moderator.id, now=now,
         )

@@ -53,3 +53,25 @@ def test_data_commands_on_a_database_nobody_upgraded_say_what_to_run(tmp_path, a
         result = runner.invoke(args=command)
         assert result.exit_code == 1, (command, result.output)
         assert "the database has no schema yet: run `flask --app app db upgrade` first" in result.output
+
+
+def test_the_skeleton_migration_keeps_older_look_alike_names(tmp_path, app):
+    """Names from before the look-alike rule all get a skeleton; an older look-alike pair both stay."""
+    from sqlalchemy import text
+
+    from sapien.accounts.names import username_skeleton
+
+    sqlite_app = create_app({**app.config["TEST_OVERRIDES"], "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/s.db"})
+    with sqlite_app.app_context():
+        upgrade(directory=str(ROOT / "migrations"), revision="0008")
+        for number, name in enumerate(["demo_admin", "demо_admin", "ana"], start=1):
+            db.session.execute(text(
+                "INSERT INTO users (id, username, username_key, email, password_hash, display_name, bio, role, timezone,"
+                " hide_from_boards, session_version, is_banned, created_at) VALUES (:id, :name, :name, :email, 'x', :name,"
+                " '', 'member', 'UTC', false, 1, false, '2026-01-01')"), {"id": number, "name": name, "email": f"{number}@example.org"})
+        db.session.commit()
+        upgrade(directory=str(ROOT / "migrations"))
+        rows = db.session.execute(text("SELECT id, username_skeleton FROM users ORDER BY id")).all()
+        assert rows == [(1, username_skeleton("demo_admin")), (2, username_skeleton("demo_admin") + "#2"), (3, "ana")]
+        db.session.remove()
+        db.engine.dispose()

@@ -9,6 +9,7 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAr
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 from sapien.accounts.service import (
+    COUNTRY_CODES,
     PASSWORD_MAX,
     PASSWORD_MIN,
     USERNAME_MAX,
@@ -19,9 +20,9 @@ from sapien.i18n import timezone_names
 
 
 def country_choices() -> list[tuple[str, str]]:
-    """Every ISO country, named in the member's own language."""
+    """Every ISO 3166-1 country, named in the member's own language."""
     territories = Locale.parse(str(get_locale())).territories
-    countries = [(code, name) for code, name in territories.items() if len(code) == 2 and code.isalpha()]
+    countries = [(code, name) for code, name in territories.items() if code in COUNTRY_CODES]
     return [("", _l("Prefer not to say")), *sorted(countries, key=lambda item: item[1])]
 
 

@@ -21,6 +21,8 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(32))
     # Case-folded username: "Ana" and "ana" are the same account name.
     username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    # The UTS #39 skeleton of the name (see accounts/names.py): no two members' names look alike.
+    username_skeleton: Mapped[str] = mapped_column(Text, unique=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str] = mapped_column(String(64))

@@ -7,14 +7,18 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+import pycountry
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from sapien import events
+from sapien import events, member_cache
+from sapien.accounts import login_throttle
 from sapien.accounts.models import ROLES, User
+from sapien.accounts.names import has_hidden_controls, username_skeleton
 from sapien.database import after_commit, unit_of_work, utcnow
 from sapien.errors import DomainError
 from sapien.extensions import db
@@ -22,6 +26,15 @@ from sapien.i18n import is_valid_timezone
 
 USERNAME_MIN, USERNAME_MAX = 3, 32
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
+
+
+# ISO 3166-1 alpha-2 only: Babel's territory list also names regions (Eurozone, United Nations) and
+# pseudo-locales (ZZ, XA, XB) that are nobody's country.
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+LOOK_ALIKE_MESSAGE = _l("That username looks too much like an existing member's. Choose another.")
+HIDDEN_CONTROLS_MESSAGE = _l("Names cannot contain invisible control characters, such as those that change the text's direction.")
 
 
 class AccountError(DomainError):
@@ -59,20 +72,27 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
         raise AccountError(_l("Usernames are 3 to 32 characters long."), "username")
     if not all(ch.isalnum() or ch in "._-" for ch in username):
         raise AccountError(_l("Use letters, digits, dots, dashes and underscores only."), "username")
+    if has_hidden_controls(data.display_name):
+        raise AccountError(HIDDEN_CONTROLS_MESSAGE, "display_name")
     if password_hash is None and not (PASSWORD_MIN <= len(data.password) <= PASSWORD_MAX):
         raise AccountError(_l("Passwords are 10 to 128 characters long."), "password")
     if role not in ROLES:
         raise AccountError(_l("Unknown role."), "role")
     if data.timezone and not is_valid_timezone(data.timezone):
         raise AccountError(_l("Choose a time zone from the list."), "timezone")
+    if data.country and data.country.upper() not in COUNTRY_CODES:
+        raise AccountError(_l("Choose a country from the list."), "country")
     with unit_of_work() as session:
         if session.scalar(select(User.id).where(User.username_key == username_key(username))):
             raise AccountError(_l("That username is taken."), "username")
+        if session.scalar(select(User.id).where(User.username_skeleton == username_skeleton(username))):
+            raise AccountError(LOOK_ALIKE_MESSAGE, "username")
         if session.scalar(select(User.id).where(User.email == email)):
             raise AccountError(_l("An account with that email already exists."), "email")
         user = User(
             username=username,
             username_key=username_key(username),
+            username_skeleton=username_skeleton(username),
             email=email,
             password_hash=password_hash or hash_password(data.password),
             display_name=(data.display_name or username).strip()[:64],
@@ -83,22 +103,56 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
             created_at=now,
             session_version=1,
         )
-        session.add(user)
-        session.flush()
+        try:
+            # Two sign-ups racing for one name both pass the checks above: the unique keys decide, and the
+            # savepoint keeps a caller's wider transaction usable.
+            with session.begin_nested():
+                session.add(user)
+                session.flush()
+        except IntegrityError as error:
+            raise duplicate_account_error(error) from error
     events.user_signed_up.send(None, user_id=user.id, now=now)
     return user
 
 
-def authenticate(login: str, password: str) -> User:
-    """Return the user for a username-or-email and password, or raise with one vague message."""
+def duplicate_account_error(error: IntegrityError) -> AccountError:
+    """The form error for a sign-up that lost a race on one of the users table's unique keys."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or str(error.orig)
+    if "email" in constraint:
+        return AccountError(_l("An account with that email already exists."), "email")
+    if "skeleton" in constraint:
+        return AccountError(LOOK_ALIKE_MESSAGE, "username")
+    return AccountError(_l("That username is taken."), "username")
+
+
+class LoginThrottled(AccountError):
+    """Too many wrong passwords for this account lately: it refuses sign-ins for `seconds` more."""
+
+    def __init__(self, seconds: int):
+        super().__init__(_l("Too many failed sign-ins for this account. Try again later."))
+        self.seconds = seconds
+
+
+def authenticate(login: str, password: str, now: datetime) -> User:
+    """Return the user for a username-or-email and password, or raise with one vague message.
+
+    Failures count per account (per name tried, when no account has it, so the answer does not tell which
+    names exist): past a few, the account backs off (`login_throttle`) before its password is checked.
+    """
     login = login.strip()
     user = db.session.scalar(
         select(User).where((User.username_key == username_key(login)) | (User.email == normalise_email(login)))
     )
+    account = f"user:{user.id}" if user is not None else f"name:{username_key(login)[:254]}"
+    wait = login_throttle.seconds_locked(account, now)
+    if wait:
+        raise LoginThrottled(wait)
     if user is None or not check_password_hash(user.password_hash, password):
+        login_throttle.record_failure(account, now)
         raise AccountError(_l("That username or password is not right."))
     if user.is_banned:
         raise AccountError(_l("This account is suspended."))
+    login_throttle.clear(account)
     return user
 
 
@@ -126,7 +180,6 @@ def _session_user(user_id: int) -> User | None:
     Any change to the row bumps its own counter after commit (see `_user_changed`), so a ban or a
     revoked session is seen by the very next request; other changes (a POST, a ledger posting) leave it.
     """
-    from sapien import member_cache
 
     present = db.session.identity_map.get(identity_key(User, user_id))
     if present is not None:
@@ -147,8 +200,6 @@ def _session_user(user_id: int) -> User | None:
 @event.listens_for(User, "after_update")
 @event.listens_for(User, "after_delete")
 def _user_changed(_mapper, _connection, user: User) -> None:
-    from sapien import member_cache
-
     member_cache.touch_member(user.id, user_row=True)
 
 
@@ -182,10 +233,14 @@ def update_profile(
 ) -> User:
     if not display_name.strip():
         raise AccountError(_l("Your display name cannot be empty."), "display_name")
+    if has_hidden_controls(display_name):
+        raise AccountError(HIDDEN_CONTROLS_MESSAGE, "display_name")
     if not is_valid_timezone(timezone):
         raise AccountError(_l("Choose a time zone from the list."), "timezone")
     if locale and locale not in languages:
         raise AccountError(_l("Choose a language from the list."), "locale")
+    if country and country.upper() not in COUNTRY_CODES:
+        raise AccountError(_l("Choose a country from the list."), "country")
     with unit_of_work() as session:
         user = session.get(User, user_id)
         visibility_changed = bool(user.hide_from_boards) != bool(hide_from_boards)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, request, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from sapien.accounts import service
@@ -56,24 +59,42 @@ def signup():
     )
 
 
+def _address_and_account_name() -> str:
+    return f"{get_remote_address()}|{service.username_key(str(request.form.get('login', '')))[:254]}"
+
+
+def _failed_sign_in(response) -> bool:
+    return response.status_code != 303
+
+
+# Only failures count, so members signing in behind one address (an office, a carrier's NAT) do not use up
+# each other's budget; one abuser there exhausts the limit for the account names they try, and only a
+# flood of names reaches the looser per-address cap. The account itself backs off too (`authenticate`).
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], key_func=_address_and_account_name,
+               deduct_when=_failed_sign_in, scope="login-account")
+@limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], methods=["POST"], deduct_when=_failed_sign_in,
+               scope="login-address")
 def login():
     if current_user.is_authenticated:
         return redirect_to(url_for("home.dashboard"))
     form = LoginForm()
+    status = form_status(form)
     if form.validate_on_submit():
         try:
-            user = service.authenticate(form.login.data, form.password.data)
+            user = service.authenticate(form.login.data, form.password.data, utcnow())
+        except service.LoginThrottled as error:
+            form.form_errors.append(
+                _("Too many failed sign-ins for this account. Try again in %(wait)s.", wait=format_timedelta(timedelta(seconds=error.seconds)))
+            )
+            status = 429
         except service.AccountError as error:
             show_domain_error(form, error)
         else:
             login_user(user, remember=form.remember.data)
             flash_message(_("Welcome back, %(name)s.", name=user.display_name))
             return redirect_to(safe_next_url(url_for("home.dashboard")))
-    return render_page_or_fragment(
-        "accounts/login.html", "accounts/fragments/login_form.html", status=form_status(form), form=form
-    )
+    return render_page_or_fragment("accounts/login.html", "accounts/fragments/login_form.html", status=status, form=form)
 
 
 @bp.post("/logout")
@@ -146,7 +167,8 @@ def set_language():
         service.set_locale(current_user.id, form.locale.data)
         forget_request_i18n()
     response = redirect_to(safe_next_url(url_for("home.index")))
-    response.set_cookie(LANGUAGE_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    response.set_cookie(LANGUAGE_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
 
 

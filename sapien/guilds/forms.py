@@ -6,7 +6,8 @@ from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from sapien.forms import ChoiceField
-from sapien.guilds.service import DESCRIPTION_MAX, MESSAGE_MAX, NAME_MAX, NAME_MIN
+from sapien.guilds.founding import GuildDraft
+from sapien.guilds.membership import DESCRIPTION_MAX, MESSAGE_MAX, NAME_MAX, NAME_MIN
 
 POLICY_CHOICES = [
     ("open", _l("Open: anyone who meets the requirements joins")),
@@ -34,6 +35,16 @@ class GuildForm(FlaskForm):
         default=0,
         validators=[InputRequired(_l("Enter a reputation (0 for none).")), NumberRange(0, 1_000_000, _l("The minimum reputation is between 0 and 1,000,000."))],
     )
+
+    def draft(self) -> GuildDraft:
+        """The form as the service's guild draft."""
+        return GuildDraft(
+            name=self.name.data,
+            description=self.description.data or "",
+            join_policy=self.join_policy.data,
+            min_level=self.min_level.data,
+            min_reputation=self.min_reputation.data,
+        )
 
 
 class ApplyForm(FlaskForm):

@@ -7,9 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.database import utcnow
-from sapien.guilds import service
+from sapien.guilds import founding, overview
+from sapien.guilds import membership as guilds_membership
 from sapien.guilds.forms import ApplyForm, GuildForm, InviteForm, KickForm, RoleForm
-from sapien.progression import service as progression
+from sapien.guilds.models import JOIN_POLICIES
+from sapien.leaderboards import guild_rankings
+from sapien.leaderboards.reading import guild_totals
+from sapien.progression import quest_cards
 from sapien.web import flash_message, form_status, redirect_to, render_page_or_fragment, show_domain_error
 
 bp = Blueprint("guilds", __name__, url_prefix="/guilds")
@@ -17,23 +21,25 @@ bp = Blueprint("guilds", __name__, url_prefix="/guilds")
 
 def _guild_or_404(slug: str):
     try:
-        return service.get_guild_by_slug(slug)
-    except service.GuildNotFound:
+        return guilds_membership.get_guild_by_slug(slug)
+    except guilds_membership.GuildNotFound:
         abort(404)
 
 
 def _guild_page(slug: str, status: int = 200, **forms):
     try:
-        view = service.guild_view(slug, current_user.id if current_user.is_authenticated else None)
-    except service.GuildNotFound:
+        view = overview.guild_view(slug, current_user.id if current_user.is_authenticated else None)
+    except guilds_membership.GuildNotFound:
         abort(404)
     forms.setdefault("apply_form", ApplyForm(formdata=None))
     forms.setdefault("invite_form", InviteForm(formdata=None))
     forms.setdefault("kick_form", KickForm(formdata=None))
     forms.setdefault("role_form", RoleForm(formdata=None))
-    quests = progression.guild_quest_lines(view.guild.id, utcnow())
+    quests = quest_cards.guild_quest_lines(view.guild.id, utcnow())
+    total_xp = guild_totals([view.guild.id]).get(view.guild.id, 0)
     return render_page_or_fragment(
-        "guilds/guild.html", "guilds/fragments/guild.html", status=status, view=view, guild_quests=quests, **forms
+        "guilds/guild.html", "guilds/fragments/guild.html", status=status, view=view, total_xp=total_xp, guild_quests=quests,
+        **forms
     )
 
 
@@ -41,11 +47,11 @@ def _act(slug: str, action, success: str, form=None, form_name: str | None = Non
     """Run one service call: 403/404 for permission and tampering, the page again with a message for rule breaks."""
     try:
         action()
-    except service.GuildForbidden:
+    except guilds_membership.GuildForbidden:
         abort(403)
-    except service.GuildNotFound:
+    except guilds_membership.GuildNotFound:
         abort(404)
-    except service.GuildError as error:
+    except guilds_membership.GuildError as error:
         extra = {}
         if form is not None and form_name:
             show_domain_error(form, error)
@@ -68,10 +74,10 @@ def _act(slug: str, action, success: str, form=None, form_name: str | None = Non
 def directory():
     query = request.args.get("q", "")[:48]
     policy = request.args.get("policy", "")
-    if policy not in ("", *service.JOIN_POLICIES):
+    if policy not in ("", *JOIN_POLICIES):
         policy = ""
     page = request.args.get("page", 1, type=int)
-    cards, pages = service.directory(query, policy, page)
+    cards, pages = guild_rankings.directory(query, policy, page)
     return render_page_or_fragment(
         "guilds/directory.html",
         "guilds/fragments/directory_list.html",
@@ -86,7 +92,7 @@ def directory():
 @bp.get("/mine")
 @login_required
 def mine():
-    state = service.my_guild(current_user.id)
+    state = overview.my_guild(current_user.id)
     if state.guild is not None:
         return redirect_to(url_for("guilds.show", slug=state.guild.slug))
     return render_page_or_fragment("guilds/mine.html", "guilds/fragments/mine.html", state=state)
@@ -97,16 +103,10 @@ def mine():
 def create():
     form = GuildForm()
     if form.validate_on_submit():
-        draft = service.GuildDraft(
-            name=form.name.data,
-            description=form.description.data or "",
-            join_policy=form.join_policy.data,
-            min_level=form.min_level.data,
-            min_reputation=form.min_reputation.data,
-        )
+        draft = form.draft()
         try:
-            guild = service.create_guild(current_user.id, draft, utcnow())
-        except service.GuildError as error:
+            guild = founding.create_guild(current_user.id, draft, utcnow())
+        except guilds_membership.GuildError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("%(guild)s is founded. You are its leader.", guild=guild.name))
@@ -126,23 +126,17 @@ def show(slug: str):
 @login_required
 def settings(slug: str):
     guild = _guild_or_404(slug)
-    membership = service.membership_of(current_user.id)
+    membership = guilds_membership.membership_of(current_user.id)
     if membership is None or membership.guild_id != guild.id or membership.role != "leader":
         abort(403)
     form = GuildForm(obj=guild)
     if form.validate_on_submit():
-        draft = service.GuildDraft(
-            name=form.name.data,
-            description=form.description.data or "",
-            join_policy=form.join_policy.data,
-            min_level=form.min_level.data,
-            min_reputation=form.min_reputation.data,
-        )
+        draft = form.draft()
         try:
-            service.update_guild(current_user.id, guild.id, draft)
-        except service.GuildForbidden:
+            founding.update_guild(current_user.id, guild.id, draft)
+        except guilds_membership.GuildForbidden:
             abort(403)
-        except service.GuildError as error:
+        except guilds_membership.GuildError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("The guild's settings are saved."))
@@ -154,7 +148,7 @@ def settings(slug: str):
 @login_required
 def join(slug: str):
     guild = _guild_or_404(slug)
-    return _act(slug, lambda: service.join(current_user.id, guild.id, utcnow()), _("Welcome to %(guild)s!", guild=guild.name))
+    return _act(slug, lambda: guilds_membership.join(current_user.id, guild.id, utcnow()), _("Welcome to %(guild)s!", guild=guild.name))
 
 
 @bp.post("/<slug>/apply")
@@ -166,7 +160,7 @@ def apply(slug: str):
         return _guild_page(slug, 422, apply_form=form)
     return _act(
         slug,
-        lambda: service.apply(current_user.id, guild.id, form.message.data or "", utcnow()),
+        lambda: guilds_membership.apply(current_user.id, guild.id, form.message.data or "", utcnow()),
         _("Your application to %(guild)s is sent.", guild=guild.name),
         form,
         "apply_form",
@@ -177,10 +171,10 @@ def apply(slug: str):
 @login_required
 def leave():
     try:
-        service.leave(current_user.id, utcnow())
-    except service.GuildError as error:
+        guilds_membership.leave(current_user.id, utcnow())
+    except guilds_membership.GuildError as error:
         flash_message(str(error.message), "error")
-        state = service.my_guild(current_user.id)
+        state = overview.my_guild(current_user.id)
         if state.guild is None:
             return redirect_to(url_for("guilds.mine"))
         return _guild_page(state.guild.slug, 422)
@@ -192,10 +186,10 @@ def leave():
 @login_required
 def withdraw(application_id: int):
     try:
-        service.withdraw_application(current_user.id, application_id, utcnow())
-    except service.GuildNotFound:
+        guilds_membership.withdraw_application(current_user.id, application_id, utcnow())
+    except guilds_membership.GuildNotFound:
         abort(404)
-    except service.GuildError as error:
+    except guilds_membership.GuildError as error:
         flash_message(str(error.message), "error")
         return redirect_to(url_for("guilds.mine"))
     flash_message(_("Your application is withdrawn."))
@@ -209,7 +203,7 @@ def decide(slug: str, application_id: int, decision: str):
     accept = decision == "accept"
     return _act(
         slug,
-        lambda: service.decide_application(current_user.id, guild.id, application_id, accept, utcnow()),
+        lambda: guilds_membership.decide_application(current_user.id, guild.id, application_id, accept, utcnow()),
         _("Application accepted.") if accept else _("Application declined."),
     )
 
@@ -223,7 +217,7 @@ def invite(slug: str):
         return _guild_page(slug, 422, invite_form=form)
     return _act(
         slug,
-        lambda: service.invite(current_user.id, guild.id, form.username.data, utcnow()),
+        lambda: guilds_membership.invite(current_user.id, guild.id, form.username.data, utcnow()),
         _("Invitation sent to %(name)s.", name=form.username.data),
         form,
         "invite_form",
@@ -235,15 +229,15 @@ def invite(slug: str):
 def respond(invitation_id: int, decision: str):
     accept = decision == "accept"
     try:
-        invitation = service.respond_invitation(current_user.id, invitation_id, accept, utcnow())
-    except service.GuildNotFound:
+        invitation = guilds_membership.respond_invitation(current_user.id, invitation_id, accept, utcnow())
+    except guilds_membership.GuildNotFound:
         abort(404)
-    except service.GuildError as error:
+    except guilds_membership.GuildError as error:
         flash_message(str(error.message), "error")
         return redirect_to(url_for("guilds.mine"))
     if accept:
         flash_message(_("Welcome to your new guild!"))
-        return redirect_to(url_for("guilds.show", slug=service.guild_names([invitation.guild_id])[invitation.guild_id][1]))
+        return redirect_to(url_for("guilds.show", slug=guilds_membership.guild_names([invitation.guild_id])[invitation.guild_id][1]))
     flash_message(_("Invitation declined."))
     return redirect_to(url_for("guilds.mine"))
 
@@ -256,14 +250,14 @@ def change_role(slug: str, user_id: int):
     if not form.validate():
         flash_message(_("Choose a role from the list."), "error")
         return _guild_page(slug, 422)
-    return _act(slug, lambda: service.set_role(current_user.id, guild.id, user_id, form.role.data, utcnow()), _("Role changed."))
+    return _act(slug, lambda: guilds_membership.set_role(current_user.id, guild.id, user_id, form.role.data, utcnow()), _("Role changed."))
 
 
 @bp.post("/<slug>/members/<int:user_id>/transfer")
 @login_required
 def transfer(slug: str, user_id: int):
     guild = _guild_or_404(slug)
-    return _act(slug, lambda: service.transfer_leadership(current_user.id, guild.id, user_id, utcnow()), _("You handed over the leadership."))
+    return _act(slug, lambda: guilds_membership.transfer_leadership(current_user.id, guild.id, user_id, utcnow()), _("You handed over the leadership."))
 
 
 @bp.post("/<slug>/members/<int:user_id>/kick")
@@ -274,18 +268,18 @@ def kick(slug: str, user_id: int):
     if not form.validate():
         flash_message(form.reason.errors[0], "error")
         return _guild_page(slug, 422, kick_form=form)
-    return _act(slug, lambda: service.kick(current_user.id, guild.id, user_id, form.reason.data, utcnow()), _("The member was removed from the guild."))
+    return _act(slug, lambda: guilds_membership.kick(current_user.id, guild.id, user_id, form.reason.data, utcnow()), _("The member was removed from the guild."))
 
 
 # --- the leader dashboard ------------------------------------------------------------------------
 
-def _dashboard_filters() -> service.DashboardFilter:
+def _dashboard_filters() -> guild_rankings.DashboardFilter:
     sort = request.args.get("sort", "xp")
     role = request.args.get("role", "")
-    return service.DashboardFilter(
-        sort=sort if sort in service.DASHBOARD_SORTS else "xp",
+    return guild_rankings.DashboardFilter(
+        sort=sort if sort in guild_rankings.DASHBOARD_SORTS else "xp",
         descending=request.args.get("dir", "desc") != "asc",
-        role=role if role in service.DASHBOARD_ROLES else "",
+        role=role if role in guild_rankings.DASHBOARD_ROLES else "",
         query=request.args.get("q", "")[:64],
         active_only=request.args.get("active") == "1",
     )
@@ -295,10 +289,10 @@ def _dashboard_rows(slug: str, now: datetime):
     guild = _guild_or_404(slug)
     filters = _dashboard_filters()
     try:
-        rows = service.dashboard(current_user.id, guild.id, filters, now)
-    except service.GuildForbidden:
+        rows = guild_rankings.dashboard(current_user.id, guild.id, filters, now)
+    except guilds_membership.GuildForbidden:
         abort(403)
-    except service.GuildNotFound:
+    except guilds_membership.GuildNotFound:
         abort(404)
     return guild, filters, rows
 
@@ -317,6 +311,6 @@ def dashboard(slug: str):
 def dashboard_csv(slug: str):
     now = utcnow()
     guild, _filters, rows = _dashboard_rows(slug, now)
-    response = Response(stream_with_context(service.dashboard_csv(rows)), mimetype="text/csv")
+    response = Response(stream_with_context(guild_rankings.dashboard_csv(rows)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{guild.slug}-members-{now:%Y-%m-%d}.csv"'
     return response

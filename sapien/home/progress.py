@@ -50,8 +50,8 @@ def next_unlock(user_id: int, xp: int) -> NextUnlock | None:
     """The locked pack nearest to the member that only a level stands between (reputation, stake and
     exams have their own paths), with the XP and roughly how many verified answers it takes."""
     from sapien.labeling.models import Campaign, TaskPack
-    from sapien.labeling.service import DIFFICULTY_MULTIPLIERS
-    from sapien.progression.service import level_for_xp, xp_for_level
+    from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS
+    from sapien.progression.levels import level_for_xp, xp_for_level
 
     level = level_for_xp(xp)
     rows = db.session.execute(
@@ -86,7 +86,8 @@ def rank_gap(user_id: int, now: datetime) -> RankGap | None:
     """The member's place on this week's XP board and the XP between them and the place above."""
     from redis.exceptions import RedisError
 
-    from sapien.leaderboards.service import Board, decode_xp, member_of, read_key
+    from sapien.leaderboards.boards import Board, decode_xp, member_of
+    from sapien.leaderboards.reading import read_key
     from sapien.queue import redis_connection
 
     try:

@@ -7,9 +7,13 @@ from datetime import datetime
 
 from flask import g, has_app_context, url_for
 
+from sapien.guilds import membership
+from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
-from sapien.progression.service import LevelProgress, level_progress
+from sapien.progression.levels import LevelProgress, level_progress
+from sapien.progression.summary import profile_progress
+from sapien.quality.reputation import reputation_of
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,6 @@ def nav_summary(user_id: int) -> tuple[dict[str, int], LevelProgress]:
     return cache[user_id]
 
 
-def forget_nav_summary(user_id: int) -> None:
-    """Drop the cached nav figures after a change, so the next render shows the new balance."""
-    if has_app_context():
-        g.setdefault("nav_summary", {}).pop(user_id, None)
-
-
 def member_summary(user_id: int, recent: int = 10) -> MemberSummary:
     balances, progress = nav_summary(user_id)
     return MemberSummary(balances=balances, progress=progress, recent=ledger.recent_entries(user_id, recent))
@@ -50,20 +48,16 @@ class ProfilePage:
 
 def profile_page(user_id: int, viewer_id: int | None, now: datetime) -> ProfilePage:
     """Everything a public profile shows, gathered from each area's service."""
-    from sapien.guilds import service as guilds
-    from sapien.leaderboards import service as leaderboards
-    from sapien.progression.service import profile_progress
-    from sapien.quality.service import reputation_of
 
-    guild_id = guilds.guild_id_of(user_id)
+    guild_id = membership.guild_id_of(user_id)
     guild = None
-    if guild_id is not None and (names := guilds.guild_names([guild_id])):
+    if guild_id is not None and (names := membership.guild_names([guild_id])):
         name, slug = names[guild_id]
         guild = {"name": name, "url": url_for("guilds.show", slug=slug)}
     return ProfilePage(
         summary=member_summary(user_id),
         progression=profile_progress(user_id, viewer_id, now),
         guild=guild,
-        rank=leaderboards.all_time_rank(user_id, now),
+        rank=reading.all_time_rank(user_id, now),
         reputation=reputation_of(user_id),
     )

@@ -7,8 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
+from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
 from sapien.home.theme import THEME_COOKIE, THEMES, current_theme
+from sapien.member_cache import member_page
+from sapien.progression.quests import QUEST_VERSION_KEY
+from sapien.progression.summary import dashboard_progress
 from sapien.web import flash_message, redirect_to, render_page_or_fragment
 
 bp = Blueprint("home", __name__)
@@ -32,16 +37,11 @@ def index():
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    from sapien.database import utcnow
-    from sapien.member_cache import member_page
-    from sapien.progression.forms import EmptyForm
-    from sapien.progression.service import QUEST_VERSION_KEY, dashboard_progress
-
     now = utcnow()
 
     def render():
         from sapien.home.progress import next_unlock, rank_gap, streak_calendar
-        from sapien.progression.service import local_day
+        from sapien.progression.streaks import local_day
 
         summary = member_summary(current_user.id)
         return render_page_or_fragment(

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from sapien.cli import needs_schema
+from sapien.database import needs_schema, utcnow
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import imports, leases, packs, seeding
 
 labeling_cli = AppGroup("labeling", help="Campaigns, task packs and their items.")
 
@@ -25,15 +27,13 @@ def _print_report(report) -> None:
 @needs_schema
 def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
     """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
-    from sapien.database import utcnow
-    from sapien.labeling import service
 
-    pack = service.get_pack_by_slug(pack_slug)
+    pack = packs.get_pack_by_slug(pack_slug)
     if pack is None:
         raise click.ClickException(f"no pack with slug {pack_slug!r}")
     try:
-        report = service.import_items(pack.id, items_file, media_dir=media_dir or items_file.parent, now=utcnow())
-    except service.LabelingError as error:
+        report = imports.import_items(pack.id, items_file, media_dir=media_dir or items_file.parent, now=utcnow())
+    except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
     _print_report(report)
 
@@ -43,12 +43,10 @@ def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> 
 @needs_schema
 def import_folder_command(folder: Path) -> None:
     """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
-    from sapien.database import utcnow
-    from sapien.labeling import service
 
     try:
-        pack, report = service.import_pack_folder(folder, actor_id=None, now=utcnow())
-    except service.LabelingError as error:
+        pack, report = imports.import_pack_folder(folder, actor_id=None, now=utcnow())
+    except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"pack {pack.slug} created")
     _print_report(report)
@@ -59,12 +57,10 @@ def import_folder_command(folder: Path) -> None:
 @needs_schema
 def demo_command(out_dir: Path | None) -> None:
     """Generate the demo packs (real content, known answers) and import those not there yet."""
-    from sapien.database import utcnow
-    from sapien.labeling import service
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    imported = service.seed_demo_packs(utcnow(), out_dir=out_dir)
+    imported = seeding.seed_demo_packs(utcnow(), out_dir=out_dir)
     if not imported:
         click.echo("Demo packs already present.")
     for pack, report in imported:
@@ -76,7 +72,5 @@ def demo_command(out_dir: Path | None) -> None:
 @needs_schema
 def expire_leases_command() -> None:
     """Return the slots of abandoned leases to the pool now."""
-    from sapien.database import utcnow
-    from sapien.labeling import service
 
-    click.echo(f"{service.expire_leases(utcnow())} lease(s) expired")
+    click.echo(f"{leases.expire_leases(utcnow())} lease(s) expired")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
 
 from sapien.errors import DomainError
 
@@ -138,14 +139,17 @@ def inspect(name: str, data: bytes, expected_kind: str) -> MediaInfo:
     )
 
 
-def _image_size(name: str, data: bytes) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+def too_many_pixels(name: str) -> MediaRejected:
+    return MediaRejected(_l("%(name)s is too large an image: at most %(limit)s million pixels are allowed.",
+                            name=name, limit=MAX_IMAGE_PIXELS // 1_000_000))
 
+
+def _image_size(name: str, data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise MediaRejected(_l("%(name)s is too large an image (%(w)s × %(h)s pixels).", name=name, w=width, h=height))
+                raise too_many_pixels(name)
             image.verify()  # reads the whole file: a truncated or corrupt image fails here
         # Browsers show a photo turned by its EXIF orientation, so members draw boxes on the turned
         # picture: measure it the way it is shown (orientations 5-8 swap the sides). verify() leaves
@@ -155,7 +159,9 @@ def _image_size(name: str, data: bytes) -> tuple[int, int]:
                 width, height = height, width
     except MediaRejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:  # Pillow's own guard, for a canvas far past ours
+        raise too_many_pixels(name) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise MediaRejected(_l("%(name)s is a damaged image that cannot be read.", name=name)) from error
     if width < 1 or height < 1:
         raise MediaRejected(_l("%(name)s has no pixels.", name=name))

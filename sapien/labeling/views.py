@@ -11,9 +11,12 @@ from flask_login import current_user, login_required
 
 from sapien.database import rows_kept_loaded, unit_of_work, utcnow
 from sapien.extensions import htmx
-from sapien.labeling import service
+from sapien.labeling import access as labeling_access
+from sapien.labeling import answers, exams, imports, leases, packs, submissions
+from sapien.labeling import errors as labeling_errors
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.quality.reputation import can_review
 from sapien.web import (
     database_id,
     flash_message,
@@ -48,7 +51,7 @@ UPLOAD_SUFFIXES = (".jsonl", ".csv")
 @bp.record_once
 def _register_template_globals(state) -> None:
     # The answer display (show_answer.html) draws cleaning diffs with this, on any area's pages.
-    state.app.jinja_env.globals["text_diff"] = service.text_diff
+    state.app.jinja_env.globals["text_diff"] = answers.text_diff
 
 
 def _rejection_url(submission_id: int) -> str | None:
@@ -70,7 +73,7 @@ def _labels():
 
 
 def _pack_or_404(slug: str):
-    pack = service.get_pack_by_slug(slug)
+    pack = packs.get_pack_by_slug(slug)
     if pack is None:
         abort(404)
     return pack
@@ -92,8 +95,8 @@ def marketplace():
     task_type = task_type if task_type in TASK_TYPES else ""
     difficulty = difficulty if difficulty in DIFFICULTIES else ""
     unlocked = unlocked if unlocked in ("unlocked", "locked") else ""
-    sort = sort if sort in service.MARKET_SORTS else "reward"
-    cards = service.marketplace(current_user.id, task_type=task_type, difficulty=difficulty, unlocked=unlocked, sort=sort)
+    sort = sort if sort in labeling_access.MARKET_SORTS else "reward"
+    cards = labeling_access.marketplace(current_user.id, task_type=task_type, difficulty=difficulty, unlocked=unlocked, sort=sort)
     return render_page_or_fragment(
         "labeling/marketplace.html",
         "labeling/fragments/pack_list.html",
@@ -108,11 +111,11 @@ def pack(slug: str):
     pack = _pack_or_404(slug)
     if pack.status == "closed" and not current_user.has_role("moderator"):
         abort(404)
-    campaign = service.get_campaign(pack.campaign_id)
-    access = service.access_for(pack, service.member_standing(current_user.id))
-    points, xp, partner, shares = service.rewards_after_difficulty(pack, campaign)
-    counts = service.pack_counts([pack.id]).get(pack.id, service.PackCounts())
-    exam = service.exam_state(current_user.id, pack.id, utcnow()) if pack.exam_required else None
+    campaign = packs.get_campaign(pack.campaign_id)
+    access = labeling_access.access_for(pack, labeling_access.member_standing(current_user.id))
+    points, xp, partner, shares = labeling_access.rewards_after_difficulty(pack, campaign)
+    counts = packs.pack_counts([pack.id]).get(pack.id, packs.PackCounts())
+    exam = exams.exam_state(current_user.id, pack.id, utcnow()) if pack.exam_required else None
     return render_page_or_fragment(
         "labeling/pack.html",
         "labeling/fragments/pack.html",
@@ -158,11 +161,11 @@ def _feedback_from_result(result, work_before) -> Feedback:
 
 
 def _feedback_from_submission(submission_id: int) -> Feedback | None:
-    found = service.gold_feedback_for(current_user.id, submission_id)
+    found = submissions.gold_feedback_for(current_user.id, submission_id)
     if found is None:
         return None
     submission, item, pack = found
-    media = service.get_media(item.media_id)
+    media = packs.get_media(item.media_id)
     return Feedback(
         status=submission.status,
         is_gold=submission.is_gold,
@@ -182,13 +185,13 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
     """The work page: feedback on the last answer (if any), then the current item or why there is none."""
     if work is None and done is None:
         try:
-            work = service.next_work_item(current_user.id, pack.id, utcnow())
-        except service.PackLocked as locked:
+            work = leases.next_work_item(current_user.id, pack.id, utcnow())
+        except labeling_errors.PackLocked as locked:
             if feedback is None:
                 flash_message(str(locked.message), "error")
                 return redirect_to(url_for("labeling.pack", slug=pack.slug))
             done = str(locked.message)
-        except (service.NoWorkLeft, service.DailyCapReached) as stop:
+        except (labeling_errors.NoWorkLeft, labeling_errors.DailyCapReached) as stop:
             done = str(stop.message)
     return render_page_or_fragment(
         "labeling/work.html",
@@ -227,22 +230,22 @@ def submit(slug: str):
         # with the lease. The page is rendered before the commit, so the rows it read stay loaded through
         # the commit and its listeners instead of being reloaded for nothing.
         with rows_kept_loaded(), unit_of_work():
-            result, answered = service.submit_answer_form(
+            result, answered = submissions.submit_answer_form(
                 current_user.id, lease_id, request.form, pack_slug=slug, now=utcnow(), time_spent_ms=time_spent
             )
             if htmx:
                 response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
-    except service.InvalidAnswer as error:
+    except labeling_errors.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
-        current = service.work_item(service.get_lease(lease_id))
+        current = leases.work_item(packs.get_lease(lease_id))
         try:
-            prior = service.parse_answer_form(current.pack, current.item, request.form)
-        except service.InvalidAnswer:
+            prior = answers.parse_answer_form(current.pack, current.item, request.form)
+        except labeling_errors.InvalidAnswer:
             prior = None
         return _render_work(current.pack, status=422, work=current, prior=prior, error=str(error.message))
-    except service.LabelingNotFound:
+    except labeling_errors.LabelingNotFound:
         abort(404)
-    except (service.LeaseExpired, service.AlreadySubmitted) as error:
+    except (labeling_errors.LeaseExpired, labeling_errors.AlreadySubmitted) as error:
         pack = _pack_or_404(slug)
         flash_message(str(error.message), "error")
         return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
@@ -257,8 +260,8 @@ def skip(slug: str):
     pack = _pack_or_404(slug)
     lease_id = request.form.get("lease_id", type=database_id) or 0
     try:
-        service.release_lease(current_user.id, lease_id, now=utcnow())
-    except service.LabelingNotFound:
+        leases.release_lease(current_user.id, lease_id, now=utcnow())
+    except labeling_errors.LabelingNotFound:
         abort(404)
     flash_message(_("Skipped. The item goes to someone else."), "info")
     if htmx:
@@ -269,7 +272,7 @@ def skip(slug: str):
 # --- exam ---------------------------------------------------------------------------------------
 
 def _render_exam(pack, *, status: int = 200, prior=None, error: str | None = None):
-    state = service.exam_state(current_user.id, pack.id, utcnow())
+    state = exams.exam_state(current_user.id, pack.id, utcnow())
     return render_page_or_fragment(
         "labeling/exam.html",
         "labeling/fragments/exam.html",
@@ -298,8 +301,8 @@ def start_exam(slug: str):
     if not pack.exam_required:
         abort(404)
     try:
-        service.start_exam(current_user.id, pack.id, utcnow())
-    except service.ExamError as error:
+        exams.start_exam(current_user.id, pack.id, utcnow())
+    except labeling_errors.ExamError as error:
         flash_message(str(error.message), "error")
         return _render_exam(pack, status=422)
     return redirect_to(url_for("labeling.exam", slug=pack.slug))
@@ -311,18 +314,18 @@ def answer_exam(slug: str):
     pack = _pack_or_404(slug)
     attempt_id = request.form.get("attempt_id", type=database_id) or 0
     item_id = request.form.get("item_id", type=database_id) or 0
-    item = service.get_item(item_id)
+    item = packs.get_item(item_id)
     if item is None or item.pack_id != pack.id:
         abort(404)
     prior = None
     try:
-        prior = service.parse_answer_form(pack, item, request.form)
-        attempt = service.answer_exam_item(current_user.id, attempt_id, item_id, prior, now=utcnow())
-    except service.InvalidAnswer as error:
+        prior = answers.parse_answer_form(pack, item, request.form)
+        attempt = exams.answer_exam_item(current_user.id, attempt_id, item_id, prior, now=utcnow())
+    except labeling_errors.InvalidAnswer as error:
         return _render_exam(pack, status=422, prior=prior if isinstance(prior, dict) else None, error=str(error.message))
-    except service.LabelingNotFound:
+    except labeling_errors.LabelingNotFound:
         abort(404)
-    except service.ExamError as error:
+    except labeling_errors.ExamError as error:
         flash_message(str(error.message), "error")
         return redirect_to(url_for("labeling.exam", slug=pack.slug))
     if attempt.finished_at is not None:
@@ -339,7 +342,7 @@ def answer_exam(slug: str):
 @login_required
 def my_submissions():
     page = request.args.get("page", 1, type=int)
-    rows, pages = service.my_submissions(current_user.id, page=page)
+    rows, pages = submissions.my_submissions(current_user.id, page=page)
     return render_page_or_fragment(
         "labeling/history.html", "labeling/fragments/history.html", rows=rows, pages=pages, page_number=min(max(1, page), pages)
     )
@@ -350,8 +353,8 @@ def my_submissions():
 @bp.get("/manage/campaigns")
 @role_required("moderator")
 def manage():
-    campaigns = service.list_campaigns()
-    counts = service.pack_counts()
+    campaigns = packs.list_campaigns()
+    counts = packs.pack_counts()
     return render_page_or_fragment("labeling/manage.html", "labeling/fragments/manage.html", campaigns=campaigns, counts=counts,
                                    status_form=PackStatusForm(formdata=None))
 
@@ -362,11 +365,11 @@ def new_campaign():
     form = CampaignForm()
     if form.validate_on_submit():
         try:
-            campaign = service.create_campaign(
+            campaign = packs.create_campaign(
                 name=form.name.data, kind=form.kind.data, description=form.description.data or "", client_name=form.client_name.data or "",
                 partner_token=form.partner_token.data or "", actor_id=current_user.id, now=utcnow(),
             )
-        except service.LabelingError as error:
+        except labeling_errors.LabelingError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("Campaign %(name)s is created. Add its first pack.", name=campaign.name))
@@ -377,16 +380,16 @@ def new_campaign():
 @bp.route("/manage/campaigns/<int:campaign_id>/packs/new", methods=["GET", "POST"])
 @role_required("moderator")
 def new_pack(campaign_id: int):
-    campaign = service.get_campaign(campaign_id)
+    campaign = packs.get_campaign(campaign_id)
     if campaign is None:
         abort(404)
     form = PackForm()
     if form.validate_on_submit():
         try:
-            pack = service.create_pack(campaign.id, form.settings(), actor_id=current_user.id, now=utcnow())
-        except service.LabelingNotFound:
+            pack = packs.create_pack(campaign.id, form.settings(), actor_id=current_user.id, now=utcnow())
+        except labeling_errors.LabelingNotFound:
             abort(404)
-        except service.LabelingError as error:
+        except labeling_errors.LabelingError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("Pack %(name)s is created. Upload its items.", name=pack.name))
@@ -429,8 +432,8 @@ def upload_items(slug: str):
                     if name:
                         upload.save(media_dir / name)
                 try:
-                    report = service.import_items(pack.id, items_path, media_dir=media_dir, now=utcnow(), by_basename=True)
-                except service.LabelingError as error:
+                    report = imports.import_items(pack.id, items_path, media_dir=media_dir, now=utcnow(), by_basename=True)
+                except labeling_errors.LabelingError as error:
                     show_domain_error(form, error)
             if report is not None:
                 if report.imported:
@@ -440,7 +443,7 @@ def upload_items(slug: str):
                 if not report.problems:
                     return redirect_to(url_for("labeling.upload_items", slug=pack.slug))
     status = 422 if request.method == "POST" and (form.errors or form.form_errors or (report and report.problems)) else 200
-    counts = service.pack_counts([pack.id]).get(pack.id, service.PackCounts())
+    counts = packs.pack_counts([pack.id]).get(pack.id, packs.PackCounts())
     return render_page_or_fragment(
         "labeling/upload.html", "labeling/fragments/upload.html", status=status, form=form, pack=pack, report=report, counts=counts
     )
@@ -454,7 +457,7 @@ def pack_status(slug: str):
     if not form.validate():
         flash_message(_("Choose open, paused or closed."), "error")
     else:
-        service.set_pack_status(pack.id, form.status.data, now=utcnow())
+        packs.set_pack_status(pack.id, form.status.data, now=utcnow())
         flash_message(_("%(pack)s is now %(status)s.", pack=pack.name, status=STATUS_LABELS[form.status.data]))
     return redirect_to(url_for("labeling.manage"))
 
@@ -464,10 +467,12 @@ def pack_status(slug: str):
 @bp.get("/media/<int:media_id>")
 @login_required
 def media(media_id: int):
-    found = service.media_for_viewer(media_id, current_user.id, is_moderator=current_user.has_role("moderator"), now=utcnow())
+    found = labeling_access.media_for_viewer(media_id, current_user.id, is_moderator=current_user.has_role("moderator"), now=utcnow())
+    if found is None and can_review(current_user.id):
+        found = packs.get_media(media_id)
     if found is None:
         abort(404)
-    path = service.media_path(found)
+    path = labeling_access.media_path(found)
     if not path.is_file():
         abort(404)
     response = send_file(path, mimetype=found.content_type, conditional=True, max_age=3600, etag=found.sha256)

@@ -25,16 +25,9 @@ from sqlalchemy import select
 
 from sapien.accounts.models import User
 from sapien.extensions import db
-from sapien.leaderboards.service import (
-    PREFIX,
-    Board,
-    decode_xp,
-    member_of,
-    period_key,
-    period_window,
-    read_key,
-    subject_of,
-)
+from sapien.leaderboards.boards import PREFIX, Board, board_period, decode_xp, member_of, subject_of
+from sapien.leaderboards.reading import read_key
+from sapien.periods import period_window
 from sapien.queue import redis_connection
 
 log = logging.getLogger(__name__)
@@ -109,8 +102,8 @@ def league_page(viewer_id: int, now: datetime) -> LeaguePage | None:
 def _league_page(viewer_id: int, now: datetime) -> LeaguePage:
     connection = redis_connection()
     this_key, _frozen = read_key(Board("xp", "week"), now, connection)
-    last_key = f"{PREFIX}:xp:all:{period_key('week', now - timedelta(days=7))}"
-    week = period_key("week", now)
+    last_key = f"{PREFIX}:xp:all:{board_period('week', now - timedelta(days=7))}"
+    week = board_period("week", now)
     pipe = connection.pipeline(transaction=False)
     pipe.zcard(last_key)
     pipe.zrevrank(last_key, member_of(viewer_id))

@@ -6,25 +6,24 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import BadRequest
 
 from sapien.database import utcnow
-from sapien.leaderboards import service
+from sapien.guilds.membership import guild_names
+from sapien.leaderboards import boards, freezes, reading, recording
+from sapien.leaderboards import rebuild as leaderboards_rebuild
 from sapien.web import flash_message, redirect_to, render_page_or_fragment, role_required
 
 bp = Blueprint("leaderboards", __name__, url_prefix="/leaderboards")
 
 
-def _board(values) -> service.Board:
+def _board(values) -> boards.Board:
     guild = values.get("guild", "")
     if guild and not guild.isdigit():
         raise _bad(_("Unknown guild."))
     try:
-        board = service.parse_board(values.get("board"), values.get("period"), values.get("task"), int(guild) if guild else None)
-    except service.LeaderboardError as error:
+        board = boards.parse_board(values.get("board"), values.get("period"), values.get("task"), int(guild) if guild else None)
+    except boards.LeaderboardError as error:
         raise _bad(str(error.message)) from None
-    if board.guild_id is not None:
-        from sapien.guilds.service import guild_names
-
-        if board.guild_id not in guild_names([board.guild_id]):
-            abort(404)
+    if board.guild_id is not None and board.guild_id not in guild_names([board.guild_id]):
+        abort(404)
     return board
 
 
@@ -34,7 +33,7 @@ def _bad(message: str) -> BadRequest:
     return error
 
 
-def board_args(board: service.Board, **extra) -> dict:
+def board_args(board: boards.Board, **extra) -> dict:
     """Query-string values that name `board` (for links, paging and polling)."""
     args = {"board": board.metric, "period": board.period}
     if board.task_type:
@@ -50,30 +49,30 @@ def index():
     board = _board(request.args)
     page = request.args.get("page", 1, type=int) or 1
     viewer = current_user.id if current_user.is_authenticated else None
-    view = service.board_page(board, viewer, utcnow(), page)
+    view = reading.board_page(board, viewer, utcnow(), page)
     return render_page_or_fragment(
         "leaderboards/index.html",
         "leaderboards/fragments/board.html",
         view=view,
         board_args=board_args,
-        periods=service.PERIOD_LABELS,
-        metrics=service.METRIC_LABELS,
-        min_gold=service.min_gold(),
+        periods=boards.PERIOD_LABELS,
+        metrics=boards.METRIC_LABELS,
+        min_gold=recording.min_gold(),
     )
 
 
 @bp.get("/me")
 @login_required
 def me():
-    ranks = service.member_ranks(current_user.id, utcnow())
+    ranks = reading.member_ranks(current_user.id, utcnow())
     return render_page_or_fragment(
         "leaderboards/me.html",
         "leaderboards/fragments/my_ranks.html",
         ranks=ranks,
-        min_gold=service.min_gold(),
+        min_gold=recording.min_gold(),
         board_args=board_args,
-        periods=service.PERIOD_LABELS,
-        metrics=service.METRIC_LABELS,
+        periods=boards.PERIOD_LABELS,
+        metrics=boards.METRIC_LABELS,
     )
 
 
@@ -82,8 +81,8 @@ def me():
 def freeze():
     board = _board(request.form)
     try:
-        service.freeze_board(board, current_user.id, utcnow())
-    except service.LeaderboardError as error:
+        freezes.freeze_board(board, current_user.id, utcnow())
+    except boards.LeaderboardError as error:
         flash_message(str(error.message), "error")
     else:
         flash_message(_("The board is frozen: the public sees it as it stands now."))
@@ -95,8 +94,8 @@ def freeze():
 def unfreeze():
     board = _board(request.form)
     try:
-        service.unfreeze_board(board, current_user.id, utcnow())
-    except service.LeaderboardError as error:
+        freezes.unfreeze_board(board, current_user.id, utcnow())
+    except boards.LeaderboardError as error:
         flash_message(str(error.message), "error")
     else:
         flash_message(_("The board is live again."))
@@ -106,7 +105,7 @@ def unfreeze():
 @bp.post("/rebuild")
 @role_required("moderator")
 def rebuild():
-    service.enqueue_rebuild(utcnow())
+    leaderboards_rebuild.enqueue_rebuild(utcnow())
     flash_message(_("A rebuild of every board is queued."))
     return redirect_to(url_for("leaderboards.index"))
 

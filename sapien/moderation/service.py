@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from sapien.database import unit_of_work
-from sapien.extensions import db
 from sapien.moderation.models import AuditLog
 
 
@@ -18,9 +15,3 @@ def record(actor_id: int | None, action: str, target: str, reason: str, now: dat
         session.add(row)
         session.flush()
     return row
-
-
-def entries_for(target: str, limit: int = 50) -> list[AuditLog]:
-    return list(
-        db.session.scalars(select(AuditLog).where(AuditLog.target == target).order_by(AuditLog.id.desc()).limit(limit))
-    )

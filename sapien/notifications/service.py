@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
-from sapien.database import dialect_insert, unit_of_work
+from sapien import events
+from sapien.database import after_commit, dialect_insert, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.notifications.models import Notification
@@ -28,15 +28,6 @@ class NotificationError(DomainError):
     pass
 
 
-@dataclass(frozen=True)
-class ShownNotification:
-    id: int
-    text: str
-    link: str
-    created_at: datetime
-    unread: bool
-
-
 def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | None = None, now: datetime) -> None:
     """Add a notification; with `key`, a repeated call for the same event adds nothing."""
     if kind not in MESSAGES:
@@ -45,35 +36,8 @@ def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | 
     with unit_of_work() as session:
         insert = dialect_insert
         session.execute(insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    from sapien.progression import live
-
-    live.mark_notified(user_id)
-
-
-REVIEW_OUTCOMES = {"accepted": _l("accepted"), "rejected": _l("rejected"), "corrected": _l("corrected")}
-
-
-def _shown_params(notification: Notification) -> dict:
-    """Params are stored as ids and codes; names are looked up (and translated) when shown."""
-    params = dict(notification.params or {})
-    if "badge" in params:
-        from sapien.progression.badges import get_badge
-
-        badge = get_badge(params["badge"])
-        params["badge"] = str(badge.name) if badge else params["badge"]
-    if "outcome" in params:
-        params["outcome"] = str(REVIEW_OUTCOMES.get(params["outcome"], params["outcome"]))
-    return params
-
-
-def render_text(notification: Notification) -> str:
-    template = MESSAGES.get(notification.kind)
-    if template is None:
-        return notification.kind
-    try:
-        return str(template) % _shown_params(notification)
-    except (KeyError, TypeError, ValueError):
-        return str(template)
+    # The web layer swaps in the bell once the notification is committed (a rolled-back one shows nothing).
+    after_commit(lambda: events.notification_added.send(None, user_id=user_id))
 
 
 def unread_count(user_id: int) -> int:
@@ -82,14 +46,10 @@ def unread_count(user_id: int) -> int:
     ) or 0
 
 
-def recent(user_id: int, limit: int = 30) -> list[ShownNotification]:
-    rows = db.session.scalars(
+def recent(user_id: int, limit: int = 30) -> list[Notification]:
+    return list(db.session.scalars(
         select(Notification).where(Notification.user_id == user_id).order_by(Notification.id.desc()).limit(limit)
-    )
-    return [
-        ShownNotification(id=n.id, text=render_text(n), link=n.link, created_at=n.created_at, unread=n.read_at is None)
-        for n in rows
-    ]
+    ))
 
 
 def mark_read(user_id: int, notification_id: int, now: datetime) -> None:

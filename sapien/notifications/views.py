@@ -1,15 +1,63 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from flask import Blueprint, abort, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from sapien.database import utcnow
+from sapien.forms import EmptyForm
 from sapien.notifications import service
-from sapien.progression.forms import EmptyForm
+from sapien.notifications.models import Notification
+from sapien.notifications.service import MESSAGES
+from sapien.progression.badges import get_badge
 from sapien.web import flash_message, redirect_to, render_page_or_fragment, render_poll, wants_fragment
 
 bp = Blueprint("notifications", __name__, url_prefix="/notifications")
+
+
+@dataclass(frozen=True)
+class ShownNotification:
+    id: int
+    text: str
+    link: str
+    created_at: datetime
+    unread: bool
+
+
+REVIEW_OUTCOMES = {"accepted": _l("accepted"), "rejected": _l("rejected"), "corrected": _l("corrected")}
+
+
+def _shown_params(notification: Notification) -> dict:
+    """Params are stored as ids and codes; names are looked up (and translated) when shown."""
+    params = dict(notification.params or {})
+    if "badge" in params:
+        badge = get_badge(params["badge"])
+        params["badge"] = str(badge.name) if badge else params["badge"]
+    if "outcome" in params:
+        params["outcome"] = str(REVIEW_OUTCOMES.get(params["outcome"], params["outcome"]))
+    return params
+
+
+def render_text(notification: Notification) -> str:
+    template = MESSAGES.get(notification.kind)
+    if template is None:
+        return notification.kind
+    try:
+        return str(template) % _shown_params(notification)
+    except (KeyError, TypeError, ValueError):
+        return str(template)
+
+
+def shown(user_id: int) -> list[ShownNotification]:
+    """The member's recent notifications as they read in the current language."""
+    return [
+        ShownNotification(id=n.id, text=render_text(n), link=n.link, created_at=n.created_at, unread=n.read_at is None)
+        for n in service.recent(user_id)
+    ]
 
 
 @bp.get("")
@@ -18,7 +66,7 @@ def index():
     return render_page_or_fragment(
         "notifications/index.html",
         "notifications/fragments/list.html",
-        items=service.recent(current_user.id),
+        items=shown(current_user.id),
         form=EmptyForm(formdata=None),
     )
 
@@ -37,7 +85,7 @@ def _after_change():
         return render_page_or_fragment(
             "notifications/index.html",
             "notifications/fragments/list.html",
-            items=service.recent(current_user.id),
+            items=shown(current_user.id),
             form=EmptyForm(formdata=None),
             bell_oob=True,
             unread=service.unread_count(current_user.id),

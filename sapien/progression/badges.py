@@ -8,6 +8,7 @@ Rules are checked whenever an event moves the counters; an award is never made t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -111,7 +112,6 @@ def _outline(tier: str) -> str:
         return '<circle cx="64" cy="64" r="56"/>'
     if tier == "silver":
         return '<polygon points="64,6 114,35 114,93 64,122 14,93 14,35"/>'
-    import math
 
     points = []
     for i in range(24):

@@ -7,7 +7,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from sapien.forms import ChoiceField
 from sapien.progression.badges import CATALOGUE
-from sapien.progression.service import OBJECTIVE_LABELS, PERIOD_LABELS, SCOPE_LABELS
+from sapien.progression.quests import OBJECTIVE_LABELS, PERIOD_LABELS, SCOPE_LABELS
 
 
 def _badge_choices(blank: bool):
@@ -45,7 +45,3 @@ class AwardBadgeForm(FlaskForm):
 
 class RevokeBadgeForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(message=_l("Give a reason.")), Length(max=1000)])
-
-
-class EmptyForm(FlaskForm):
-    """A POST with nothing but its CSRF token (claim, buy, mark read)."""

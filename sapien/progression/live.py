@@ -1,19 +1,23 @@
 """Live updates for the signed-in member, riding on whatever htmx request changed their progress.
 
-Listeners (ledger postings, quest progress, level-ups) mark request-scoped flags when the member
-behind the current request is the one affected. An `after_request` hook registered by `create_app`
+This is the web layer's side of events: services never touch request state, they send signals after
+their commit (`ledger_entry_posted`, `level_reached`, `quests_moved`, `notification_added`), and the
+listeners below (connected in `sapien.listeners`) mark request-scoped flags when the member behind the
+current request is the one affected, so a rolled-back change marks nothing. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances, whose figures `app.js` counts up), the bell when the request notified the member
-(`notifications.notify` marks it; the bell's own poll covers the rest) and the celebrations: on a level-up
-a dialog with the new level's emblem and what it unlocks; a toast with a small animation for a badge
-earned, a quest completed or a streak milestone (all in the `aria-live` flashes region). When quest progress moved it adds the client event
+balances, whose figures `app.js` counts up), the bell when the request notified the member (the bell's
+own poll covers the rest) and the celebrations: on a level-up a dialog with the new level's emblem and
+what it unlocks; a toast with a small animation for a badge earned (`badge_awarded`), a quest completed
+(`quest_completed`) or a streak milestone (`streak_extended`), in the `aria-live` flashes region. When quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, has_request_context, render_template
+import json
+
+from flask import Flask, Response, flash, g, has_request_context, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -48,20 +52,23 @@ def mark_badge_earned(user_id: int, slug: str) -> None:
         g.setdefault("progression_badges", []).append(slug)
 
 
-def mark_quests_completed(user_id: int, titles: list[str]) -> None:
+def on_badge_awarded(_sender=None, *, user_id: int, badge_slug: str, **_ignored) -> None:
+    mark_badge_earned(user_id, badge_slug)
+
+
+def on_quest_completed(_sender=None, *, user_id: int, quest_id: int, **_ignored) -> None:
     if _is_current(user_id):
-        g.setdefault("progression_quests_done", []).extend(titles)
+        from sapien.progression.quests import get_quest
+
+        quest = get_quest(quest_id)
+        if quest is not None:
+            g.setdefault("progression_quests_done", []).append(quest.title)
 
 
-def mark_streak(user_id: int, days: int) -> None:
-    """The streak moved to `days`: celebrated only on a milestone."""
+def on_streak_extended(_sender=None, *, user_id: int, days: int, **_ignored) -> None:
+    """The streak grew to `days`: celebrated only on a milestone."""
     if days in STREAK_MILESTONES and _is_current(user_id):
         g.progression_streak = days
-
-
-def on_badge_awarded(_sender=None, *, user_id: int, badge_slug: str, **_ignored) -> None:
-    """Listener for `badge_awarded` (sent after the award commits)."""
-    mark_badge_earned(user_id, badge_slug)
 
 
 def mark_notified(user_id: int) -> None:
@@ -75,9 +82,25 @@ def mark_quests_changed(user_id: int) -> None:
         g.progression_quests_changed = True
 
 
+def on_ledger_entry_posted(_sender=None, *, user_id: int, **_ignored) -> None:
+    """Balances moved: the nav's status bar is refreshed in this request."""
+    mark_status_changed(user_id)
+
+
+def on_level_reached(_sender=None, *, user_id: int, level: int, **_ignored) -> None:
+    mark_level_up(user_id, level)
+
+
+def on_quests_moved(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_quests_changed(user_id)
+
+
+def on_notification_added(_sender=None, *, user_id: int, **_ignored) -> None:
+    mark_notified(user_id)
+
+
 def _add_trigger(response: Response, event_name: str) -> None:
     """Add a client event to `HX-Trigger`, keeping whatever another area already put there."""
-    import json
 
     existing = response.headers.get("HX-Trigger", "").strip()
     if not existing:
@@ -121,7 +144,5 @@ def register_live_updates(app: Flask) -> None:
             )
             _append(response, oob)
         elif message:
-            from flask import flash
-
             flash(message, "success")
         return response

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import Blueprint, abort, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import get_by_username
 from sapien.database import utcnow
-from sapien.progression import service
+from sapien.forms import EmptyForm
+from sapien.progression import awards, quest_cards, streaks
+from sapien.progression import errors as progression_errors
+from sapien.progression import quests as progression_quests
 from sapien.progression.badges import TIER_COLOURS, badge_svg, get_badge
-from sapien.progression.forms import AwardBadgeForm, EmptyForm, QuestForm, RevokeBadgeForm
+from sapien.progression.forms import AwardBadgeForm, QuestForm, RevokeBadgeForm
 from sapien.web import (
     flash_message,
     form_status,
@@ -29,8 +34,8 @@ bp = Blueprint("progression", __name__)
 def _quests_context(compact: bool = False) -> dict:
     now = utcnow()
     return {
-        "cards": service.quest_cards(current_user.id, now),
-        "streak": service.streak_state(current_user.id, now),
+        "cards": quest_cards.quest_cards(current_user.id, now),
+        "streak": streaks.streak_state(current_user.id, now),
         "claim_form": EmptyForm(formdata=None),
         "freeze_price": current_app.config["STREAK_FREEZE_PRICE_POINTS"],
         "freeze_most": current_app.config["STREAK_FREEZE_MAX_HELD"],
@@ -62,10 +67,10 @@ def claim(quest_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.claim_quest(current_user.id, quest_id, utcnow())
+        quest_cards.claim_quest(current_user.id, quest_id, utcnow())
     except LookupError:
         abort(404)
-    except service.QuestError as error:
+    except progression_errors.QuestError as error:
         flash_message(str(error.message), "error")
         status = 409
     else:
@@ -87,19 +92,17 @@ def manage_quests():
     return render_page_or_fragment(
         "progression/manage_quests.html",
         "progression/fragments/manage_quests.html",
-        quests=service.all_quests(),
-        objective_labels=service.OBJECTIVE_LABELS,
-        scope_labels=service.SCOPE_LABELS,
+        quests=progression_quests.all_quests(),
+        objective_labels=progression_quests.OBJECTIVE_LABELS,
+        scope_labels=progression_quests.SCOPE_LABELS,
     )
 
 
-def _definition(form: QuestForm) -> service.QuestDefinition:
-    from datetime import UTC
-
+def _definition(form: QuestForm) -> progression_quests.QuestDefinition:
     def utc(value):
         return value.replace(tzinfo=UTC) if value is not None else None
 
-    return service.QuestDefinition(
+    return progression_quests.QuestDefinition(
         title=form.title.data or "",
         description=form.description.data or "",
         period=form.period.data,
@@ -126,8 +129,8 @@ def new_quest():
         form.starts_at.data = utcnow().replace(second=0, microsecond=0, tzinfo=None)
     if form.validate_on_submit():
         try:
-            service.create_quest(_definition(form), actor_id=current_user.id, now=utcnow())
-        except service.QuestError as error:
+            progression_quests.create_quest(_definition(form), actor_id=current_user.id, now=utcnow())
+        except progression_errors.QuestError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("Quest created."))
@@ -140,7 +143,7 @@ def new_quest():
 @bp.route("/quests/manage/<int:quest_id>/edit", methods=["GET", "POST"])
 @role_required("moderator")
 def edit_quest(quest_id: int):
-    quest = service.get_quest(quest_id)
+    quest = progression_quests.get_quest(quest_id)
     if quest is None:
         abort(404)
     form = QuestForm(obj=quest)
@@ -150,8 +153,8 @@ def edit_quest(quest_id: int):
         form.reward_badge.data = quest.reward_badge or ""
     if form.validate_on_submit():
         try:
-            service.update_quest(quest_id, _definition(form), actor_id=current_user.id, now=utcnow())
-        except service.QuestError as error:
+            progression_quests.update_quest(quest_id, _definition(form), actor_id=current_user.id, now=utcnow())
+        except progression_errors.QuestError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("Quest saved."))
@@ -171,8 +174,8 @@ def buy_freeze():
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.buy_streak_freeze(current_user.id, utcnow())
-    except service.ProgressionError as error:
+        streaks.buy_streak_freeze(current_user.id, utcnow())
+    except progression_errors.ProgressionError as error:
         flash_message(str(error.message), "error")
     else:
         flash_message(_("Streak freeze bought: it will protect one missed day."))
@@ -186,7 +189,7 @@ def buy_freeze():
 def badges():
     viewer = current_user.id if current_user.is_authenticated else None
     return render_page_or_fragment(
-        "progression/badges.html", "progression/fragments/badges.html", gallery=service.badge_gallery(viewer)
+        "progression/badges.html", "progression/fragments/badges.html", gallery=awards.badge_gallery(viewer)
     )
 
 
@@ -194,7 +197,7 @@ def badges():
 def badge(slug: str):
     viewer = current_user.id if current_user.is_authenticated else None
     is_moderator = current_user.is_authenticated and current_user.has_role("moderator")
-    page = service.badge_page(slug, viewer, include_hidden=is_moderator)
+    page = awards.badge_page(slug, viewer, include_hidden=is_moderator)
     if page is None:
         abort(404)
     return render_page_or_fragment(
@@ -222,7 +225,7 @@ def badge_art(slug: str, tier: str | None = None):
 @bp.post("/badges/<slug>/award")
 @role_required("moderator")
 def award(slug: str):
-    page = service.badge_page(slug, current_user.id, include_hidden=True)
+    page = awards.badge_page(slug, current_user.id, include_hidden=True)
     if page is None:
         abort(404)
     form = AwardBadgeForm()
@@ -232,9 +235,9 @@ def award(slug: str):
             form.username.errors = [_("There is no member with that username.")]
         else:
             try:
-                service.award_badge(member.id, slug, utcnow(), awarded_by=current_user.id, reason=form.reason.data)
-            except service.BadgeError as error:
-                show_domain_error(form, error if error.field != "badge" else service.BadgeError(error.message, "username"))
+                awards.award_badge(member.id, slug, utcnow(), awarded_by=current_user.id, reason=form.reason.data)
+            except progression_errors.BadgeError as error:
+                show_domain_error(form, error if error.field != "badge" else progression_errors.BadgeError(error.message, "username"))
             else:
                 flash_message(_("Badge awarded to %(name)s.", name=member.display_name))
                 return redirect_to(url_for("progression.badge", slug=slug))
@@ -256,10 +259,10 @@ def revoke(award_id: int):
         flash_message(_("Give a reason for revoking this badge."), "error")
         return redirect_to(request.referrer if (request.referrer or "").startswith(request.host_url) else url_for("progression.badges"))
     try:
-        award = service.revoke_badge(award_id, actor_id=current_user.id, reason=form.reason.data, now=utcnow())
+        award = awards.revoke_badge(award_id, actor_id=current_user.id, reason=form.reason.data, now=utcnow())
     except LookupError:
         abort(404)
-    except service.BadgeError as error:
+    except progression_errors.BadgeError as error:
         flash_message(str(error.message), "error")
         return redirect_to(url_for("progression.badges"))
     flash_message(_("Badge revoked."))

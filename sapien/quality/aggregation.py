@@ -72,7 +72,7 @@ def class_posterior(k: int, votes: Sequence[tuple[int, np.ndarray]], prior: np.n
 # --- batch classification -----------------------------------------------------------------------
 
 def _frame(votes: Sequence[Vote]):
-    import pandas as pd
+    import pandas as pd  # pandas loads slowly: only the crowd-kit methods pay for it
 
     return pd.DataFrame(
         {
@@ -86,7 +86,7 @@ def _frame(votes: Sequence[Vote]):
 def gold_confusion_counts(gold_votes: Sequence[tuple[int, object, object]], classes: Sequence):
     """crowd-kit's `initial_error` from gold answers: index (worker, given label), a column per true label,
     counts of how often the worker gave that label when the truth was the column."""
-    import pandas as pd
+    import pandas as pd  # pandas loads slowly: only the crowd-kit methods pay for it
 
     counts: dict[tuple[int, object], dict[object, float]] = defaultdict(lambda: dict.fromkeys(classes, 0.0))
     for user_id, given, truth in gold_votes:
@@ -136,7 +136,7 @@ def aggregate_classification(
     elif method == "wawa":
         # Wawa: majority vote, then each member weighed by their agreement with it, then vote again.
         # (Built from crowd-kit's pieces: its own Wawa class trips over newer scikit-learn.)
-        from crowdkit.aggregation.utils import get_accuracy
+        from crowdkit.aggregation.utils import get_accuracy  # crowd-kit loads slowly (see above)
 
         first = MajorityVote().fit_predict(frame)
         accuracy = get_accuracy(frame, first, by="worker")
@@ -239,6 +239,7 @@ def aggregate_texts(
     skills: dict[int, float] | None = None,
 ) -> dict[int, Aggregate]:
     """ROVER over word tokens; confidence = the skill-weighted share of answers that match the result."""
+    # crowd-kit (and pandas) load slowly: only the methods that use them pay for the import.
     import pandas as pd
     from crowdkit.aggregation import ROVER
 

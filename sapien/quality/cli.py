@@ -7,8 +7,12 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from sapien.cli import needs_schema
-from sapien.quality.replay import DEFAULT_LABELS_PER_ITEM
+from sapien.database import needs_schema, utcnow
+from sapien.labeling.packs import get_pack_by_slug
+from sapien.quality.batch import aggregate_pack, enqueue_aggregation
+from sapien.quality.errors import QualityError
+from sapien.quality.replay import DEFAULT_LABELS_PER_ITEM, ReplayError, replay
+from sapien.quality.reputation import decay_reputation
 
 quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, crowd replay.")
 
@@ -22,8 +26,6 @@ quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, 
 @needs_schema
 def replay_command(folder: Path, gold_percent: float, confidence: float, labels_per_item: int, seed: int) -> None:
     """Replay a crowd dataset (answers + truth) through assignment, submission and aggregation."""
-    from sapien.database import utcnow
-    from sapien.quality.replay import ReplayError, replay
 
     try:
         report = replay(
@@ -44,9 +46,6 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
 @needs_schema
 def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: bool) -> None:
     """Aggregate a pack's answers into verified labels."""
-    from sapien.database import utcnow
-    from sapien.labeling.service import get_pack_by_slug
-    from sapien.quality.service import QualityError, aggregate_pack, enqueue_aggregation
 
     pack = get_pack_by_slug(slug)
     if pack is None:
@@ -65,7 +64,5 @@ def aggregate_command(slug: str, method: str | None, finalize: bool, use_queue: 
 @needs_schema
 def decay_command() -> None:
     """Drift inactive members' reputation toward the mean (once per ISO week)."""
-    from sapien.database import utcnow
-    from sapien.quality.service import decay_reputation
 
     click.echo(f"{decay_reputation(utcnow())} member(s) decayed")

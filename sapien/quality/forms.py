@@ -39,7 +39,3 @@ class AppealDecisionForm(FlaskForm):
 
 class AggregateForm(FlaskForm):
     method = ChoiceField(_l("Method"), choices=list(METHOD_LABELS.items()))
-
-
-class EmptyForm(FlaskForm):
-    pass

@@ -7,7 +7,7 @@ Reads a folder of either format of the shared crowd datasets:
 It creates a campaign and a text-classification pack whose labels are the dataset's classes, one member
 per worker, and items for every question that has a truth and answers. A seeded 5 % of the items
 (`gold_percent`) become gold items carrying their true label. Every answer then goes through
-`labeling.lease_item` + `labeling.submit_answer`, exactly as a member's would: gold answers are judged
+`leases.lease_item` + `submissions.submit_answer`, exactly as a member's would: gold answers are judged
 (feeding reputation and the members' confusion estimates), other answers feed the online aggregate, and
 an answer whose item has already retired is skipped — that is where adaptive redundancy saves labels.
 
@@ -68,7 +68,13 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
+from sapien.accounts import service as accounts
 from sapien.extensions import db
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import imports, leases, packs, submissions
+from sapien.labeling.models import Item, Submission
+from sapien.quality import batch
+from sapien.quality.models import VerifiedLabel
 
 DEFAULT_GOLD_PERCENT = 5.0
 DEFAULT_CONFIDENCE = 0.9999
@@ -180,11 +186,6 @@ def replay(
     seed: int = DEFAULT_SEED,
     echo: Callable[[str], None] = lambda _line: None,
 ) -> ReplayReport:
-    from sapien.accounts import service as accounts
-    from sapien.labeling import service as labeling
-    from sapien.labeling.models import Item, Submission
-    from sapien.quality import service as quality
-    from sapien.quality.models import VerifiedLabel
 
     started = time.perf_counter()
     dataset = read_crowd_dataset(Path(folder))
@@ -204,10 +205,10 @@ def replay(
     if dataset.ignored:
         echo("  answer rows left out: " + ", ".join(f"{count} {reason}" for reason, count in dataset.ignored.items()))
 
-    campaign = labeling.create_campaign(
+    campaign = packs.create_campaign(
         name=f"Crowd replay: {dataset.name}"[:120], kind="community", description=f"Replay of {folder}", actor_id=None, now=now
     )
-    pack = labeling.create_pack(
+    pack = packs.create_pack(
         campaign.id,
         {
             "name": f"Replay {dataset.name}"[:120],
@@ -237,7 +238,7 @@ def replay(
                     row["gold"] = {"labels": [dataset.truth[item]]}
                     row["explanation"] = "The dataset's ground truth."
                 handle.write(json.dumps(row) + "\n")
-        report = labeling.import_items(pack.id, path, media_dir=None, now=now)
+        report = imports.import_items(pack.id, path, media_dir=None, now=now)
     if report.problems:
         raise ReplayError(f"import problems: {report.problems[:3]}")
     item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).tuples().all())
@@ -264,11 +265,11 @@ def replay(
                 skipped += 1  # retired: the platform no longer offers it to anyone
                 continue
             try:
-                lease = labeling.lease_item(member_of[worker], item_ids[item], moment)
-            except labeling.NoWorkLeft:
+                lease = leases.lease_item(member_of[worker], item_ids[item], moment)
+            except labeling_errors.NoWorkLeft:
                 skipped += 1
                 continue
-            labeling.submit_answer(member_of[worker], lease.id, {"labels": [label]}, now=moment)
+            submissions.submit_answer(member_of[worker], lease.id, {"labels": [label]}, now=moment)
             fed += 1
             if step and step % 5000 == 0:
                 echo(f"  {step}/{len(order)} answers ({fed} fed, {skipped} skipped)")
@@ -279,7 +280,7 @@ def replay(
             current_app.config["QUALITY_CONFIDENCE_THRESHOLD"] = previous_threshold
 
     finish = now + timedelta(milliseconds=len(dataset.answers) + 1)
-    aggregation = quality.aggregate_pack(pack.id, now=finish, finalize=True)
+    aggregation = batch.aggregate_pack(pack.id, now=finish, finalize=True)
     echo(f"  aggregated {aggregation.answers} answers with {aggregation.method} in {aggregation.seconds:.2f} s")
 
     labels = dict(

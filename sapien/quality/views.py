@@ -6,14 +6,20 @@ from flask_login import current_user, login_required
 
 from sapien.database import utcnow
 from sapien.errors import DomainError
-from sapien.quality import service
+from sapien.forms import EmptyForm
+from sapien.labeling import answers
+from sapien.labeling.packs import get_pack_by_slug
+from sapien.quality import appeals as quality_appeals
+from sapien.quality import batch, exports, online, reviews
+from sapien.quality import errors as quality_errors
+from sapien.quality import reputation as quality_reputation
+from sapien.quality import results as quality_results
 from sapien.quality.forms import (
     METHOD_LABELS,
     OUTCOME_LABELS,
     AggregateForm,
     AppealDecisionForm,
     AppealForm,
-    EmptyForm,
     ReviewForm,
 )
 from sapien.web import (
@@ -39,11 +45,11 @@ def _media_url(media) -> str | None:
 # --- the review queue ----------------------------------------------------------------------------
 
 def _require_reviewer():
-    if not service.can_review(current_user.id):
+    if not quality_reputation.can_review(current_user.id):
         return render_error(
             403,
             _("Reviewing opens at a reputation of %(needed)s or with the reviewer role. Yours is %(score)s.",
-              needed=service.reviewer_min_reputation(), score=service.reputation_of(current_user.id)),
+              needed=quality_reputation.reviewer_min_reputation(), score=quality_reputation.reputation_of(current_user.id)),
         )
     return None
 
@@ -51,8 +57,8 @@ def _require_reviewer():
 def _render_review(view=None, form=None, prior=None, error=None, status=200):
     now = utcnow()
     if view is None:
-        claim = service.active_claim(current_user.id, now)
-        view = service.review_view(claim.id, current_user.id) if claim is not None else None
+        claim = reviews.active_claim(current_user.id, now)
+        view = reviews.review_view(claim.id, current_user.id) if claim is not None else None
     return render_page_or_fragment(
         "quality/review.html",
         "quality/fragments/review.html",
@@ -60,11 +66,11 @@ def _render_review(view=None, form=None, prior=None, error=None, status=200):
         view=view,
         form=form or ReviewForm(formdata=None),
         claim_form=EmptyForm(formdata=None),
-        prior=prior if prior is not None else (service.effective_answer(view.submission) if view else None),
+        prior=prior if prior is not None else (online.effective_answer(view.submission) if view else None),
         media_url=_media_url(view.media) if view else None,
         error=error,
-        waiting=service.reviews_waiting(current_user.id, now),
-        recent=service.recent_reviews(current_user.id),
+        waiting=reviews.reviews_waiting(current_user.id, now),
+        recent=reviews.recent_reviews(current_user.id),
         outcome_labels=OUTCOME_LABELS,
     )
 
@@ -85,8 +91,8 @@ def claim_next():
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.claim_next_review(current_user.id, utcnow())
-    except service.NoReviewsLeft as error:
+        reviews.claim_next_review(current_user.id, utcnow())
+    except quality_errors.NoReviewsLeft as error:
         flash_message(error.message, "info")
     return redirect_to(url_for("quality.review_queue"))
 
@@ -101,12 +107,12 @@ def claim(review_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.claim_review(review_id, current_user.id, utcnow())
-    except service.ReviewNotFound:
+        reviews.claim_review(review_id, current_user.id, utcnow())
+    except quality_errors.ReviewNotFound:
         abort(404)
-    except service.OwnWork as error:
+    except quality_errors.OwnWork as error:
         return render_error(403, str(error.message))
-    except service.ReviewError as error:
+    except quality_errors.ReviewError as error:
         flash_message(error.message, "error")
     return redirect_to(url_for("quality.review_queue"))
 
@@ -118,8 +124,8 @@ def release(review_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        service.release_review(review_id, current_user.id, utcnow())
-    except service.ReviewNotFound:
+        reviews.release_review(review_id, current_user.id, utcnow())
+    except quality_errors.ReviewNotFound:
         abort(404)
     flash_message(_("The review went back to the queue."), "info")
     return redirect_to(url_for("quality.review_queue"))
@@ -128,14 +134,12 @@ def release(review_id: int):
 @bp.post("/review/<int:review_id>/decide")
 @login_required
 def decide(review_id: int):
-    from sapien.labeling import service as labeling
-
     refused = _require_reviewer()
     if refused:
         return refused
     try:
-        view = service.review_view(review_id, current_user.id)
-    except service.ReviewNotFound:
+        view = reviews.review_view(review_id, current_user.id)
+    except quality_errors.ReviewNotFound:
         abort(404)
     form = ReviewForm()
     prior = None
@@ -144,10 +148,10 @@ def decide(review_id: int):
         try:
             fixed = None
             if outcome == "fixed":
-                prior = labeling.parse_answer_form(view.pack, view.item, request.form)
+                prior = answers.parse_answer_form(view.pack, view.item, request.form)
                 fixed = prior
-            service.decide_review(review_id, current_user.id, outcome=outcome, reason=form.reason.data or "", fixed_answer=fixed, now=utcnow())
-        except service.ReviewClaimExpired as error:
+            reviews.decide_review(review_id, current_user.id, outcome=outcome, reason=form.reason.data or "", fixed_answer=fixed, now=utcnow())
+        except quality_errors.ReviewClaimExpired as error:
             flash_message(error.message, "error")
             return redirect_to(url_for("quality.review_queue"))
         except DomainError as error:
@@ -177,8 +181,8 @@ def _render_submission(view, form=None, status=200):
 @login_required
 def submission(submission_id: int):
     try:
-        view = service.submission_view(submission_id, current_user.id)
-    except service.SubmissionNotFound:
+        view = quality_appeals.submission_view(submission_id, current_user.id)
+    except quality_errors.SubmissionNotFound:
         abort(404)
     return _render_submission(view)
 
@@ -187,21 +191,21 @@ def submission(submission_id: int):
 @login_required
 def appeal(submission_id: int):
     try:
-        view = service.submission_view(submission_id, current_user.id)
-    except service.SubmissionNotFound:
+        view = quality_appeals.submission_view(submission_id, current_user.id)
+    except quality_errors.SubmissionNotFound:
         abort(404)
     form = AppealForm()
     if form.validate_on_submit():
         try:
-            service.appeal_submission(submission_id, current_user.id, form.message.data, now=utcnow())
-        except service.SubmissionNotFound:
+            quality_appeals.appeal_submission(submission_id, current_user.id, form.message.data, now=utcnow())
+        except quality_errors.SubmissionNotFound:
             abort(404)
         except DomainError as error:
             show_domain_error(form, error)
         else:
             flash_message(_("Your appeal was sent. A moderator will decide it."))
             return redirect_to(url_for("quality.submission", submission_id=submission_id))
-    view = service.submission_view(submission_id, current_user.id)
+    view = quality_appeals.submission_view(submission_id, current_user.id)
     return _render_submission(view, form, status=422 if request.method == "POST" else 200)
 
 
@@ -212,7 +216,7 @@ def appeals():
 
 
 def _render_appeals(forms=None, status=200):
-    rows = service.appeals_for_moderators()
+    rows = quality_appeals.appeals_for_moderators()
     forms = forms or {}
     return render_page_or_fragment(
         "quality/appeals.html",
@@ -230,7 +234,7 @@ def decide_appeal(appeal_id: int):
     form = AppealDecisionForm(prefix=f"a{appeal_id}")
     if form.validate_on_submit():
         try:
-            service.decide_appeal(appeal_id, current_user.id, overturn=form.decision.data == "overturn", note=form.note.data or "", now=utcnow())
+            quality_appeals.decide_appeal(appeal_id, current_user.id, overturn=form.decision.data == "overturn", note=form.note.data or "", now=utcnow())
         except DomainError as error:
             show_domain_error(form, error)
         else:
@@ -243,8 +247,6 @@ def decide_appeal(appeal_id: int):
 # --- results and exports (moderators) --------------------------------------------------------------
 
 def _pack_or_404(slug: str):
-    from sapien.labeling.service import get_pack_by_slug
-
     pack = get_pack_by_slug(slug)
     if pack is None:
         abort(404)
@@ -268,7 +270,7 @@ def results(slug: str):
     form = AggregateForm(formdata=None)
     form.method.choices = _methods_for(pack)
     return render_page_or_fragment(
-        "quality/results.html", "quality/fragments/results.html", results=service.pack_results(pack.id), form=form
+        "quality/results.html", "quality/fragments/results.html", results=quality_results.pack_results(pack.id), form=form
     )
 
 
@@ -280,13 +282,13 @@ def aggregate(slug: str):
     form.method.choices = _methods_for(pack)
     if not form.validate_on_submit():
         return render_page_or_fragment(
-            "quality/results.html", "quality/fragments/results.html", status=422, results=service.pack_results(pack.id), form=form
+            "quality/results.html", "quality/fragments/results.html", status=422, results=quality_results.pack_results(pack.id), form=form
         )
-    if form.method.data == service.default_method(pack):
-        service.enqueue_aggregation(pack.id)
+    if form.method.data == batch.default_method(pack):
+        batch.enqueue_aggregation(pack.id)
         flash_message(_("Aggregation queued: the verified labels update in a moment."))
     else:
-        report = service.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)
+        report = batch.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)
         flash_message(_("Aggregated %(answers)s answers into %(labels)s verified labels.", answers=report.answers, labels=report.labels_written))
     return redirect_to(url_for("quality.results", slug=pack.slug))
 
@@ -302,14 +304,14 @@ def _download(generator, filename: str, mimetype: str) -> Response:
 @role_required("moderator")
 def export_jsonl(slug: str):
     pack = _pack_or_404(slug)
-    return _download(service.export_jsonl(pack.id), f"{pack.slug}-labels.jsonl", "application/x-ndjson")
+    return _download(exports.export_jsonl(pack.id), f"{pack.slug}-labels.jsonl", "application/x-ndjson")
 
 
 @bp.get("/manage/packs/<slug>/results/export.csv")
 @role_required("moderator")
 def export_csv(slug: str):
     pack = _pack_or_404(slug)
-    return _download(service.export_csv(pack.id), f"{pack.slug}-labels.csv", "text/csv")
+    return _download(exports.export_csv(pack.id), f"{pack.slug}-labels.csv", "text/csv")
 
 
 @bp.get("/manage/packs/<slug>/results/export.coco.json")
@@ -318,7 +320,7 @@ def export_coco(slug: str):
     pack = _pack_or_404(slug)
     if pack.task_type != "bounding_boxes":
         abort(404)
-    return _download(service.export_coco(pack.id), f"{pack.slug}-coco.json", "application/json")
+    return _download(exports.export_coco(pack.id), f"{pack.slug}-coco.json", "application/json")
 
 
 # --- reputation --------------------------------------------------------------------------------------
@@ -326,14 +328,14 @@ def export_coco(slug: str):
 @bp.get("/reputation")
 @login_required
 def reputation():
-    history = service.reputation_history(current_user.id, limit=100)
+    history = quality_reputation.reputation_history(current_user.id, limit=100)
     return render_page_or_fragment(
         "quality/reputation.html",
         "quality/fragments/reputation.html",
-        score=service.reputation_of(current_user.id),
+        score=quality_reputation.reputation_of(current_user.id),
         history=history,
-        chart=service.reputation_chart(list(reversed(history))),
-        can_review=service.can_review(current_user.id),
-        reviewer_min=service.reviewer_min_reputation(),
-        reason_labels=service.reputation_reason_labels(),
+        chart=quality_reputation.reputation_chart(list(reversed(history))),
+        can_review=quality_reputation.can_review(current_user.id),
+        reviewer_min=quality_reputation.reviewer_min_reputation(),
+        reason_labels=quality_reputation.reputation_reason_labels(),
     )

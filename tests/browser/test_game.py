@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sapien.database import utcnow
-from sapien.progression import service
+from sapien.progression import quests
 from tests.labeling.conftest import make_pack
 from tests.progression.helpers import accept
 
@@ -27,8 +27,8 @@ def sign_in(page, member) -> None:
 def quest_done(app, moderator_id: int, member_id: int, title: str = "Do one") -> None:
     """A finished quest whose 150 XP reward takes a new member to level 2."""
     with app.app_context():
-        service.create_quest(
-            service.QuestDefinition(title=title, period="daily", objective="label_items", target=1,
+        quests.create_quest(
+            quests.QuestDefinition(title=title, period="daily", objective="label_items", target=1,
                                     starts_at=utcnow() - timedelta(days=1), reward_xp=150),
             actor_id=moderator_id, now=utcnow(),
         )
@@ -61,6 +61,7 @@ def test_level_up_moment_appears_and_closes_with_escape_and_with_its_button(app,
     expect(second).to_be_visible()
     page.keyboard.press("Enter")
     expect(second).to_have_count(0)
+    page.wait_for_load_state("networkidle")  # no request still running on the server at teardown
     page.close()
 
 
@@ -84,6 +85,7 @@ def test_reduced_motion_turns_the_animations_off(app, make_member, page, motion,
         expect(page.locator(".levelup__confetti")).to_be_hidden()
         assert "is-counting" not in (page.locator("#nav-xp").get_attribute("class") or "")
     page.keyboard.press("Escape")
+    page.wait_for_load_state("networkidle")  # no request still running on the server at teardown
     page.close()
 
 
@@ -96,6 +98,7 @@ def test_theme_switch_persists_across_pages(make_member, page):
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != background
     page.goto("/")
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    page.wait_for_load_state("networkidle")  # no request still running on the server at teardown
     page.close()
 
 
@@ -137,4 +140,5 @@ def test_no_console_errors_on_the_main_pages_for_a_member_and_a_moderator(app, m
         response = page.goto(path)
         assert response.status < 400, path
         expect(page.locator("main#main")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # no request still running on the server at teardown
     page.close()

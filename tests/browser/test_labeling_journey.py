@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def demo_folders(tmp_path_factory):
-    from sapien.labeling.demo_content import write_demo_packs
+    from sapien.labeling.seeding import write_demo_packs
 
     return {folder.name: folder for folder in write_demo_packs(tmp_path_factory.mktemp("journey-packs"))}
 
@@ -28,10 +28,10 @@ def import_pack(slug: str, folders, **settings) -> int:
 
     from sapien.database import unit_of_work, utcnow
     from sapien.extensions import db
-    from sapien.labeling import service
+    from sapien.labeling import imports
     from sapien.labeling.models import TaskPack
 
-    pack, report = service.import_pack_folder(folders[slug], actor_id=None, now=utcnow())
+    pack, report = imports.import_pack_folder(folders[slug], actor_id=None, now=utcnow())
     assert not report.problems, report.problems
     with unit_of_work():
         db.session.execute(update(TaskPack).where(TaskPack.id == pack.id).values(**settings))
@@ -74,7 +74,7 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
 
     from sapien.database import utcnow
     from sapien.extensions import db
-    from sapien.labeling import service
+    from sapien.labeling import leases, submissions
     from sapien.labeling.models import Item
 
     member = make_member("journey_member")
@@ -93,14 +93,14 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
         crowd_external_id = first.external_id
         review_text, crowd_label, _ = demo_texts.REVIEWS[int(crowd_external_id.split("-")[1]) - 1]
         for other in others:
-            lease = service.lease_next_item(other.id, sentiment, utcnow())
+            lease = leases.lease_next_item(other.id, sentiment, utcnow())
             assert lease.item_id == first.id
-            service.submit_answer(other.id, lease.id, {"labels": [crowd_label]}, now=utcnow())
+            submissions.submit_answer(other.id, lease.id, {"labels": [crowd_label]}, now=utcnow())
         # A known-answer digit is waiting for the member (gold items are otherwise mixed in at random).
         gold = db.session.scalars(select(Item).where(Item.pack_id == digits, Item.is_gold.is_(True), Item.is_exam.is_(False))
                                   .order_by(Item.id)).first()
         gold_label = gold.gold_answer["labels"][0]
-        service.lease_item(member.id, gold.id, utcnow())
+        leases.lease_item(member.id, gold.id, utcnow())
 
     sign_in(page, member)
     page.goto("/work")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 def test_leader_filters_boards_and_exports_the_member_ranking(app, page):
     from sapien.accounts import service as accounts
-    from sapien.guilds import service as guilds
+    from sapien.guilds import founding, membership
     from sapien.ledger import service as ledger
 
     now = datetime.now(UTC)
@@ -24,9 +24,9 @@ def test_leader_filters_boards_and_exports_the_member_ranking(app, page):
         ledger.credit(ids["leader"], "xp", 300, kind="labeling:image_classification", key="b:1", now=now)
         ledger.credit(ids["ana"], "xp", 900, kind="labeling:text_classification", key="b:2", now=now)
         ledger.credit(ids["ben"], "xp", 40, kind="labeling:image_classification", key="b:3", now=now)
-        guild = guilds.create_guild(ids["leader"], guilds.GuildDraft(name="Night Owls"), now)
-        guilds.join(ids["ana"], guild.id, now)
-        guilds.join(ids["ben"], guild.id, now)
+        guild = founding.create_guild(ids["leader"], founding.GuildDraft(name="Night Owls"), now)
+        membership.join(ids["ana"], guild.id, now)
+        membership.join(ids["ben"], guild.id, now)
 
     page.goto("/login")
     page.fill("input[name=login]", "leader")

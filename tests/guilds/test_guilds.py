@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from sapien.guilds import service as guilds
+from sapien.guilds import founding, overview
+from sapien.guilds import membership as guilds_membership
 from sapien.guilds.models import GuildApplication, GuildMembership
-from sapien.leaderboards import service as boards
+from sapien.leaderboards import boards as leaderboards_boards
+from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
@@ -47,13 +49,13 @@ def give_xp(user_id: int, amount: int, when: datetime | None = None) -> None:
 def found(leader_id: int, name: str, **options) -> tuple[int, str]:
     give_xp(leader_id, 300)  # level 3: enough to found a guild
     with ctx():
-        guild = guilds.create_guild(leader_id, guilds.GuildDraft(name=name, **options), NOW)
+        guild = founding.create_guild(leader_id, founding.GuildDraft(name=name, **options), NOW)
         return guild.id, guild.slug
 
 
 def membership(user_id: int):
     with ctx():
-        row = guilds.membership_of(user_id)
+        row = guilds_membership.membership_of(user_id)
         return (row.guild_id, row.role) if row else None
 
 
@@ -107,9 +109,9 @@ def test_two_joins_at_once_on_postgresql_leave_one_membership(app):
         with app.test_request_context():
             barrier.wait()
             try:
-                guilds.join(racer, guild_id, NOW)
+                guilds_membership.join(racer, guild_id, NOW)
                 outcomes.append("joined")
-            except guilds.GuildError:
+            except guilds_membership.GuildError:
                 outcomes.append("refused")
 
     threads = [threading.Thread(target=attempt, args=(gid,)) for gid in (guild_a, guild_b)]
@@ -163,7 +165,7 @@ def test_invitations(make_member):
     response = leader.post(f"/guilds/{slug}/invite", {"username": "ana"})
     assert response.status_code == 422 and "already has an invitation" in response.get_data(as_text=True)
     with ctx():
-        state = guilds.my_guild(ana.id)
+        state = overview.my_guild(ana.id)
         invitation_id = state.invitations[0][0].id
     assert "Closed Circle" in ana.client.get("/guilds/mine").get_data(as_text=True)
     assert ben.post(f"/guilds/invitations/{invitation_id}/accept").status_code == 404  # not ben's invitation
@@ -270,26 +272,26 @@ def test_directory_search_guild_boards_follow_membership(make_member):
     assert "<html" in ana.client.get(f"/guilds/{slug}").get_data(as_text=True)
     now = datetime.now(UTC)
     with ctx():
-        key = boards.Board("xp", "all", guild_id=guild_id).key(now)
-        assert [e.subject_id for e in boards.top_entries(key)] == [leader.id, ana.id]
-        assert boards.decode_xp(boards.top_entries(key)[1].score) == 50
-        totals = boards.top_entries(boards.Board("guilds", "all").key(now))
+        key = leaderboards_boards.Board("xp", "all", guild_id=guild_id).key(now)
+        assert [e.subject_id for e in reading.top_entries(key)] == [leader.id, ana.id]
+        assert leaderboards_boards.decode_xp(reading.top_entries(key)[1].score) == 50
+        totals = reading.top_entries(leaderboards_boards.Board("guilds", "all").key(now))
         assert (totals[0].subject_id, int(totals[0].score)) == (guild_id, 350)
     board = ana.client.get(f"/leaderboards/?board=xp&guild={guild_id}").get_data(as_text=True)
     assert "Night Owls: members by XP" in board
     assert ana.post("/guilds/leave").status_code == 303
     with ctx():
-        assert [e.subject_id for e in boards.top_entries(key)] == [leader.id]
-        assert int(boards.top_entries(boards.Board("guilds", "all").key(now))[0].score) == 300
+        assert [e.subject_id for e in reading.top_entries(key)] == [leader.id]
+        assert int(reading.top_entries(leaderboards_boards.Board("guilds", "all").key(now))[0].score) == 300
 
 
 def test_two_applications_or_two_acceptances_at_once_count_once(app):
     leader, officer, racer = plain_user("leader"), plain_user("officer"), plain_user("racer")
     guild_id, _ = found(leader, "Scribes", join_policy="application")
     with ctx():
-        first = guilds.apply(officer, guild_id, "", NOW)
-        guilds.decide_application(leader, guild_id, first.id, True, NOW)
-        guilds.set_role(leader, guild_id, officer, "officer", NOW)
+        first = guilds_membership.apply(officer, guild_id, "", NOW)
+        guilds_membership.decide_application(leader, guild_id, first.id, True, NOW)
+        guilds_membership.set_role(leader, guild_id, officer, "officer", NOW)
 
     def race(action) -> list[str]:
         outcomes, barrier = [], threading.Barrier(2)
@@ -300,7 +302,7 @@ def test_two_applications_or_two_acceptances_at_once_count_once(app):
                 try:
                     action(argument)
                     outcomes.append("ok")
-                except guilds.GuildError:
+                except guilds_membership.GuildError:
                     outcomes.append("refused")
 
         threads = [threading.Thread(target=run, args=(argument,)) for argument in (1, 2)]
@@ -310,11 +312,11 @@ def test_two_applications_or_two_acceptances_at_once_count_once(app):
             thread.join()
         return sorted(outcomes)
 
-    assert race(lambda _n: guilds.apply(racer, guild_id, "please", NOW)) == ["ok", "refused"]
+    assert race(lambda _n: guilds_membership.apply(racer, guild_id, "please", NOW)) == ["ok", "refused"]
     with ctx():
         from sapien.extensions import db
 
         application_id = db.session.scalar(select(GuildApplication.id).where(GuildApplication.user_id == racer))
     deciders = {1: leader, 2: officer}
-    assert race(lambda n: guilds.decide_application(deciders[n], guild_id, application_id, True, NOW)) == ["ok", "refused"]
+    assert race(lambda n: guilds_membership.decide_application(deciders[n], guild_id, application_id, True, NOW)) == ["ok", "refused"]
     assert membership(racer) == (guild_id, "member")

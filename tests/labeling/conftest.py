@@ -41,9 +41,9 @@ def make_pack(tmp_path: Path, *, kind: str = "enterprise", items: int = 5, gold:
               **settings):
     """A text-classification pack (unless settings say otherwise) with `items` ordinary items, `gold`
     gold items and `exam` exam items, imported from a JSONL file."""
-    from sapien.labeling import service
+    from sapien.labeling import imports, packs
 
-    campaign = service.create_campaign(name=f"Campaign {next(_names)}", kind=kind, partner_token=partner_token, actor_id=None, now=NOW)
+    campaign = packs.create_campaign(name=f"Campaign {next(_names)}", kind=kind, partner_token=partner_token, actor_id=None, now=NOW)
     base = {
         "name": "Sentiment",
         "slug": f"pack-{next(_names)}",
@@ -55,13 +55,13 @@ def make_pack(tmp_path: Path, *, kind: str = "enterprise", items: int = 5, gold:
     }
     if kind == "community":
         base["reward_points"] = 0
-    pack = service.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
+    pack = packs.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
     rows = [{"external_id": f"i{n}", "text": f"Item number {n} is nice."} for n in range(items)]
     rows += [{"external_id": f"g{n}", "text": f"Gold {n} is great.", "gold": {"labels": ["pos"]}, "explanation": "Great is positive."}
              for n in range(gold)]
     rows += [{"external_id": f"e{n}", "text": f"Exam {n} is awful.", "gold": {"labels": ["neg"]}, "exam": True} for n in range(exam)]
     if rows:
-        report = service.import_items(pack.id, write_items(tmp_path / pack.slug, rows), media_dir=None, now=NOW)
+        report = imports.import_items(pack.id, write_items(tmp_path / pack.slug, rows), media_dir=None, now=NOW)
         assert not report.problems, report.problems
     return pack
 
@@ -91,12 +91,12 @@ def wav_bytes(seconds: float = 0.5, rate: int = 8000) -> bytes:
 
 def make_media_pack(tmp_path: Path, task_type: str = "bounding_boxes", *, labels=("cell",), rows=None, files=None, **settings):
     """An image or audio pack with media files written under tmp_path/<slug>/media; returns (pack, report)."""
-    from sapien.labeling import service
+    from sapien.labeling import imports, packs
 
-    campaign = service.create_campaign(name=f"Campaign {next(_names)}", kind="enterprise", actor_id=None, now=NOW)
+    campaign = packs.create_campaign(name=f"Campaign {next(_names)}", kind="enterprise", actor_id=None, now=NOW)
     base = {"name": "Media pack", "slug": f"media-{next(_names)}", "task_type": task_type, "label_options": list(labels),
             "labels_per_item": 1, "gold_rate_percent": 0, "review_rate_percent": 0}
-    pack = service.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
+    pack = packs.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
     folder = tmp_path / pack.slug
     (folder / "media").mkdir(parents=True, exist_ok=True)
     if files is None:
@@ -105,5 +105,5 @@ def make_media_pack(tmp_path: Path, task_type: str = "bounding_boxes", *, labels
         (folder / name).write_bytes(data)
     if rows is None:
         rows = [{"external_id": "m1", "media": next(iter(files)), "alt": "a red rectangle"}]
-    report = service.import_items(pack.id, write_items(folder, rows), media_dir=folder, now=NOW)
+    report = imports.import_items(pack.id, write_items(folder, rows), media_dir=folder, now=NOW)
     return pack, report

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from sapien.extensions import db
-from sapien.labeling import service
+from sapien.labeling import access as labeling_access
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import exams, leases, packs, submissions
 from sapien.labeling.models import Item, Lease, RevenueShare, Submission
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
@@ -20,8 +22,8 @@ LABEL = {"labels": ["pos"]}
 
 
 def do_one(user_id: int, pack_id: int, now=NOW, answer=LABEL):
-    lease = service.lease_next_item(user_id, pack_id, now)
-    return lease, service.submit_answer(user_id, lease.id, answer, now=now)
+    lease = leases.lease_next_item(user_id, pack_id, now)
+    return lease, submissions.submit_answer(user_id, lease.id, answer, now=now)
 
 
 def test_rewards_scale_with_difficulty_and_are_paid_once(ctx, tmp_path):
@@ -35,7 +37,7 @@ def test_rewards_scale_with_difficulty_and_are_paid_once(ctx, tmp_path):
         assert keys == {f"submission:{result.submission_id}:points", f"submission:{result.submission_id}:xp"}
         kinds = set(db.session.scalars(select(LedgerEntry.kind).where(LedgerEntry.user_id == user)))
         assert kinds == {"labeling:text_classification"}
-        service.accept_submission(result.submission_id, now=NOW)  # already accepted: nothing more is paid
+        submissions.accept_submission(result.submission_id, now=NOW)  # already accepted: nothing more is paid
         assert ledger.balance(user, "points") == points
 
 
@@ -64,7 +66,7 @@ def test_dual_and_community_campaigns(ctx, tmp_path):
     assert result.points == 0 and ledger.balance(ben, "points") == 0 and ledger.balance(ben, "xp") == 10
     share = db.session.scalar(select(RevenueShare).where(RevenueShare.user_id == ben))
     assert (share.shares, share.void) == (8, False)
-    service.reject_submission(result.submission_id, reason="Spam", now=NOW)
+    submissions.reject_submission(result.submission_id, reason="Spam", now=NOW)
     db.session.refresh(share)
     assert share.void is True and ledger.balance(ben, "xp") == 0
 
@@ -73,11 +75,11 @@ def test_reject_reverses_pay_and_frees_the_slot(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1, reward_points=10, reward_xp=10)
     user = make_user()
     _lease, result = do_one(user, pack.id)
-    item = service.pack_items(pack.id)[0]
+    item = packs.pack_items(pack.id)[0]
     assert item.slots_taken == 1
     ledger.debit(user, "points", 4, kind="shop", key="spent", now=NOW)  # the member spent some of it
-    service.reject_submission(result.submission_id, reason="Wrong label", now=NOW)
-    service.reject_submission(result.submission_id, reason="Wrong label", now=NOW)  # twice: reversed once
+    submissions.reject_submission(result.submission_id, reason="Wrong label", now=NOW)
+    submissions.reject_submission(result.submission_id, reason="Wrong label", now=NOW)  # twice: reversed once
     assert ledger.balance(user, "points") == 0 and ledger.balance(user, "xp") == 0  # never below zero
     entries = dict(db.session.execute(select(LedgerEntry.idempotency_key, LedgerEntry.amount).where(LedgerEntry.user_id == user)).tuples().all())
     assert entries[f"submission:{result.submission_id}:points:reversal"] == -6
@@ -87,9 +89,9 @@ def test_reject_reverses_pay_and_frees_the_slot(ctx, tmp_path):
     assert submission.status == "rejected" and submission.rejection_reason == "Wrong label" and submission.reversed_at is not None
     assert db.session.get(Item, item.id).slots_taken == 0
     other = make_user()
-    assert service.lease_next_item(other, pack.id, NOW).item_id == item.id  # the freed slot goes to someone else
-    with pytest.raises(service.NoWorkLeft):
-        service.lease_next_item(user, pack.id, NOW)  # but never back to the same member
+    assert leases.lease_next_item(other, pack.id, NOW).item_id == item.id  # the freed slot goes to someone else
+    with pytest.raises(labeling_errors.NoWorkLeft):
+        leases.lease_next_item(user, pack.id, NOW)  # but never back to the same member
 
 
 def test_pending_review_pays_on_accept_with_a_fix(ctx, tmp_path):
@@ -97,9 +99,9 @@ def test_pending_review_pays_on_accept_with_a_fix(ctx, tmp_path):
     user = make_user()
     _lease, result = do_one(user, pack.id)
     assert (result.status, result.points) == ("pending_review", 0) and ledger.balance(user, "points") == 0
-    with pytest.raises(service.InvalidAnswer):
-        service.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["nope"]})
-    service.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["neg"]})
+    with pytest.raises(labeling_errors.InvalidAnswer):
+        submissions.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["nope"]})
+    submissions.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["neg"]})
     submission = db.session.get(Submission, result.submission_id)
     assert submission.status == "accepted" and submission.fixed_answer == {"labels": ["neg"]}
     assert ledger.balance(user, "points") == 10
@@ -108,41 +110,41 @@ def test_pending_review_pays_on_accept_with_a_fix(ctx, tmp_path):
 def test_submit_errors(ctx, tmp_path):
     pack = make_pack(tmp_path, items=3, lease_minutes=10)
     ana, ben = make_user(), make_user()
-    lease = service.lease_next_item(ana, pack.id, NOW)
-    with pytest.raises(service.LabelingNotFound):
-        service.submit_answer(ben, lease.id, LABEL, now=NOW)
-    with pytest.raises(service.LabelingNotFound):
-        service.submit_answer(ana, 999_999, LABEL, now=NOW)
-    with pytest.raises(service.InvalidAnswer):
-        service.submit_answer(ana, lease.id, {"labels": ["nah"]}, now=NOW)
+    lease = leases.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.LabelingNotFound):
+        submissions.submit_answer(ben, lease.id, LABEL, now=NOW)
+    with pytest.raises(labeling_errors.LabelingNotFound):
+        submissions.submit_answer(ana, 999_999, LABEL, now=NOW)
+    with pytest.raises(labeling_errors.InvalidAnswer):
+        submissions.submit_answer(ana, lease.id, {"labels": ["nah"]}, now=NOW)
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 0
-    service.submit_answer(ana, lease.id, LABEL, now=NOW)
-    with pytest.raises(service.AlreadySubmitted, match="already answered"):
-        service.submit_answer(ana, lease.id, LABEL, now=NOW)
-    late = service.lease_next_item(ana, pack.id, NOW)
-    with pytest.raises(service.LeaseExpired, match="ran out"):
-        service.submit_answer(ana, late.id, LABEL, now=NOW + timedelta(minutes=11))
+    submissions.submit_answer(ana, lease.id, LABEL, now=NOW)
+    with pytest.raises(labeling_errors.AlreadySubmitted, match="already answered"):
+        submissions.submit_answer(ana, lease.id, LABEL, now=NOW)
+    late = leases.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.LeaseExpired, match="ran out"):
+        submissions.submit_answer(ana, late.id, LABEL, now=NOW + timedelta(minutes=11))
 
 
 def test_lease_expiry_returns_the_slot(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1, lease_minutes=10)
     ana, ben = make_user(), make_user()
-    lease = service.lease_next_item(ana, pack.id, NOW)
-    with pytest.raises(service.NoWorkLeft):
-        service.lease_next_item(ben, pack.id, NOW)
-    assert service.expire_leases(NOW + timedelta(minutes=5)) == 0
-    assert service.expire_leases(NOW + timedelta(minutes=10)) == 1
+    lease = leases.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.NoWorkLeft):
+        leases.lease_next_item(ben, pack.id, NOW)
+    assert leases.expire_leases(NOW + timedelta(minutes=5)) == 0
+    assert leases.expire_leases(NOW + timedelta(minutes=10)) == 1
     assert db.session.get(Lease, lease.id).status == "expired"
-    assert service.lease_next_item(ben, pack.id, NOW + timedelta(minutes=10)).item_id == lease.item_id
-    with pytest.raises(service.NoWorkLeft):  # the abandoned item is not handed back to the member who left it
-        service.lease_next_item(ana, pack.id, NOW + timedelta(minutes=11))
+    assert leases.lease_next_item(ben, pack.id, NOW + timedelta(minutes=10)).item_id == lease.item_id
+    with pytest.raises(labeling_errors.NoWorkLeft):  # the abandoned item is not handed back to the member who left it
+        leases.lease_next_item(ana, pack.id, NOW + timedelta(minutes=11))
 
 
 def test_a_members_own_expired_lease_is_released_when_they_come_back(ctx, tmp_path):
     pack = make_pack(tmp_path, items=2, labels_per_item=1, lease_minutes=10)
     ana = make_user()
-    first = service.lease_next_item(ana, pack.id, NOW)
-    second = service.lease_next_item(ana, pack.id, NOW + timedelta(minutes=30))
+    first = leases.lease_next_item(ana, pack.id, NOW)
+    second = leases.lease_next_item(ana, pack.id, NOW + timedelta(minutes=30))
     assert second.id != first.id and second.item_id != first.item_id
     assert db.session.get(Item, first.item_id).slots_taken == 0
 
@@ -152,33 +154,33 @@ def test_never_the_same_item_twice_and_resume(ctx, tmp_path):
     ana = make_user()
     seen = []
     for _ in range(4):
-        lease = service.lease_next_item(ana, pack.id, NOW)
-        assert service.lease_next_item(ana, pack.id, NOW).id == lease.id  # an unanswered item is resumed
+        lease = leases.lease_next_item(ana, pack.id, NOW)
+        assert leases.lease_next_item(ana, pack.id, NOW).id == lease.id  # an unanswered item is resumed
         seen.append(lease.item_id)
-        service.submit_answer(ana, lease.id, LABEL, now=NOW)
+        submissions.submit_answer(ana, lease.id, LABEL, now=NOW)
     assert len(set(seen)) == 4
-    with pytest.raises(service.NoWorkLeft):
-        service.lease_next_item(ana, pack.id, NOW)
-    with pytest.raises(service.NoWorkLeft, match="same item twice"):
-        service.lease_item(ana, seen[0], NOW)
+    with pytest.raises(labeling_errors.NoWorkLeft):
+        leases.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.NoWorkLeft, match="same item twice"):
+        leases.lease_item(ana, seen[0], NOW)
 
 
 def test_items_closest_to_done_come_first_then_the_oldest(ctx, tmp_path):
     pack = make_pack(tmp_path, items=3, labels_per_item=3)
     first, second = make_user(), make_user()
-    started = service.lease_next_item(first, pack.id, NOW).item_id
-    assert service.lease_next_item(second, pack.id, NOW).item_id == started  # one slot taken beats none
+    started = leases.lease_next_item(first, pack.id, NOW).item_id
+    assert leases.lease_next_item(second, pack.id, NOW).item_id == started  # one slot taken beats none
     third = make_user()
-    service.lease_next_item(third, pack.id, NOW)
+    leases.lease_next_item(third, pack.id, NOW)
     fourth = make_user()
     oldest_untouched = db.session.scalar(select(func.min(Item.id)).where(Item.pack_id == pack.id, Item.id != started))
-    assert service.lease_next_item(fourth, pack.id, NOW).item_id == oldest_untouched  # the started item is full
+    assert leases.lease_next_item(fourth, pack.id, NOW).item_id == oldest_untouched  # the started item is full
 
 
 def test_the_next_item_is_read_in_index_order_not_sorted(ctx, tmp_path):
     """A big pack must not sort every open item for each answer: the claim walks `ix_items_pack_open`."""
     pack = make_pack(tmp_path, items=30)
-    statement = service.claim_ordinary_statement(make_user(), pack.id)
+    statement = leases.claim_ordinary_statement(make_user(), pack.id)
     sql = str(statement.compile(dialect=db.session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
     db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table would be scanned whole anyway
     plan = "\n".join(db.session.execute(text("EXPLAIN " + sql)).scalars())
@@ -192,8 +194,8 @@ def test_daily_cap_per_utc_day(ctx, tmp_path):
     ana = make_user()
     do_one(ana, pack.id)
     do_one(ana, pack.id)
-    with pytest.raises(service.DailyCapReached, match="today's 2 items"):
-        service.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.DailyCapReached, match="today's 2 items"):
+        leases.lease_next_item(ana, pack.id, NOW)
     tomorrow = NOW.replace(hour=0, minute=1) + timedelta(days=1)
     do_one(ana, pack.id, now=tomorrow)
 
@@ -201,11 +203,11 @@ def test_daily_cap_per_utc_day(ctx, tmp_path):
 def test_skipping_releases_the_item(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1)
     ana, ben = make_user(), make_user()
-    lease = service.lease_next_item(ana, pack.id, NOW)
-    with pytest.raises(service.LabelingNotFound):
-        service.release_lease(ben, lease.id, now=NOW)
-    service.release_lease(ana, lease.id, now=NOW)
-    assert service.lease_next_item(ben, pack.id, NOW).item_id == lease.item_id
+    lease = leases.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.LabelingNotFound):
+        leases.release_lease(ben, lease.id, now=NOW)
+    leases.release_lease(ana, lease.id, now=NOW)
+    assert leases.lease_next_item(ben, pack.id, NOW).item_id == lease.item_id
 
 
 def test_gold_is_mixed_in_at_the_pack_rate(ctx, tmp_path):
@@ -214,8 +216,8 @@ def test_gold_is_mixed_in_at_the_pack_rate(ctx, tmp_path):
     gold = 0
     rounds = 160
     for _ in range(rounds):
-        lease = service.lease_next_item(ana, pack.id, NOW)
-        result = service.submit_answer(ana, lease.id, LABEL, now=NOW)
+        lease = leases.lease_next_item(ana, pack.id, NOW)
+        result = submissions.submit_answer(ana, lease.id, LABEL, now=NOW)
         gold += result.feedback is not None
     assert 0.13 * rounds <= gold <= 0.37 * rounds, gold
     # Gold items take no slots: every member can answer each of them.
@@ -225,10 +227,10 @@ def test_gold_is_mixed_in_at_the_pack_rate(ctx, tmp_path):
 def test_gold_feedback(ctx, tmp_path):
     pack = make_pack(tmp_path, items=0, gold=2, labels_per_item=1, reward_points=10)
     ana = make_user()
-    right, wrong = [item for item in service.pack_items(pack.id)]
-    result = service.submit_answer(ana, service.lease_item(ana, right.id, NOW).id, LABEL, now=NOW)
+    right, wrong = [item for item in packs.pack_items(pack.id)]
+    result = submissions.submit_answer(ana, leases.lease_item(ana, right.id, NOW).id, LABEL, now=NOW)
     assert result.status == "accepted" and result.feedback.correct and result.points == 10
-    result = service.submit_answer(ana, service.lease_item(ana, wrong.id, NOW).id, {"labels": ["neg"]}, now=NOW)
+    result = submissions.submit_answer(ana, leases.lease_item(ana, wrong.id, NOW).id, {"labels": ["neg"]}, now=NOW)
     assert result.status == "rejected" and not result.feedback.correct and result.points == 0
     assert result.feedback.expected == {"labels": ["pos"]} and result.feedback.explanation == "Great is positive."
 
@@ -236,23 +238,23 @@ def test_gold_feedback(ctx, tmp_path):
 def test_unlock_requirements_and_reasons(ctx, tmp_path):
     pack = make_pack(tmp_path, items=2, min_level=3, min_reputation=600, min_stake=2)
     ana = make_user()
-    access = service.pack_access(ana, pack.id, NOW)
+    access = labeling_access.pack_access(ana, pack.id, NOW)
     assert not access.unlocked
     assert [str(reason) for reason in access.reasons] == [
         "Reach level 3 (you are level 1).",
         "Reach a reputation of 600 (yours is 500).",
         "Stake at least 2 tokens (you have 0 staked).",
     ]
-    with pytest.raises(service.PackLocked, match="Reach level 3"):
-        service.lease_next_item(ana, pack.id, NOW)
+    with pytest.raises(labeling_errors.PackLocked, match="Reach level 3"):
+        leases.lease_next_item(ana, pack.id, NOW)
     ledger.credit(ana, "xp", 300, kind="test", key="xp", now=NOW)
     ledger.credit(ana, "stake", 2 * 10**18, kind="test", key="stake", now=NOW)
-    from sapien.quality.service import record_reputation
+    from sapien.quality.reputation import record_reputation
 
     for n in range(6):
         record_reputation(ana, key=f"t{n}", reason="gold", good=True, now=NOW)
-    assert service.pack_access(ana, pack.id, NOW).unlocked
-    service.lease_next_item(ana, pack.id, NOW)
+    assert labeling_access.pack_access(ana, pack.id, NOW).unlocked
+    leases.lease_next_item(ana, pack.id, NOW)
 
 
 @pytest.mark.postgres_only
@@ -262,8 +264,8 @@ def test_last_slot_race_exactly_one_wins(app, tmp_path):
         with app.test_request_context():
             pack = make_pack(tmp_path, items=1, labels_per_item=2)
             first, racers = make_user(), [make_user(), make_user()]
-            item_id = service.pack_items(pack.id)[0].id
-            service.lease_next_item(first, pack.id, NOW)  # one of two slots taken: one left
+            item_id = packs.pack_items(pack.id)[0].id
+            leases.lease_next_item(first, pack.id, NOW)  # one of two slots taken: one left
             pack_id = pack.id
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
@@ -273,11 +275,11 @@ def test_last_slot_race_exactly_one_wins(app, tmp_path):
                 barrier.wait()
                 try:
                     if specific:
-                        service.lease_item(user_id, item_id, NOW)
+                        leases.lease_item(user_id, item_id, NOW)
                     else:
-                        service.lease_next_item(user_id, pack_id, NOW)
+                        leases.lease_next_item(user_id, pack_id, NOW)
                     outcomes.append("won")
-                except service.NoWorkLeft:
+                except labeling_errors.NoWorkLeft:
                     outcomes.append("lost")
                 finally:
                     db.session.remove()
@@ -296,43 +298,43 @@ def test_last_slot_race_exactly_one_wins(app, tmp_path):
 def test_exam_unlocks_the_pack_and_retakes_wait(ctx, tmp_path, app):
     pack = make_pack(tmp_path, items=2, exam=4, exam_required=True, exam_size=2, exam_pass_percent=100)
     ana = make_user()
-    assert [str(r) for r in service.pack_access(ana, pack.id, NOW).reasons] == ["Pass the pack's qualification exam."]
-    with pytest.raises(service.PackLocked):
-        service.lease_next_item(ana, pack.id, NOW)
-    attempt = service.start_exam(ana, pack.id, NOW)
-    assert service.start_exam(ana, pack.id, NOW).id == attempt.id  # resumed
+    assert [str(r) for r in labeling_access.pack_access(ana, pack.id, NOW).reasons] == ["Pass the pack's qualification exam."]
+    with pytest.raises(labeling_errors.PackLocked):
+        leases.lease_next_item(ana, pack.id, NOW)
+    attempt = exams.start_exam(ana, pack.id, NOW)
+    assert exams.start_exam(ana, pack.id, NOW).id == attempt.id  # resumed
     first, second = attempt.item_ids
-    with pytest.raises(service.ExamError, match="in order"):
-        service.answer_exam_item(ana, attempt.id, second, {"labels": ["neg"]}, now=NOW)
-    with pytest.raises(service.InvalidAnswer):
-        service.answer_exam_item(ana, attempt.id, first, {"labels": ["nope"]}, now=NOW)
-    service.answer_exam_item(ana, attempt.id, first, {"labels": ["pos"]}, now=NOW)  # wrong: exam items are "neg"
-    attempt = service.answer_exam_item(ana, attempt.id, second, {"labels": ["neg"]}, now=NOW)
+    with pytest.raises(labeling_errors.ExamError, match="in order"):
+        exams.answer_exam_item(ana, attempt.id, second, {"labels": ["neg"]}, now=NOW)
+    with pytest.raises(labeling_errors.InvalidAnswer):
+        exams.answer_exam_item(ana, attempt.id, first, {"labels": ["nope"]}, now=NOW)
+    exams.answer_exam_item(ana, attempt.id, first, {"labels": ["pos"]}, now=NOW)  # wrong: exam items are "neg"
+    attempt = exams.answer_exam_item(ana, attempt.id, second, {"labels": ["neg"]}, now=NOW)
     assert attempt.finished_at is not None and attempt.correct == 1 and attempt.passed is False
-    with pytest.raises(service.ExamError, match="retake"):
-        service.start_exam(ana, pack.id, NOW + timedelta(hours=1))
+    with pytest.raises(labeling_errors.ExamError, match="retake"):
+        exams.start_exam(ana, pack.id, NOW + timedelta(hours=1))
     later = NOW + timedelta(hours=13)
-    retake = service.start_exam(ana, pack.id, later)
+    retake = exams.start_exam(ana, pack.id, later)
     for item_id in retake.item_ids:
-        retake = service.answer_exam_item(ana, retake.id, item_id, {"labels": ["neg"]}, now=later)
+        retake = exams.answer_exam_item(ana, retake.id, item_id, {"labels": ["neg"]}, now=later)
     assert retake.passed is True
-    assert service.pack_access(ana, pack.id, later).unlocked
-    lease = service.lease_next_item(ana, pack.id, later)
+    assert labeling_access.pack_access(ana, pack.id, later).unlocked
+    lease = leases.lease_next_item(ana, pack.id, later)
     assert not db.session.get(Item, lease.item_id).is_exam  # exam items never come up as work
     other = make_user()
-    with pytest.raises(service.LabelingNotFound):
-        service.answer_exam_item(other, retake.id, retake.item_ids[0], {"labels": ["neg"]}, now=later)
+    with pytest.raises(labeling_errors.LabelingNotFound):
+        exams.answer_exam_item(other, retake.id, retake.item_ids[0], {"labels": ["neg"]}, now=later)
 
 
 def test_agreeing_answers_verify_and_retire_the_item(ctx, tmp_path):
     from sapien.quality.models import VerifiedLabel
 
     pack = make_pack(tmp_path, items=1, labels_per_item=3, max_labels_per_item=3)
-    item_id = service.pack_items(pack.id)[0].id
+    item_id = packs.pack_items(pack.id)[0].id
     for _ in range(3):
         do_one(make_user(), pack.id)
     db.session.expire_all()
     label = db.session.get(VerifiedLabel, item_id)
     assert label is not None and label.answer == LABEL and label.labels_used == 3
     assert db.session.get(Item, item_id).status == "retired"
-    assert len(service.item_answers(item_id)) == 3
+    assert len(submissions.item_answers(item_id)) == 3

@@ -1,4 +1,4 @@
-from sapien.labeling import service
+from sapien.labeling import leases, submissions
 from sapien.ledger import service as ledger
 
 from .conftest import NOW, make_pack, make_user
@@ -7,8 +7,8 @@ from .conftest import NOW, make_pack, make_user
 def test_lease_submit_and_pay(ctx, tmp_path):
     pack = make_pack(tmp_path, items=3, reward_points=10, reward_xp=4, difficulty="intermediate")
     user = make_user()
-    lease = service.lease_next_item(user, pack.id, NOW)
-    assert service.lease_next_item(user, pack.id, NOW).id == lease.id
-    result = service.submit_answer(user, lease.id, {"labels": ["pos"]}, now=NOW)
+    lease = leases.lease_next_item(user, pack.id, NOW)
+    assert leases.lease_next_item(user, pack.id, NOW).id == lease.id
+    result = submissions.submit_answer(user, lease.id, {"labels": ["pos"]}, now=NOW)
     assert result.status == "accepted" and result.points == 15 and result.xp == 6
     assert ledger.balance(user, "points") == 15

@@ -8,7 +8,9 @@ import json
 from sqlalchemy import func, select
 
 from sapien.extensions import db
-from sapien.labeling import service
+from sapien.labeling import access, imports
+from sapien.labeling import errors as labeling_errors
+from sapien.labeling import packs as labeling_packs
 from sapien.labeling.models import Item, Media
 
 from .conftest import NOW, make_media_pack, make_pack, png_bytes, wav_bytes
@@ -45,7 +47,7 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_imported(ctx, tmp_path):
     ]
     path = tmp_path / "items.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    report = service.import_items(pack.id, path, media_dir=None, now=NOW)
+    report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
     assert (report.imported, report.gold, report.exam) == (3, 1, 1)
     found = problems(report)
     assert found == {
@@ -57,12 +59,12 @@ def test_jsonl_bad_lines_are_reported_and_good_ones_imported(ctx, tmp_path):
         8: "Each line must be a JSON object.",
         9: "The text is missing.",
     }
-    items = {item.external_id: item for item in service.pack_items(pack.id)}
+    items = {item.external_id: item for item in labeling_packs.pack_items(pack.id)}
     assert set(items) == {"a", "ok-gold", "ok-exam"}
     assert items["ok-gold"].is_gold and not items["ok-gold"].is_exam and items["ok-gold"].gold_explanation == "Why."
     assert items["ok-exam"].is_exam and items["ok-exam"].gold_answer == {"labels": ["neg"]}
     assert items["a"].labels_target == 2 and items["a"].payload == {"text": "Fine."}
-    again = service.import_items(pack.id, path, media_dir=None, now=NOW)  # importing twice adds nothing
+    again = imports.import_items(pack.id, path, media_dir=None, now=NOW)  # importing twice adds nothing
     assert again.imported == 0 and db.session.scalar(select(func.count()).select_from(Item)) == 3
 
 
@@ -77,11 +79,11 @@ def test_rows_holding_a_nul_character_are_reported_not_stored(ctx, tmp_path):
     csv_file = tmp_path / "items.csv"
     csv_file.write_text('external_id,text\nd,"x\x00y"\ne,Good too.\n')
     message = "This row contains the NUL character, which no field can hold."
-    from_jsonl = service.import_items(pack.id, jsonl, media_dir=None, now=NOW)
-    from_csv = service.import_items(pack.id, csv_file, media_dir=None, now=NOW)
+    from_jsonl = imports.import_items(pack.id, jsonl, media_dir=None, now=NOW)
+    from_csv = imports.import_items(pack.id, csv_file, media_dir=None, now=NOW)
     assert (from_jsonl.imported, problems(from_jsonl)) == (1, {1: message, 3: message})
     assert (from_csv.imported, problems(from_csv)) == (1, {2: message})
-    assert {item.external_id for item in service.pack_items(pack.id)} == {"fine", "e"}
+    assert {item.external_id for item in labeling_packs.pack_items(pack.id)} == {"fine", "e"}
 
 
 def test_csv_lines_count_the_header_and_quoted_newlines(ctx, tmp_path):
@@ -95,14 +97,14 @@ def test_csv_lines_count_the_header_and_quoted_newlines(ctx, tmp_path):
     buffer.write(',No id,,\n')
     path = tmp_path / "items.csv"
     path.write_text(buffer.getvalue())
-    report = service.import_items(pack.id, path, media_dir=None, now=NOW)
+    report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
     assert report.imported == 2
     assert problems(report) == {
         5: "The gold answer is not valid JSON.",
         6: "This row has more fields than the header.",
         7: "The external_id is missing.",
     }
-    gold = next(item for item in service.pack_items(pack.id) if item.external_id == "c2")
+    gold = next(item for item in labeling_packs.pack_items(pack.id) if item.external_id == "c2")
     assert gold.gold_answer == {"labels": ["pos"]}
 
 
@@ -111,15 +113,15 @@ def test_a_file_that_is_not_utf8_or_has_no_header_is_refused(ctx, tmp_path):
     path = tmp_path / "items.csv"
     path.write_bytes(b"\xff\xfe\x00garbage")
     try:
-        service.import_items(pack.id, path, media_dir=None, now=NOW)
-    except service.LabelingError as error:
+        imports.import_items(pack.id, path, media_dir=None, now=NOW)
+    except labeling_errors.LabelingError as error:
         assert "UTF-8" in str(error)
     else:
         raise AssertionError("a non-UTF-8 file was accepted")
     path.write_text("id,text\n1,x\n")
     try:
-        service.import_items(pack.id, path, media_dir=None, now=NOW)
-    except service.LabelingError as error:
+        imports.import_items(pack.id, path, media_dir=None, now=NOW)
+    except labeling_errors.LabelingError as error:
         assert "external_id" in str(error)
     else:
         raise AssertionError("a CSV without external_id was accepted")
@@ -164,11 +166,11 @@ def test_media_is_checked_by_its_bytes(ctx, tmp_path, app):
     assert found[8] == "media/truncated.png is a damaged image that cannot be read."
     assert found[10].startswith("media/big.png is too large (") and "the limit is 2 kB" in found[10]
     assert found[11] == "The media file is missing."
-    items = {item.external_id: item for item in service.pack_items(pack.id)}
+    items = {item.external_id: item for item in labeling_packs.pack_items(pack.id)}
     assert set(items) == {"good", "same-file"} and items["good"].media_id == items["same-file"].media_id
     media = db.session.get(Media, items["good"].media_id)
     assert (media.kind, media.content_type, media.width, media.height) == ("image", "image/png", 40, 30)
-    assert service.media_path(media).read_bytes() == files["media/good.png"]
+    assert access.media_path(media).read_bytes() == files["media/good.png"]
     # Nothing half-imported: no media row without its item.
     assert db.session.scalar(select(func.count()).select_from(Media)) == 1
 
@@ -176,7 +178,7 @@ def test_media_is_checked_by_its_bytes(ctx, tmp_path, app):
 def test_audio_media_is_measured(ctx, tmp_path):
     pack, report = make_media_pack(tmp_path, "audio_transcription", labels=(), files={"media/clip.wav": wav_bytes(1.5)})
     assert report.imported == 1
-    media = db.session.get(Media, service.pack_items(pack.id)[0].media_id)
+    media = db.session.get(Media, labeling_packs.pack_items(pack.id)[0].media_id)
     assert (media.kind, media.content_type, media.duration_ms) == ("audio", "audio/wav", 1500)
 
 
@@ -245,7 +247,7 @@ def test_demo_packs_cover_every_task_type_and_import_once(app):
     with app.app_context():
         packs = list(db.session.scalars(select(TaskPack)))
         assert {pack.task_type for pack in packs} >= set(TASK_TYPES) - {"audio_transcription"}
-        counts = service.pack_counts()
+        counts = labeling_packs.pack_counts()
         assert all(counts[pack.id].items > 0 for pack in packs)
         assert any(counts[pack.id].gold > 0 for pack in packs)
     second = runner.invoke(args=["labeling", "demo"])
@@ -272,3 +274,26 @@ def test_a_photo_is_measured_as_browsers_show_it(ctx, tmp_path):
     turned = inspect("turned.jpg", jpeg(6), "image")  # "rotate 90° clockwise to show"
     assert (turned.width, turned.height) == (480, 640)
     assert inspect("flipped.jpg", jpeg(3), "image").width == 640  # upside down keeps its sides
+
+
+def test_a_giant_image_is_called_too_large_with_the_limit(ctx):
+    """A 20000 × 20000 PNG (a few bytes claiming 400 million pixels) trips Pillow's own bomb guard before
+    ours: either way the message says it is too large and what the limit is, not that it is damaged."""
+    import struct
+    import zlib
+
+    import pytest
+
+    from sapien.labeling.media import MediaRejected, inspect
+
+    def png_claiming(width: int, height: int) -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+    for width, height in ((20_000, 20_000), (8_000, 6_000)):
+        with pytest.raises(MediaRejected) as refused:
+            inspect("huge.png", png_claiming(width, height), "image")
+        assert str(refused.value.message) == "huge.png is too large an image: at most 40 million pixels are allowed."

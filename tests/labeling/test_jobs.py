@@ -8,7 +8,7 @@ from rq.registry import ScheduledJobRegistry
 
 from sapien.database import utcnow
 from sapien.extensions import db
-from sapien.labeling import service
+from sapien.labeling import leases, packs
 from sapien.labeling.models import Item
 from sapien.queue import get_queue, make_worker, reconcile
 
@@ -20,7 +20,7 @@ def test_sweep_job_expires_leases_once_and_schedules_the_next(ctx, tmp_path):
 
     pack = make_pack(tmp_path, items=1, labels_per_item=1, lease_minutes=15)
     user = make_user()
-    lease = service.lease_next_item(user, pack.id, utcnow() - timedelta(hours=1))
+    lease = leases.lease_next_item(user, pack.id, utcnow() - timedelta(hours=1))
     assert expire_leases() == 1
     assert expire_leases() == 0  # run twice: nothing more to do
     db.session.expire_all()
@@ -31,10 +31,10 @@ def test_sweep_job_expires_leases_once_and_schedules_the_next(ctx, tmp_path):
 
 def test_the_reconciler_starts_the_sweep(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1, lease_minutes=15)
-    service.lease_next_item(make_user(), pack.id, utcnow() - timedelta(hours=1))
+    leases.lease_next_item(make_user(), pack.id, utcnow() - timedelta(hours=1))
     assert reconcile()["labeling-lease-sweep"] == 1
     assert reconcile()["labeling-lease-sweep"] == 1  # already queued: still one job
     assert len([job for job in get_queue().get_job_ids() if job.startswith("labeling-expire-leases-")]) == 1
     make_worker().work(burst=True)
     db.session.expire_all()
-    assert db.session.get(Item, service.pack_items(pack.id)[0].id).slots_taken == 0
+    assert db.session.get(Item, packs.pack_items(pack.id)[0].id).slots_taken == 0

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import event, select
 
 from sapien.extensions import db
-from sapien.labeling import service
+from sapien.labeling import leases, submissions
 from sapien.labeling.models import Submission
 from sapien.ledger import service as ledger
 
@@ -38,13 +38,13 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
     pack = make_pack(tmp_path, items=4, reward_points=10, reward_xp=5)
     member = make_user()
     # A first answer today starts the member's streak and progress rows; the figure is for the ones after it.
-    first = service.lease_next_item(member, pack.id, NOW)
-    service.submit_answer(member, first.id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=5))
-    lease_id = service.lease_next_item(member, pack.id, NOW + timedelta(seconds=10)).id
+    first = leases.lease_next_item(member, pack.id, NOW)
+    submissions.submit_answer(member, first.id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=5))
+    lease_id = leases.lease_next_item(member, pack.id, NOW + timedelta(seconds=10)).id
     db.session.expunge_all()  # nothing of the member cached from the setup: a request starts cold too
 
     with counted_statements() as statements:
-        result = service.submit_answer(member, lease_id, {"labels": ["neg"]}, now=NOW + timedelta(seconds=20))
+        result = submissions.submit_answer(member, lease_id, {"labels": ["neg"]}, now=NOW + timedelta(seconds=20))
 
     assert result.status == "accepted" and (result.points, result.xp) == (10, 5)
     assert len(statements) <= ACCEPTED_ANSWER_STATEMENTS, "\n".join(statements)

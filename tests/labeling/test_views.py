@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sapien.labeling import service
+from sapien.labeling import leases, packs, submissions
 
 from .conftest import NOW, make_pack
 
@@ -70,9 +70,9 @@ def test_plain_post_redirects_and_shows_feedback(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=2, gold=3, gold_rate_percent=50)
     ana = make_member()
     with app.test_request_context():
-        pack = service.get_pack_by_slug(slug)
-        gold_item = next(item for item in service.pack_items(pack.id) if item.is_gold)
-        service.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))  # the work page resumes this lease
+        pack = packs.get_pack_by_slug(slug)
+        gold_item = next(item for item in packs.pack_items(pack.id) if item.is_gold)
+        leases.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))  # the work page resumes this lease
     lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
     response = ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "neg"})
     assert response.status_code == 303 and "feedback=" in response.headers["Location"]
@@ -99,7 +99,7 @@ def test_someone_elses_lease_is_404_and_csrf_is_required(app, make_member, tmp_p
     assert ben.post(f"/packs/{slug}/skip", {"lease_id": lease}).status_code == 404
     assert ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos"}).status_code == 400
     with app.app_context():
-        assert service.get_lease(lease).status == "active"
+        assert packs.get_lease(lease).status == "active"
 
 
 def test_members_cannot_reach_moderator_pages(app, make_member, tmp_path):
@@ -138,7 +138,7 @@ def test_moderator_creates_campaign_and_pack_from_the_browser(app, make_member):
     good = mod.post(new_pack_url, form)
     assert good.status_code == 303 and good.headers["Location"] == "/manage/packs/cats/items"
     with app.app_context():
-        pack = service.get_pack_by_slug("cats")
+        pack = packs.get_pack_by_slug("cats")
         assert pack.partner_reward == 2 and pack.difficulty == "advanced" and pack.label_options == ["cat", "dog"]
 
 
@@ -148,7 +148,7 @@ def test_media_is_served_only_to_those_who_may_see_the_pack(app, make_member, tm
     with app.test_request_context():
         pack, _report = make_media_pack(tmp_path, "image_classification", labels=("cat", "dog"), min_level=2,
                                         files={"media/a.png": png_bytes(20, 10)})
-        item = service.pack_items(pack.id)[0]
+        item = packs.pack_items(pack.id)[0]
         media_id, slug = item.media_id, pack.slug
     ana, mod = make_member(), make_member(role="moderator")
     assert ana.client.get(f"/media/{media_id}").status_code == 404  # locked pack, never shown the item
@@ -207,8 +207,8 @@ def test_history_shows_why_a_gold_answer_was_rejected(app, make_member, tmp_path
     slug = pack_for(app, tmp_path, items=1, gold=1)
     ana = make_member()
     with app.test_request_context():
-        gold_item = next(item for item in service.pack_items(service.get_pack_by_slug(slug).id) if item.is_gold)
-        lease = service.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))
-        service.submit_answer(ana.id, lease.id, {"labels": ["neg"]}, now=NOW.replace(year=2100))
+        gold_item = next(item for item in packs.pack_items(packs.get_pack_by_slug(slug).id) if item.is_gold)
+        lease = leases.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))
+        submissions.submit_answer(ana.id, lease.id, {"labels": ["neg"]}, now=NOW.replace(year=2100))
     body = ana.client.get("/work/history").get_data(as_text=True)
     assert "Rejected" in body and ("Great is positive." in body or "/submissions/" in body)

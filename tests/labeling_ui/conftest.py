@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def demo_folders(tmp_path_factory) -> dict[str, Path]:
-    from sapien.labeling.demo_content import write_demo_packs
+    from sapien.labeling.seeding import write_demo_packs
 
     return {folder.name: folder for folder in write_demo_packs(tmp_path_factory.mktemp("demo-packs"))}
 
@@ -23,11 +23,11 @@ def import_demo(app, demo_folders):
 
         from sapien.database import unit_of_work, utcnow
         from sapien.extensions import db
-        from sapien.labeling import service
+        from sapien.labeling import imports
         from sapien.labeling.models import TaskPack
 
         with app.app_context():
-            pack, report = service.import_pack_folder(demo_folders[slug], actor_id=None, now=utcnow())
+            pack, report = imports.import_pack_folder(demo_folders[slug], actor_id=None, now=utcnow())
             assert not report.problems, report.problems
             if settings:
                 with unit_of_work():

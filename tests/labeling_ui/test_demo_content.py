@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from sapien.labeling import demo_texts
-from sapien.labeling.demo_content import write_demo_packs
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES, TaskPack
+from sapien.labeling.seeding import write_demo_packs
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 PACK_COLUMNS = {column.name for column in TaskPack.__table__.columns}
@@ -197,15 +197,15 @@ def test_two_runs_write_the_same_bytes(demo_dir, tmp_path):
 
 
 def test_every_demo_folder_imports_without_a_problem(app_ctx, demo_dir):
-    from sapien.labeling import service
+    from sapien.labeling import answers, imports, packs
 
     for slug, task_type in EXPECTED.items():
         _spec, rows = load(demo_dir / slug)
-        pack, report = service.import_pack_folder(demo_dir / slug, actor_id=None, now=NOW)
+        pack, report = imports.import_pack_folder(demo_dir / slug, actor_id=None, now=NOW)
         assert report.problems == [], (slug, report.problems[:3])
         assert pack.task_type == task_type and report.imported == len(rows)
         assert report.exam == sum(1 for row in rows if row.get("exam"))
         # Every known answer passes the same validation members' answers go through.
-        for item in service.pack_items(pack.id):
+        for item in packs.pack_items(pack.id):
             if item.gold_answer is not None:
-                assert service.validate_answer(pack, item, item.gold_answer) == item.gold_answer
+                assert answers.validate_answer(pack, item, item.gold_answer) == item.gold_answer

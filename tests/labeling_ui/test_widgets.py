@@ -67,11 +67,11 @@ def pack_of(task_type, **settings):
 
 
 def canonical(app, pack, item, html, media=None):
-    from sapien.labeling import service
+    from sapien.labeling import answers
 
     with app.test_request_context():
-        answer = service.parse_answer_form(pack, item, MultiDict(parsed(html).fields))
-        return service.validate_answer(pack, item, answer, media=media)
+        answer = answers.parse_answer_form(pack, item, MultiDict(parsed(html).fields))
+        return answers.validate_answer(pack, item, answer, media=media)
 
 
 def test_single_label_classification_renders_radios_with_number_shortcuts(app, render):
@@ -85,7 +85,7 @@ def test_single_label_classification_renders_radios_with_number_shortcuts(app, r
     assert "Great &lt;b&gt;kettle&lt;/b&gt; &amp; quick" in html
     assert '<kbd class="choice__key" aria-hidden="true">2</kbd>' in html
     # Nothing chosen yet: a plain form post has no label, which the server refuses.
-    from sapien.labeling.service import InvalidAnswer
+    from sapien.labeling.errors import InvalidAnswer
 
     with pytest.raises(InvalidAnswer):
         canonical(app, pack, item, html)
@@ -150,7 +150,7 @@ def test_audio_transcription_has_the_player_controls_and_a_bounded_transcript(ap
     speeds = [attrs["data-audio-speed"] for tag, attrs in tags if "data-audio-speed" in attrs]
     assert speeds == ["0.75", "1", "1.25"]
     assert any("data-audio-loop" in attrs and attrs["aria-pressed"] == "false" for _tag, attrs in tags)
-    from sapien.labeling.service import InvalidAnswer
+    from sapien.labeling.errors import InvalidAnswer
 
     with pytest.raises(InvalidAnswer):  # an empty transcript is refused
         canonical(app, pack, item, html)

@@ -6,7 +6,8 @@ from itertools import count
 import pytest
 
 from sapien import events
-from sapien.leaderboards import service as boards
+from sapien.leaderboards import boards as leaderboards_boards
+from sapien.leaderboards import freezes, reading, rebuild
 from sapien.ledger import service as ledger
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday in ISO week 47, Q4
@@ -40,15 +41,15 @@ def xp(user_id: int, amount: int, when: datetime = NOW, task: str = "image_class
         ledger.credit(user_id, "xp", amount, kind=kind, key=f"t:{next(keys)}", now=when)
 
 
-def top(board: boards.Board, now: datetime = NOW) -> list[tuple[int, int]]:
+def top(board: leaderboards_boards.Board, now: datetime = NOW) -> list[tuple[int, int]]:
     with ctx():
-        key, _ = boards.read_key(board, now)
-        return [(e.subject_id, boards.decode_xp(e.score)) for e in boards.top_entries(key)]
+        key, _ = reading.read_key(board, now)
+        return [(e.subject_id, leaderboards_boards.decode_xp(e.score)) for e in reading.top_entries(key)]
 
 
-def ids(board: boards.Board, now: datetime = NOW) -> list[int]:
+def ids(board: leaderboards_boards.Board, now: datetime = NOW) -> list[int]:
     with ctx():
-        return [e.subject_id for e in boards.top_entries(board.key(now))]
+        return [e.subject_id for e in reading.top_entries(board.key(now))]
 
 
 def snapshot(redis_conn) -> dict:
@@ -56,7 +57,7 @@ def snapshot(redis_conn) -> dict:
     for raw in sorted(redis_conn.scan_iter(match="lb:*")):
         key = raw.decode()
         kind = redis_conn.type(raw).decode()
-        if key in (boards.BUILT_MARKER, "lb:rebuild-lock"):
+        if key in (leaderboards_boards.BUILT_MARKER, "lb:rebuild-lock"):
             continue
         if kind == "zset":
             found[key] = redis_conn.zrange(raw, 0, -1, withscores=True)
@@ -74,28 +75,28 @@ def test_xp_moves_every_board_and_ties_go_to_who_got_there_first(app, make_membe
     xp(ben.id, 50, NOW - timedelta(hours=2))
     xp(ana.id, 50, NOW - timedelta(hours=1))  # same XP as ben, reached later
     xp(cy.id, 80, NOW, task="text_classification")
-    assert top(boards.Board("xp", "all")) == [(cy.id, 80), (ben.id, 50), (ana.id, 50)]
-    assert top(boards.Board("xp", "week")) == [(cy.id, 80), (ben.id, 50), (ana.id, 50)]
-    assert top(boards.Board("xp", "all", task_type="image_classification")) == [(ben.id, 50), (ana.id, 50)]
-    assert top(boards.Board("xp", "all", task_type="text_classification")) == [(cy.id, 80)]
+    assert top(leaderboards_boards.Board("xp", "all")) == [(cy.id, 80), (ben.id, 50), (ana.id, 50)]
+    assert top(leaderboards_boards.Board("xp", "week")) == [(cy.id, 80), (ben.id, 50), (ana.id, 50)]
+    assert top(leaderboards_boards.Board("xp", "all", task_type="image_classification")) == [(ben.id, 50), (ana.id, 50)]
+    assert top(leaderboards_boards.Board("xp", "all", task_type="text_classification")) == [(cy.id, 80)]
     # Same XP in the same minute: the older account (lower id) ranks first.
     xp(ana.id, 10, NOW)
     xp(ben.id, 10, NOW)
-    assert top(boards.Board("xp", "all"))[1:] == [(ana.id, 60), (ben.id, 60)]
+    assert top(leaderboards_boards.Board("xp", "all"))[1:] == [(ana.id, 60), (ben.id, 60)]
 
 
 def test_periods_follow_iso_weeks_and_months(app, make_member):
     ana = make_member("ana")
     xp(ana.id, 30, NOW - timedelta(days=7))  # the week before, same month
     xp(ana.id, 5, NOW)
-    assert top(boards.Board("xp", "week")) == [(ana.id, 5)]
-    assert top(boards.Board("xp", "month")) == [(ana.id, 35)]
-    assert boards.period_key("week", datetime(2027, 1, 1, tzinfo=UTC)) == "w2026-W53"
-    assert boards.period_window("season", NOW) == (datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert top(leaderboards_boards.Board("xp", "week")) == [(ana.id, 5)]
+    assert top(leaderboards_boards.Board("xp", "month")) == [(ana.id, 35)]
+    assert leaderboards_boards.board_period("week", datetime(2027, 1, 1, tzinfo=UTC)) == "w2026-W53"
+    assert leaderboards_boards.period_window("season", NOW) == (datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 
 
 def test_flush_then_rebuild_gives_identical_boards_and_the_job_is_safe_twice(app, make_member, redis_conn):
-    from sapien.guilds import service as guilds
+    from sapien.guilds import founding, membership
     from sapien.queue import make_worker
 
     members = [plain_user(f"mem{i}") for i in range(6)]
@@ -103,14 +104,14 @@ def test_flush_then_rebuild_gives_identical_boards_and_the_job_is_safe_twice(app
         xp(member, 400 + index * 10, NOW - timedelta(days=index * 3), task="image_classification" if index % 2 else "audio_transcription")
         xp(member, 7, NOW)
     with ctx():
-        guild_id = guilds.create_guild(members[0], guilds.GuildDraft(name="Night Owls"), NOW).id
-        guilds.join(members[1], guild_id, NOW)
+        guild_id = founding.create_guild(members[0], founding.GuildDraft(name="Night Owls"), NOW).id
+        membership.join(members[1], guild_id, NOW)
         events.gold_answered.send(None, user_id=members[2], item_id=1, pack_id=1, task_type="x", correct=True, now=NOW)
     before = snapshot(redis_conn)
     assert f"lb:xp:g:{guild_id}:all" in before and "lb:guilds:all" in before
     redis_conn.flushdb()
     with ctx():
-        report = boards.rebuild_all(NOW)
+        report = rebuild.rebuild_all(NOW)
     assert not any("accuracy" in note for note in report.notes)  # the quality area feeds the accuracy board
     after = snapshot(redis_conn)
     # The gold event above had no submission behind it: the rebuild (from quality's rows) rightly drops it.
@@ -118,11 +119,11 @@ def test_flush_then_rebuild_gives_identical_boards_and_the_job_is_safe_twice(app
     assert {k: v for k, v in before.items() if k not in gold_keys} == after
     # The job (it rebuilds for the real clock), run twice through a real worker, leaves the same boards.
     with ctx():
-        boards.enqueue_rebuild(NOW)
+        rebuild.enqueue_rebuild(NOW)
         make_worker().work(burst=True)
     first = snapshot(redis_conn)
     with ctx():
-        boards.enqueue_rebuild(NOW + timedelta(minutes=1))
+        rebuild.enqueue_rebuild(NOW + timedelta(minutes=1))
         make_worker().work(burst=True)
     assert snapshot(redis_conn) == first
     assert first["lb:xp:all:all"] == after["lb:xp:all:all"]
@@ -137,7 +138,7 @@ def test_rebuild_after_flush_uses_the_reconciler(app, make_member, redis_conn):
     with ctx():
         assert reconcile()["leaderboards"] == 1
         make_worker().work(burst=True)
-    assert top(boards.Board("xp", "all")) == [(ana.id, 40)]
+    assert top(leaderboards_boards.Board("xp", "all")) == [(ana.id, 40)]
     with ctx():
         assert reconcile()["leaderboards"] == 0
 
@@ -148,24 +149,24 @@ def test_hidden_members_are_absent_from_public_boards(app, make_member, redis_co
     xp(ben.id, 20)
     last_week = datetime.now(UTC) - timedelta(days=7)
     xp(ben.id, 3, last_week)
-    assert ids(boards.Board("xp", "week"), last_week) == [ben.id]
+    assert ids(leaderboards_boards.Board("xp", "week"), last_week) == [ben.id]
     settings = {"display_name": "Ben", "bio": "", "country": "", "timezone": "UTC", "locale": "en"}
     response = ben.post("/settings", {**settings, "hide_from_boards": "y"})
     assert response.status_code == 303
     now = datetime.now(UTC)
-    assert ids(boards.Board("xp", "all"), now) == [ana.id]
-    assert ids(boards.Board("xp", "week"), last_week) == []  # past boards too
+    assert ids(leaderboards_boards.Board("xp", "all"), now) == [ana.id]
+    assert ids(leaderboards_boards.Board("xp", "week"), last_week) == []  # past boards too
     xp(ben.id, 5, now)  # still hidden after new XP
-    assert ids(boards.Board("xp", "all"), now) == [ana.id]
+    assert ids(leaderboards_boards.Board("xp", "all"), now) == [ana.id]
     with ctx():
-        boards.rebuild_all(now)
-    assert ids(boards.Board("xp", "all"), now) == [ana.id]
+        rebuild.rebuild_all(now)
+    assert ids(leaderboards_boards.Board("xp", "all"), now) == [ana.id]
     page = ana.client.get("/leaderboards/").get_data(as_text=True)
     assert "/u/ana" in page and "/u/ben" not in page
     # Showing themselves again brings back their full XP.
     assert ben.post("/settings", settings).status_code == 303
-    assert top(boards.Board("xp", "all"), now) == [(ben.id, 28), (ana.id, 10)]
-    assert top(boards.Board("xp", "week"), last_week) == [(ben.id, 3)]
+    assert top(leaderboards_boards.Board("xp", "all"), now) == [(ben.id, 28), (ana.id, 10)]
+    assert top(leaderboards_boards.Board("xp", "week"), last_week) == [(ben.id, 3)]
 
 
 def test_around_me_and_my_ranks(app, make_member):
@@ -174,12 +175,12 @@ def test_around_me_and_my_ranks(app, make_member):
     for index, person in enumerate(people):
         xp(person, 100 + index)
     with ctx():
-        key = boards.Board("xp", "all").key(NOW)
-        rank, rows = boards.around_entries(key, people[7], radius=2)
+        key = leaderboards_boards.Board("xp", "all").key(NOW)
+        rank, rows = reading.around_entries(key, people[7], radius=2)
         assert rank == 8
         assert [row.subject_id for row in rows] == [people[i] for i in (9, 8, 7, 6, 5)]
-        ranks = boards.member_ranks(people[0], NOW)
-    overall = next(r for r in ranks if r.board == boards.Board("xp", "all"))
+        ranks = reading.member_ranks(people[0], NOW)
+    overall = next(r for r in ranks if r.board == leaderboards_boards.Board("xp", "all"))
     assert (overall.rank, overall.value, overall.size) == (15, 100, 15)
     assert any(r.board.task_type == "image_classification" for r in ranks)
     page = first.client.get("/leaderboards/").get_data(as_text=True)
@@ -196,12 +197,12 @@ def test_accuracy_board_needs_minimum_gold_volume(app, make_member):
                 events.gold_answered.send(None, user_id=ana.id, item_id=1, pack_id=1, task_type="t", correct=correct, now=NOW)
             for correct in (True, True):
                 events.gold_answered.send(None, user_id=ben.id, item_id=1, pack_id=1, task_type="t", correct=correct, now=NOW)
-            key = boards.Board("accuracy").key(NOW)
-            entries = boards.top_entries(key)
+            key = leaderboards_boards.Board("accuracy").key(NOW)
+            entries = reading.top_entries(key)
             assert [e.subject_id for e in entries] == [ana.id]  # ben has only 2 gold answers
-            assert boards.decode_accuracy(entries[0].score) == (66.6666, 3)
+            assert leaderboards_boards.decode_accuracy(entries[0].score) == (66.6666, 3)
             events.gold_answered.send(None, user_id=ben.id, item_id=1, pack_id=1, task_type="t", correct=True, now=NOW)
-            assert [e.subject_id for e in boards.top_entries(key)] == [ben.id, ana.id]
+            assert [e.subject_id for e in reading.top_entries(key)] == [ben.id, ana.id]
     finally:
         app.config["LEADERBOARD_ACCURACY_MIN_GOLD"] = previous
 
@@ -209,20 +210,20 @@ def test_accuracy_board_needs_minimum_gold_volume(app, make_member):
 def test_freeze_keeps_the_public_board_while_recording(app, make_member, redis_conn):
     mod, ana, ben = make_member("mod", role="moderator"), make_member("ana"), make_member("ben")
     xp(ana.id, 50, NOW - timedelta(hours=1))
-    season = boards.Board("xp", "season")
+    season = leaderboards_boards.Board("xp", "season")
     with ctx():
-        boards.freeze_board(season, mod.id, NOW)
+        freezes.freeze_board(season, mod.id, NOW)
     xp(ben.id, 500, NOW + timedelta(minutes=5))
     assert top(season) == [(ana.id, 50)]  # what the public sees
     assert ids(season) == [ben.id, ana.id]  # still recording
-    with ctx(), pytest.raises(boards.LeaderboardError):
-        boards.freeze_board(season, mod.id, NOW)
+    with ctx(), pytest.raises(leaderboards_boards.LeaderboardError):
+        freezes.freeze_board(season, mod.id, NOW)
     redis_conn.flushdb()
     with ctx():
-        boards.rebuild_all(NOW + timedelta(minutes=10))
+        rebuild.rebuild_all(NOW + timedelta(minutes=10))
     assert top(season) == [(ana.id, 50)]
     with ctx():
-        boards.unfreeze_board(season, mod.id, NOW)
+        freezes.unfreeze_board(season, mod.id, NOW)
     assert top(season) == [(ben.id, 500), (ana.id, 50)]
 
 
@@ -269,18 +270,18 @@ def test_xp_posted_during_a_rebuild_is_neither_lost_nor_counted_twice(app, redis
     ana, ben, cyd = plain_user("ana"), plain_user("ben"), plain_user("cyd")
     xp(ana, 10)
     with ctx():
-        redis_conn.set(boards.REBUILDING_KEY, "1")  # a rebuild has started …
+        redis_conn.set(leaderboards_boards.REBUILDING_KEY, "1")  # a rebuild has started …
         xp(cyd, 30)  # … posted before its snapshot: counted by the snapshot, queued too
         with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as snapshot, snapshot.begin():
             snapshot.execute(text("SELECT 1"))  # the snapshot is taken here
             xp(ben, 20)  # posted after the snapshot: only the queue knows it
-            pending, seen = boards._rebuild_from_snapshot(snapshot, redis_conn, NOW, None, boards.RebuildReport())
-        assert top(boards.Board("xp", "all")) == [(cyd, 30), (ana, 10)]  # the swap alone misses ben
-        boards._replay(pending, seen, NOW)
-    assert top(boards.Board("xp", "all")) == [(cyd, 30), (ben, 20), (ana, 10)]
-    assert not redis_conn.exists(boards.REBUILDING_KEY) and not redis_conn.exists(boards.PENDING_KEY)
+            pending, seen = rebuild._rebuild_from_snapshot(snapshot, redis_conn, NOW, {}, rebuild.RebuildReport())
+        assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ana, 10)]  # the swap alone misses ben
+        rebuild._replay(pending, seen, NOW)
+    assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ben, 20), (ana, 10)]
+    assert not redis_conn.exists(leaderboards_boards.REBUILDING_KEY) and not redis_conn.exists(leaderboards_boards.PENDING_KEY)
     xp(ben, 1)  # after the rebuild, updates go straight to the boards again
-    assert top(boards.Board("xp", "all"))[1] == (ben, 21)
+    assert top(leaderboards_boards.Board("xp", "all"))[1] == (ben, 21)
 
 
 def test_paging_and_around_me_beyond_the_first_page(app, make_member):

@@ -7,7 +7,8 @@ from sapien import events
 from sapien.extensions import db
 from sapien.ledger import service as ledger
 from sapien.moderation.models import AuditLog
-from sapien.progression import service
+from sapien.progression import awards, levels, quest_cards, quests
+from sapien.progression import errors as progression_errors
 from sapien.progression.badges import BADGES, CATALOGUE, badge_svg
 from sapien.progression.models import BadgeAward, MintRequest
 from tests.progression.helpers import NOW, accept, days, make_user
@@ -29,7 +30,7 @@ def test_rules_award_once_with_a_pending_mint_request(ctx):
     accept(user_id, NOW)
     accept(user_id, NOW + days(1))
     accept(user_id, NOW + days(2))  # a 3-day streak
-    held = {h.badge.slug: h for h in service.member_badges(user_id)}
+    held = {h.badge.slug: h for h in awards.member_badges(user_id)}
     assert set(held) == {"first-label", "warming-up"}
     assert held["first-label"].mint_state == "pending"
     assert heard.count("first-label") == 1
@@ -38,17 +39,17 @@ def test_rules_award_once_with_a_pending_mint_request(ctx):
 
 def test_level_badges_follow_xp(ctx):
     user_id = make_user("climber")
-    ledger.credit(user_id, "xp", service.xp_for_level(5), kind="quest_reward", key="lvl", now=NOW)
-    assert "apprentice" in {h.badge.slug for h in service.member_badges(user_id)}
+    ledger.credit(user_id, "xp", levels.xp_for_level(5), kind="quest_reward", key="lvl", now=NOW)
+    assert "apprentice" in {h.badge.slug for h in awards.member_badges(user_id)}
 
 
 def test_awarding_twice_gives_one_award(ctx):
     moderator = make_user("mod", role="moderator")
     user_id = make_user("twice")
-    service.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="Helped everyone")
-    with pytest.raises(service.BadgeError, match="already holds"):
-        service.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="Again")
-    assert service.award_badge(user_id, "community-hero", NOW, quiet_if_held=True) is None
+    awards.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="Helped everyone")
+    with pytest.raises(progression_errors.BadgeError, match="already holds"):
+        awards.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="Again")
+    assert awards.award_badge(user_id, "community-hero", NOW, quiet_if_held=True) is None
     assert db.session.scalar(select(func.count(BadgeAward.id)).where(BadgeAward.user_id == user_id)) == 1
     audit = db.session.scalars(select(AuditLog)).all()
     assert [(a.actor_id, a.action, a.reason) for a in audit] == [(moderator, "badge.award", "Helped everyone")]
@@ -57,10 +58,10 @@ def test_awarding_twice_gives_one_award(ctx):
 def test_manual_award_needs_a_reason_and_a_real_badge(ctx):
     moderator = make_user("mod", role="moderator")
     user_id = make_user("reasonless")
-    with pytest.raises(service.BadgeError, match="reason"):
-        service.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="  ")
-    with pytest.raises(service.BadgeError, match="no such badge"):
-        service.award_badge(user_id, "nope", NOW, awarded_by=moderator, reason="x")
+    with pytest.raises(progression_errors.BadgeError, match="reason"):
+        awards.award_badge(user_id, "community-hero", NOW, awarded_by=moderator, reason="  ")
+    with pytest.raises(progression_errors.BadgeError, match="no such badge"):
+        awards.award_badge(user_id, "nope", NOW, awarded_by=moderator, reason="x")
     assert db.session.scalar(select(BadgeAward.id)) is None
 
 
@@ -69,15 +70,15 @@ def test_revoke_cancels_the_mint_is_audited_and_rules_do_not_bring_it_back(ctx):
     user_id = make_user("cheater")
     accept(user_id, NOW)
     award = db.session.scalar(select(BadgeAward).where(BadgeAward.badge_slug == "first-label"))
-    service.revoke_badge(award.id, actor_id=moderator, reason="Spam labels", now=NOW)
-    with pytest.raises(service.BadgeError, match="already revoked"):
-        service.revoke_badge(award.id, actor_id=moderator, reason="Again", now=NOW)
-    assert service.member_badges(user_id) == []
+    awards.revoke_badge(award.id, actor_id=moderator, reason="Spam labels", now=NOW)
+    with pytest.raises(progression_errors.BadgeError, match="already revoked"):
+        awards.revoke_badge(award.id, actor_id=moderator, reason="Again", now=NOW)
+    assert awards.member_badges(user_id) == []
     assert db.session.scalar(select(MintRequest.state).where(MintRequest.award_id == award.id)) == "cancelled"
     accept(user_id, NOW + days(1))  # the rule still holds, but a revoked badge stays revoked
-    assert "first-label" not in {h.badge.slug for h in service.member_badges(user_id)}
+    assert "first-label" not in {h.badge.slug for h in awards.member_badges(user_id)}
     # A moderator may restore it; the mint request goes back to pending.
-    service.award_badge(user_id, "first-label", NOW, awarded_by=moderator, reason="Appeal upheld")
+    awards.award_badge(user_id, "first-label", NOW, awarded_by=moderator, reason="Appeal upheld")
     assert db.session.scalar(select(MintRequest.state).where(MintRequest.award_id == award.id)) == "pending"
     actions = db.session.scalars(select(AuditLog.action).order_by(AuditLog.id)).all()
     assert actions == ["badge.revoke", "badge.award"]
@@ -87,20 +88,20 @@ def test_rarity_is_the_share_of_members_holding_it(ctx):
     moderator = make_user("mod", role="moderator")
     holders = [make_user(f"holder{i}") for i in range(3)]
     for user_id in holders:
-        service.award_badge(user_id, "founding-member", NOW, awarded_by=moderator, reason="Season one")
-    gallery = {g.badge.slug: g for g in service.badge_gallery(holders[0])}
+        awards.award_badge(user_id, "founding-member", NOW, awarded_by=moderator, reason="Season one")
+    gallery = {g.badge.slug: g for g in awards.badge_gallery(holders[0])}
     assert gallery["founding-member"].holders == 3
     assert gallery["founding-member"].percent == pytest.approx(3 / 4)
     assert gallery["founding-member"].held and not gallery["community-hero"].held
-    page = service.badge_page("founding-member", holders[0])
+    page = awards.badge_page("founding-member", holders[0])
     assert page.holders == 3 and page.viewer_mint_state == "pending"
-    assert service.badge_page("nope", None) is None
+    assert awards.badge_page("nope", None) is None
 
 
 def test_quest_badge_reward_is_awarded_on_claim(ctx):
     moderator = make_user("mod", role="moderator")
-    quest = service.create_quest(
-        service.QuestDefinition(
+    quest = quests.create_quest(
+        quests.QuestDefinition(
             title="Badge quest", period="daily", objective="label_items", target=1, starts_at=NOW - days(1),
             reward_badge="founding-member",
         ),
@@ -109,8 +110,8 @@ def test_quest_badge_reward_is_awarded_on_claim(ctx):
     )
     user_id = make_user("quester")
     accept(user_id, NOW)
-    service.claim_quest(user_id, quest.id, NOW)
-    slugs = {h.badge.slug for h in service.member_badges(user_id)}
+    quest_cards.claim_quest(user_id, quest.id, NOW)
+    slugs = {h.badge.slug for h in awards.member_badges(user_id)}
     assert {"founding-member", "quester", "first-label"} <= slugs
 
 
@@ -126,7 +127,7 @@ def test_two_awards_racing_make_one_award_and_one_mint_request(app, ctx):
         with app.app_context():
             barrier.wait()
             try:
-                results.append(service.award_badge(user_id, "founding-member", NOW, quiet_if_held=True) is not None)
+                results.append(awards.award_badge(user_id, "founding-member", NOW, quiet_if_held=True) is not None)
             finally:
                 db.session.remove()
 
@@ -148,9 +149,9 @@ def test_hidden_members_are_not_listed_as_holders_but_count(ctx):
     db.session.get(User, shy).hide_from_boards = True
     db.session.commit()
     for user_id in (shy, open_):
-        service.award_badge(user_id, "founding-member", NOW, awarded_by=moderator, reason="Season one")
+        awards.award_badge(user_id, "founding-member", NOW, awarded_by=moderator, reason="Season one")
     names = lambda page: [holder[0] for holder in page.recent_holders]  # noqa: E731
-    public = service.badge_page("founding-member", None)
+    public = awards.badge_page("founding-member", None)
     assert names(public) == ["open"] and public.holders == 2
-    assert set(names(service.badge_page("founding-member", shy))) == {"shy", "open"}
-    assert set(names(service.badge_page("founding-member", moderator, include_hidden=True))) == {"shy", "open"}
+    assert set(names(awards.badge_page("founding-member", shy))) == {"shy", "open"}
+    assert set(names(awards.badge_page("founding-member", moderator, include_hidden=True))) == {"shy", "open"}

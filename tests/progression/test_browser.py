@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from sapien.database import utcnow
-from sapien.progression import service
+from sapien.progression import quests
 from tests.progression.helpers import accept
 
 pytestmark = pytest.mark.browser
@@ -27,8 +27,8 @@ def test_quest_progress_xp_bar_and_level_move_without_reload(app, make_member, p
     moderator = make_member(role="moderator")
     member = make_member()
     with app.app_context():
-        service.create_quest(
-            service.QuestDefinition(
+        quests.create_quest(
+            quests.QuestDefinition(
                 title="Label two", period="daily", objective="label_items", target=2,
                 starts_at=utcnow() - timedelta(days=1), reward_xp=150,
             ),

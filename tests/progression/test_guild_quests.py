@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from sapien.database import utcnow
 from sapien.extensions import db
-from sapien.guilds import service as guilds
+from sapien.guilds import founding, membership
 from sapien.ledger import service as ledger
 from sapien.notifications.models import Notification
-from sapien.progression import service
+from sapien.progression import awards, quest_cards, quests, streaks
+from sapien.progression import errors as progression_errors
 from sapien.progression.models import GuildQuestProgress, MemberProgress, Quest, QuestProgress
 from tests.progression.helpers import NOW, accept, days, gold, make_user, review
 
@@ -22,7 +23,7 @@ HX = {"HX-Request": "true"}
 _keys = count(1)
 
 
-def define(**overrides) -> service.QuestDefinition:
+def define(**overrides) -> quests.QuestDefinition:
     values = dict(
         title="Guild labels",
         period="daily",
@@ -34,16 +35,16 @@ def define(**overrides) -> service.QuestDefinition:
         reward_xp=0,
     )
     values.update(overrides)
-    return service.QuestDefinition(**values)
+    return quests.QuestDefinition(**values)
 
 
 def make_quest(moderator_id: int, now=NOW, **overrides) -> Quest:
-    return service.create_quest(define(**overrides), actor_id=moderator_id, now=now)
+    return quests.create_quest(define(**overrides), actor_id=moderator_id, now=now)
 
 
 def found_guild(leader_id: int, name: str, now=NOW) -> int:
     ledger.credit(leader_id, "xp", 300, kind="test", key=f"gq-found:{next(_keys)}", now=now)  # level 3: may found a guild
-    return guilds.create_guild(leader_id, guilds.GuildDraft(name=name), now).id
+    return founding.create_guild(leader_id, founding.GuildDraft(name=name), now).id
 
 
 def guild_row(quest_id: int, guild_id: int) -> GuildQuestProgress | None:
@@ -70,7 +71,7 @@ def owls(moderator):
     """A guild of two (leader and member) plus a member of another guild and a member of none."""
     leader, member = make_user("leader"), make_user("member")
     guild_id = found_guild(leader, "Night Owls")
-    guilds.join(member, guild_id, NOW)
+    membership.join(member, guild_id, NOW)
     rival = make_user("rival")
     other_guild = found_guild(rival, "Early Birds")
     loner = make_user("loner")
@@ -140,7 +141,7 @@ def test_member_quests_and_guild_quests_move_side_by_side(moderator, owls):
     mine_rows = db.session.scalars(select(QuestProgress).where(QuestProgress.quest_id == mine.id)).all()
     assert sorted(r.progress for r in mine_rows) == [1, 1] and all(r.completed_at is None for r in mine_rows)
     assert guild_row(ours.id, owls["guild"]).completed_at is not None
-    cards = {card.quest.id: card for card in service.quest_cards(owls["leader"], NOW)}
+    cards = {card.quest.id: card for card in quest_cards.quest_cards(owls["leader"], NOW)}
     assert (cards[mine.id].progress, cards[mine.id].is_guild) == (1, False)
     assert (cards[ours.id].progress, cards[ours.id].guild_name, cards[ours.id].claimable) == (2, "Night Owls", True)
 
@@ -150,7 +151,7 @@ def test_concurrent_work_of_many_members_counts_every_item_and_completes_once(ap
     workers = [owls["leader"], owls["member"]]
     for number in range(2):
         user_id = make_user(f"helper{number}")
-        guilds.join(user_id, owls["guild"], NOW)
+        membership.join(user_id, owls["guild"], NOW)
         workers.append(user_id)
     guild_id = owls["guild"]
     db.session.remove()
@@ -179,33 +180,33 @@ def test_concurrent_work_of_many_members_counts_every_item_and_completes_once(ap
 
 def test_each_member_claims_once_including_one_who_joined_after_completion(moderator, owls):
     quest = make_quest(moderator, target=2, reward_points=40, reward_freezes=1)
-    with pytest.raises(service.QuestError, match="Your guild has not finished this quest yet."):
-        service.claim_quest(owls["leader"], quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError, match="Your guild has not finished this quest yet."):
+        quest_cards.claim_quest(owls["leader"], quest.id, NOW)
     accept(owls["leader"], NOW)
     accept(owls["member"], NOW)
 
-    claimed = service.claim_quest(owls["leader"], quest.id, NOW)
+    claimed = quest_cards.claim_quest(owls["leader"], quest.id, NOW)
     assert claimed.claimed_at is not None and claimed.period_key == "2026-11-18"
-    with pytest.raises(service.QuestError, match="already claimed"):
-        service.claim_quest(owls["leader"], quest.id, NOW)
-    service.claim_quest(owls["member"], quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError, match="already claimed"):
+        quest_cards.claim_quest(owls["leader"], quest.id, NOW)
+    quest_cards.claim_quest(owls["member"], quest.id, NOW)
     for user_id in (owls["leader"], owls["member"]):
         assert ledger.balance(user_id, "points") == 40
-        assert service.streak_state(user_id, NOW).freezes == 1
+        assert streaks.streak_state(user_id, NOW).freezes == 1
         assert db.session.get(MemberProgress, user_id).quests_completed == 1  # a claimed guild quest counts as done
-        assert "quester" in {held.badge.slug for held in service.member_badges(user_id)}
+        assert "quester" in {held.badge.slug for held in awards.member_badges(user_id)}
 
     # A member who joins after the guild finished the period still claims it (they are in the guild now).
     late = make_user("late")
-    guilds.join(late, owls["guild"], NOW + timedelta(hours=1))
-    card = next(c for c in service.quest_cards(late, NOW + timedelta(hours=1)) if c.quest.id == quest.id)
+    membership.join(late, owls["guild"], NOW + timedelta(hours=1))
+    card = next(c for c in quest_cards.quest_cards(late, NOW + timedelta(hours=1)) if c.quest.id == quest.id)
     assert card.claimable and card.completed
-    service.claim_quest(late, quest.id, NOW + timedelta(hours=1))
+    quest_cards.claim_quest(late, quest.id, NOW + timedelta(hours=1))
     assert ledger.balance(late, "points") == 40
 
     # Members in other guilds or in none cannot claim the Night Owls' completion.
-    with pytest.raises(service.QuestError, match="Your guild has not finished"):
-        service.claim_quest(owls["rival"], quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError, match="Your guild has not finished"):
+        quest_cards.claim_quest(owls["rival"], quest.id, NOW)
     assert ledger.balance(owls["rival"], "points") == 0
 
 
@@ -213,11 +214,11 @@ def test_switching_guilds_never_pays_a_period_twice(moderator, owls):
     quest = make_quest(moderator, target=1)
     accept(owls["member"], NOW)  # Night Owls complete today
     accept(owls["rival"], NOW)  # and so do the Early Birds
-    service.claim_quest(owls["member"], quest.id, NOW)
-    guilds.leave(owls["member"], NOW)
-    guilds.join(owls["member"], owls["other_guild"], NOW + timedelta(minutes=1))
-    with pytest.raises(service.QuestError, match="already claimed"):
-        service.claim_quest(owls["member"], quest.id, NOW + timedelta(minutes=2))
+    quest_cards.claim_quest(owls["member"], quest.id, NOW)
+    membership.leave(owls["member"], NOW)
+    membership.join(owls["member"], owls["other_guild"], NOW + timedelta(minutes=1))
+    with pytest.raises(progression_errors.QuestError, match="already claimed"):
+        quest_cards.claim_quest(owls["member"], quest.id, NOW + timedelta(minutes=2))
     assert ledger.balance(owls["member"], "points") == 40
 
 
@@ -226,20 +227,20 @@ def test_an_earlier_period_is_claimable_only_by_members_who_were_there(moderator
     accept(owls["member"], NOW)  # completed on the 18th
     tomorrow = NOW + days(1)
     newcomer = make_user("newcomer")
-    guilds.join(newcomer, owls["guild"], tomorrow)
-    with pytest.raises(service.QuestError, match="Your guild has not finished"):
-        service.claim_quest(newcomer, quest.id, tomorrow)
-    assert service.claim_quest(owls["leader"], quest.id, tomorrow).period_key == "2026-11-18"
+    membership.join(newcomer, owls["guild"], tomorrow)
+    with pytest.raises(progression_errors.QuestError, match="Your guild has not finished"):
+        quest_cards.claim_quest(newcomer, quest.id, tomorrow)
+    assert quest_cards.claim_quest(owls["leader"], quest.id, tomorrow).period_key == "2026-11-18"
     assert ledger.balance(owls["leader"], "points") == 40
 
 
 def test_a_member_in_no_guild_cannot_claim(moderator, owls):
     quest = make_quest(moderator, target=1)
     accept(owls["leader"], NOW)
-    with pytest.raises(service.QuestError) as caught:
-        service.claim_quest(owls["loner"], quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError) as caught:
+        quest_cards.claim_quest(owls["loner"], quest.id, NOW)
     assert "join a guild to claim" in str(caught.value)
-    card = next(c for c in service.quest_cards(owls["loner"], NOW) if c.quest.id == quest.id)
+    card = next(c for c in quest_cards.quest_cards(owls["loner"], NOW) if c.quest.id == quest.id)
     assert card.needs_guild and not card.claimable and card.progress == 0
     assert ledger.balance(owls["loner"], "points") == 0
     assert db.session.scalar(select(QuestProgress.id).where(QuestProgress.user_id == owls["loner"])) is None
@@ -257,9 +258,9 @@ def test_two_claims_at_once_pay_one_reward(app, moderator, owls):
         with app.test_request_context():
             barrier.wait()
             try:
-                service.claim_quest(user_id, quest_id, NOW)
+                quest_cards.claim_quest(user_id, quest_id, NOW)
                 outcomes.append("paid")
-            except service.QuestError:
+            except progression_errors.QuestError:
                 outcomes.append("refused")
             finally:
                 db.session.remove()
@@ -272,7 +273,7 @@ def test_two_claims_at_once_pay_one_reward(app, moderator, owls):
     assert sorted(outcomes) == ["paid", "refused"]
     assert ledger.balance(user_id, "points") == 70
     assert ledger.sum_of_entries(user_id, "points") == 70
-    assert service.streak_state(user_id, NOW).freezes == 1
+    assert streaks.streak_state(user_id, NOW).freezes == 1
     assert db.session.get(MemberProgress, user_id).quests_completed == 1
 
 
@@ -290,7 +291,7 @@ def test_guild_scope_only_for_objectives_a_guild_can_share(moderator):
         (dict(scope="member", target=20_000), "target", "Nobody can reach 20000"),
     )
     for overrides, field, message in refused:
-        with pytest.raises(service.QuestError) as caught:
+        with pytest.raises(progression_errors.QuestError) as caught:
             make_quest(moderator, **overrides)
         assert caught.value.field == field, overrides
         assert message in str(caught.value), overrides
@@ -305,10 +306,10 @@ def test_scope_cannot_change_once_members_made_progress(moderator, owls):
     quest = make_quest(moderator, scope="member", target=5)
     untouched = make_quest(moderator, title="Untouched", scope="member", objective="reviews", target=5)
     accept(owls["leader"], NOW)
-    with pytest.raises(service.QuestError) as caught:
-        service.update_quest(quest.id, define(scope="guild", target=5), actor_id=moderator, now=NOW)
+    with pytest.raises(progression_errors.QuestError) as caught:
+        quests.update_quest(quest.id, define(scope="guild", target=5), actor_id=moderator, now=NOW)
     assert caught.value.field == "scope" and "cannot change" in str(caught.value)
-    assert service.update_quest(
+    assert quests.update_quest(
         untouched.id, define(title="Untouched", objective="reviews", target=5), actor_id=moderator, now=NOW
     ).scope == "guild"
 
@@ -375,9 +376,9 @@ def _guild_for(app, leader, *members) -> tuple[int, str]:
     with app.test_request_context():
         now = utcnow()
         ledger.credit(leader.id, "xp", 300, kind="test", key=f"gq-found:{next(_keys)}", now=now)
-        guild = guilds.create_guild(leader.id, guilds.GuildDraft(name="Night Owls"), now)
+        guild = founding.create_guild(leader.id, founding.GuildDraft(name="Night Owls"), now)
         for member in members:
-            guilds.join(member.id, guild.id, now)
+            membership.join(member.id, guild.id, now)
         return guild.id, guild.slug
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sapien import events
 from sapien.extensions import db
 from sapien.ledger import service as ledger
-from sapien.progression import service
+from sapien.progression import reactions, summary
 from sapien.progression.models import LevelUp
 from sapien.queue import make_worker
 from tests.progression.helpers import NOW, make_user
@@ -13,14 +13,14 @@ from tests.progression.helpers import NOW, make_user
 
 def test_sync_job_catches_up_levels_missed_while_listeners_were_off(ctx):
     user_id = make_user("offline")
-    events.ledger_entry_posted.disconnect(service.on_ledger_entry_posted)
+    events.ledger_entry_posted.disconnect(reactions.on_ledger_entry_posted)
     try:
         ledger.credit(user_id, "xp", 650, kind="quest_reward", key="missed", now=NOW)  # level 4, unseen
     finally:
-        events.ledger_entry_posted.connect(service.on_ledger_entry_posted, weak=False)
+        events.ledger_entry_posted.connect(reactions.on_ledger_entry_posted, weak=False)
     assert db.session.scalar(select(func.count(LevelUp.id))) == 0
     for _ in range(2):  # jobs are run twice: the second run changes nothing
-        assert service.enqueue_member_syncs() == 1
+        assert summary.enqueue_member_syncs() == 1
         make_worker().work(burst=True)
         db.session.remove()
     assert db.session.scalars(select(LevelUp.level).order_by(LevelUp.level)).all() == [2, 3, 4]

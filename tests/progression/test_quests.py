@@ -9,12 +9,14 @@ from sqlalchemy import select
 from sapien import events
 from sapien.extensions import db
 from sapien.ledger import service as ledger
-from sapien.progression import service
+from sapien.periods import period_key
+from sapien.progression import awards, quest_cards, quests, streaks
+from sapien.progression import errors as progression_errors
 from sapien.progression.models import Quest, QuestProgress
 from tests.progression.helpers import NOW, accept, days, gold, make_user, review
 
 
-def define(**overrides) -> service.QuestDefinition:
+def define(**overrides) -> quests.QuestDefinition:
     values = dict(
         title="Label ten texts",
         period="daily",
@@ -26,11 +28,11 @@ def define(**overrides) -> service.QuestDefinition:
         reward_xp=20,
     )
     values.update(overrides)
-    return service.QuestDefinition(**values)
+    return quests.QuestDefinition(**values)
 
 
 def make_quest(moderator_id: int, **overrides) -> Quest:
-    return service.create_quest(define(**overrides), actor_id=moderator_id, now=NOW)
+    return quests.create_quest(define(**overrides), actor_id=moderator_id, now=NOW)
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ IMPOSSIBLE = (
 def test_impossible_or_inconsistent_definitions_are_refused(moderator):
     # One test over every case (not parametrized): each case is pure validation, no need for a fresh database.
     for overrides, field, message in IMPOSSIBLE:
-        with pytest.raises(service.QuestError) as caught:
+        with pytest.raises(progression_errors.QuestError) as caught:
             make_quest(moderator, **overrides)
         assert caught.value.field == field, overrides
         assert message in str(caught.value), overrides
@@ -76,24 +78,24 @@ def test_labeling_progress_completes_and_claims_once(moderator):
     user_id = make_user("worker")
     heard = []
     events.quest_completed.connect(lambda _s, **kw: heard.append(kw["quest_id"]), weak=False)
-    with pytest.raises(service.QuestError, match="Finish the quest"):
-        service.claim_quest(user_id, quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError, match="Finish the quest"):
+        quest_cards.claim_quest(user_id, quest.id, NOW)
     accept(user_id, NOW, task_type="image_bbox")  # another task type: not counted
     accept(user_id, NOW)
     accept(user_id, NOW)
-    card = service.quest_cards(user_id, NOW)[0]
+    card = quest_cards.quest_cards(user_id, NOW)[0]
     assert (card.progress, card.completed, card.claimable) == (2, False, False)
     accept(user_id, NOW)
-    card = service.quest_cards(user_id, NOW)[0]
+    card = quest_cards.quest_cards(user_id, NOW)[0]
     assert (card.progress, card.completed, card.claimable, card.percent) == (3, True, True, 100)
     accept(user_id, NOW)  # past the target: completes only once
     assert heard.count(quest.id) == 1
-    service.claim_quest(user_id, quest.id, NOW)
+    quest_cards.claim_quest(user_id, quest.id, NOW)
     assert ledger.balance(user_id, "points") == 50 and ledger.balance(user_id, "xp") == 20
-    with pytest.raises(service.QuestError, match="already claimed"):
-        service.claim_quest(user_id, quest.id, NOW)
+    with pytest.raises(progression_errors.QuestError, match="already claimed"):
+        quest_cards.claim_quest(user_id, quest.id, NOW)
     assert ledger.balance(user_id, "points") == 50
-    card = service.quest_cards(user_id, NOW)[0]
+    card = quest_cards.quest_cards(user_id, NOW)[0]
     assert (card.claimed, card.claimable) == (True, False)
 
 
@@ -103,13 +105,13 @@ def test_daily_and_weekly_periods_roll_over_in_utc(moderator):
     user_id = make_user("roller")
     sunday_late = datetime(2026, 11, 22, 23, 59, tzinfo=UTC)  # ISO week 47 ends
     monday = datetime(2026, 11, 23, 0, 1, tzinfo=UTC)  # ISO week 48 begins
-    assert service.period_key("weekly", sunday_late) == "2026-W47"
-    assert service.period_key("weekly", monday) == "2026-W48"
-    assert service.period_key("daily", monday) == "2026-11-23"
-    assert service.period_key("weekly", datetime(2027, 1, 1, tzinfo=UTC)) == "2026-W53"  # ISO year, not calendar year
-    assert service.period_ends(weekly, sunday_late) == datetime(2026, 11, 23, tzinfo=UTC)
-    assert service.period_ends(weekly, monday) == datetime(2026, 11, 30, tzinfo=UTC)
-    assert service.period_ends(daily, sunday_late) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert period_key("weekly", sunday_late) == "2026-W47"
+    assert period_key("weekly", monday) == "2026-W48"
+    assert period_key("daily", monday) == "2026-11-23"
+    assert period_key("weekly", datetime(2027, 1, 1, tzinfo=UTC)) == "2026-W53"  # ISO year, not calendar year
+    assert quests.period_ends(weekly, sunday_late) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert quests.period_ends(weekly, monday) == datetime(2026, 11, 30, tzinfo=UTC)
+    assert quests.period_ends(daily, sunday_late) == datetime(2026, 11, 23, tzinfo=UTC)
     accept(user_id, sunday_late)
     accept(user_id, sunday_late)
     accept(user_id, monday)
@@ -122,13 +124,13 @@ def test_daily_and_weekly_periods_roll_over_in_utc(moderator):
         (daily.id, "2026-11-23", 1),
         (weekly.id, "2026-W48", 1),
     }
-    cards = {c.quest.id: c for c in service.quest_cards(user_id, monday)}
+    cards = {c.quest.id: c for c in quest_cards.quest_cards(user_id, monday)}
     assert cards[daily.id].progress == 1 and cards[weekly.id].progress == 1
     # Yesterday's finished daily quest can still be claimed today, once.
     assert cards[daily.id].claimable
-    service.claim_quest(user_id, daily.id, monday)
+    quest_cards.claim_quest(user_id, daily.id, monday)
     assert ledger.balance(user_id, "points") == 50
-    assert not service.quest_cards(user_id, monday)[0].claimable
+    assert not quest_cards.quest_cards(user_id, monday)[0].claimable
 
 
 def test_gold_accuracy_reviews_streak_and_guild_objectives(moderator):
@@ -139,7 +141,7 @@ def test_gold_accuracy_reviews_streak_and_guild_objectives(moderator):
     user_id, author_id = make_user("allrounder"), make_user("author")
     for correct in (True, False, True, False):
         gold(user_id, correct, NOW)
-    done = lambda: {c.quest.id for c in service.quest_cards(user_id, NOW + days(2)) if c.completed or c.claimable}  # noqa: E731
+    done = lambda: {c.quest.id for c in quest_cards.quest_cards(user_id, NOW + days(2)) if c.completed or c.claimable}  # noqa: E731
     assert accuracy.id not in done()  # 50% over 4: not enough
     gold(user_id, True, NOW)
     gold(user_id, True, NOW)
@@ -154,9 +156,9 @@ def test_gold_accuracy_reviews_streak_and_guild_objectives(moderator):
     events.guild_joined.send(None, user_id=user_id, guild_id=7, now=NOW + days(2))
     assert {reviews.id, streak.id, guild.id} <= done()
     with ctx_request():
-        from sapien.notifications import service as notifications
+        from sapien.notifications.views import shown
 
-        texts = [n.text for n in notifications.recent(author_id)]
+        texts = [n.text for n in shown(author_id)]
     assert "A reviewer marked one of your submissions as accepted." in texts
 
 
@@ -179,9 +181,9 @@ def test_two_claims_at_once_pay_one_reward(app, moderator):
         with app.test_request_context():
             barrier.wait()
             try:
-                service.claim_quest(user_id, quest_id, NOW)
+                quest_cards.claim_quest(user_id, quest_id, NOW)
                 outcomes.append("paid")
-            except service.QuestError:
+            except progression_errors.QuestError:
                 outcomes.append("refused")
             finally:
                 db.session.remove()
@@ -194,7 +196,7 @@ def test_two_claims_at_once_pay_one_reward(app, moderator):
     assert sorted(outcomes) == ["paid", "refused"]
     assert ledger.balance(user_id, "points") == 70
     assert ledger.sum_of_entries(user_id, "points") == 70
-    assert service.streak_state(user_id, NOW).freezes == 1
+    assert streaks.streak_state(user_id, NOW).freezes == 1
 
 
 def test_inactive_or_future_quests_do_not_move(moderator):
@@ -203,7 +205,7 @@ def test_inactive_or_future_quests_do_not_move(moderator):
     user_id = make_user("early")
     accept(user_id, NOW)
     assert db.session.scalar(select(QuestProgress.id).where(QuestProgress.quest_id.in_([paused.id, future.id]))) is None
-    assert service.quest_cards(user_id, NOW) == []
+    assert quest_cards.quest_cards(user_id, NOW) == []
 
 
 def test_concurrent_events_count_every_label_and_the_day_once(app, moderator):
@@ -231,7 +233,7 @@ def test_concurrent_events_count_every_label_and_the_day_once(app, moderator):
     assert (row.labels_accepted, row.current_streak) == (4, 1)
     progress = db.session.scalars(select(QuestProgress).where(QuestProgress.quest_id == quest_id)).one()
     assert progress.progress == 4 and progress.completed_at is not None
-    assert sorted(b.badge.slug for b in service.member_badges(user_id)) == ["first-label", "quester"]  # once each
+    assert sorted(b.badge.slug for b in awards.member_badges(user_id)) == ["first-label", "quester"]  # once each
 
 
 def test_listeners_see_quest_changes_made_by_another_process(moderator):
@@ -239,7 +241,7 @@ def test_listeners_see_quest_changes_made_by_another_process(moderator):
     quest = make_quest(moderator, target=5)
     user_id = make_user("cached")
     accept(user_id, NOW)  # fills this process's cache with the quest
-    assert service.quest_cards(user_id, NOW)[0].progress == 1
+    assert quest_cards.quest_cards(user_id, NOW)[0].progress == 1
     # Another process deactivates the quest: its row changes and it bumps the shared version in Redis.
     db.session.execute(Quest.__table__.update().where(Quest.id == quest.id).values(is_active=False))
     db.session.commit()
@@ -247,10 +249,10 @@ def test_listeners_see_quest_changes_made_by_another_process(moderator):
     assert db.session.scalar(select(QuestProgress.progress)) == 2, "stale until the version moves"
     from sapien.queue import redis_connection
 
-    redis_connection().set(service.QUEST_VERSION_KEY, "another-process-wrote")
+    redis_connection().set(quests.QUEST_VERSION_KEY, "another-process-wrote")
     accept(user_id, NOW)
     assert db.session.scalar(select(QuestProgress.progress)) == 2
     # And an edit through the service bumps the version itself.
-    service.update_quest(quest.id, define(target=5, is_active=True), actor_id=moderator, now=NOW)
+    quests.update_quest(quest.id, define(target=5, is_active=True), actor_id=moderator, now=NOW)
     accept(user_id, NOW)
     assert db.session.scalar(select(QuestProgress.progress)) == 3

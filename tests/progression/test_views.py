@@ -9,7 +9,7 @@ from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.ledger import service as ledger
 from sapien.notifications.models import Notification
-from sapien.progression import service
+from sapien.progression import awards, quests
 from sapien.progression.models import BadgeAward, Quest
 from tests.progression.helpers import accept
 
@@ -40,8 +40,8 @@ def quest_form(**overrides) -> dict:
 
 def create_quest(app, moderator_id: int, **overrides) -> int:
     with app.app_context():
-        quest = service.create_quest(
-            service.QuestDefinition(
+        quest = quests.create_quest(
+            quests.QuestDefinition(
                 title="Do one",
                 period="daily",
                 objective="label_items",
@@ -64,7 +64,7 @@ def test_members_cannot_manage_quests_or_badges(app, make_member):
     assert member.post("/quests/manage/new", quest_form()).status_code == 403
     assert member.post("/badges/community-hero/award", {"username": member.username, "reason": "me"}).status_code == 403
     with app.app_context():
-        award = service.award_badge(member.id, "first-label", utcnow(), quiet_if_held=True)
+        award = awards.award_badge(member.id, "first-label", utcnow(), quiet_if_held=True)
         award_id = award.id
     assert member.post(f"/badges/awards/{award_id}/revoke", {"reason": "x"}).status_code == 403
     with app.app_context():

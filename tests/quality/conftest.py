@@ -40,9 +40,9 @@ def make_user(username: str | None = None, role: str = "member") -> int:
 
 def make_pack(tmp_path: Path, *, items: int = 3, gold: int = 0, task_type: str = "text_classification", rows: list[dict] | None = None,
               kind: str = "enterprise", **settings):
-    from sapien.labeling import service
+    from sapien.labeling import imports, packs
 
-    campaign = service.create_campaign(name=f"Campaign {next(_names)}", kind=kind, actor_id=None, now=NOW)
+    campaign = packs.create_campaign(name=f"Campaign {next(_names)}", kind=kind, actor_id=None, now=NOW)
     base = {
         "name": "Sentiment",
         "slug": f"qpack-{next(_names)}",
@@ -55,7 +55,7 @@ def make_pack(tmp_path: Path, *, items: int = 3, gold: int = 0, task_type: str =
         "reward_points": 10,
         "reward_xp": 5,
     }
-    pack = service.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
+    pack = packs.create_pack(campaign.id, {**base, **settings}, actor_id=None, now=NOW)
     if rows is None:
         rows = [{"external_id": f"i{n}", "text": f"Item number {n} is nice."} for n in range(items)]
         rows += [{"external_id": f"g{n}", "text": f"Gold {n} is great.", "gold": {"labels": ["pos"]}, "explanation": "Great is positive."} for n in range(gold)]
@@ -64,7 +64,7 @@ def make_pack(tmp_path: Path, *, items: int = 3, gold: int = 0, task_type: str =
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "items.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        report = service.import_items(pack.id, path, media_dir=None, now=NOW)
+        report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
         assert not report.problems, report.problems
     return pack
 
@@ -83,10 +83,10 @@ def items_of(pack_id: int, *, gold: bool | None = None):
 
 def answer(user_id: int, item_id: int, value: dict, now=NOW):
     """Lease a specific item and submit an answer through labeling's real path."""
-    from sapien.labeling import service
+    from sapien.labeling import leases, submissions
 
-    lease = service.lease_item(user_id, item_id, now)
-    return service.submit_answer(user_id, lease.id, value, now=now)
+    lease = leases.lease_item(user_id, item_id, now)
+    return submissions.submit_answer(user_id, lease.id, value, now=now)
 
 
 def label(name: str) -> dict:

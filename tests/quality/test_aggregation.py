@@ -137,7 +137,8 @@ def test_adaptive_redundancy_asks_more_when_members_disagree(ctx, tmp_path, conf
 
 def test_batch_aggregation_writes_labels_with_provenance(ctx, tmp_path, config):
     from sapien.extensions import db
-    from sapien.quality import service
+    from sapien.quality import batch
+    from sapien.quality import errors as quality_errors
     from sapien.quality.models import VerifiedLabel
 
     config(QUALITY_CONFIDENCE_THRESHOLD=0.999)
@@ -147,22 +148,22 @@ def test_batch_aggregation_writes_labels_with_provenance(ctx, tmp_path, config):
     for member, value in zip(members, ("pos", "pos", "neg"), strict=True):
         answer(member, first.id, label(value))
     answer(members[0], second.id, label("neg"))
-    report = service.aggregate_pack(pack.id, now=NOW)
+    report = batch.aggregate_pack(pack.id, now=NOW)
     assert report.labels_written == 1 and report.items == 2  # only the retired item without finalize
     label_row = db.session.get(VerifiedLabel, first.id)
     assert label_row.answer == label("pos") and label_row.method == "dawid_skene" and label_row.labels_used == 3
     assert label_row.contributor_ids == sorted(members) and len(label_row.submission_ids) == 3
-    assert service.aggregate_pack(pack.id, now=NOW, finalize=True).labels_written == 2
+    assert batch.aggregate_pack(pack.id, now=NOW, finalize=True).labels_written == 2
     assert db.session.get(VerifiedLabel, second.id).answer == label("neg")
     for method in ("wawa", "majority_vote", "crowdkit_dawid_skene"):
-        assert service.aggregate_pack(pack.id, now=NOW, method=method).labels_written == 1
-    with pytest.raises(service.QualityError):
-        service.aggregate_pack(pack.id, now=NOW, method="rover")
+        assert batch.aggregate_pack(pack.id, now=NOW, method=method).labels_written == 1
+    with pytest.raises(quality_errors.QualityError):
+        batch.aggregate_pack(pack.id, now=NOW, method="rover")
 
 
 def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
     from sapien.extensions import db
-    from sapien.quality import service
+    from sapien.quality import batch
     from sapien.quality.models import VerifiedLabel
 
     rows = [{"external_id": "t1", "text": "teh cat sat"}]
@@ -170,6 +171,6 @@ def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
     item = items_of(pack.id)[0]
     for text in ("the cat sat", "the cat sat", "the cat sat."):
         answer(make_user(), item.id, {"text": text})
-    service.aggregate_pack(pack.id, now=NOW, finalize=True)
+    batch.aggregate_pack(pack.id, now=NOW, finalize=True)
     verified = db.session.get(VerifiedLabel, item.id)
     assert verified.answer == {"text": "the cat sat"} and verified.method == "rover"

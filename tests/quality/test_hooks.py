@@ -11,7 +11,7 @@ from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make
 
 
 def test_answers_match_per_task_type():
-    from sapien.quality.service import answers_match
+    from sapien.labeling.answers import answers_match
 
     cls = SimpleNamespace(task_type="text_classification")
     assert answers_match(cls, {"labels": ["a", "b"]}, {"labels": ["b", "a"]})
@@ -32,7 +32,7 @@ def test_answers_match_per_task_type():
 
 
 def test_gold_answer_gives_feedback_reputation_and_event(ctx, tmp_path):
-    from sapien.quality.service import reputation_of
+    from sapien.quality.reputation import reputation_of
 
     pack = make_pack(tmp_path, items=0, gold=2)
     member = make_user()
@@ -60,7 +60,7 @@ def test_gold_answer_gives_feedback_reputation_and_event(ctx, tmp_path):
 
 
 def test_gold_accuracy_by_member_counts_judged_gold(ctx, tmp_path):
-    from sapien.quality.service import gold_accuracy_by_member
+    from sapien.quality.reputation import gold_accuracy_by_member
 
     pack = make_pack(tmp_path, items=1, gold=3)
     good, sloppy = make_user(), make_user()
@@ -74,7 +74,7 @@ def test_gold_accuracy_by_member_counts_judged_gold(ctx, tmp_path):
 
 
 def test_reputation_defaults_and_stays_in_range(ctx):
-    from sapien.quality.service import record_reputation, reputation_of
+    from sapien.quality.reputation import record_reputation, reputation_of
 
     member = make_user()
     assert reputation_of(member) == 500
@@ -90,7 +90,7 @@ def test_reputation_defaults_and_stays_in_range(ctx):
 
 
 def test_can_review_by_role_or_reputation(ctx, config):
-    from sapien.quality.service import can_review, record_reputation
+    from sapien.quality.reputation import can_review, record_reputation
 
     member, reviewer, moderator = make_user(), make_user(role="reviewer"), make_user(role="moderator")
     assert not can_review(member)
@@ -117,7 +117,7 @@ def test_review_sampling_follows_pack_rate(ctx, tmp_path):
 
 
 def test_low_reputation_is_reviewed_more(ctx, tmp_path):
-    from sapien.quality.service import review_rate_percent
+    from sapien.quality.judging import review_rate_percent
 
     pack = SimpleNamespace(review_rate_percent=10)
     assert review_rate_percent(pack, 800) == 10

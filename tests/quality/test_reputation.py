@@ -8,40 +8,40 @@ from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make
 
 
 def test_gold_moves_reputation_up_and_down(ctx, tmp_path):
-    from sapien.quality import service
+    from sapien.quality import reputation
 
     pack = make_pack(tmp_path, items=0, gold=6)
     good, bad = make_user(), make_user()
     for item in items_of(pack.id, gold=True):
         answer(good, item.id, label("pos"))
         answer(bad, item.id, label("neg"))
-    assert service.reputation_of(good) > 600
-    assert service.reputation_of(bad) < 400
-    history = service.reputation_history(good)
+    assert reputation.reputation_of(good) > 600
+    assert reputation.reputation_of(bad) < 400
+    history = reputation.reputation_history(good)
     assert [e.reason for e in history] == ["gold"] * 6
-    assert history[0].score_after == service.reputation_of(good)
+    assert history[0].score_after == reputation.reputation_of(good)
 
 
 def test_decay_drifts_idle_members_toward_the_mean_once_a_week(ctx):
     from sapien.extensions import db
-    from sapien.quality import service
+    from sapien.quality import reputation
     from sapien.quality.models import Reputation
 
     high, low, active = make_user(), make_user(), make_user()
     for n in range(10):
-        service.record_reputation(high, key=f"h{n}", reason="gold", good=True, now=NOW)
-        service.record_reputation(low, key=f"l{n}", reason="gold", good=False, now=NOW)
-    before_high, before_low = service.reputation_of(high), service.reputation_of(low)
-    service.record_reputation(active, key="a", reason="gold", good=True, now=NOW + timedelta(days=40))
+        reputation.record_reputation(high, key=f"h{n}", reason="gold", good=True, now=NOW)
+        reputation.record_reputation(low, key=f"l{n}", reason="gold", good=False, now=NOW)
+    before_high, before_low = reputation.reputation_of(high), reputation.reputation_of(low)
+    reputation.record_reputation(active, key="a", reason="gold", good=True, now=NOW + timedelta(days=40))
     later = NOW + timedelta(days=45)
-    assert service.decay_reputation(later) == 2
-    assert 500 < service.reputation_of(high) < before_high
-    assert before_low < service.reputation_of(low) < 500
-    assert service.reputation_of(active) == 520
-    assert service.decay_reputation(later + timedelta(hours=1)) == 0  # same ISO week: nothing more
-    assert service.decay_reputation(later + timedelta(days=7)) == 2  # decay is not activity: it continues
+    assert reputation.decay_reputation(later) == 2
+    assert 500 < reputation.reputation_of(high) < before_high
+    assert before_low < reputation.reputation_of(low) < 500
+    assert reputation.reputation_of(active) == 520
+    assert reputation.decay_reputation(later + timedelta(hours=1)) == 0  # same ISO week: nothing more
+    assert reputation.decay_reputation(later + timedelta(days=7)) == 2  # decay is not activity: it continues
     assert db.session.get(Reputation, high).updated_at is not None
-    assert service.reputation_history(high)[0].reason == "decay"
+    assert reputation.reputation_history(high)[0].reason == "decay"
 
 
 def test_decay_job_runs_twice_safely(app, tmp_path):
@@ -55,7 +55,7 @@ def test_decay_job_runs_twice_safely(app, tmp_path):
 def test_reputation_chart_points():
     from types import SimpleNamespace
 
-    from sapien.quality.service import reputation_chart
+    from sapien.quality.reputation import reputation_chart
 
     assert reputation_chart([]) is None
     events = [SimpleNamespace(score_after=520, delta=20), SimpleNamespace(score_after=499, delta=-21)]

@@ -100,11 +100,11 @@ def test_moderators_decide_appeals(app, make_member, tmp_path):
     author, moderator = make_member(), make_member(role="moderator")
 
     def build():
-        from sapien.quality import service
+        from sapien.quality import appeals
 
         pack = make_pack(tmp_path, items=0, gold=1)
         result = answer(author.id, items_of(pack.id, gold=True)[0].id, label("neg"))
-        return service.appeal_submission(result.submission_id, author.id, "Ironic.", now=NOW).id
+        return appeals.appeal_submission(result.submission_id, author.id, "Ironic.", now=NOW).id
 
     appeal_id = _in_app(app, build)
     assert author.client.get("/manage/appeals").status_code == 403

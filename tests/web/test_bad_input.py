@@ -93,3 +93,54 @@ def test_a_streak_freeze_without_the_points_is_a_message(make_member):
     response = ana.post("/streak/freeze", follow_redirects=True)
     assert response.status_code == 200
     assert "A streak freeze costs 200 points, and you have fewer." in response.get_data(as_text=True)
+
+
+def test_a_nul_in_a_path_segment_is_refused_on_every_route_with_a_message(app, make_member, pack_slug):
+    moderator = make_member(role="moderator")
+    token = moderator.csrf()
+    checked, failures = [], []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        text_segments = [name for name, converter in rule._converters.items() if not isinstance(converter, IntegerConverter)]
+        if rule.endpoint == "static" or not text_segments:
+            continue
+        values = {name: (1 if isinstance(converter, IntegerConverter) else pack_slug) for name, converter in rule._converters.items()}
+        for name in text_segments:
+            url = _url(rule, {**values, name: "a\x00b"})
+            if url is None:  # an `any(…)` segment cannot hold it at all
+                continue
+            assert "%00" in url
+            method = "GET" if "GET" in rule.methods else "POST"
+            response = moderator.client.open(url, method=method, data={"csrf_token": token})
+            checked.append(url)
+            if response.status_code != 400 or "cannot contain the NUL character" not in response.get_data(as_text=True):
+                failures.append(f"{method} {url} → {response.status_code}")
+    assert len(checked) >= 17
+    assert not failures, failures
+
+
+def test_a_json_body_with_values_that_are_not_text_is_a_clear_400(app, make_member):
+    from sapien.accounts import service as accounts
+    from sapien.database import utcnow
+    from sapien.guilds import service as guilds
+    from sapien.ledger import service as ledger
+
+    ana = make_member("ana")
+    with app.test_request_context():
+        ledger.credit(ana.id, "xp", 300, kind="labeling:image_classification", key="json-test", now=utcnow())
+        slug = guilds.create_guild(ana.id, guilds.GuildDraft(name="Owls"), utcnow()).slug
+    headers = {"X-CSRFToken": ana.csrf()}
+    for path, body in [
+        ("/settings", {"display_name": 5, "timezone": "UTC", "locale": "en"}),
+        ("/settings", {"display_name": {"a": "b"}}),
+        ("/settings", [1, 2]),
+        (f"/guilds/{slug}/settings", {"name": 123, "join_policy": "open", "min_level": "1", "min_reputation": "0"}),
+        (f"/guilds/{slug}/settings", {"name": ["Owls", None]}),
+    ]:
+        response = ana.client.post(path, json=body, headers=headers)
+        assert response.status_code == 400, (path, body, response.status_code)
+        assert "Send the form's fields as text." in response.get_data(as_text=True)
+    with app.app_context():
+        assert accounts.get_by_username("ana").display_name == "ana"
+    # Text fields in JSON still work as a form would.
+    response = ana.client.post("/settings", json={"display_name": "Ana", "timezone": "UTC", "locale": "en"}, headers=headers)
+    assert response.status_code == 303

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sapien.queue import make_worker
 
 
-def test_healthz_is_503_and_names_the_workers_when_none_runs(client):
-    response = client.get("/healthz")
+def test_healthz_is_503_and_names_the_workers_when_none_runs(make_member):
+    response = make_member(role="moderator").client.get("/healthz")
     assert response.status_code == 503
     body = response.get_json()
     assert body["failing"] == ["workers"]
@@ -32,3 +32,15 @@ def test_healthz_names_a_dead_chain_and_redis(make_app):
     body = app.test_client().get("/healthz").get_json()
     assert {"chain", "redis", "workers"} <= set(body["failing"])
     assert "database" not in body["failing"]
+
+
+def test_healthz_keeps_its_details_for_signed_in_moderators(app, client, make_member):
+    public = client.get("/healthz").get_json()
+    assert public["failing"] == ["workers"]
+    assert public["database"] == {"ok": True} and public["chain"] == {"ok": True} and public["workers"] == {"ok": False}
+    assert "postgresql" not in str(public) and "block_number" not in str(public)
+    member = make_member().client.get("/healthz").get_json()
+    assert member["chain"] == {"ok": True}
+    details = make_member(role="moderator").client.get("/healthz").get_json()
+    assert details["database"]["dialect"] == "postgresql"
+    assert isinstance(details["chain"]["block_number"], int)

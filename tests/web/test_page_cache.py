@@ -63,7 +63,7 @@ def test_flash_messages_are_never_lost_to_a_cached_page(make_member):
 
 
 def test_a_members_post_and_a_new_quest_make_the_page_stale(app, make_member, redis_conn):
-    from sapien.progression.service import QUEST_VERSION_KEY
+    from sapien.progression.quests import QUEST_VERSION_KEY
 
     ana = make_member("ana")
     ana.client.get("/dashboard")

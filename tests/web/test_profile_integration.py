@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sapien.accounts import service as accounts
-from sapien.guilds import service as guilds
+from sapien.guilds import founding, membership
 from sapien.ledger import service as ledger
 
 
@@ -15,8 +15,8 @@ def test_profile_shows_guild_and_all_time_rank(app, make_member):
     with app.test_request_context():
         ledger.credit(leader.id, "xp", 900, kind="labeling:text_classification", key="p:1", now=now)
         ledger.credit(ana.id, "xp", 400, kind="labeling:text_classification", key="p:2", now=now)
-        guild = guilds.create_guild(leader.id, guilds.GuildDraft(name="Night Owls"), now)
-        guilds.join(ana.id, guild.id, now)
+        guild = founding.create_guild(leader.id, founding.GuildDraft(name="Night Owls"), now)
+        membership.join(ana.id, guild.id, now)
     page = leader.client.get("/u/ana").get_data(as_text=True)
     assert 'id="profile-guild"' in page and "Night Owls" in page and "/guilds/night-owls" in page
     assert 'id="profile-rank"' in page and "#2" in page

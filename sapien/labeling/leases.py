@@ -1,0 +1,289 @@
+"""Assignment: leasing items to members, one slot at a time, and the lease sweep.
+
+Assignment
+----------
+A member works one item at a time through a *lease* that expires (``TaskPack.lease_minutes``). Each
+ordinary item wants ``labels_target`` labels; a lease takes one of its slots with a single conditional
+UPDATE (``slots_taken = slots_taken + 1 WHERE slots_taken < labels_target AND status = 'open'``), so
+two members racing for the last slot cannot both win. A lease is unique per (item, member): nobody
+gets the same item twice, even after their lease ran out. An expired lease or a rejected answer gives
+its slot back. Gold items are mixed in at the pack's gold rate; they take no slots (every member may
+answer each of them once) and look exactly like ordinary items to the member.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, exists, false, func, literal, select, true, update
+
+from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
+from sapien.extensions import db
+from sapien.labeling.access import check_unlocked
+from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft
+from sapien.labeling.models import (
+    Item,
+    Lease,
+    Media,
+    Submission,
+    TaskPack,
+)
+from sapien.labeling.packs import day_start, get_media
+from sapien.queue import PendingWork, pending_work_source
+
+
+def free_slot(item_id: int) -> None:
+    db.session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.is_gold.is_(False), Item.slots_taken > 0)
+        .values(slots_taken=Item.slots_taken - 1)
+    )
+
+
+def _take_slot(item_id: int) -> bool:
+    """The one statement that hands out a slot: two members racing for the last one cannot both win."""
+    taken = db.session.execute(
+        update(Item)
+        .where(Item.id == item_id, Item.slots_taken < Item.labels_target, Item.status == "open")
+        .values(slots_taken=Item.slots_taken + 1)
+        .returning(Item.id)
+    ).scalar()
+    return taken is not None
+
+
+def _expire(lease: Lease) -> None:
+    done = db.session.execute(
+        update(Lease).where(Lease.id == lease.id, Lease.status == "active").values(status="expired").execution_options(synchronize_session=False)
+    ).rowcount
+    lease.status = "expired"
+    if done:
+        free_slot(lease.item_id)
+
+
+def _daily_use(user_id: int, pack: TaskPack, now: datetime):
+    """How much of today's cap in the pack the member used: answers today (UTC) plus active leases."""
+    submitted = select(func.count()).select_from(Submission).where(
+        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= day_start(now)
+    ).scalar_subquery()
+    active = select(func.count()).select_from(Lease).where(
+        Lease.user_id == user_id, Lease.status == "active", Lease.pack_id == pack.id
+    ).scalar_subquery()
+    return submitted + active
+
+
+def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | None = None) -> None:
+    if used is None:
+        used = db.session.execute(select(_daily_use(user_id, pack, now))).scalar() or 0
+    if used >= pack.daily_cap:
+        raise DailyCapReached(
+            _l("You have done today's %(cap)s items in this pack. Come back tomorrow (UTC) or try another pack.", cap=pack.daily_cap)
+        )
+
+
+def _new_lease(user_id: int, pack: TaskPack, item_id: int, now: datetime) -> Lease | None:
+    """Insert the lease; None when the member already holds one for the item (a double click racing)."""
+    statement = (
+        dialect_insert(Lease)
+        .values(item_id=item_id, pack_id=pack.id, user_id=user_id, status="active", created_at=now,
+                expires_at=now + timedelta(minutes=pack.lease_minutes))
+        .on_conflict_do_nothing(index_elements=["item_id", "user_id"])
+        .returning(Lease)
+    )
+    return db.session.scalars(statement, execution_options={"populate_existing": True}).first()
+
+
+def _not_leased_by(user_id: int):
+    return ~exists().where(Lease.item_id == Item.id, Lease.user_id == user_id)
+
+
+def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
+    return db.session.scalar(
+        select(Item)
+        .where(Item.pack_id == pack.id, Item.is_gold == true(), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
+        .order_by(func.random())
+        .limit(1)
+    )
+
+
+def claim_ordinary_statement(user_id: int, pack_id: int):
+    """Take a slot of the next ordinary item for the member in one statement, returning the item.
+
+    Items closest to done come first (they verify sooner), then the oldest; `ix_items_pack_open` holds
+    that order, so the claim stops at the first entry the member has not leased. SKIP LOCKED lets racing
+    members pass each other, and the outer condition is the same guarded increment as `_take_slot`.
+    """
+    candidate = (
+        select(Item.id)
+        .where(
+            Item.pack_id == pack_id,
+            Item.status == "open",
+            Item.is_gold == false(),  # "=", not "IS": only an equality lets PostgreSQL use the index for it
+            Item.slots_taken < Item.labels_target,
+            _not_leased_by(user_id),
+        )
+        .order_by(Item.slots_taken.desc(), Item.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Item)
+        .scalar_subquery()
+    )
+    return (
+        update(Item)
+        .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
+        .values(slots_taken=Item.slots_taken + 1)
+        .returning(Item)
+    )
+
+
+def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
+    return db.session.scalars(
+        claim_ordinary_statement(user_id, pack.id), execution_options={"synchronize_session": False, "populate_existing": True}
+    ).first()
+
+
+def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int]:
+    """The member's latest active lease in the pack (or None) and their daily use there, in one statement:
+    the two reads every "next item" starts with."""
+    latest = select(func.max(Lease.id)).where(
+        Lease.user_id == user_id, Lease.pack_id == pack.id, Lease.status == "active"
+    ).scalar_subquery()
+    one_row = select(literal(1).label("one")).subquery()
+    lease, used = db.session.execute(
+        select(Lease, _daily_use(user_id, pack, now)).select_from(one_row).outerjoin(Lease, Lease.id == latest)
+    ).one()
+    return lease, used or 0
+
+
+def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
+    """The member's next item in the pack: their unexpired lease if they have one, else a new one."""
+    return _lease_next(user_id, pack_id, now)[0]
+
+
+def next_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem:
+    """`lease_next_item` with what the work page shows of it (a newly claimed item is not read twice)."""
+    lease, item = _lease_next(user_id, pack_id, now)
+    return work_item(lease, item)
+
+
+def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item | None]:
+    """The lease, and its item when this call claimed it (None for a lease the member already held)."""
+    with unit_of_work() as session:
+        pack = session.get(TaskPack, pack_id)
+        if pack is None:
+            raise LabelingNotFound(_l("That pack does not exist."))
+        current, used = _active_lease_and_daily_use(user_id, pack, now)
+        if current is not None:
+            if as_utc(current.expires_at) > now:
+                return current, None
+            _expire(current)
+            used -= 1  # counted while it was active
+        check_unlocked(user_id, pack)
+        _check_daily_cap(user_id, pack, now, used)
+        for _attempt in range(5):
+            item = None
+            if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:
+                item = _pick_gold(user_id, pack)
+            if item is None:
+                item = _claim_ordinary(user_id, pack)
+                if item is None:
+                    raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
+                lease = _new_lease(user_id, pack, item.id, now)
+                if lease is None:
+                    free_slot(item.id)
+                    continue
+                return lease, item
+            lease = _new_lease(user_id, pack, item.id, now)
+            if lease is not None:
+                return lease, item
+        raise NoWorkLeft(_l("Everyone is grabbing items at once. Try again in a moment."))
+
+
+def lease_item(user_id: int, item_id: int, now: datetime) -> Lease:
+    """Lease one specific item (crowd replay feeds answers through this), with the same rules."""
+    with unit_of_work() as session:
+        item = session.get(Item, item_id)
+        if item is None or item.is_exam:
+            raise LabelingNotFound(_l("That item does not exist."))
+        pack = session.get(TaskPack, item.pack_id)
+        existing = session.scalar(select(Lease).where(Lease.item_id == item.id, Lease.user_id == user_id))
+        if existing is not None:
+            if existing.status == "active" and as_utc(existing.expires_at) > now:
+                return existing
+            raise NoWorkLeft(_l("You have already had this item; nobody gets the same item twice."))
+        check_unlocked(user_id, pack)
+        _check_daily_cap(user_id, pack, now)
+        if not item.is_gold and not _take_slot(item.id):
+            raise NoWorkLeft(_l("This item has all the labels it needs."))
+        if item.is_gold and item.status != "open":
+            raise NoWorkLeft(_l("This item has all the labels it needs."))
+        lease = _new_lease(user_id, pack, item.id, now)
+        if lease is None:
+            raise NoWorkLeft(_l("You have already had this item; nobody gets the same item twice."))
+        return lease
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    lease: Lease
+    item: Item
+    pack: TaskPack
+    media: Media | None
+
+
+def work_item(lease: Lease, item: Item | None = None) -> WorkItem:
+    session = db.session
+    item = item if item is not None else session.get(Item, lease.item_id)
+    return WorkItem(lease, item, session.get(TaskPack, item.pack_id), get_media(item.media_id))
+
+
+def release_lease(user_id: int, lease_id: int, *, now: datetime) -> None:
+    """The member skips an item: the slot goes back to the pool (they will not get the item again)."""
+    with unit_of_work() as session:
+        lease = session.get(Lease, lease_id)
+        if lease is None or lease.user_id != user_id:
+            raise LabelingNotFound(_l("That item is not yours."))
+        if lease.status != "active":
+            return
+        lease.status = "released"
+        session.flush()
+        free_slot(lease.item_id)
+
+
+def expire_leases(now: datetime) -> int:
+    """Mark leases past their expiry as expired and give their slots back; returns how many."""
+    with unit_of_work() as session:
+        rows = session.execute(
+            update(Lease)
+            .where(Lease.status == "active", Lease.expires_at <= now)
+            .values(status="expired")
+            .returning(Lease.item_id)
+            .execution_options(synchronize_session=False)
+        ).scalars().all()
+        counts: dict[int, int] = {}
+        for item_id in rows:
+            counts[item_id] = counts.get(item_id, 0) + 1
+        for item_id, count in sorted(counts.items()):
+            session.execute(
+                update(Item)
+                .where(Item.id == item_id, Item.is_gold.is_(False))
+                .values(slots_taken=case((Item.slots_taken >= count, Item.slots_taken - count), else_=0))
+                .execution_options(synchronize_session=False)
+            )
+    return len(rows)
+
+
+LEASE_SWEEP_EVERY = timedelta(minutes=1)
+
+
+def lease_sweep_job_id(at: datetime) -> str:
+    """One job id per minute: a sweep enqueued twice for the same minute runs once (and is safe twice)."""
+    return f"labeling-expire-leases-{int(as_utc(at).timestamp()) // 60}"
+
+
+@pending_work_source("labeling-lease-sweep")
+def _lease_sweep_pending():
+    # Always pending: the worker's start-up reconcile begins the chain, each run schedules the next.
+
+    yield PendingWork("jobs.labeling.expire_leases", (), lease_sweep_job_id(utcnow()))

@@ -1,0 +1,71 @@
+"""Who listens to what: every receiver of the signals in `sapien.events`, connected in one place.
+
+Only `create_app` imports this module (it sits above every area), and `connect` is safe to call again:
+blinker ignores a second connect of the same receiver, and the questions keep their one answer.
+"""
+
+from __future__ import annotations
+
+from sapien import events, member_cache
+
+# The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
+# here so a worker always knows every source.
+from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
+from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
+from sapien.leaderboards import recording
+from sapien.progression import levels, live, reactions, streaks
+from sapien.quality import batch as _batch  # noqa: F401, E402, I001
+from sapien.quality import judging, online, reputation
+
+# Events the member cache does not follow: they change nothing a cached page shows (the bell polls).
+NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added, events.streak_extended)
+
+
+def _judge_submission(_sender=None, *, submission_id: int, now):
+    return judging.judge_submission(submission_id, now=now)
+
+
+def _reputation_of(_sender=None, *, user_id: int) -> int:
+    return reputation.reputation_of(user_id)
+
+
+def _level_of(_sender=None, *, user_id: int) -> int:
+    return levels.member_level(user_id)
+
+
+def connect() -> None:
+    """Wire every listener and answer every question. Called once by `create_app`."""
+    # labeling asks quality and progression (they sit above it)
+    events.judge_submission.connect(_judge_submission, weak=False)
+    events.reputation_of.connect(_reputation_of, weak=False)
+    events.level_of.connect(_level_of, weak=False)
+    events.submission_settled.connect(online.on_submission_settled, weak=False)
+
+    # progression
+    events.ledger_entry_posted.connect(reactions.on_ledger_entry_posted, weak=False)
+    events.submission_accepted.connect(reactions.on_submission_accepted, weak=False)
+    events.gold_answered.connect(reactions.on_gold_answered, weak=False)
+    events.review_completed.connect(reactions.on_review_completed, weak=False)
+    events.guild_joined.connect(reactions.on_guild_joined, weak=False)
+    events.profile_updated.connect(streaks.on_profile_updated, weak=False)
+
+    # leaderboards
+    events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)
+    events.gold_answered.connect(recording.on_gold_answered, weak=False)
+    events.guild_joined.connect(recording.on_guild_joined, weak=False)
+    events.guild_left.connect(recording.on_guild_left, weak=False)
+    events.profile_updated.connect(recording.on_profile_updated, weak=False)
+
+    # the web layer: live updates in the request that caused them, after the commit
+    events.ledger_entry_posted.connect(live.on_ledger_entry_posted, weak=False)
+    events.level_reached.connect(live.on_level_reached, weak=False)
+    events.quests_moved.connect(live.on_quests_moved, weak=False)
+    events.notification_added.connect(live.on_notification_added, weak=False)
+    events.badge_awarded.connect(live.on_badge_awarded, weak=False)
+    events.quest_completed.connect(live.on_quest_completed, weak=False)
+    events.streak_extended.connect(live.on_streak_extended, weak=False)
+
+    # An event about a member makes their cached pages (the dashboard) stale once it commits.
+    for signal in events.signals.values():
+        if signal not in NOT_CACHED:
+            signal.connect(member_cache.on_member_event, weak=False)

@@ -1,0 +1,97 @@
+"""Progression's reactions to other areas' events (connected in `sapien.listeners`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from sapien import events
+from sapien.database import after_commit, unit_of_work
+from sapien.extensions import db
+from sapien.ledger import service as ledger
+from sapien.notifications.service import notify
+from sapien.progression.awards import award_rule_badges
+from sapien.progression.levels import bump_progress, level_for_xp, record_level_ups
+from sapien.progression.models import (
+    MemberProgress,
+)
+from sapien.progression.quest_progress import (
+    advance,
+    advance_guild,
+    announce_completed,
+    announce_guild_completed,
+    event_quests,
+)
+from sapien.progression.streaks import record_activity
+
+
+def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: datetime, **_ignored) -> None:
+    """An accepted submission: an active day (streak), a label counted, quests and badge rules moved."""
+    with unit_of_work():
+        row, before = bump_progress(user_id, now, labels_accepted=1)
+        streak_moved = record_activity(user_id, row, now)
+        quests = [q for q in event_quests(now, "label_items") if q.task_type in ("", task_type)]
+        completed = advance(user_id, [q for q in quests if q.scope == "member"], now, add=1)
+        if streak_moved:
+            completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
+            days = row.current_streak
+            after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
+        announce_completed(user_id, row, completed, now)
+        guild_id, guild_completed = advance_guild(user_id, [q for q in quests if q.scope == "guild"], now, add=1)
+        announce_guild_completed(user_id, guild_id, guild_completed, now)
+        award_rule_badges(user_id, row, now, before=before)
+    after_commit(lambda: events.quests_moved.send(None, user_id=user_id))
+
+
+def on_gold_answered(_sender=None, *, user_id: int, correct: bool, now: datetime, **_ignored) -> None:
+    with unit_of_work():
+        row, before = bump_progress(user_id, now, gold_answered=1, gold_correct=1 if correct else 0)
+        completed = advance(user_id, event_quests(now, "gold_accuracy", "member"), now, add=1, correct=1 if correct else 0)
+        announce_completed(user_id, row, completed, now)
+        award_rule_badges(user_id, row, now, before=before)
+
+
+def on_review_completed(
+    _sender=None, *, reviewer_id: int, submission_id: int, author_id: int | None = None, outcome: str = "", now: datetime, **_ignored
+) -> None:
+
+    with unit_of_work():
+        row, before = bump_progress(reviewer_id, now, reviews_completed=1)
+        quests = event_quests(now, "reviews")
+        completed = advance(reviewer_id, [q for q in quests if q.scope == "member"], now, add=1)
+        announce_completed(reviewer_id, row, completed, now)
+        guild_id, guild_completed = advance_guild(reviewer_id, [q for q in quests if q.scope == "guild"], now, add=1)
+        announce_guild_completed(reviewer_id, guild_id, guild_completed, now)
+        award_rule_badges(reviewer_id, row, now, before=before)
+        if author_id and author_id != reviewer_id:
+            notify(
+                author_id,
+                "review_result",
+                {"outcome": outcome},
+                key=f"review:{submission_id}:{reviewer_id}",
+                now=now,
+            )
+
+
+def on_guild_joined(_sender=None, *, user_id: int, now: datetime, **_ignored) -> None:
+    with unit_of_work():
+        row, before = bump_progress(user_id, now, guilds_joined=1)
+        completed = advance(user_id, event_quests(now, "join_guild", "member"), now, at_least=1)
+        announce_completed(user_id, row, completed, now)
+        award_rule_badges(user_id, row, now, before=before)
+
+
+def on_ledger_entry_posted(
+    _sender=None, *, user_id: int, currency: str, now: datetime, amount: int | None = None, balance_after: int | None = None, **_ignored
+) -> None:
+    """XP moved: record any level reached (`level_reached` tells the web layer)."""
+    if currency != "xp":
+        return
+    if balance_after is not None and amount is not None and level_for_xp(balance_after) == level_for_xp(balance_after - amount):
+        return  # this entry crossed no level boundary: nothing to record, no query needed
+    xp = ledger.balance(user_id, "xp")
+    recorded = db.session.scalar(select(MemberProgress.level).where(MemberProgress.user_id == user_id)) or 1
+    if level_for_xp(xp) <= recorded:
+        return  # the common case: no level crossed, no transaction needed
+    record_level_ups(user_id, xp, now)

@@ -1,0 +1,317 @@
+"""Online aggregation and adaptive redundancy: each accepted answer may settle its item."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Text, cast, func, select
+from sqlalchemy.exc import IntegrityError
+
+from sapien import events
+from sapien.database import after_commit, unit_of_work
+from sapien.extensions import db
+from sapien.labeling import submissions as labeling_submissions
+from sapien.labeling.answers import answers_match
+from sapien.labeling.models import Item, Submission, TaskPack
+from sapien.labeling.packs import CLASSIFICATION_TYPES
+from sapien.quality.aggregation import class_posterior, prior_confusion
+from sapien.quality.models import Reputation, ReputationEvent, Review, VerifiedLabel
+from sapien.quality.reputation import DEFAULT_REPUTATION, MAX_REPUTATION, REPUTATION_RATES, reputation_step, setting
+
+
+def effective_answer(submission: Submission) -> dict:
+    """The answer aggregation reads: a reviewer's fix when there is one."""
+    return submission.fixed_answer if submission.fixed_answer is not None else submission.answer
+
+
+# A member's chance of being right before any gold evidence: 0.5 at reputation 0, 0.725 at 500, 0.95 at
+# 1000. Their gold answers in the pack then update it as a Beta (one-coin) or Dirichlet (per-class
+# confusion, classification) posterior with this prior strength.
+SKILL_PRIOR_STRENGTH = 4.0
+
+
+def prior_accuracy(reputation: int) -> float:
+    return 0.5 + 0.45 * max(0, min(MAX_REPUTATION, reputation)) / MAX_REPUTATION
+
+
+def member_skill(reputation: int, gold_correct: int, gold_total: int) -> float:
+    return (gold_correct + SKILL_PRIOR_STRENGTH * prior_accuracy(reputation)) / (gold_total + SKILL_PRIOR_STRENGTH)
+
+
+@dataclass
+class OnlineDecision:
+    answer: dict
+    confidence: float
+    supporting_submission_ids: list[int]
+
+
+def _hypothesis_count(pack: TaskPack) -> int:
+    """How many answers are possible (the one-coin model spreads a wrong answer evenly over the others)."""
+    if pack.task_type in CLASSIFICATION_TYPES:
+        options = max(2, len(pack.label_options or []))
+        return options if not pack.multi_label else min(2**options - 1, 1024)
+    return 2
+
+
+def online_decision(pack: TaskPack, answers: list[tuple[int, dict, float]]) -> OnlineDecision | None:
+    """The one-coin posterior over the answers given: (submission id, answer, skill) → the best answer.
+
+    Each member is right with probability `skill` and otherwise gives one of the K − 1 other answers;
+    the hypotheses are the distinct answers seen (grouped by `answers_match`) plus "none of them".
+    """
+    if not answers:
+        return None
+    k = _hypothesis_count(pack)
+    candidates: list[tuple[dict, list[int]]] = []
+    for index, (_, answer, _) in enumerate(answers):
+        for candidate, members in candidates:
+            if answers_match(pack, candidate, answer):
+                members.append(index)
+                break
+        else:
+            candidates.append((answer, [index]))
+    right_logs, wrong_logs = [], []
+    for _, _, skill in answers:
+        q = min(0.99, max(1.0 / k, skill))
+        right_logs.append(math.log(q))
+        wrong_logs.append(math.log((1 - q) / (k - 1)))
+    all_wrong = sum(wrong_logs)
+    logs = []
+    for _, members in candidates:
+        member_set = set(members)
+        logs.append(sum(right_logs[i] if i in member_set else wrong_logs[i] for i in range(len(answers))))
+    unseen = max(0, k - len(candidates))
+    peak = max([*logs, all_wrong])
+    total = sum(math.exp(value - peak) for value in logs) + unseen * math.exp(all_wrong - peak)
+    best = max(range(len(candidates)), key=lambda i: (logs[i], len(candidates[i][1])))
+    return OnlineDecision(
+        answer=candidates[best][0],
+        confidence=math.exp(logs[best] - peak) / total,
+        supporting_submission_ids=[answers[i][0] for i in candidates[best][1]],
+    )
+
+
+# Agreement with an item's verified label counts as this fraction of a gold answer in a member's confusion
+# estimate: it is evidence, but the label it is compared with may itself be wrong.
+AGREEMENT_EVIDENCE_WEIGHT = 0.5
+
+
+@dataclass
+class MemberEvidence:
+    reputation: int
+    gold: list[tuple[dict, dict]] = field(default_factory=list)  # (their answer, the gold answer)
+    # (their answer, the verified label, how many times) for items of the pack already verified
+    agreement: list[tuple[dict, dict, int]] = field(default_factory=list)
+
+    def count(self, pack: TaskPack) -> tuple[int, int]:
+        right = sum(1 for given, truth in self.gold if answers_match(pack, truth, given))
+        return right, len(self.gold)
+
+
+def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: bool = False) -> dict[int, MemberEvidence]:
+    """Reputation, gold answers and (optionally) agreement with verified labels in this pack, per member."""
+
+    user_ids = sorted(set(user_ids))
+    if not user_ids:
+        return {}
+    scores = dict(db.session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all())
+    evidence = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
+    rows = db.session.execute(
+        select(Submission.user_id, Submission.answer, Item.gold_answer)
+        .join(Item, Item.id == Submission.item_id)
+        .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
+    )
+    for user_id, answer, gold_answer in rows:
+        if gold_answer is not None:
+            evidence[user_id].gold.append((answer, gold_answer))
+    if with_agreement:
+        # Grouped in the database: canonical answers serialise identically, so their text compares.
+        given = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
+        verified = cast(VerifiedLabel.answer, Text)
+        grouped = db.session.execute(
+            select(Submission.user_id, given, verified, func.count())
+            .join(VerifiedLabel, VerifiedLabel.item_id == Submission.item_id)
+            .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.status == "accepted", Submission.is_gold.is_(False))
+            .group_by(Submission.user_id, given, verified)
+        )
+        for user_id, given_text, verified_text, times in grouped:
+            evidence[user_id].agreement.append((json.loads(given_text), json.loads(verified_text), int(times)))
+    return evidence
+
+
+def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
+    """Single-label classification: the Dawid-Skene posterior of one item, each member's confusion
+    matrix being the reputation prior plus their gold answers in the pack (true label × given label)."""
+    options = list(pack.label_options or [])
+    index = {label: i for i, label in enumerate(options)}
+    k = len(options)
+    if k < 2 or not votes:
+        return None
+    confusions = {}
+    for user_id, member in evidence.items():
+        counts = prior_confusion(k, prior_accuracy(member.reputation), SKILL_PRIOR_STRENGTH)
+        observations = [(given, truth, 1.0) for given, truth in member.gold]
+        observations += [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement]
+        for given, truth, weight in observations:
+            g, t = (given.get("labels") or [None])[0], (truth.get("labels") or [None])[0]
+            if g in index and t in index:
+                counts[index[t], index[g]] += weight
+        confusions[user_id] = counts
+    usable = []
+    for submission_id, user_id, answer in votes:
+        label = (answer.get("labels") or [None])[0]
+        if label in index:
+            usable.append((submission_id, index[label], confusions.get(user_id, prior_confusion(k, prior_accuracy(DEFAULT_REPUTATION), SKILL_PRIOR_STRENGTH))))
+    if not usable:
+        return None
+    posterior = class_posterior(k, [(given, counts) for _, given, counts in usable])
+    best = int(np.argmax(posterior))
+    return OnlineDecision(
+        answer={"labels": [options[best]]},
+        confidence=float(posterior[best]),
+        supporting_submission_ids=[submission_id for submission_id, given, _ in usable if given == best],
+    )
+
+
+def item_decision(pack: TaskPack, submissions: list[Submission]) -> OnlineDecision | None:
+    """The best answer for an item from its accepted answers, weighted by what we know of each member."""
+    single_label = pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label
+    evidence = member_evidence(pack, [s.user_id for s in submissions], with_agreement=single_label)
+    if single_label:
+        decision = classification_decision(pack, [(s.id, s.user_id, effective_answer(s)) for s in submissions], evidence)
+        if decision is not None:
+            return decision
+    votes = []
+    for submission in submissions:
+        member = evidence[submission.user_id]
+        right, total = member.count(pack)
+        votes.append((submission.id, effective_answer(submission), member_skill(member.reputation, right, total)))
+    return online_decision(pack, votes)
+
+
+def _accepted_answers(item_id: int) -> list[Submission]:
+    return list(db.session.scalars(select(Submission).where(Submission.item_id == item_id, Submission.status == "accepted").order_by(Submission.id)))
+
+
+def _review_ids_for(submission_ids: list[int]) -> list[int]:
+    if not submission_ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(Review.id).where(Review.submission_id.in_(submission_ids), Review.is_planted.is_(False), Review.status == "done").order_by(Review.id)
+        )
+    )
+
+
+def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: float, method: str, submissions: list[Submission], now: datetime) -> VerifiedLabel:
+    """Create or update the item's verified label (in the caller's unit of work) and announce it."""
+    session = db.session
+    submission_ids = [s.id for s in submissions]
+    contributor_ids = sorted({s.user_id for s in submissions})
+    review_ids = _review_ids_for(submission_ids)
+    label = session.get(VerifiedLabel, item.id)
+    if label is None:
+        label = VerifiedLabel(item_id=item.id, pack_id=pack.id)
+        session.add(label)
+    label.answer = answer
+    label.confidence = float(round(confidence, 6))
+    label.method = method
+    label.submission_ids = submission_ids
+    label.contributor_ids = contributor_ids
+    label.review_ids = review_ids
+    label.labels_used = len(submissions)
+    label.verified_at = now
+    item_id, pack_id, task_type, score = item.id, pack.id, pack.task_type, float(confidence)
+    after_commit(
+        lambda: events.item_verified.send(None, item_id=item_id, pack_id=pack_id, task_type=task_type, contributor_ids=contributor_ids, confidence=score, now=now)
+    )
+    return label
+
+
+def confidence_threshold() -> float:
+    """How sure the online vote must be to retire an item (config QUALITY_CONFIDENCE_THRESHOLD, 0.95)."""
+    return float(setting("QUALITY_CONFIDENCE_THRESHOLD", 0.95))
+
+
+def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **_ignored) -> None:
+    """Update the item's online aggregate after a non-gold submission was accepted (`submission_settled`,
+    sent inside labeling's unit of work). Adaptive redundancy: once the item has its target of accepted answers, retire it with a
+    verified label when the answers are confident enough, otherwise ask one more member (up to the pack's
+    maximum, where it retires with the best answer it has). An item already verified (a late review, an
+    overturned appeal) gets its label recomputed."""
+
+    with unit_of_work() as session:
+        submission = session.get(Submission, submission_id)
+        if submission is None or submission.status != "accepted" or submission.is_gold:
+            return
+        # Lock the item (FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on it through their foreign
+        # key): two answers settling at once are decided one after the other, so the second sees
+        # the first (otherwise each could see only itself, stay below the target, and the item would stall).
+        item = session.execute(
+            select(Item).where(Item.id == submission.item_id).with_for_update(key_share=True).execution_options(populate_existing=True)
+        ).scalar_one()
+        if item.is_gold:
+            return
+        pack = session.get(TaskPack, item.pack_id)
+        if item.status != "open":
+            refresh_verified_label(item, pack, now)
+            return
+        submissions = _accepted_answers(item.id)
+        if len(submissions) < item.labels_target:
+            return
+        decision = item_decision(pack, submissions)
+        if decision is None:
+            return
+        if decision.confidence < confidence_threshold() and item.labels_target < pack.max_labels_per_item:
+            labeling_submissions.raise_item_target(item.id, item.labels_target + 1, now=now)
+            return
+        store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
+        _record_agreement(pack, decision.answer, submissions, now)
+        labeling_submissions.retire_item(item.id, now=now)
+
+
+def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
+    """Recompute an already verified item's label from its accepted answers (after a review or appeal)."""
+    if db.session.get(VerifiedLabel, item.id) is None:
+        return
+    submissions = _accepted_answers(item.id)
+    if not submissions:
+        db.session.delete(db.session.get(VerifiedLabel, item.id))
+        return
+    decision = item_decision(pack, submissions)
+    if decision is not None:
+        store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
+
+
+def _record_agreement(pack: TaskPack, answer: dict, submissions: list[Submission], now: datetime) -> None:
+    """Agreement with the verified label moves each contributor's reputation (a few bulk statements)."""
+    signals = {f"agreement:{s.id}": (s.user_id, answers_match(pack, answer, effective_answer(s))) for s in submissions}
+    if not signals:
+        return
+    session = db.session
+    done = set(session.scalars(select(ReputationEvent.key).where(ReputationEvent.key.in_(list(signals)))))
+    pending = {key: value for key, value in signals.items() if key not in done}
+    user_ids = sorted({user_id for user_id, _ in pending.values()})
+    if not user_ids:
+        return
+    rows = {row.user_id: row for row in session.scalars(select(Reputation).where(Reputation.user_id.in_(user_ids)).with_for_update())}
+    missing = [user_id for user_id in user_ids if user_id not in rows]
+    for user_id in missing:
+        try:
+            with session.begin_nested():
+                session.add(row := Reputation(user_id=user_id, score=DEFAULT_REPUTATION, updated_at=now))
+            rows[user_id] = row
+        except IntegrityError:
+            rows[user_id] = session.get(Reputation, user_id, with_for_update=True, populate_existing=True)
+    for key, (user_id, agrees) in pending.items():
+        row = rows[user_id]
+        before = row.score
+        row.score = max(0, min(MAX_REPUTATION, before + reputation_step(before, REPUTATION_RATES["agreement"], agrees)))
+        row.updated_at = now
+        session.add(ReputationEvent(user_id=user_id, key=key, reason="agreement", delta=row.score - before, score_after=row.score, created_at=now))
+    session.flush()

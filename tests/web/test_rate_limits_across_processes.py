@@ -1,0 +1,92 @@
+"""Rate limits hold across processes: a real two-worker gunicorn server on this test's Redis index shares
+one login limit between its workers. With an in-memory store each worker would count alone and let twice
+the limit through."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sapien.accounts import service as accounts
+from sapien.database import utcnow
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 8
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@pytest.fixture
+def gunicorn_server(app):
+    overrides = {**app.config["TEST_OVERRIDES"], "LOGIN_RATE_LIMIT": f"{LIMIT} per minute", "LOGIN_FREE_FAILURES": 1000}
+    port = free_port()
+    env = {**os.environ, "SAPIEN_TEST_OVERRIDES": json.dumps(overrides)}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
+         "--graceful-timeout", "5", "tests.web.gunicorn_app:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{base}/login", timeout=60).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def failed_login(base: str) -> requests.Response:
+    session = requests.Session()
+    token = CSRF.search(session.get(f"{base}/login", timeout=60).text).group(1)
+    return session.post(f"{base}/login", data={"login": "ana", "password": "wrong password!", "csrf_token": token},
+                        allow_redirects=False, timeout=60)
+
+
+def in_pairs(base: str, pairs: int) -> list[requests.Response]:
+    """Two sign-ins at once, `pairs` times: while one worker checks a password (scrypt, tens of milliseconds)
+    the other worker takes the second connection, so both workers serve requests."""
+    responses = []
+    for _ in range(pairs):
+        pair: list[requests.Response] = []
+        threads = [threading.Thread(target=lambda answers=pair: answers.append(failed_login(base))) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        responses += pair
+    return responses
+
+
+def test_two_gunicorn_workers_share_one_login_limit(app, gunicorn_server):
+    with app.app_context():
+        accounts.sign_up(accounts.SignUp(username="ana", email="ana@example.org", password="a long passphrase"), now=utcnow())
+    allowed = in_pairs(gunicorn_server, LIMIT // 2)
+    assert [response.status_code for response in allowed] == [422] * LIMIT
+    workers = {response.headers["X-Worker-Pid"] for response in allowed}
+    assert len(workers) == 2, workers  # each worker let fewer than LIMIT through itself...
+    refused = in_pairs(gunicorn_server, 2)
+    # ...and yet the next ones are refused, by whichever worker takes them: they share one count in Redis.
+    assert [response.status_code for response in refused] == [429] * 4
+    assert {response.headers["X-Worker-Pid"] for response in refused} == workers

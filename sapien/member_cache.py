@@ -24,9 +24,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from sapien.extensions import db
-from sapien.home.theme import current_theme
 from sapien.i18n import request_i18n, zone_or_utc
 from sapien.queue import redis_connection
+from sapien.theme import current_theme
 from sapien.web import wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0

@@ -10,10 +10,10 @@ from sapien.accounts.service import count_members
 from sapien.database import utcnow
 from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
-from sapien.home.theme import THEME_COOKIE, THEMES, current_theme
 from sapien.member_cache import member_page
 from sapien.progression.quests import QUEST_VERSION_KEY
 from sapien.progression.summary import dashboard_progress
+from sapien.theme import THEME_COOKIE, THEMES, current_theme
 from sapien.web import flash_message, redirect_to, render_page_or_fragment
 
 bp = Blueprint("home", __name__)

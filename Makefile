@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PORT ?= 5000
 
-.PHONY: setup run test bench lint translations extract-messages
+.PHONY: setup run test bench soak lint translations extract-messages
 
 setup: $(VENV)/.installed node_modules/.installed sapien/static/vendor/htmx.min.js translations
 
@@ -41,6 +41,12 @@ test: setup
 
 bench: setup
 	$(PY) scripts/devstack.py bench $(BENCH)
+
+# Labeling, reviews, aggregation and board reads together against a real server and worker, then the
+# invariants: 10 minutes unless SOAK_SECONDS says otherwise.
+SOAK_SECONDS ?= 600
+soak: setup
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) scripts/devstack.py soak
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -61,6 +61,10 @@ def render(rows: list[str], failures: list[str], *, partial: bool) -> str:
         "|---|---|---|---|---|---|---|",
         *rows,
     ]
+    profiles = sorted(DOCUMENT.parent.glob("profile-*"))
+    if profiles:
+        lines += ["", "## Profiles", "", "Kept beside this file (`bench.request_cpu --profile`, and py-spy for the flame graphs): "
+                  + ", ".join(f"[{path.name}]({path.name})" for path in profiles) + "."]
     if failures:
         lines += ["", "## Benchmarks that did not complete", ""] + [f"- {failure}" for failure in failures]
     return "\n".join(lines) + "\n"

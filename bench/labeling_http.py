@@ -7,7 +7,8 @@ sweep) and a QA loop that decides every submission sampled for review (accepting
 which pays the member and feeds quality's online aggregation and adaptive redundancy.
 
 Figures: accepted submissions per second (goal >= 150) and the p99 latency of an answer (goal < 100 ms),
-beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk).
+beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk). Once the worker has
+drained what the load queued, `broken_invariants()` runs and its count (goal 0) is a figure too.
 BENCH_LABELING_SECONDS sets the measured window, BENCH_LABELING_CONCURRENCY the members answering at once.
 The load starts once the RQ worker has finished its start-up work. On this VM the p99 is set by stalls of
 0.3–1.5 s every few seconds in which every in-flight answer waits at once: they are the commits waiting for
@@ -234,6 +235,8 @@ def run() -> list[Figure]:
                 latencies, counters, (window_start, window_end) = asyncio.run(_load(base, seconds, concurrency))
             finally:
                 reviewer.wait(timeout=seconds + 120)
+        wait_for_idle_worker()  # the jobs the load queued run before the check
+        broken = broken_after_load()
     finally:
         worker.terminate()
         worker.wait(timeout=20)
@@ -253,7 +256,20 @@ def run() -> list[Figure]:
         Figure(NAME, "answer p50 latency", round(p50, 2), "ms", ceiling=f"{static.p50_ms:.2f} ms trivial page"),
         Figure(NAME, "answer p99 latency", round(p99, 2), "ms", ceiling=f"{static.p99_ms:.2f} ms trivial page",
                goal=f"< {GOAL_P99_MS:g} ms", met=met_p99),
+        Figure(NAME, "invariants broken after the load (ledger sums, keys applied once, pending work queued, no orphaned job)"
+               + (": " + "; ".join(broken[:5]) if broken else ""), len(broken), "", goal="0", met=not broken),
     ]
+
+
+def broken_after_load() -> list[str]:
+    """`sapien.invariants.broken_invariants()` on the benchmark's database and Redis."""
+    from sapien.extensions import db
+    from sapien.invariants import broken_invariants
+
+    app = _app()
+    with app.app_context():
+        db.session.remove()
+        return broken_invariants()
 
 
 if __name__ == "__main__":

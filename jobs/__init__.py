@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, has_app_context
 
+from sapien.failpoints import failpoint
+
 _worker_app: Flask | None = None
 
 
@@ -32,4 +34,5 @@ def app_context() -> Iterator[Flask]:
             _worker_app = create_app()
         app = _worker_app
     with app.app_context():
+        failpoint("job.start")
         yield app

@@ -25,19 +25,7 @@ def expire_leases() -> int:
 
 def schedule_sweep(at) -> str:
     """Schedule a sweep at `at` unless that minute's sweep is already waiting or running; returns its id."""
-    from rq.job import Job
-    from rq.serializers import JSONSerializer
-
     from sapien.labeling.leases import lease_sweep_job_id
-    from sapien.queue import DEFAULT_RETRY, LIVE_STATUSES, get_queue
+    from sapien.queue import schedule_once
 
-    queue = get_queue()
-    job_id = lease_sweep_job_id(at)
-    try:
-        existing = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
-    except Exception:  # noqa: BLE001 - rq raises NoSuchJobError or a decode error for stale data
-        existing = None
-    if existing is not None and existing.get_status(refresh=True) in LIVE_STATUSES:
-        return job_id
-    queue.enqueue_at(at, "jobs.labeling.expire_leases", job_id=job_id, retry=DEFAULT_RETRY, result_ttl=600, failure_ttl=86400)
-    return job_id
+    return schedule_once("jobs.labeling.expire_leases", at, job_id=lease_sweep_job_id(at))

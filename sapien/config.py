@@ -40,6 +40,8 @@ def load_config(overrides: dict | None = None) -> dict:
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Every Redis key starts with this; empty: derived from the database (see sapien/redis_keys.py).
+        "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", ""),
         "CHAIN_RPC_URL": env.get("CHAIN_RPC_URL", "http://127.0.0.1:8545"),
         "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
         "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
@@ -55,12 +57,16 @@ def load_config(overrides: dict | None = None) -> dict:
         # How many proxies in front of the site set X-Forwarded-For/-Proto/-Host (0: trust none of them).
         "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
         "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
-        "RATELIMIT_DEFAULT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
+        # Every route without a limit of its own, per client address and route; counted in the one Redis round
+        # trip each request makes (sapien/request_pipeline.py), with Flask-Limiter's sliding-window counter.
+        "DEFAULT_RATE_LIMIT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
         # A fixed window lets a burst straddle the boundary (twice the limit in a moment); this does not.
         "RATELIMIT_STRATEGY": "sliding-window-counter",
         # How long a member's rendered dashboard may be served from Redis (0 turns the cache off); any
         # event about the member makes it stale at once (see sapien/member_cache.py).
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),
+        # How often the worker's scheduler runs the reconciler (abandoned jobs, pending rows, lost boards).
+        "RECONCILE_EVERY_SECONDS": int(env.get("RECONCILE_EVERY_SECONDS", "60")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -97,6 +103,10 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    if not config["REDIS_KEY_PREFIX"]:
+        from sapien.redis_keys import default_key_prefix
+
+        config["REDIS_KEY_PREFIX"] = default_key_prefix(config["SQLALCHEMY_DATABASE_URI"])
     if config["SAPIEN_ENV"] == "production":
         check_production_config(config)
     return config

@@ -17,23 +17,39 @@ LANGUAGE_COOKIE = "sapien_lang"
 
 
 def select_locale() -> str:
-    languages = current_app.config["LANGUAGES"]
+    return request_language()[0]
+
+
+def select_timezone() -> str:
+    return request_language()[1]
+
+
+def request_language() -> tuple[str, str]:
+    """(language code, time zone name) for this request, chosen once: the member's own, else the
+    language cookie or the browser's, and UTC. Flask-Babel asks for them through its selectors, the
+    page cache through this; both get the same answer without choosing again."""
     if not has_request_context():  # CLI commands and jobs speak the default language
-        return current_app.config["BABEL_DEFAULT_LOCALE"]
-    if current_user and current_user.is_authenticated and current_user.locale in languages:
-        return current_user.locale
+        return current_app.config["BABEL_DEFAULT_LOCALE"], "UTC"
+    chosen = g.get("_sapien_language")
+    if chosen is None:
+        chosen = g._sapien_language = (_choose_locale(), _choose_timezone())
+    return chosen
+
+
+def _choose_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    user = current_user._get_current_object()
+    if user.is_authenticated and user.locale in languages:
+        return user.locale
     cookie = request.cookies.get(LANGUAGE_COOKIE)
     if cookie in languages:
         return cookie
     return request.accept_languages.best_match(list(languages)) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
-def select_timezone() -> str:
-    if not has_request_context():
-        return "UTC"
-    if current_user and current_user.is_authenticated and current_user.timezone:
-        return current_user.timezone
-    return "UTC"
+def _choose_timezone() -> str:
+    user = current_user._get_current_object()
+    return user.timezone if user.is_authenticated and user.timezone else "UTC"
 
 
 def zone_or_utc(name: str | None) -> ZoneInfo:
@@ -90,8 +106,9 @@ def request_i18n() -> tuple:
 
 
 def forget_request_i18n() -> None:
-    """After the member switches language mid-request, look the catalogue up afresh."""
+    """After the member switches language mid-request, choose the language and look the catalogue up afresh."""
     g.pop("_sapien_i18n", None)
+    g.pop("_sapien_language", None)
 
 
 def format_number(value) -> str:

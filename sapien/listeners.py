@@ -14,6 +14,8 @@ from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
 from sapien.progression import levels, live, reactions, streaks
+from sapien.progression import pending as _pending  # noqa: F401, E402, I001
+from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
 from sapien.quality import judging, online, reputation
 

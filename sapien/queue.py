@@ -1,21 +1,36 @@
-"""RQ plumbing: Redis connection, queues, `enqueue_once`, the worker, and the reconciler.
+"""RQ plumbing: Redis connection, queues, `enqueue_once`, the worker, its heartbeat, and the reconciler.
 
 The database is the source of truth (DESIGN rule 2): a queue can be flushed, and `reconcile`
 re-enqueues every piece of pending work that some area still has in its tables.
+
+Worker liveness comes from a heartbeat of our own, not from RQ's worker registry (whose keys live for
+minutes and vanish for good with a Redis flush): each worker adds its name with the time to one sorted
+set every second from a thread, so a killed worker drops out within `HEARTBEAT_TTL` seconds and a
+flushed or restarted Redis gets the entry back a second later. A started job whose worker has no
+heartbeat is abandoned: `enqueue_once` does not count it as live, and `reconcile` puts it back on its
+queue.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from flask import current_app
+from flask import Flask, current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("default", "chain")
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -23,6 +38,21 @@ DEFAULT_RETRY = Retry(max=3, interval=[10, 30, 120])
 # A job in these states is about to do the work; enqueueing the same id again does nothing.
 # Finished or failed jobs may be enqueued again: every job is safe to run twice.
 LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+# Seconds each kind of job may run before RQ stops it (RQ's own default is 180 s for every job).
+JOB_TIMEOUTS = {
+    "jobs.labeling.expire_leases": 60,
+    "jobs.leaderboards.rebuild_boards": 600,
+    "jobs.maintenance.reconcile_pending_work": 300,
+    "jobs.progression.sync_member_progress": 60,
+    "jobs.quality.aggregate_pack": 1200,
+    "jobs.quality.decay_reputation": 600,
+}
+DEFAULT_JOB_TIMEOUT = 180  # for functions outside jobs/ (the tests' sample jobs)
+
+HEARTBEAT_EVERY = 1.0  # seconds between two beats of a worker
+HEARTBEAT_TTL = 5.0  # a worker silent for this long is dead
+HEARTBEAT_KEY = "sapien:workers:alive"  # sorted set: worker name → time of its last beat
 
 
 def redis_connection() -> Redis:
@@ -39,6 +69,13 @@ def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=redis_connection(), serializer=JSONSerializer)
 
 
+def job_timeout_for(func: Callable | str) -> int:
+    name = func if isinstance(func, str) else f"{func.__module__}.{func.__qualname__}"
+    if name.startswith("jobs.") and name not in JOB_TIMEOUTS:
+        raise ValueError(f"give {name} a timeout in JOB_TIMEOUTS")
+    return JOB_TIMEOUTS.get(name, DEFAULT_JOB_TIMEOUT)
+
+
 def enqueue_once(func: Callable | str, *args, job_id: str, queue: str = "default", retry: Retry | None = DEFAULT_RETRY, at_front: bool = False) -> Job:
     """Enqueue `func(*args)` under a deterministic id; if that job is already live, return it instead.
 
@@ -50,19 +87,52 @@ def enqueue_once(func: Callable | str, *args, job_id: str, queue: str = "default
     # A short lock so two requests enqueueing the same id at once create one job.
     lock = connection.lock(f"sapien:enqueue-lock:{job_id}", timeout=10, blocking_timeout=5)
     with lock:
-        try:
-            existing = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
-        except Exception:  # noqa: BLE001 - rq raises NoSuchJobError or a decode error for stale data
-            existing = None
+        existing = _fetch(job_id, connection)
         if existing is not None and _is_live(existing):
             return existing
         if existing is not None:
-            existing.delete()
-        return get_queue(queue).enqueue(func, *args, job_id=job_id, retry=retry, at_front=at_front, result_ttl=86400, failure_ttl=7 * 86400)
+            _forget(existing)
+        return get_queue(queue).enqueue(
+            func, *args, job_id=job_id, retry=retry, at_front=at_front, job_timeout=job_timeout_for(func),
+            result_ttl=86400, failure_ttl=7 * 86400,
+        )
+
+
+def schedule_once(func: str, at: datetime, *, job_id: str, queue: str = "default") -> str:
+    """Schedule `func()` at `at` on the worker's scheduler unless that id is already waiting or running."""
+    if not JOB_ID_PATTERN.match(job_id):
+        raise ValueError(f"job ids use only [A-Za-z0-9_-]: {job_id!r}")
+    target = get_queue(queue)
+    existing = _fetch(job_id, target.connection)
+    if existing is not None and _is_live(existing):
+        return job_id
+    if existing is not None:
+        _forget(existing)
+    target.enqueue_at(at, func, job_id=job_id, retry=DEFAULT_RETRY, job_timeout=job_timeout_for(func), result_ttl=600, failure_ttl=86400)
+    return job_id
+
+
+def _fetch(job_id: str, connection: Redis) -> Job | None:
+    try:
+        return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except Exception:  # noqa: BLE001 - rq raises NoSuchJobError or a decode error for stale data
+        return None
+
+
+def _forget(job: Job) -> None:
+    """Delete a job that is not live, and any started-registry entry a dead worker left for it (else RQ's
+    own clean-up would later take the entry for the new run and fail that run as abandoned)."""
+    for name in QUEUE_NAMES:
+        registry = StartedJobRegistry(name, connection=job.connection, serializer=JSONSerializer)
+        stale = [entry for entry in job.connection.zrange(registry.key, 0, -1) if entry.decode().split(":", 1)[0] == job.id]
+        if stale:
+            job.connection.zrem(registry.key, *stale)
+    job.delete()
 
 
 def _is_live(job: Job) -> bool:
-    """Is the job really waiting or running? A lost queue list can leave a "queued" job hash behind."""
+    """Is the job really waiting or running? A lost queue list can leave a "queued" job hash behind, and a
+    killed worker leaves its job "started" for good."""
     status = job.get_status(refresh=True)
     if status not in LIVE_STATUSES:
         return False
@@ -70,10 +140,76 @@ def _is_live(job: Job) -> bool:
     if status == JobStatus.QUEUED:
         return job.connection.lpos(queue.key, job.id) is not None
     if status == JobStatus.STARTED:
-        return job.id in StartedJobRegistry(queue=queue)
+        return job.id in StartedJobRegistry(queue=queue) and not _abandoned(job, live_workers(job.connection))
     if status == JobStatus.SCHEDULED:
         return job.id in ScheduledJobRegistry(queue=queue)
     return True
+
+
+def _abandoned(job: Job, alive: set[str]) -> bool:
+    """Started by a worker that no longer beats (a worker beats before it takes its first job; the short
+    grace covers a job being marked started while the beats are read)."""
+    if job.worker_name in alive:
+        return False
+    started = job.started_at or job.enqueued_at
+    return started is None or (time.time() - started.timestamp()) > 2 * HEARTBEAT_EVERY
+
+
+# --- worker liveness ----------------------------------------------------------------------------
+
+def live_workers(connection: Redis | None = None) -> set[str]:
+    """Names of the workers that beat within the last `HEARTBEAT_TTL` seconds."""
+    connection = connection or redis_connection()
+    names = connection.zrangebyscore(HEARTBEAT_KEY, time.time() - HEARTBEAT_TTL, "+inf")
+    return {name.decode() for name in names}
+
+
+def worker_count() -> int:
+    return len(live_workers())
+
+
+class Heartbeat(threading.Thread):
+    """Beats for one worker every `HEARTBEAT_EVERY` seconds on a connection of its own.
+
+    When its entry was missing (Redis flushed or restarted) it calls `on_reset` once the beat is back:
+    the worker re-registers with RQ and queues a reconcile, since the queues were lost too.
+    """
+
+    def __init__(self, url: str, name: str, on_reset: Callable[[], None] | None = None):
+        super().__init__(name=f"heartbeat-{name}", daemon=True)
+        self.connection = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.worker_name = name
+        self.on_reset = on_reset
+        self.stopped = threading.Event()
+        self.beats = 0
+
+    def beat(self) -> None:
+        now = time.time()
+        with self.connection.pipeline() as pipe:
+            pipe.zadd(HEARTBEAT_KEY, {self.worker_name: now})
+            pipe.zremrangebyscore(HEARTBEAT_KEY, 0, now - 10 * HEARTBEAT_TTL)
+            added, _ = pipe.execute()
+        self.beats += 1
+        if added and self.beats > 1 and self.on_reset is not None:
+            self.on_reset()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.beat()
+            except RedisError as error:
+                log.warning("heartbeat of %s failed: %s", self.worker_name, error)
+                self.beats += 1  # the next successful beat re-adds the entry and counts as a reset
+            except Exception:  # noqa: BLE001 - a failing reset must not stop the beat
+                log.exception("heartbeat of %s: reset failed", self.worker_name)
+            self.stopped.wait(HEARTBEAT_EVERY)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(timeout=5)
+        with contextlib.suppress(RedisError):
+            self.connection.zrem(HEARTBEAT_KEY, self.worker_name)
 
 
 @dataclass
@@ -134,8 +270,29 @@ def retry_failed_job(job_id: str) -> bool:
     return False
 
 
-def worker_count() -> int:
-    return len(SimpleWorker.all(connection=redis_connection()))
+def abandoned_jobs() -> list[Job]:
+    """Jobs in a started registry whose worker no longer beats."""
+    connection = redis_connection()
+    alive = live_workers(connection)
+    found = []
+    for name in QUEUE_NAMES:
+        registry = StartedJobRegistry(queue=get_queue(name))
+        ids = sorted({job_id for job_id, _ in registry.get_job_and_execution_ids(cleanup=False)})
+        for job in Job.fetch_many(ids, connection=connection, serializer=JSONSerializer):
+            if job is not None and job.get_status(refresh=False) == JobStatus.STARTED and _abandoned(job, alive):
+                found.append(job)
+    return found
+
+
+def requeue_abandoned() -> list[str]:
+    """Put every job of a dead worker back on its queue (every job is safe to run twice); returns their ids."""
+    requeued = []
+    for job in abandoned_jobs():
+        func, args, queue = job.func_name, list(job.args or []), job.origin
+        log.warning("job %s was abandoned by dead worker %s: re-enqueued", job.id, job.worker_name)
+        enqueue_once(func, *args, job_id=job.id, queue=queue)
+        requeued.append(job.id)
+    return requeued
 
 
 # --- the reconciler ---------------------------------------------------------------------------
@@ -150,42 +307,112 @@ class PendingWork:
 
 PendingWorkSource = Callable[[], Iterable[PendingWork]]
 _pending_work_sources: dict[str, PendingWorkSource] = {}
+# Sources of periodic work (always "pending": each run schedules the next) rather than of rows.
+_periodic_sources: set[str] = set()
 
 
-def pending_work_source(name: str):
-    """Register a function that lists the work an area still has pending in its tables."""
+def pending_work_source(name: str, *, periodic: bool = False):
+    """Register a function that lists the work an area still has pending in its tables.
+
+    `periodic` marks a source that always lists its next run (a sweep, a decay): it starts a chain, and
+    the invariant check does not expect its work to be queued at every moment.
+    """
 
     def decorator(source: PendingWorkSource) -> PendingWorkSource:
         _pending_work_sources[name] = source
+        if periodic:
+            _periodic_sources.add(name)
+        else:
+            _periodic_sources.discard(name)
         return source
 
     return decorator
 
 
+def pending_rows() -> list[tuple[str, PendingWork]]:
+    """The work the database says is still to do (periodic chains left out)."""
+    return [(name, work) for name, source in sorted(_pending_work_sources.items()) if name not in _periodic_sources for work in source()]
+
+
+def is_live(job_id: str) -> bool:
+    job = _fetch(job_id, redis_connection())
+    return job is not None and _is_live(job)
+
+
 def reconcile() -> dict[str, int]:
-    """Re-enqueue every pending piece of work; live jobs are left alone by `enqueue_once`."""
-    counts = {}
+    """Re-enqueue jobs of dead workers, then every pending piece of work; live jobs are left alone by
+    `enqueue_once`."""
+    from sapien.failpoints import failpoint
+
+    counts = {"abandoned": len(requeue_abandoned())}
     for name, source in sorted(_pending_work_sources.items()):
         count = 0
         for work in source():
             enqueue_once(work.func, *work.args, job_id=work.job_id, queue=work.queue)
             count += 1
+            failpoint(f"reconcile.{name}")
         counts[name] = count
     return counts
 
 
+def reconcile_every() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("RECONCILE_EVERY_SECONDS", 60)))
+
+
+def reconcile_job_id(at: datetime) -> str:
+    """One id per period, so the chain of scheduled reconciles never doubles."""
+    return f"maintenance-reconcile-{int(at.timestamp()) // int(reconcile_every().total_seconds())}"
+
+
+@pending_work_source("maintenance-reconcile", periodic=True)
+def _reconcile_pending():
+    # Always pending: the worker's start-up reconcile begins the chain, each run schedules the next.
+    from sapien.database import utcnow
+
+    yield PendingWork("jobs.maintenance.reconcile_pending_work", (), reconcile_job_id(utcnow()))
+
+
 class AppWorker(SimpleWorker):
-    """An RQ worker that runs each job in the same process (no fork), with JSON payloads.
+    """An RQ worker that runs each job in the same process (no fork), with JSON payloads and a heartbeat.
 
     Jobs push their own app context (see jobs/__init__.py), so each gets a fresh database session.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, app: Flask | None = None, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)
         super().__init__(*args, **kwargs)
+        self.app = app
+        self.pulse: Heartbeat | None = None
+
+    def bootstrap(self, *args, **kwargs):
+        super().bootstrap(*args, **kwargs)
+        if self.app is not None:
+            self.pulse = Heartbeat(self.app.config["REDIS_URL"], self.name, on_reset=self._after_redis_reset)
+            self.pulse.start()
+
+    def teardown(self):
+        try:
+            super().teardown()
+        finally:
+            if self.pulse is not None:
+                self.pulse.stop()
+
+    def _after_redis_reset(self) -> None:
+        """Redis lost our keys: be listed by RQ again, and queue a reconcile (the queues were lost too)."""
+        from rq import worker_registration
+
+        log.warning("worker %s: Redis lost its state; re-registering and reconciling", self.name)
+        connection = self.pulse.connection
+        with connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            pipe.expire(self.key, self.worker_ttl + 60)
+            worker_registration.register(self, pipe)
+            pipe.execute()
+        with self.app.app_context():
+            enqueue_once("jobs.maintenance.reconcile_pending_work", job_id=f"maintenance-reconcile-reset-{int(time.time())}")
 
 
 def make_worker(queue_names: Iterable[str] = QUEUE_NAMES) -> AppWorker:
     connection = redis_connection()
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names]
-    return AppWorker(queues, connection=connection)
+    return AppWorker(queues, connection=connection, app=current_app._get_current_object())

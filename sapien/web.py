@@ -11,15 +11,17 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     get_flashed_messages,
     make_response,
     redirect,
     render_template,
     request,
+    session,
 )
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -49,6 +51,31 @@ class DatabaseIdConverter(IntegerConverter):
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_DATABASE_ID, signed: bool = False):  # noqa: A002 - werkzeug's names
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+SIGNED_CSRF_TOKENS: dict[tuple[str, str], str] = {}  # (secret key, a session's token) → its signed form
+SIGNED_CSRF_TOKENS_KEPT = 10_000
+
+
+def csrf_token() -> str:
+    """Flask-WTF's `generate_csrf`, signing each session's token once per process rather than once per
+    request (a cached page needs nothing else computed).
+
+    A signed token carries a timestamp that only a CSRF time limit reads. Sapien sets none
+    (`WTF_CSRF_TIME_LIMIT` is None: a token lives as long as its session), so an earlier signature of
+    the session's token validates exactly like a fresh one; with a time limit this signs anew.
+    """
+    raw = session.get("csrf_token")
+    if raw is None or "csrf_token" in g or current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:
+        return generate_csrf()
+    key = (current_app.secret_key, raw)
+    signed = SIGNED_CSRF_TOKENS.get(key)
+    if signed is None:
+        if len(SIGNED_CSRF_TOKENS) >= SIGNED_CSRF_TOKENS_KEPT:
+            SIGNED_CSRF_TOKENS.clear()
+        signed = SIGNED_CSRF_TOKENS[key] = generate_csrf()
+    g.csrf_token = signed  # where generate_csrf looks first, so forms in this request use the same
+    return signed
 
 
 def wants_fragment() -> bool:
@@ -204,17 +231,26 @@ def register_web_shell(app: Flask) -> None:
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return render_error(500)
 
+    security_headers = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), geolocation=(), microphone=()"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if app.config["SAPIEN_ENV"] == "production":
+        security_headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    security_names = {name.lower() for name, _value in security_headers}
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), geolocation=(), microphone=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if app.config["SAPIEN_ENV"] == "production":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if security_names.isdisjoint(name.lower() for name, _value in headers):
+            headers.extend(security_headers)  # the usual case, in one pass over the response's few headers
+        else:  # a view set one of them itself: keep its own
+            for name, value in security_headers:
+                headers.setdefault(name, value)
         return response
 
     @app.context_processor

@@ -1,20 +1,27 @@
 """Start what is missing, run the thing, stop what we started.
 
 `run`: Redis (if none answers), espeak-ng (if absent; it speaks the transcription demo pack), anvil (if
-CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker and the web server. `test`: Redis, PostgreSQL (from Debian's packages if none answers on 5432),
-chromium and espeak-ng (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
+CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker and the web server. `test`: Redis,
+PostgreSQL (if none answers on TEST_DATABASE_URL's port, a private throwaway cluster on that port, with
+Debian's postgresql package installed for its initdb if needed; the machine's own server and its
+pg_hba.conf are never touched), chromium and espeak-ng (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
+`soak`: the same services, then `bench.soak` (SOAK_SECONDS, 600 by default).
 Ctrl-C stops every process this script started, and nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +29,10 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+APT_LOCK_TIMEOUT_SECONDS = 600
 started: list[subprocess.Popen] = []
+# Things to undo at exit besides the processes above (a private PostgreSQL cluster), last first.
+cleanups = contextlib.ExitStack()
 
 
 def say(message: str) -> None:
@@ -52,8 +62,10 @@ def apt_install(*packages: str) -> None:
     say(f"installing {' '.join(packages)} from Debian's packages …")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+    # Another apt-get (an unattended upgrade, a second `make`) may hold the dpkg lock: wait for it.
+    wait = ["-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_SECONDS}"]
+    subprocess.run([*sudo, "apt-get", *wait, "update", "-qq"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", *wait, "install", "-y", "-qq", *packages], check=True, env=env)
 
 
 def spawn(command: list[str], **kwargs) -> subprocess.Popen:
@@ -88,25 +100,81 @@ def ensure_redis(url: str) -> None:
     wait_for_port(host, port, "Redis")
 
 
-def ensure_postgres(url: str) -> None:
+def ensure_postgres(url: str) -> str:
+    """The URL to use: `url` itself when a server answers there, else one on a private, throwaway
+    cluster started for this run (see `private_postgres`). The machine's own PostgreSQL (its clusters,
+    its pg_hba.conf) is never touched."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 5432
     if port_open(host, port):
-        return
+        return url
     if host not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"[sapien] PostgreSQL at {host}:{port} does not answer")
-    if not shutil.which("pg_ctlcluster"):
+    return cleanups.enter_context(private_postgres(url))
+
+
+def find_pg_bin(name: str) -> str | None:
+    # Debian keeps the server's programs out of PATH, under /usr/lib/postgresql/<version>/bin.
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(Path(p).parts[-3]))
+    return candidates[-1] if candidates else None
+
+
+def free_local_port(preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_postgres(url: str):
+    """A PostgreSQL cluster of our own: `initdb` in a temporary folder, listening on 127.0.0.1 only, on
+    the URL's port if it is free (else any free port), its superuser `postgres` with a random password.
+    Yields `url` pointed at it; stopped and deleted afterwards. initdb refuses to run as root, so as
+    root the cluster belongs to the `postgres` system user."""
+    if not find_pg_bin("initdb"):
         apt_install("postgresql")
-    versions = sorted(os.listdir("/etc/postgresql"))
-    version = versions[-1]
-    # Local development and tests only: trust connections from this machine, as the dev image does.
-    hba = Path(f"/etc/postgresql/{version}/main/pg_hba.conf")
-    text = hba.read_text()
-    if "sapien-dev-trust" not in text:
-        hba.write_text("# sapien-dev-trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\nlocal all all trust\n" + text)
-    say(f"starting PostgreSQL {version}")
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
-    wait_for_port(host, port, "PostgreSQL")
+    initdb, pg_ctl = find_pg_bin("initdb"), find_pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise SystemExit("[sapien] initdb and pg_ctl were not found after installing postgresql")
+    parts = urlsplit(url)
+    port = free_local_port(parts.port or 5432)
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="sapien-pg-"))
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres", "postgres")
+    data, password = folder / "data", secrets.token_hex(16)
+    password_file = folder / "password"
+    password_file.write_text(password + "\n")
+    if as_user:
+        shutil.chown(password_file, "postgres", "postgres")
+    password_file.chmod(0o600)
+    quiet = {"stdout": subprocess.DEVNULL}
+    try:
+        say(f"starting a private PostgreSQL cluster in {folder} on 127.0.0.1:{port}")
+        subprocess.run(
+            [*as_user, initdb, "--pgdata", str(data), "--username", "postgres", f"--pwfile={password_file}",
+             "--auth-host=scram-sha-256", "--auth-local=peer", "--encoding=UTF8", "--locale=C.UTF-8"],
+            check=True, **quiet,
+        )
+        # Throwaway data: no need to survive a power cut, so skip the fsyncs.
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run([*as_user, pg_ctl, "--pgdata", str(data), "--log", str(folder / "server.log"), "--wait", "--options", options, "start"], check=True, **quiet)
+        try:
+            wait_for_port("127.0.0.1", port, "PostgreSQL")
+            netloc = f"postgres:{password}@127.0.0.1:{port}"
+            yield parts._replace(netloc=netloc).geturl()
+        finally:
+            say("stopping the private PostgreSQL cluster")
+            subprocess.run([*as_user, pg_ctl, "--pgdata", str(data), "--mode", "fast", "--wait", "stop"], check=False, **quiet)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ensure_chromium() -> None:
@@ -160,7 +228,7 @@ def test(pytest_args: list[str]) -> int:
     env.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_test")
     env.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
     ensure_redis(env["TEST_REDIS_URL"])
-    ensure_postgres(env["TEST_DATABASE_URL"])
+    env["TEST_DATABASE_URL"] = ensure_postgres(env["TEST_DATABASE_URL"])
     ensure_chromium()
     ensure_espeak()
     command = [str(VENV_BIN / "python"), "-m", "pytest", *pytest_args]
@@ -172,10 +240,19 @@ def bench(modules: list[str]) -> int:
     env.setdefault("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_bench")
     env.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     ensure_redis(env["BENCH_REDIS_URL"])
-    ensure_postgres(env["BENCH_DATABASE_URL"])
+    env["BENCH_DATABASE_URL"] = ensure_postgres(env["BENCH_DATABASE_URL"])
     if not shutil.which("wrk"):
         apt_install("wrk")
     return subprocess.run([str(VENV_BIN / "python"), "-m", "bench", *modules], cwd=ROOT, env=env).returncode
+
+
+def soak() -> int:
+    env = dict(os.environ)
+    env.setdefault("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_bench")
+    env.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    ensure_redis(env["BENCH_REDIS_URL"])
+    env["BENCH_DATABASE_URL"] = ensure_postgres(env["BENCH_DATABASE_URL"])
+    return subprocess.run([str(VENV_BIN / "python"), "-m", "bench.soak"], cwd=ROOT, env=env).returncode
 
 
 def main() -> int:
@@ -187,6 +264,7 @@ def main() -> int:
     test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     bench_parser = sub.add_parser("bench")
     bench_parser.add_argument("modules", nargs="*", help="rerun only these (e.g. bench.quality); the other rows are kept")
+    sub.add_parser("soak", help="labeling, reviews, aggregation and board reads together, then the invariants (SOAK_SECONDS)")
     args = parser.parse_args()
 
     def on_signal(signum, _frame):
@@ -198,12 +276,15 @@ def main() -> int:
             return run(args.port)
         if args.command == "test":
             return test([arg for arg in args.pytest_args if arg != "--"])
+        if args.command == "soak":
+            return soak()
         return bench(args.modules)
     except KeyboardInterrupt:
         say("stopping")
         return 0
     finally:
         stop_started()
+        cleanups.close()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -52,6 +55,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for_listener(process: subprocess.Popen, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 @pytest.fixture(scope="session")
 def anvil_url():
     """A fresh anvil chain for the run (or TEST_CHAIN_RPC_URL if given)."""
@@ -61,15 +75,17 @@ def anvil_url():
     anvil = ROOT / "node_modules" / ".bin" / "anvil"
     if not anvil.exists():
         pytest.fail("anvil is missing: run `make setup` (npm ci installs @foundry-rs/anvil)")
-    port = free_port()
-    process = subprocess.Popen([str(anvil), "--port", str(port), "--silent"], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    # The port is picked free, but another program may take it before anvil binds it: then anvil
+    # exits, and we pick another.
+    for _attempt in range(3):
+        port = free_port()
+        process = subprocess.Popen([str(anvil), "--port", str(port), "--silent"], stdout=subprocess.DEVNULL)
+        if _wait_for_listener(process, port, seconds=20):
             break
-        except OSError:
-            time.sleep(0.1)
+        process.kill()
+        process.wait()
+    else:
+        pytest.fail("anvil did not start")
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)
@@ -108,26 +124,87 @@ def app(_database, anvil_url, tmp_path_factory):
     return application
 
 
-def _truncate_all(app) -> None:
+# Set while a test that uses the app runs, cleared once its tables are truncated: if a teardown ever
+# fails, the next test truncates before it starts instead of inheriting the rows.
+_tables_dirty = False
+TRUNCATE_ATTEMPTS = 3
+
+
+def _terminate_other_connections(engine) -> int:
+    """End every other session on the test database (a straggling request or thread holding a lock)."""
+    with engine.begin() as connection:
+        ended = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()  # the pool's own idle connections were among them
+    return ended
+
+
+def _truncate_all(app, lock_timeout: str = "2s", attempts: int = TRUNCATE_ATTEMPTS) -> None:
+    """Empty every table. First wait for the live server to finish what it is answering; then TRUNCATE
+    with a lock timeout, and if another session still holds a lock (a deadlock or a timeout), end the
+    other sessions on the test database and try again."""
+    global _tables_dirty
+    from psycopg import errors
+    from sqlalchemy.exc import OperationalError
+
     from sapien.extensions import db
 
+    for server in _live_servers:
+        server.wait_until_quiet()
     with app.app_context():
         tables = [t.name for t in db.metadata.sorted_tables]
         db.session.remove()
-        with db.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for attempt in range(1, attempts + 1):
+            try:
+                with db.engine.begin() as connection:
+                    connection.execute(text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+                    connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError as error:
+                if attempt == attempts or not isinstance(error.orig, errors.LockNotAvailable | errors.DeadlockDetected):
+                    raise
+                ended = _terminate_other_connections(db.engine)
+                warnings.warn(
+                    f"teardown: TRUNCATE met {type(error.orig).__name__}; ended {ended} other session(s)", stacklevel=1
+                )
+    _tables_dirty = False
+
+
+def _start_clean(app) -> None:
+    """Before a test: empty Redis, and the tables too if the last teardown did not manage to."""
+    global _tables_dirty
+    if _tables_dirty:
+        _truncate_all(app)
+    Redis.from_url(app.config["REDIS_URL"]).flushdb()
+    _tables_dirty = True
+
+
+@contextmanager
+def _isolation(app) -> Iterator[None]:
+    """One test's isolation: empty Redis before, empty tables after, and the app's config put back as it
+    was, so a test that changes a setting cannot leak it into the next."""
+    _start_clean(app)
+    config = dict(app.config)
+    try:
+        yield
+    finally:
+        app.config.clear()
+        app.config.update(config)
+        _truncate_all(app)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(request):
-    """Empty Redis before each test and empty tables after it (only for tests that use the app)."""
+    """Every test that uses the app runs isolated (see `_isolation`)."""
     if "app" not in request.fixturenames:
         yield
         return
-    app = request.getfixturevalue("app")
-    Redis.from_url(app.config["REDIS_URL"]).flushdb()
-    yield
-    _truncate_all(app)
+    with _isolation(request.getfixturevalue("app")):
+        yield
 
 
 @pytest.fixture
@@ -215,9 +292,10 @@ def make_member(app):
 
 
 # --- browser tests: a live server in a thread and a real chromium driven by Playwright -------
+import select  # noqa: E402
 import threading  # noqa: E402
 
-from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.serving import ThreadedWSGIServer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -229,22 +307,102 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A loaded CI machine (two cores, chromium, the app and PostgreSQL) can take more than Playwright's
+# default 5 s to show a change; the expectations still poll, so a passing test does not wait longer.
+EXPECT_TIMEOUT_MS = 15_000
+
+
+class LiveServer(ThreadedWSGIServer):
+    """The app served from threads, counting the connections it is still answering, so a test's
+    teardown can wait until the browser's last request (an htmx poll, say) has finished before it
+    truncates the tables that request reads."""
+
+    block_on_close = False  # each test already waited for quiet; closing must not hang on a stuck thread
+
+    def __init__(self, app):
+        super().__init__("127.0.0.1", 0, app)  # port 0: the kernel picks a free port, no race for it
+        self._busy = 0
+        self._changed = threading.Condition()
+
+    def _enter(self) -> None:
+        with self._changed:
+            self._busy += 1
+
+    def _leave(self) -> None:
+        with self._changed:
+            self._busy -= 1
+            self._changed.notify_all()
+
+    def _handle_request_noblock(self):
+        # Counted from before accept(), so a connection is never in between the backlog and the count.
+        self._enter()
+        try:
+            super()._handle_request_noblock()
+        finally:
+            self._leave()
+
+    def process_request(self, request, client_address):
+        self._enter()  # left when the connection's thread ends
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._leave()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._leave()
+
+    def busy(self) -> bool:
+        # The backlog first, the count second: a connection moves from one to the other, never out of both.
+        waiting = bool(select.select([self.socket], [], [], 0)[0])
+        with self._changed:
+            return waiting or self._busy > 0
+
+    def wait_until_quiet(self, seconds: float = 10) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.busy():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(timeout=min(remaining, 0.05))
+        return True
+
+
+_live_servers: list[LiveServer] = []
 
 
 @pytest.fixture(scope="session")
-def live_server(app):
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def _live_server(app):
+    server = LiveServer(app)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}"
+    _live_servers.append(server)
+    yield server
+    _live_servers.remove(server)
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def live_server(request, _live_server):
+    """The live server's URL. After the test every browser context still open is closed (its pages stop
+    polling) and the server finishes what it is answering, before the tables are truncated."""
+    yield f"http://127.0.0.1:{_live_server.server_port}"
+    if "browser" in request.fixturenames:
+        for context in list(request.getfixturevalue("browser").contexts):
+            context.close()
+    assert _live_server.wait_until_quiet(), "the live server was still answering 10 s after the browsers closed"
 
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
@@ -256,6 +414,7 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC", accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
+
     def on_console(message):
         # A 4xx answer (a 422 form re-render, a 403) is expected behaviour; the browser still logs it.
         if message.type == "error" and "responded with a status of 4" not in message.text:
@@ -264,9 +423,11 @@ def page(browser, live_server):
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
+    # A CSP violation or a script error during the test is a bug the member would hit. Taken before the
+    # close: a poll cut off by closing the page is the test's end, not the member's.
+    during_test = list(errors)
     context.close()
-    # A CSP violation or a script error is a bug the member would hit.
-    assert not errors, errors
+    assert not during_test, during_test
 
 
 def pytest_report_header(config):

@@ -184,7 +184,7 @@ def _session_user(user_id: int) -> User | None:
     present = db.session.identity_map.get(identity_key(User, user_id))
     if present is not None:
         return present
-    stamp, cached = member_cache.read(user_id, "session-user", member_cache.user_row_key(user_id), generation=False)
+    stamp, cached = member_cache.read(user_id, member_cache.USER_ROW, member_cache.user_row_key(user_id), generation=False)
     if cached is not None:
         user = User(id=user_id, **json.loads(cached))
         make_transient_to_detached(user)
@@ -193,7 +193,7 @@ def _session_user(user_id: int) -> User | None:
     user = db.session.get(User, user_id)
     if user is not None:
         row = json.dumps({name: getattr(user, name) for name in SESSION_USER_FIELDS}).encode()
-        member_cache.write(user_id, "session-user", stamp, row, SESSION_USER_SECONDS)
+        member_cache.write(user_id, member_cache.USER_ROW, stamp, row, SESSION_USER_SECONDS)
     return user
 
 

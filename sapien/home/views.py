@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, request, url_for
@@ -7,11 +8,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
-from sapien.database import utcnow
 from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
-from sapien.member_cache import member_page
-from sapien.progression.quests import QUEST_VERSION_KEY
+from sapien.member_cache import cached_page
+from sapien.progression.quests import quest_version_key
 from sapien.progression.summary import dashboard_progress
 from sapien.theme import THEME_COOKIE, THEMES, current_theme
 from sapien.web import flash_message, redirect_to, render_page_or_fragment
@@ -36,26 +36,22 @@ def index():
 
 @bp.get("/dashboard")
 @login_required
-def dashboard():
-    now = utcnow()
+@cached_page("dashboard", quest_version_key)
+def dashboard(now: datetime):
+    from sapien.home.progress import next_unlock, rank_gap, streak_calendar
+    from sapien.progression.streaks import local_day
 
-    def render():
-        from sapien.home.progress import next_unlock, rank_gap, streak_calendar
-        from sapien.progression.streaks import local_day
-
-        summary = member_summary(current_user.id)
-        return render_page_or_fragment(
-            "home/dashboard.html",
-            "home/fragments/dashboard.html",
-            summary=summary,
-            progression=dashboard_progress(current_user.id, now),
-            claim_form=EmptyForm(formdata=None),
-            next_unlock=next_unlock(current_user.id, summary.progress.xp),
-            rank=rank_gap(current_user.id, now),
-            calendar=streak_calendar(current_user.id, local_day(current_user.id, now)),
-        )
-
-    return member_page("dashboard", render, now=now, stamp_keys=[QUEST_VERSION_KEY])
+    summary = member_summary(current_user.id)
+    return render_page_or_fragment(
+        "home/dashboard.html",
+        "home/fragments/dashboard.html",
+        summary=summary,
+        progression=dashboard_progress(current_user.id, now),
+        claim_form=EmptyForm(formdata=None),
+        next_unlock=next_unlock(current_user.id, summary.progress.xp),
+        rank=rank_gap(current_user.id, now),
+        calendar=streak_calendar(current_user.id, local_day(current_user.id, now)),
+    )
 
 
 @bp.post("/theme")

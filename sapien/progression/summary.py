@@ -12,6 +12,7 @@ from sapien.accounts.models import User
 from sapien.accounts.service import get_user
 from sapien.database import unit_of_work
 from sapien.extensions import db
+from sapien.failpoints import failpoint
 from sapien.ledger import service as ledger
 from sapien.progression.awards import HeldBadge, award_rule_badges, member_badges
 from sapien.progression.levels import (
@@ -86,6 +87,7 @@ def sync_member(user_id: int, now: datetime) -> list[int]:
     (a reconciliation for events that were lost, e.g. XP posted while listeners were not connected)."""
 
     reached = record_level_ups(user_id, ledger.balance(user_id, "xp"), now)
+    failpoint("progression.sync.after-levels")
     with unit_of_work():
         award_rule_badges(user_id, progress_row(user_id, now), now)
     return reached

@@ -14,16 +14,17 @@ from sqlalchemy.dialects.sqlite import insert as dialect_insert
 from sapien import events
 from sapien.database import after_commit, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
+from sapien.failpoints import failpoint
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
-from sapien.quality import aggregation
+from sapien.quality import aggregation, aggregation_queue
 from sapien.quality.aggregation import label_key, labels_of
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, Review, VerifiedLabel
 from sapien.quality.online import member_skill
 from sapien.quality.reputation import DEFAULT_REPUTATION
-from sapien.queue import PendingWork, enqueue_once, pending_work_source
+from sapien.queue import PendingWork, pending_work_source
 
 
 @dataclass
@@ -38,7 +39,7 @@ class AggregationReport:
 
 def default_method(pack: TaskPack) -> str:
     if pack.task_type in CLASSIFICATION_TYPES:
-        return "dawid_skene"
+        return "calibrated"
     if pack.task_type == "bounding_boxes":
         return "box_consensus"
     return "rover"
@@ -120,7 +121,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
         if pack.task_type in CLASSIFICATION_TYPES:
-            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills)
+            gold_truth = {item_id: answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}
+            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         elif pack.task_type == "bounding_boxes":
             results = aggregation.aggregate_boxes(
                 [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],
@@ -160,6 +162,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             if item_id not in existing:
                 inserts.append(values)
         _upsert_verified_labels(rows_out)
+        failpoint("aggregate.before-commit")
         task_type = pack.task_type
         fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts]
 
@@ -205,11 +208,12 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
     db.session.expire_all()
 
 
-def enqueue_aggregation(pack_id: int):
-    return enqueue_once("jobs.quality.aggregate_pack", pack_id, job_id=f"quality-aggregate-{pack_id}")
+def enqueue_aggregation(pack_id: int, *, now: datetime):
+    """Record the request on the pack, then queue the job (see quality/aggregation_queue.py)."""
+    return aggregation_queue.request_aggregation(pack_id, now=now)
 
 
-@pending_work_source("quality")
+@pending_work_source("quality", periodic=True)
 def _pending_quality_work():
     year, week, _ = utcnow().isocalendar()
     yield PendingWork("jobs.quality.decay_reputation", (), f"quality-decay-{year}-W{week:02d}")

@@ -259,7 +259,7 @@ def _methods_for(pack) -> list[tuple[str, str]]:
     elif pack.task_type in ("text_cleaning", "audio_transcription"):
         names = ["rover"]
     else:
-        names = ["dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
+        names = ["calibrated", "dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
     return [(name, METHOD_LABELS[name]) for name in names]
 
 
@@ -285,7 +285,7 @@ def aggregate(slug: str):
             "quality/results.html", "quality/fragments/results.html", status=422, results=quality_results.pack_results(pack.id), form=form
         )
     if form.method.data == batch.default_method(pack):
-        batch.enqueue_aggregation(pack.id)
+        batch.enqueue_aggregation(pack.id, now=utcnow())
         flash_message(_("Aggregation queued: the verified labels update in a moment."))
     else:
         report = batch.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)

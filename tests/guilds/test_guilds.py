@@ -98,6 +98,7 @@ def test_open_guild_requirements_and_one_guild_at_a_time(make_member):
     assert ana.post("/guilds/nope/join").status_code == 404
 
 
+@pytest.mark.postgres_only
 def test_two_joins_at_once_on_postgresql_leave_one_membership(app):
     leader_a, leader_b, racer = plain_user("leader_a"), plain_user("leader_b"), plain_user("racer")
     guild_a, _ = found(leader_a, "Alpha")
@@ -285,6 +286,7 @@ def test_directory_search_guild_boards_follow_membership(make_member):
         assert int(reading.top_entries(leaderboards_boards.Board("guilds", "all").key(now))[0].score) == 300
 
 
+@pytest.mark.postgres_only
 def test_two_applications_or_two_acceptances_at_once_count_once(app):
     leader, officer, racer = plain_user("leader"), plain_user("officer"), plain_user("racer")
     guild_id, _ = found(leader, "Scribes", join_policy="application")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rq import Retry
 
 from sapien.queue import (
     PendingWork,
@@ -100,6 +99,78 @@ def test_moderator_sees_failed_jobs_and_retries_them(app, make_member, redis_con
     assert moderator.post("/moderation/jobs/no-such-job/retry").status_code == 404
 
 
-def test_retry_policy_is_attached(app_ctx):
-    job = enqueue_once("tests.jobs.sample_jobs.record_run", "c", job_id="record-c", retry=Retry(max=2))
-    assert job.retries_left == 2
+def job_functions() -> list[str]:
+    """Every job in jobs/: the public functions of its modules, except the helpers named here."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import jobs
+
+    helpers = {"jobs.labeling.schedule_sweep"}
+    found = []
+    for module_info in pkgutil.iter_modules(jobs.__path__):
+        if module_info.name == "worker":
+            continue
+        module = importlib.import_module(f"jobs.{module_info.name}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            dotted = f"jobs.{module_info.name}.{name}"
+            if function.__module__ == module.__name__ and not name.startswith("_") and dotted not in helpers:
+                found.append(dotted)
+    return sorted(found)
+
+
+def test_every_job_kind_has_its_own_timeout():
+    from sapien.queue import DEFAULT_JOB_TIMEOUT, JOB_TIMEOUTS, job_timeout_for
+
+    assert sorted(JOB_TIMEOUTS) == job_functions()
+    assert all(seconds > 0 for seconds in JOB_TIMEOUTS.values())
+    assert JOB_TIMEOUTS["jobs.quality.aggregate_pack"] > DEFAULT_JOB_TIMEOUT  # 100,000 answers take a while
+    with pytest.raises(ValueError):
+        job_timeout_for("jobs.quality.not_a_timed_job")
+
+
+def test_the_apps_jobs_carry_the_retry_policy_and_their_timeout(app_ctx, tmp_path):
+    """The jobs the app itself queues (a button, the reconciler, a schedule) get RQ's Retry with the app's
+    intervals and their kind's timeout."""
+    from sapien.database import utcnow
+    from sapien.quality.batch import enqueue_aggregation
+    from sapien.queue import DEFAULT_RETRY, JOB_TIMEOUTS, get_queue, reconcile_job_id, schedule_once
+    from tests.quality.conftest import make_pack
+
+    with app_ctx.test_request_context():
+        pack = make_pack(tmp_path, items=1)
+        jobs = [enqueue_aggregation(pack.id, now=utcnow())]
+    reconcile()
+    jobs += [get_queue().fetch_job(job_id) for job_id in get_queue().get_job_ids()]
+    at = utcnow()
+    jobs.append(get_queue().fetch_job(schedule_once("jobs.maintenance.reconcile_pending_work", at, job_id=reconcile_job_id(at))))
+    kinds = {job.func_name for job in jobs}
+    assert {"jobs.quality.aggregate_pack", "jobs.labeling.expire_leases", "jobs.quality.decay_reputation",
+            "jobs.maintenance.reconcile_pending_work"} <= kinds
+    assert DEFAULT_RETRY.max >= 3 and DEFAULT_RETRY.intervals == [10, 30, 120]
+    for job in jobs:
+        assert (job.retries_left, job.retry_intervals) == (DEFAULT_RETRY.max, DEFAULT_RETRY.intervals), job.id
+        assert job.timeout == JOB_TIMEOUTS[job.func_name], job.id
+
+
+def test_aggregation_requests_are_pending_work_until_a_run_after_them_finishes(app_ctx, tmp_path, redis_conn):
+    from datetime import timedelta
+
+    from sapien.database import utcnow
+    from sapien.quality.aggregation_queue import finish_aggregation_request, request_aggregation, requested_pack_ids
+    from tests.quality.conftest import make_pack
+
+    with app_ctx.test_request_context():
+        pack = make_pack(tmp_path, items=1)
+    now = utcnow()
+    request_aggregation(pack.id, now=now)
+    assert requested_pack_ids() == [pack.id]
+    redis_conn.flushdb()  # the queue is lost: the reconciler still knows
+    assert reconcile()["quality-aggregation"] == 1
+    assert f"quality-aggregate-{pack.id}" in get_queue().get_job_ids()
+    assert not finish_aggregation_request(pack.id, started_at=now - timedelta(seconds=1))  # a run older than the request
+    assert requested_pack_ids() == [pack.id]
+    make_worker().work(burst=True)
+    assert requested_pack_ids() == []
+    assert finish_aggregation_request(pack.id, started_at=now)  # nothing left to do

@@ -213,6 +213,7 @@ def _run_in_threads(app, count: int, work) -> list:
     return results
 
 
+@pytest.mark.postgres_only
 def test_concurrent_credits_with_one_key_credit_once_on_postgres(app):
     with app.app_context():
         ana = new_user("ana")
@@ -224,6 +225,7 @@ def test_concurrent_credits_with_one_key_credit_once_on_postgres(app):
         assert ledger.sum_of_entries(ana, "points") == 50
 
 
+@pytest.mark.postgres_only
 def test_concurrent_credits_with_distinct_keys_all_land_on_postgres(app):
     with app.app_context():
         ana = new_user("ana")
@@ -232,6 +234,7 @@ def test_concurrent_credits_with_distinct_keys_all_land_on_postgres(app):
         assert ledger.balance(ana, "xp") == 80 == ledger.sum_of_entries(ana, "xp")
 
 
+@pytest.mark.postgres_only
 def test_concurrent_credit_many_with_the_same_keys_credit_once_on_postgres(app):
     with app.app_context():
         ana = new_user("ana")
@@ -244,6 +247,7 @@ def test_concurrent_credit_many_with_the_same_keys_credit_once_on_postgres(app):
         assert ledger.find_mismatched_balances() == []
 
 
+@pytest.mark.postgres_only
 def test_concurrent_debits_never_overdraw_on_postgres(app):
     with app.app_context():
         ana = new_user("ana")

@@ -46,7 +46,7 @@ def test_quest_progress_xp_bar_and_level_move_without_reload(app, make_member, p
     with app.app_context():
         accept(member.id, utcnow())
         accept(member.id, utcnow())
-    expect(page.locator("#quest-list .quest__progress")).to_have_text("2 / 2", timeout=5000)
+    expect(page.locator("#quest-list .quest__progress")).to_have_text("2 / 2")
     page.locator("#quest-list").get_by_role("button", name="Claim reward").click()
     expect(page.get_by_role("dialog", name="Level 2!")).to_contain_text("Level up! You reached level 2.")
     page.keyboard.press("Escape")

@@ -146,6 +146,7 @@ def test_member_quests_and_guild_quests_move_side_by_side(moderator, owls):
     assert (cards[ours.id].progress, cards[ours.id].guild_name, cards[ours.id].claimable) == (2, "Night Owls", True)
 
 
+@pytest.mark.postgres_only
 def test_concurrent_work_of_many_members_counts_every_item_and_completes_once(app, moderator, owls):
     quest_id = make_quest(moderator, target=4).id
     workers = [owls["leader"], owls["member"]]
@@ -246,6 +247,7 @@ def test_a_member_in_no_guild_cannot_claim(moderator, owls):
     assert db.session.scalar(select(QuestProgress.id).where(QuestProgress.user_id == owls["loner"])) is None
 
 
+@pytest.mark.postgres_only
 def test_two_claims_at_once_pay_one_reward(app, moderator, owls):
     quest_id = make_quest(moderator, target=1, reward_points=70, reward_freezes=1).id
     accept(owls["member"], NOW)
@@ -471,7 +473,7 @@ def test_a_guildmates_work_moves_the_card_live_and_the_member_claims_it(app, mak
         with app.test_request_context():
             accept(leader.id, utcnow())  # the guildmates' work, done elsewhere
             accept(leader.id, utcnow())
-        expect(card.locator(".quest__progress")).to_have_text("Your guild: 2 / 2", timeout=5000)
+        expect(card.locator(".quest__progress")).to_have_text("Your guild: 2 / 2")
         card.get_by_role("button", name="Claim reward").click()
         expect(page.locator("#quest-list .quest--guild")).to_contain_text("Reward claimed")
     finally:

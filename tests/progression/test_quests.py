@@ -77,19 +77,19 @@ def test_labeling_progress_completes_and_claims_once(moderator):
     quest = make_quest(moderator, target=3, task_type="text_classification")
     user_id = make_user("worker")
     heard = []
-    events.quest_completed.connect(lambda _s, **kw: heard.append(kw["quest_id"]), weak=False)
-    with pytest.raises(progression_errors.QuestError, match="Finish the quest"):
-        quest_cards.claim_quest(user_id, quest.id, NOW)
-    accept(user_id, NOW, task_type="image_bbox")  # another task type: not counted
-    accept(user_id, NOW)
-    accept(user_id, NOW)
-    card = quest_cards.quest_cards(user_id, NOW)[0]
-    assert (card.progress, card.completed, card.claimable) == (2, False, False)
-    accept(user_id, NOW)
-    card = quest_cards.quest_cards(user_id, NOW)[0]
-    assert (card.progress, card.completed, card.claimable, card.percent) == (3, True, True, 100)
-    accept(user_id, NOW)  # past the target: completes only once
-    assert heard.count(quest.id) == 1
+    with events.quest_completed.connected_to(lambda _s, **kw: heard.append(kw["quest_id"])):
+        with pytest.raises(progression_errors.QuestError, match="Finish the quest"):
+            quest_cards.claim_quest(user_id, quest.id, NOW)
+        accept(user_id, NOW, task_type="image_bbox")  # another task type: not counted
+        accept(user_id, NOW)
+        accept(user_id, NOW)
+        card = quest_cards.quest_cards(user_id, NOW)[0]
+        assert (card.progress, card.completed, card.claimable) == (2, False, False)
+        accept(user_id, NOW)
+        card = quest_cards.quest_cards(user_id, NOW)[0]
+        assert (card.progress, card.completed, card.claimable, card.percent) == (3, True, True, 100)
+        accept(user_id, NOW)  # past the target: completes only once
+        assert heard.count(quest.id) == 1
     quest_cards.claim_quest(user_id, quest.id, NOW)
     assert ledger.balance(user_id, "points") == 50 and ledger.balance(user_id, "xp") == 20
     with pytest.raises(progression_errors.QuestError, match="already claimed"):
@@ -168,6 +168,7 @@ def ctx_request():
     return current_app.test_request_context()
 
 
+@pytest.mark.postgres_only
 def test_two_claims_at_once_pay_one_reward(app, moderator):
     quest = make_quest(moderator, target=1, reward_points=70, reward_xp=0, reward_freezes=1)
     user_id = make_user("racer")
@@ -208,6 +209,7 @@ def test_inactive_or_future_quests_do_not_move(moderator):
     assert quest_cards.quest_cards(user_id, NOW) == []
 
 
+@pytest.mark.postgres_only
 def test_concurrent_events_count_every_label_and_the_day_once(app, moderator):
     from sapien.progression.models import MemberProgress
 
@@ -249,7 +251,7 @@ def test_listeners_see_quest_changes_made_by_another_process(moderator):
     assert db.session.scalar(select(QuestProgress.progress)) == 2, "stale until the version moves"
     from sapien.queue import redis_connection
 
-    redis_connection().set(quests.QUEST_VERSION_KEY, "another-process-wrote")
+    redis_connection().set(quests.quest_version_key(), "another-process-wrote")
     accept(user_id, NOW)
     assert db.session.scalar(select(QuestProgress.progress)) == 2
     # And an edit through the service bumps the version itself.

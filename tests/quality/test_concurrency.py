@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.quality.conftest import NOW, items_of, make_pack, make_user
 
 
+@pytest.mark.postgres_only
 def test_simultaneous_last_answers_still_decide_the_item(app, tmp_path, config):
     from sapien import events
     from sapien.extensions import db

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import func, select
+
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
 
@@ -44,12 +46,37 @@ def test_decay_drifts_idle_members_toward_the_mean_once_a_week(ctx):
     assert reputation.reputation_history(high)[0].reason == "decay"
 
 
-def test_decay_job_runs_twice_safely(app, tmp_path):
+def test_decay_job_runs_twice_safely(ctx):
+    """The job decays real, idle reputations once; run again the same week it changes nothing."""
     from jobs.quality import decay_reputation
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.quality import reputation
+    from sapien.quality.models import ReputationEvent
 
-    with app.app_context():
-        assert decay_reputation() == 0
-        assert decay_reputation() == 0
+    idle_since = utcnow() - timedelta(days=60)  # past REPUTATION_DECAY_AFTER_DAYS (30)
+    high, low, fresh = make_user(), make_user(), make_user()
+    for n in range(5):
+        reputation.record_reputation(high, key=f"h{n}", reason="gold", good=True, now=idle_since)
+        reputation.record_reputation(low, key=f"l{n}", reason="gold", good=False, now=idle_since)
+    reputation.record_reputation(fresh, key="f", reason="gold", good=True, now=utcnow())
+
+    def state():
+        db.session.expire_all()
+        events = db.session.scalar(select(func.count()).select_from(ReputationEvent))
+        return [reputation.reputation_of(user) for user in (high, low, fresh)], events
+
+    (high_before, low_before, fresh_before), events_before = state()
+    assert high_before > 500 > low_before
+
+    assert decay_reputation() == 2
+    after_first = state()
+    (high_after, low_after, fresh_after), events_after = after_first
+    assert 500 < high_after < high_before and low_before < low_after < 500
+    assert fresh_after == fresh_before and events_after == events_before + 2
+
+    assert decay_reputation() == 0
+    assert state() == after_first
 
 
 def test_reputation_chart_points():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sapien.queue import make_worker
+from sapien.queue import Heartbeat
 
 
 def test_healthz_is_503_and_names_the_workers_when_none_runs(make_member):
@@ -15,16 +15,14 @@ def test_healthz_is_503_and_names_the_workers_when_none_runs(make_member):
 
 
 def test_healthz_is_200_when_everything_is_up(app, client):
-    with app.app_context():
-        worker = make_worker()
-        worker.register_birth()
+    pulse = Heartbeat(app.config["REDIS_URL"], "test-worker")  # one beat of a worker (tests/faults/ runs real ones)
+    pulse.beat()
     try:
         response = client.get("/healthz")
         assert response.status_code == 200
         assert response.get_json()["status"] == "ok"
     finally:
-        with app.app_context():
-            worker.register_death()
+        pulse.stop()
 
 
 def test_healthz_names_a_dead_chain_and_redis(make_app):

@@ -18,7 +18,7 @@ def _without_csrf(page: str) -> str:
 
 
 def _cached_keys(redis_conn) -> list[bytes]:
-    return redis_conn.keys("sapien:member:*:page:dashboard:*")
+    return redis_conn.keys("*:member:*:page:dashboard:*")  # under the deployment's key prefix
 
 
 def test_dashboard_is_cached_and_stale_once_the_ledger_moves(app, make_member, redis_conn):
@@ -63,18 +63,21 @@ def test_flash_messages_are_never_lost_to_a_cached_page(make_member):
 
 
 def test_a_members_post_and_a_new_quest_make_the_page_stale(app, make_member, redis_conn):
-    from sapien.progression.quests import QUEST_VERSION_KEY
+    from sapien.member_cache import generation_key
+    from sapien.progression.quests import quest_version_key
 
     ana = make_member("ana")
+    with app.app_context():
+        generation_of_ana, quest_version = generation_key(ana.id), quest_version_key()
     ana.client.get("/dashboard")
-    generation = redis_conn.get(f"sapien:member-generation:{ana.id}")
+    generation = redis_conn.get(generation_of_ana)
     assert ana.post("/notifications/read-all").status_code == 303
-    assert redis_conn.get(f"sapien:member-generation:{ana.id}") != generation
+    assert redis_conn.get(generation_of_ana) != generation
 
     ana.client.get("/dashboard")
     key = _cached_keys(redis_conn)[0]
     before = redis_conn.get(key)
-    redis_conn.set(QUEST_VERSION_KEY, "another catalogue")
+    redis_conn.set(quest_version, "another catalogue")
     ana.client.get("/dashboard")
     assert redis_conn.get(key) != before  # re-rendered under the new quest catalogue
 
@@ -153,3 +156,64 @@ def test_a_post_leaves_the_cached_user_row_alone(app, make_member):
     assert "Hello, ana" in page
     assert seen  # the page itself was stale and rendered again
     assert not [statement for statement in seen if "users.password_hash" in statement]
+
+
+@contextmanager
+def redis_round_trips(monkeypatch):
+    """Every trip to Redis this process makes (a command or a whole pipeline), as its command names."""
+    from redis.connection import AbstractConnection
+
+    trips: list[list[str]] = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        packed = command.encode() if isinstance(command, str) else b"".join(command)
+        trips.append([name.decode().upper() for name in re.findall(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n", packed)])
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    yield trips
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", send)
+
+
+def test_a_cached_dashboard_costs_one_redis_round_trip(app, make_member, monkeypatch):
+    """The rate limit, the cached user row and the cached page come back in one pipeline."""
+    ana = make_member("ana")
+    ana.client.get("/dashboard")
+    ana.client.get("/dashboard")  # the user row and the page are cached now
+    with redis_round_trips(monkeypatch) as trips, statements_run(app) as seen:
+        page = ana.client.get("/dashboard").get_data(as_text=True)
+    assert "Hello, ana" in page
+    assert seen == []
+    assert len(trips) == 1, trips
+
+
+def test_a_new_day_renders_the_page_afresh(make_member, redis_conn, monkeypatch):
+    """The dates a page was made for are part of its stamp: past midnight it is not served again."""
+    from datetime import UTC, datetime
+
+    from sapien import member_cache
+
+    ana = make_member("ana")
+    ana.client.get("/dashboard")
+    monkeypatch.setattr(member_cache, "utcnow", lambda: datetime(2026, 3, 1, 23, 0, tzinfo=UTC))
+    ana.client.get("/dashboard")
+    key = _cached_keys(redis_conn)[0]
+    before = redis_conn.get(key)
+    ana.client.get("/dashboard")
+    assert redis_conn.get(key) == before  # served from the cache
+    monkeypatch.setattr(member_cache, "utcnow", lambda: datetime(2026, 3, 2, 0, 30, tzinfo=UTC))
+    ana.client.get("/dashboard")
+    assert b"2026-03-02" in redis_conn.get(key)
+
+
+def test_the_fragment_and_the_page_are_cached_apart(make_member, redis_conn):
+    ana = make_member("ana")
+    ana.client.get("/dashboard")
+    htmx = {"HX-Request": "true"}
+    page, fragment = ana.client.get("/dashboard").get_data(as_text=True), ana.client.get("/dashboard", headers=htmx).get_data(as_text=True)
+    assert len(_cached_keys(redis_conn)) == 2
+    assert "<html" in page and "<html" not in fragment
+    again_fragment, again_page = ana.client.get("/dashboard", headers=htmx).get_data(as_text=True), ana.client.get("/dashboard").get_data(as_text=True)
+    assert 'id="dashboard-points"' in again_fragment and "<html" not in again_fragment
+    assert _without_csrf(again_page) == _without_csrf(page)

@@ -1,0 +1,167 @@
+"""Every kind of job run twice at the same moment, by two worker processes on PostgreSQL: one effect.
+
+The test queues two copies (distinct ids, same work) of every kind of job, pair after pair, on the
+"chain" queue, and starts two burst workers that serve only that queue. Each copy waits at the
+`job.start` failpoint until its twin has started too (a barrier per kind of job), so the two runs of
+each kind really overlap, one in each process.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+from rq.registry import FinishedJobRegistry
+from sqlalchemy import func, select
+
+from tests.faults.conftest import assert_invariants
+from tests.faults.scenarios import (
+    aggregation_requested,
+    answered_pack,
+    label_methods,
+    mark_aggregation_requested,
+    member_behind_on_levels,
+    progression_of,
+)
+from tests.quality.conftest import items_of, make_pack, make_user
+
+pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
+
+
+def count(model, *where) -> int:
+    from sapien.extensions import db
+
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+class Setups:
+    """Data for each kind of job, made before the runs; each check reads the one effect back."""
+
+    def __init__(self, app, tmp_path, redis_conn):
+        self.app, self.tmp_path, self.redis = app, tmp_path, redis_conn
+
+    def aggregate_pack(self):
+        self.agg_pack = answered_pack(self.app, self.tmp_path)
+        mark_aggregation_requested(self.app, self.agg_pack)
+        return (self.agg_pack,)
+
+    def check_aggregate_pack(self):
+        assert label_methods(self.app, self.agg_pack) == ["dawid_skene", "dawid_skene"] and not aggregation_requested(self.app, self.agg_pack)
+
+    def decay_reputation(self):
+        from sapien.database import utcnow
+        from sapien.extensions import db
+        from sapien.quality.models import Reputation
+
+        with self.app.test_request_context():
+            self.decayed = [make_user() for _ in range(3)]
+            for user_id in self.decayed:
+                db.session.add(Reputation(user_id=user_id, score=800, updated_at=utcnow() - timedelta(days=60)))
+            db.session.commit()
+        return ()
+
+    def check_decay_reputation(self):
+        from sapien.extensions import db
+        from sapien.quality.models import Reputation, ReputationEvent
+
+        for user_id in self.decayed:
+            events = list(db.session.scalars(select(ReputationEvent).where(ReputationEvent.user_id == user_id)))
+            assert len(events) == 1 and events[0].reason == "decay" and events[0].delta < 0
+            assert db.session.get(Reputation, user_id).score == 800 + events[0].delta
+
+    def sync_member_progress(self):
+        self.behind = member_behind_on_levels(self.app)
+        return (self.behind,)
+
+    def check_sync_member_progress(self):
+        after = progression_of(self.app, self.behind)
+        assert after["levels"] == [2, 3, 4, 5] and after["level_notes"] == 1
+        assert after["badges"] and after["mints"] == len(after["badges"])
+
+    def expire_leases(self):
+        from sapien.database import utcnow
+        from sapien.labeling import leases
+
+        with self.app.test_request_context():
+            pack = make_pack(self.tmp_path, items=1, labels_per_item=3, max_labels_per_item=3)
+            self.leased_item = items_of(pack.id)[0].id
+            now = utcnow()
+            for when in (now - timedelta(hours=2), now - timedelta(hours=1), now):
+                leases.lease_item(make_user(), self.leased_item, when)
+        return ()
+
+    def check_expire_leases(self):
+        from sapien.extensions import db
+        from sapien.labeling.models import Item, Lease
+
+        assert count(Lease, Lease.item_id == self.leased_item, Lease.status == "expired") == 2
+        assert db.session.get(Item, self.leased_item).slots_taken == 1  # two slots back, not four (nor clamped to 0)
+
+    def rebuild_boards(self):
+        from sapien.database import utcnow
+        from sapien.ledger import service as ledger
+
+        with self.app.test_request_context():
+            self.ranked = [make_user() for _ in range(3)]
+            for number, user_id in enumerate(self.ranked):
+                ledger.credit(user_id, "xp", 10_000 * (number + 1), kind="test", key=f"test:xp:{user_id}", now=utcnow())
+        self.redis.flushdb()  # the boards are lost (the queued copies are enqueued after this)
+        return ()
+
+    def check_rebuild_boards(self):
+        from sapien.database import utcnow
+        from sapien.leaderboards.boards import Board, member_of
+        from sapien.leaderboards.reading import read_key
+        from sapien.ledger.models import Balance
+
+        key, _ = read_key(Board("xp", "all"), utcnow())
+        assert self.redis.zcard(key) == count(Balance, Balance.currency == "xp", Balance.amount > 0)
+        assert [self.redis.zrevrank(key, member_of(user_id)) for user_id in self.ranked] == [2, 1, 0]
+
+    def reconcile_pending_work(self):
+        self.requested = [answered_pack(self.app, self.tmp_path, items=1) for _ in range(2)]
+        for pack_id in self.requested:
+            mark_aggregation_requested(self.app, pack_id)
+        return ()
+
+    def check_reconcile_pending_work(self):
+        from sapien.queue import get_queue
+
+        queued = get_queue().get_job_ids()
+        assert all(queued.count(f"quality-aggregate-{pack_id}") == 1 for pack_id in self.requested), queued
+
+
+def test_every_kind_of_job_twice_at_once_has_one_effect(app, workers, redis_conn, tmp_path):
+    from sapien.extensions import db
+    from sapien.queue import enqueue_once, get_queue, reconcile
+    from tests.jobs.test_queue import job_functions
+
+    setups = Setups(app, tmp_path, redis_conn)
+    kinds = job_functions()
+    args = {name: getattr(setups, name.rsplit(".", 1)[1])() for name in kinds}  # every kind has a setup and a check
+    with app.app_context():
+        for name in kinds:
+            for copy in ("a", "b"):
+                enqueue_once(name, *args[name], job_id=f"{name.rsplit('.', 1)[1].replace('_', '-')}-{copy}", queue="chain")
+    pair = [workers.start("job.start=barrier:2", burst=True, queues=["chain"]) for _ in range(2)]
+    assert [worker.wait(timeout=90) for worker in pair] == [0, 0], [worker.output()[-3000:] for worker in pair]
+    with app.app_context():
+        finished = FinishedJobRegistry(queue=get_queue("chain")).get_job_ids()
+        assert len(finished) == 2 * len(kinds), finished
+        # Both copies of every kind were inside at once, one in each process.
+        reached = [entry.decode().split() for entry in Redis.from_url(app.config["REDIS_URL"]).lrange("sapien:failpoints:reached", 0, -1)]
+        assert len(reached) == 2 * len(kinds) and {pid for _, pid in reached} == {str(worker.pid) for worker in pair}
+        for name in kinds:
+            barrier = redis_conn.get(f"sapien:failpoints:barrier:job.start:{name}")
+            assert barrier == b"2", name
+        db.session.remove()
+        failures = {}
+        for name in kinds:
+            try:
+                getattr(setups, "check_" + name.rsplit(".", 1)[1])()
+            except AssertionError as error:
+                failures[name] = str(error)[:500]
+        assert failures == {}
+        reconcile()  # the heal step: whatever is still pending (the boards, the syncs) gets its job
+    assert_invariants(app)

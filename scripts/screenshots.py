@@ -148,6 +148,9 @@ def main() -> int:
                     if not name:
                         break  # signed in for the level-up, whatever pages were taken
                     page.goto(path)
+                    if name == "labeling" and page.get_by_role("button", name="Start").count():
+                        page.get_by_role("button", name="Start").click()  # the work page leases an item on Start
+                        expect(page.get_by_role("button", name="Submit answer")).to_be_visible()
                     page.screenshot(path=OUT / f"{name}-{size_name}-{scheme}.png")
                     shrink(OUT / f"{name}-{size_name}-{scheme}.png")
                     print(f"{name}-{size_name}-{scheme}.png")

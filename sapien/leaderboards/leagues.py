@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from sapien.accounts.models import User
 from sapien.extensions import db
-from sapien.leaderboards.boards import PREFIX, Board, board_period, decode_xp, member_of, subject_of
+from sapien.leaderboards.boards import Board, board_period, decode_xp, member_of, prefix, subject_of
 from sapien.leaderboards.reading import read_key
 from sapien.periods import period_window
 from sapien.queue import redis_connection
@@ -87,7 +87,7 @@ class LeaguePage:
 
 
 def _snapshot_key(league: str, week: str, day: str) -> str:
-    return f"{PREFIX}:league-snapshot:{week}:{league}:{day}"
+    return f"{prefix()}:league-snapshot:{week}:{league}:{day}"
 
 
 def league_page(viewer_id: int, now: datetime) -> LeaguePage | None:
@@ -102,7 +102,7 @@ def league_page(viewer_id: int, now: datetime) -> LeaguePage | None:
 def _league_page(viewer_id: int, now: datetime) -> LeaguePage:
     connection = redis_connection()
     this_key, _frozen = read_key(Board("xp", "week"), now, connection)
-    last_key = f"{PREFIX}:xp:all:{board_period('week', now - timedelta(days=7))}"
+    last_key = Board("xp", "week").key(now - timedelta(days=7))
     week = board_period("week", now)
     pipe = connection.pipeline(transaction=False)
     pipe.zcard(last_key)

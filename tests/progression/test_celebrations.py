@@ -10,6 +10,7 @@ from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.progression.models import MemberProgress
 from tests.labeling.conftest import make_pack
+from tests.labeling.test_views import start_work
 from tests.progression.test_views import HX, create_quest
 
 
@@ -32,7 +33,7 @@ def test_an_accepted_answer_brings_the_badge_quest_and_streak_moments(app, make_
         slug = make_pack(tmp_path, items=3, reward_points=10, reward_xp=5).slug
     ana = make_member()
     _active_yesterday(app, ana.id, 2)
-    lease = _lease(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = _lease(start_work(ana, slug))
     response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -50,7 +51,7 @@ def test_a_streak_that_is_no_milestone_is_not_celebrated(app, make_member, tmp_p
         slug = make_pack(tmp_path, items=2, reward_points=10, reward_xp=5).slug
     ana = make_member()
     _active_yesterday(app, ana.id, 3)  # today makes 4: no milestone
-    lease = _lease(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = _lease(start_work(ana, slug))
     body = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX).get_data(as_text=True)
     assert "toast--badge" in body and "toast--streak" not in body
 

@@ -43,6 +43,9 @@ def prepare(app) -> None:
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         seed_demo(members=300, now=utcnow())
+        from sapien.leaderboards.rebuild import rebuild_all
+
+        rebuild_all(utcnow())  # the boards are a cache: make sure they are there for the league and the ranks
 
 
 def near_level_up(app, username: str) -> str:

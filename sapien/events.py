@@ -37,6 +37,7 @@ guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 level_reached = signals.signal("level-reached")  # user_id, level, now
 badge_awarded = signals.signal("badge-awarded")  # user_id, badge_slug, award_id, now
 quest_completed = signals.signal("quest-completed")  # user_id, quest_id, now
+streak_extended = signals.signal("streak-extended")  # user_id, days (the streak after today's answer), now
 # A member's quest progress moved (or a reward was claimed): quest lists on their page refetch.
 quests_moved = signals.signal("quests-moved")  # user_id
 

@@ -20,7 +20,7 @@ from sapien.quality import batch as _batch  # noqa: F401, E402, I001
 from sapien.quality import judging, online, reputation
 
 # Events the member cache does not follow: they change nothing a cached page shows (the bell polls).
-NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added)
+NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added, events.streak_extended)
 
 
 def _judge_submission(_sender=None, *, submission_id: int, now):
@@ -63,6 +63,9 @@ def connect() -> None:
     events.level_reached.connect(live.on_level_reached, weak=False)
     events.quests_moved.connect(live.on_quests_moved, weak=False)
     events.notification_added.connect(live.on_notification_added, weak=False)
+    events.badge_awarded.connect(live.on_badge_awarded, weak=False)
+    events.quest_completed.connect(live.on_quest_completed, weak=False)
+    events.streak_extended.connect(live.on_streak_extended, weak=False)
 
     # An event about a member makes their cached pages (the dashboard) stale once it commits.
     for signal in events.signals.values():

@@ -34,6 +34,7 @@ from sapien.extensions import db
 from sapien.i18n import request_language, zone_or_utc
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
+from sapien.theme import current_theme
 from sapien.web import csrf_token, wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
@@ -208,7 +209,7 @@ def cached_page(name: str, *stamp_key_makers: Callable[[], str]) -> Callable:
 
     `stamp_key_makers` give the Redis keys of global versions the page depends on (functions, because a
     key carries the deployment's prefix, known only inside the app). The page is kept per member and
-    per page-or-fragment; the language, role and dates it was made for are part of its stamp, so a page
+    per page-or-fragment; the language, role, colour theme and dates it was made for are part of its stamp, so a page
     made for another of them is rendered afresh. Only the session's CSRF token differs between two
     requests for the same page: it goes back in per request.
     """
@@ -221,7 +222,8 @@ def cached_page(name: str, *stamp_key_makers: Callable[[], str]) -> Callable:
                 return make_response(view(*args, now=now, **kwargs))
             user = current_user._get_current_object()
             language, zone = request_language()
-            variant = ":".join((language, user.role, now.astimezone(zone_or_utc(zone)).date().isoformat(), now.date().isoformat()))
+            variant = ":".join((language, user.role, current_theme(), now.astimezone(zone_or_utc(zone)).date().isoformat(),
+                                now.date().isoformat()))
             key_name = _page_key_name(name)
             stamp, cached = read(user.id, key_name, *(make() for make in stamp_key_makers), variant=variant)
             if cached is not None:

@@ -108,3 +108,13 @@ def rebuild():
     leaderboards_rebuild.enqueue_rebuild(utcnow())
     flash_message(_("A rebuild of every board is queued."))
     return redirect_to(url_for("leaderboards.index"))
+
+
+@bp.get("/league")
+@login_required
+def league():
+    from sapien.leaderboards.leagues import LEAGUES, league_page
+
+    return render_page_or_fragment(
+        "leaderboards/league.html", "leaderboards/fragments/league.html", view=league_page(current_user.id, utcnow()), leagues=LEAGUES
+    )

@@ -5,7 +5,10 @@ their commit (`ledger_entry_posted`, `level_reached`, `quests_moved`, `notificat
 listeners below (connected in `sapien.listeners`) mark request-scoped flags when the member behind the
 current request is the one affected, so a rolled-back change marks nothing. An `after_request` hook registered by `create_app`
 then appends out-of-band swaps to that request's htmx response: the nav `#statusbar` (level, XP bar,
-balances), the bell when the request notified the member (the bell's own poll covers the rest) and, on a level-up, a toast; when quest progress moved it adds the client event
+balances, whose figures `app.js` counts up), the bell when the request notified the member (the bell's
+own poll covers the rest) and the celebrations: on a level-up a dialog with the new level's emblem and
+what it unlocks; a toast with a small animation for a badge earned (`badge_awarded`), a quest completed
+(`quest_completed`) or a streak milestone (`streak_extended`), in the `aria-live` flashes region. When quest progress moved it adds the client event
 `quests-changed` (HX-Trigger), on which every quest list on the page refetches itself. A plain (non-htmx) request gets the level-up as a flash
 message instead, shown on the next page. Work done outside a request (jobs) marks nothing.
 """
@@ -39,6 +42,33 @@ def mark_level_up(user_id: int, level: int) -> None:
     if _is_current(user_id):
         g.progression_status_changed = True
         g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
+
+
+STREAK_MILESTONES = frozenset({3, 7, 14, 30, 50, 100, 180, 365})
+
+
+def mark_badge_earned(user_id: int, slug: str) -> None:
+    if _is_current(user_id):
+        g.setdefault("progression_badges", []).append(slug)
+
+
+def on_badge_awarded(_sender=None, *, user_id: int, badge_slug: str, **_ignored) -> None:
+    mark_badge_earned(user_id, badge_slug)
+
+
+def on_quest_completed(_sender=None, *, user_id: int, quest_id: int, **_ignored) -> None:
+    if _is_current(user_id):
+        from sapien.progression.quests import get_quest
+
+        quest = get_quest(quest_id)
+        if quest is not None:
+            g.setdefault("progression_quests_done", []).append(quest.title)
+
+
+def on_streak_extended(_sender=None, *, user_id: int, days: int, **_ignored) -> None:
+    """The streak grew to `days`: celebrated only on a milestone."""
+    if days in STREAK_MILESTONES and _is_current(user_id):
+        g.progression_streak = days
 
 
 def mark_notified(user_id: int) -> None:
@@ -97,13 +127,21 @@ def register_live_updates(app: Flask) -> None:
         level = getattr(g, "progression_level_up", 0)
         # The bell is counted only when this request notified the member; otherwise its poll keeps it fresh.
         notified = getattr(g, "member_notified", False)
-        if not (changed or level or notified):
+        badges = list(dict.fromkeys(getattr(g, "progression_badges", [])))
+        quests = list(dict.fromkeys(getattr(g, "progression_quests_done", [])))
+        streak = getattr(g, "progression_streak", 0)
+        if not (changed or level or notified or badges or quests or streak):
             return response
         message = _("Level up! You reached level %(level)s.", level=level) if level else None
         html_response = response.mimetype == "text/html" and 200 <= response.status_code < 300
         if htmx and html_response and not response.headers.get("HX-Redirect") and not response.direct_passthrough:
-            oob = render_template("progression/fragments/live_oob.html", level_message=message, status_changed=changed,
-                                  notified=notified)
+            from sapien.progression.badges import get_badge
+
+            oob = render_template(
+                "progression/fragments/live_oob.html", level=level, level_message=message,
+                status_changed=changed, notified=notified, streak=streak, quests_done=quests,
+                badges_earned=[badge for badge in map(get_badge, badges) if badge is not None],
+            )
             _append(response, oob)
         elif message:
             flash(message, "success")

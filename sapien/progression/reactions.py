@@ -35,6 +35,8 @@ def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: d
         completed = advance(user_id, [q for q in quests if q.scope == "member"], now, add=1)
         if streak_moved:
             completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
+            days = row.current_streak
+            after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
         announce_completed(user_id, row, completed, now)
         guild_id, guild_completed = advance_guild(user_id, [q for q in quests if q.scope == "guild"], now, add=1)
         announce_guild_completed(user_id, guild_id, guild_completed, now)

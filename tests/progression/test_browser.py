@@ -1,5 +1,5 @@
 """In a real browser: work done elsewhere moves the quest progress live, and claiming it moves the
-nav XP bar, the level and the bell without a reload, with a level-up toast."""
+nav XP bar, the level and the bell without a reload, with the level-up moment."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_quest_progress_xp_bar_and_level_move_without_reload(app, make_member, p
         accept(member.id, utcnow())
     expect(page.locator("#quest-list .quest__progress")).to_have_text("2 / 2")
     page.locator("#quest-list").get_by_role("button", name="Claim reward").click()
-    expect(page.locator(".toast--levelup")).to_contain_text("Level up! You reached level 2.")
+    expect(page.get_by_role("dialog", name="Level 2!")).to_contain_text("Level up! You reached level 2.")
+    page.keyboard.press("Escape")
     expect(page.locator("#statusbar .levelchip__level")).to_have_text("Lv 2")
     expect(page.locator("#bell .bell__count")).to_have_text("4")  # first badge, quest done, quester badge, level up
     expect(page.locator("#quest-list")).to_contain_text("Reward claimed")

@@ -43,6 +43,67 @@
   });
   document.addEventListener("DOMContentLoaded", function () { armToasts(document); });
 
+  // ---- celebrations -------------------------------------------------------------------------
+  var reducedMotion = window.matchMedia ? window.matchMedia("(prefers-reduced-motion: reduce)") : { matches: false };
+  var numberFormat = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  var seen = {};  // last figure shown for each [data-count] element, by id
+
+  // Figures marked data-count count up from the value last shown to the new one (at once with reduced motion).
+  function countUp(element, from, to) {
+    if (reducedMotion.matches || from === to || !isFinite(from)) { element.textContent = numberFormat.format(to); return; }
+    var start = null, duration = Math.min(1200, 300 + Math.abs(to - from) * 4);
+    element.classList.add("is-counting");
+    function step(time) {
+      if (start === null) start = time;
+      var t = Math.min(1, (time - start) / duration), eased = 1 - Math.pow(1 - t, 3);
+      element.textContent = numberFormat.format(Math.round(from + (to - from) * eased));
+      if (t < 1) window.requestAnimationFrame(step);
+      else element.classList.remove("is-counting");
+    }
+    window.requestAnimationFrame(step);
+  }
+  function remember(root) {
+    root.querySelectorAll("[data-count][id]").forEach(function (element) { seen[element.id] = Number(element.dataset.count); });
+  }
+  function animateCounts(root) {
+    root.querySelectorAll("[data-count][id]").forEach(function (element) {
+      var to = Number(element.dataset.count), from = seen[element.id];
+      if (from !== undefined && from !== to) countUp(element, from, to);
+      seen[element.id] = to;
+    });
+  }
+
+  // The level-up dialog arrives out of band; open it as a modal (Escape and its focused button close it).
+  function openCelebrations(root) {
+    root.querySelectorAll("dialog[data-celebrate]").forEach(function (dialog) {
+      if (dialog.open || dialog.dataset.shown) return;
+      dialog.dataset.shown = "1";
+      dialog.addEventListener("close", function () { dialog.remove(); });
+      if (typeof dialog.showModal === "function") dialog.showModal(); else dialog.setAttribute("open", "");
+      var button = dialog.querySelector("[autofocus]");
+      if (button) button.focus();
+    });
+  }
+
+  var shownLevel = null;
+  function levelChip() { return document.querySelector("#statusbar .levelchip__level"); }
+  document.addEventListener("htmx:oobBeforeSwap", function () { remember(document); });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    animateCounts(document);
+    var chip = levelChip();
+    if (chip && shownLevel !== null && chip.textContent !== shownLevel && !reducedMotion.matches) chip.classList.add("bump");
+    if (chip) shownLevel = chip.textContent;
+    openCelebrations(document);
+  });
+  // A boosted navigation back to a page seen before (the dashboard) counts its figures up from then.
+  document.addEventListener("htmx:afterSettle", function (event) { if (event.detail.boosted) animateCounts(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    remember(document);
+    var chip = levelChip();
+    if (chip) shownLevel = chip.textContent;
+    openCelebrations(document);
+  });
+
   // A network failure must not leave the member guessing.
   document.addEventListener("htmx:sendError", function () {
     var flashes = document.getElementById("flashes");

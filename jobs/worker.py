@@ -7,6 +7,7 @@ finishes first. `--burst` drains the queues and exits.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> None:
 
     burst = "--burst" in argv
     queue_names = [name for name in argv if not name.startswith("--")] or list(QUEUE_NAMES)
-    app = create_app()
+    app = create_app({"DATABASE_APPLICATION_NAME": os.environ.get("DATABASE_APPLICATION_NAME", "sapien-worker")})
     use_app(app)
     with app.app_context():
         if "default" in queue_names:  # housekeeping runs on the default queue

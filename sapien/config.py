@@ -39,6 +39,8 @@ def load_config(overrides: dict | None = None) -> dict:
             env.get("DATABASE_URL", f"sqlite:///{instance_dir / 'sapien.db'}")
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # PostgreSQL sees each connection as "<this>-<pid>" in pg_stat_activity (job workers: sapien-worker).
+        "DATABASE_APPLICATION_NAME": env.get("DATABASE_APPLICATION_NAME", "sapien-web"),
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         # Every Redis key starts with this; empty: derived from the database (see sapien/redis_keys.py).
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", ""),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -110,6 +111,17 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def name_postgres_connections(engine: Engine, name: str) -> None:
+    """Each PostgreSQL connection carries `application_name` "<name>-<pid>", so pg_stat_activity tells which
+    process holds a backend (a web worker or a job worker, after any fork). A name in the URL wins."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def _named(_dialect, _record, _cargs, cparams):
+        cparams.setdefault("application_name", f"{name}-{os.getpid()}")
 
 
 def needs_schema(command):

@@ -22,10 +22,11 @@ from flask import (
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from sapien.extensions import htmx, login_manager
+from sapien.extensions import db, htmx, login_manager
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -225,6 +226,16 @@ def register_web_shell(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         return render_error(error.code or 500, getattr(error, "user_message", None))
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(error: DBAPIError):
+        # The request's transaction is gone either way; roll the session back so the error page (and the
+        # next request) can read again, on a new connection once the pool dropped the dead one.
+        db.session.rollback()
+        if not error.connection_invalidated:
+            return _unexpected_error(error)
+        app.logger.warning("Lost the database connection on %s %s: %s", request.method, request.path, error.orig)
+        return render_error(503, _l("The site lost its connection to the database. Please try again."))
 
     @app.errorhandler(Exception)
     def _unexpected_error(error: Exception):

@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sapien import events
 from sapien.database import after_commit, as_utc, unit_of_work
 from sapien.extensions import db
+from sapien.failpoints import failpoint
 from sapien.labeling.answers import parse_answer_form, validate_answer
 from sapien.labeling.errors import AlreadySubmitted, LabelingError, LabelingNotFound, LeaseExpired
 from sapien.labeling.leases import WorkItem, free_slot
@@ -126,6 +127,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
                 free_slot(item.id)
         # Read before the commit expires the row (reading it after would reload it).
         result = SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares)
+        failpoint("labeling.submit.before-commit")
     return result, answered
 
 

@@ -19,7 +19,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(load_config(overrides))
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "sapien-limits")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{app.config['REDIS_KEY_PREFIX']}:limits")
     # Rate-limit headers cost two extra Redis round trips per request; the 429 page says enough.
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
 

@@ -40,6 +40,8 @@ def load_config(overrides: dict | None = None) -> dict:
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Every Redis key starts with this; empty: derived from the database (see sapien/redis_keys.py).
+        "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", ""),
         "CHAIN_RPC_URL": env.get("CHAIN_RPC_URL", "http://127.0.0.1:8545"),
         "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
         "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
@@ -101,6 +103,10 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    if not config["REDIS_KEY_PREFIX"]:
+        from sapien.redis_keys import default_key_prefix
+
+        config["REDIS_KEY_PREFIX"] = default_key_prefix(config["SQLALCHEMY_DATABASE_URI"])
     if config["SAPIEN_ENV"] == "production":
         check_production_config(config)
     return config

@@ -33,6 +33,7 @@ from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.i18n import request_language, zone_or_utc
 from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 from sapien.web import csrf_token, wants_fragment
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
@@ -43,11 +44,15 @@ EVENT_MEMBER_FIELDS = ("user_id", "author_id", "reviewer_id")
 
 
 def generation_key(user_id: int) -> str:
-    return f"sapien:member-generation:{user_id}"
+    return redis_key(f"member-generation:{user_id}")
 
 
 def user_row_key(user_id: int) -> str:
-    return f"sapien:member-user-row:{user_id}"
+    return redis_key(f"member-user-row:{user_id}")
+
+
+def value_key(user_id: int, name: str) -> str:
+    return redis_key(f"member:{user_id}:{name}")
 
 
 def bump_generations(user_ids: Iterable[int], user_rows: Iterable[int] = ()) -> None:
@@ -103,10 +108,6 @@ def on_member_event(_sender=None, **payload) -> None:
     ids = [payload[name] for name in EVENT_MEMBER_FIELDS if isinstance(payload.get(name), int)]
     if ids:
         touch_member(*ids)
-
-
-def value_key(user_id: int, name: str) -> str:
-    return f"sapien:member:{user_id}:{name}"
 
 
 def stamped_keys(user_id: int, name: str, stamp_keys: Iterable[str] = (), generation: bool = True) -> list[str]:
@@ -169,8 +170,8 @@ def keys_to_prefetch() -> list[str]:
     keys = stamped_keys(user_id, USER_ROW, [user_row_key(user_id)], generation=False)
     page = getattr(current_app.view_functions.get(request.endpoint or ""), "cached_page", None)
     if page is not None and _servable():
-        name, stamp_keys = page
-        keys += stamped_keys(user_id, _page_key_name(name), stamp_keys)
+        name, stamp_key_makers = page
+        keys += stamped_keys(user_id, _page_key_name(name), [make() for make in stamp_key_makers])
     return keys
 
 
@@ -201,11 +202,12 @@ def _page_key_name(name: str) -> str:
     return f"page:{name}:{'fragment' if wants_fragment() else 'page'}"
 
 
-def cached_page(name: str, *stamp_keys: str) -> Callable:
+def cached_page(name: str, *stamp_key_makers: Callable[[], str]) -> Callable:
     """Decorate a signed-in member's GET view: serve its page `name` from the cache, or call the view
     (with `now=`) and keep what it renders.
 
-    `stamp_keys` are Redis keys of global versions the page depends on. The page is kept per member and
+    `stamp_key_makers` give the Redis keys of global versions the page depends on (functions, because a
+    key carries the deployment's prefix, known only inside the app). The page is kept per member and
     per page-or-fragment; the language, role and dates it was made for are part of its stamp, so a page
     made for another of them is rendered afresh. Only the session's CSRF token differs between two
     requests for the same page: it goes back in per request.
@@ -221,7 +223,7 @@ def cached_page(name: str, *stamp_keys: str) -> Callable:
             language, zone = request_language()
             variant = ":".join((language, user.role, now.astimezone(zone_or_utc(zone)).date().isoformat(), now.date().isoformat()))
             key_name = _page_key_name(name)
-            stamp, cached = read(user.id, key_name, *stamp_keys, variant=variant)
+            stamp, cached = read(user.id, key_name, *(make() for make in stamp_key_makers), variant=variant)
             if cached is not None:
                 response = current_app.response_class(cached.replace(CSRF_PLACEHOLDER, csrf_token().encode()))
                 response.headers["Vary"] = "HX-Request"
@@ -232,7 +234,7 @@ def cached_page(name: str, *stamp_keys: str) -> Callable:
                 write(user.id, key_name, stamp, body, current_app.config["PAGE_CACHE_SECONDS"])
             return response
 
-        serve.cached_page = (name, stamp_keys)  # read by keys_to_prefetch through the endpoint's view
+        serve.cached_page = (name, stamp_key_makers)  # read by keys_to_prefetch through the endpoint's view
         return serve
 
     return decorator

@@ -16,12 +16,13 @@ from datetime import datetime
 from flask import current_app
 
 from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 
 FORGET_SECONDS = 3600  # an hour without a failure forgets the count
 
 
 def failures_key(account: str) -> str:
-    return f"sapien:login-failures:{account}"
+    return redis_key(f"login-failures:{account}")
 
 
 def seconds_locked(account: str, now: datetime) -> int:

@@ -9,7 +9,7 @@ from sapien.accounts.service import count_members
 from sapien.forms import EmptyForm
 from sapien.home.service import member_summary
 from sapien.member_cache import cached_page
-from sapien.progression.quests import QUEST_VERSION_KEY
+from sapien.progression.quests import quest_version_key
 from sapien.progression.summary import dashboard_progress
 from sapien.web import redirect_to, render_page_or_fragment
 
@@ -25,7 +25,7 @@ def index():
 
 @bp.get("/dashboard")
 @login_required
-@cached_page("dashboard", QUEST_VERSION_KEY)
+@cached_page("dashboard", quest_version_key)
 def dashboard(now: datetime):
     return render_page_or_fragment(
         "home/dashboard.html",

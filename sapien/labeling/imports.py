@@ -19,6 +19,7 @@ from sapien.labeling import media as media_files
 from sapien.labeling.answers import validate_answer
 from sapien.labeling.errors import InvalidAnswer, LabelingError, LabelingNotFound
 from sapien.labeling.models import (
+    MAX_EXTERNAL_ID,
     Item,
     Media,
     TaskPack,
@@ -168,8 +169,8 @@ def _import_row(session, pack: TaskPack, row: dict, media_dir, by_basename, seen
     external_id = _row_text(row, "external_id").strip()
     if not external_id:
         raise RowProblem(_l("The external_id is missing."))
-    if len(external_id) > 128:
-        raise RowProblem(_l("The external_id is longer than 128 characters."))
+    if len(external_id) > MAX_EXTERNAL_ID:
+        raise RowProblem(_l("The external_id is longer than 2,048 characters."))
     if external_id in seen:
         raise RowProblem(_l("The external_id “%(id)s” is already in this pack.", id=external_id[:40]))
     payload: dict = {}

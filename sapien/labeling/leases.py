@@ -167,6 +167,16 @@ def next_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem:
     return work_item(lease, item)
 
 
+def current_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem | None:
+    """The item the member holds an unexpired lease on in the pack, or None. Reads only: a GET shows
+    this, and only a POST takes a lease (a prefetcher must not reserve items)."""
+    pack = db.session.get(TaskPack, pack_id)
+    current = _active_lease_and_daily_use(user_id, pack, now)[0] if pack is not None else None
+    if current is None or as_utc(current.expires_at) <= now:
+        return None
+    return work_item(current)
+
+
 def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item | None]:
     """The lease, and its item when this call claimed it (None for a lease the member already held)."""
     with unit_of_work() as session:

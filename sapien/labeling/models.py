@@ -6,6 +6,7 @@ review fixes, aggregation and exports all read the same thing.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import (
@@ -148,12 +149,25 @@ class Media(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+MAX_EXTERNAL_ID = 2048
+
+
+def external_key(external_id: str) -> str:
+    """What makes an external id unique in its pack: its SHA-256 (hex). A B-tree entry holds at most about
+    2.7 kB, less than 2,048 characters of UTF-8 can take, so the unique index is on the hash."""
+    return hashlib.sha256(external_id.encode("utf-8")).hexdigest()
+
+
+def _external_key_default(context) -> str:
+    return external_key(context.get_current_parameters()["external_id"])
+
+
 class Item(db.Model):
     """One thing to label. Gold items carry the known answer; exam items are gold items kept for exams."""
 
     __tablename__ = "items"
     __table_args__ = (
-        UniqueConstraint("pack_id", "external_id"),
+        UniqueConstraint("pack_id", "external_key"),
         CheckConstraint(f"status IN {ITEM_STATES!r}", name="status_known"),
         CheckConstraint("slots_taken >= 0 AND slots_taken <= labels_target", name="slots_within_target"),
         # In the order `_claim_ordinary` takes items, so the claim reads the first unleased entry, not a sort.
@@ -162,7 +176,9 @@ class Item(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pack_id: Mapped[int] = mapped_column(ForeignKey("task_packs.id", ondelete="CASCADE"))
-    external_id: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(MAX_EXTERNAL_ID))
+    # Set from external_id on insert (ORM or bulk): see `external_key`.
+    external_key: Mapped[str] = mapped_column(String(64), default=_external_key_default)
     # {"text": "..."} for text types; media items keep their metadata here and the file in `media_id`.
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,9 +182,13 @@ def _feedback_from_submission(submission_id: int) -> Feedback | None:
 
 
 def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str | None = None, feedback: Feedback | None = None,
-                 done: str | None = None):
-    """The work page: feedback on the last answer (if any), then the current item or why there is none."""
-    if work is None and done is None:
+                 done: str | None = None, take: bool = True):
+    """The work page: feedback on the last answer (if any), then the current item or why there is none.
+
+    `take=False` (a GET) never leases: without a current item the page offers a Start form that POSTs, and
+    that htmx sends by itself on load.
+    """
+    if work is None and done is None and take:
         try:
             work = leases.next_work_item(current_user.id, pack.id, utcnow())
         except labeling_errors.PackLocked as locked:
@@ -207,6 +212,13 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
     )
 
 
+def _take_next_quietly(pack) -> None:
+    """Lease the member's next item before a plain form's redirect, so the page it lands on shows it; if
+    there is none, that page offers Start, which says why."""
+    with suppress(labeling_errors.PackLocked, labeling_errors.NoWorkLeft, labeling_errors.DailyCapReached):
+        leases.next_work_item(current_user.id, pack.id, utcnow())
+
+
 @bp.get("/packs/<slug>/work")
 @login_required
 def work(slug: str):
@@ -214,7 +226,30 @@ def work(slug: str):
     feedback = None
     if request.args.get("feedback", type=database_id):
         feedback = _feedback_from_submission(request.args.get("feedback", type=database_id))
-    return _render_work(pack, feedback=feedback)
+    work = leases.current_work_item(current_user.id, pack.id, utcnow())
+    if work is None and feedback is None:
+        access = labeling_access.pack_access(current_user.id, pack.id, utcnow())
+        if not access.unlocked:
+            flash_message(str(access.reasons[0]), "error")
+            return redirect_to(url_for("labeling.pack", slug=pack.slug))
+    return _render_work(pack, work=work, feedback=feedback, take=False)
+
+
+@bp.post("/packs/<slug>/work/start")
+@login_required
+def start_work(slug: str):
+    """Lease the member's next item: the work page's Start form, sent by htmx on load or by hand."""
+    pack = _pack_or_404(slug)
+    if htmx:
+        return _render_work(pack)
+    try:
+        leases.next_work_item(current_user.id, pack.id, utcnow())
+    except labeling_errors.PackLocked as locked:
+        flash_message(str(locked.message), "error")
+        return redirect_to(url_for("labeling.pack", slug=pack.slug))
+    except (labeling_errors.NoWorkLeft, labeling_errors.DailyCapReached) as stop:
+        flash_message(str(stop.message), "info")
+    return redirect_to(url_for("labeling.work", slug=pack.slug))
 
 
 @bp.post("/packs/<slug>/work")
@@ -235,6 +270,8 @@ def submit(slug: str):
             )
             if htmx:
                 response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
+            else:
+                _take_next_quietly(answered.pack)
     except labeling_errors.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
         current = leases.work_item(packs.get_lease(lease_id))
@@ -266,6 +303,7 @@ def skip(slug: str):
     flash_message(_("Skipped. The item goes to someone else."), "info")
     if htmx:
         return _render_work(pack)
+    _take_next_quietly(pack)
     return redirect_to(url_for("labeling.work", slug=pack.slug))
 
 

@@ -42,10 +42,10 @@ from sapien.database import as_utc
 from sapien.errors import DomainError
 from sapien.periods import period_key, period_window, window_of_key
 from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 
 log = logging.getLogger(__name__)
 
-PREFIX = "lb"
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 TIME_SLOTS = 2**26  # minutes: ~127 years from EPOCH
 MEMBER_BASE = 10**10
@@ -55,13 +55,39 @@ METRICS = ("xp", "accuracy", "guilds")
 PAGE_SIZE = 100
 AROUND_RADIUS = 5
 LABELING_KIND = "labeling:"
-BUILT_MARKER = f"{PREFIX}:built_at"
-TASK_TYPES_KEY = f"{PREFIX}:task_types"
-GOLD_CORRECT_KEY = f"{PREFIX}:gold:correct"
-GOLD_TOTAL_KEY = f"{PREFIX}:gold:total"
-REBUILDING_KEY = f"{PREFIX}:rebuilding"
-PENDING_KEY = f"{PREFIX}:pending"
 PERIOD_GRACE = {"week": timedelta(days=35), "month": timedelta(days=100), "season": timedelta(days=400)}
+
+
+# --- keys: all under the deployment's prefix (sapien/redis_keys.py) ---------------------------------
+
+def prefix() -> str:
+    """Every board key starts with this: the deployment's Redis key prefix, then `lb`."""
+    return redis_key("lb")
+
+
+def built_marker() -> str:
+    return f"{prefix()}:built_at"
+
+
+def task_types_key() -> str:
+    return f"{prefix()}:task_types"
+
+
+def gold_correct_key() -> str:
+    return f"{prefix()}:gold:correct"
+
+
+def gold_total_key() -> str:
+    return f"{prefix()}:gold:total"
+
+
+def rebuilding_key() -> str:
+    return f"{prefix()}:rebuilding"
+
+
+def pending_key() -> str:
+    return f"{prefix()}:pending"
+
 
 PERIOD_LABELS = {"all": _l("All time"), "week": _l("This week"), "month": _l("This month"), "season": _l("This season")}
 METRIC_LABELS = {"xp": _l("XP"), "accuracy": _l("Gold accuracy"), "guilds": _l("Guilds")}
@@ -148,7 +174,7 @@ class Board:
         return f"xp:all:{pkey}"
 
     def key(self, now: datetime) -> str:
-        return f"{PREFIX}:{self.name(now)}"
+        return f"{prefix()}:{self.name(now)}"
 
     @property
     def freezable(self) -> bool:
@@ -236,7 +262,7 @@ def queue_if_rebuilding(connection: Redis, pipe, op: dict) -> None:
     cache = current_app.extensions.setdefault("sapien_lb_queue_script", {})
     if id(connection) not in cache:
         cache[id(connection)] = connection.register_script(_QUEUE_IF_REBUILDING)
-    cache[id(connection)](keys=[REBUILDING_KEY, PENDING_KEY], args=[json.dumps(op)], client=pipe)
+    cache[id(connection)](keys=[rebuilding_key(), pending_key()], args=[json.dumps(op)], client=pipe)
 
 
 def board_scripts(connection: Redis):

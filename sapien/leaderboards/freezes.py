@@ -14,13 +14,13 @@ from sapien.database import as_utc, unit_of_work
 from sapien.extensions import db
 from sapien.leaderboards.boards import (
     LABELING_KIND,
-    PREFIX,
     Board,
     LeaderboardError,
     board_redis,
     encode_xp,
     member_of,
     minute_of,
+    prefix,
     window_of_board_period,
     zadd_chunks,
 )
@@ -56,23 +56,23 @@ def unfreeze_board(board: Board, actor_id: int, now: datetime) -> None:
         session.delete(freeze)
 
         record(actor_id, "leaderboard.unfreeze", f"board:{name}", "", now)
-    board_redis().delete(f"{PREFIX}:frozen:{name}", f"{PREFIX}:frozen_at:{name}")
+    board_redis().delete(f"{prefix()}:frozen:{name}", f"{prefix()}:frozen_at:{name}")
 
 
 def write_frozen_copy(connection: Redis, name: str, frozen_at: datetime, copy_live: bool) -> None:
     token = uuid.uuid4().hex
-    temp = f"{PREFIX}:tmp:{token}:frozen"
+    temp = f"{prefix()}:tmp:{token}:frozen"
     if copy_live:
-        connection.zunionstore(temp, [f"{PREFIX}:{name}"])
+        connection.zunionstore(temp, [f"{prefix()}:{name}"])
     else:
         scores = _frozen_scores(name, frozen_at)
         zadd_chunks(connection, temp, scores)
     pipe = connection.pipeline(transaction=True)
     if connection.exists(temp):
-        pipe.rename(temp, f"{PREFIX}:frozen:{name}")
+        pipe.rename(temp, f"{prefix()}:frozen:{name}")
     else:
-        pipe.delete(f"{PREFIX}:frozen:{name}")
-    pipe.set(f"{PREFIX}:frozen_at:{name}", as_utc(frozen_at).isoformat())
+        pipe.delete(f"{prefix()}:frozen:{name}")
+    pipe.set(f"{prefix()}:frozen_at:{name}", as_utc(frozen_at).isoformat())
     pipe.execute()
 
 

@@ -15,20 +15,22 @@ from sapien.guilds.membership import guild_id_of, guild_names
 from sapien.leaderboards.boards import (
     AROUND_RADIUS,
     EPOCH,
-    GOLD_CORRECT_KEY,
-    GOLD_TOTAL_KEY,
     PAGE_SIZE,
     PERIODS,
-    PREFIX,
-    TASK_TYPES_KEY,
     Board,
     board_redis,
+    built_marker,
     decode_accuracy,
     decode_xp,
+    gold_correct_key,
+    gold_total_key,
     log,
     member_of,
+    prefix,
     subject_of,
+    task_types_key,
 )
+from sapien.leaderboards.rebuild import rebuild_if_lost
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,10 @@ def read_key(board: Board, now: datetime, connection: Redis | None = None) -> tu
     connection = connection or board_redis()
     name = board.name(now)
     if board.freezable:
-        frozen = connection.get(f"{PREFIX}:frozen_at:{name}")
+        frozen = connection.get(f"{prefix()}:frozen_at:{name}")
         if frozen:
-            return f"{PREFIX}:frozen:{name}", datetime.fromisoformat(frozen.decode())
-    return f"{PREFIX}:{name}", None
+            return f"{prefix()}:frozen:{name}", datetime.fromisoformat(frozen.decode())
+    return f"{prefix()}:{name}", None
 
 
 def top_entries(key: str, offset: int = 0, limit: int = PAGE_SIZE, connection: Redis | None = None) -> list[Entry]:
@@ -133,8 +135,11 @@ def board_page(board: Board, viewer_id: int | None, now: datetime, page: int = 1
     pipe = connection.pipeline(transaction=False)
     pipe.zcard(key)
     pipe.zrevrank(key, member_of(viewer_subject)) if viewer_subject is not None else pipe.echo("")
-    pipe.smembers(TASK_TYPES_KEY)
-    size, my_rank, task_types = pipe.execute()
+    pipe.smembers(task_types_key())
+    pipe.exists(built_marker())
+    size, my_rank, task_types, built = pipe.execute()
+    if not built and rebuild_if_lost(now):
+        return board_page(board, viewer_id, now, page)
     my_rank = my_rank + 1 if isinstance(my_rank, int) else None
     pages = max(1, -(-size // PAGE_SIZE))
     page = min(max(1, page), pages)
@@ -181,7 +186,9 @@ def member_ranks(user_id: int, now: datetime) -> list[MyRank]:
 
     connection = board_redis()
     guild_id = guild_id_of(user_id)
-    task_types = sorted(t.decode() for t in connection.smembers(TASK_TYPES_KEY))
+    if not connection.exists(built_marker()):
+        rebuild_if_lost(now)
+    task_types = sorted(t.decode() for t in connection.smembers(task_types_key()))
     boards = [Board("xp", p) for p in PERIODS]
     boards += [Board("xp", p, task_type=t) for t in task_types for p in PERIODS]
     if guild_id is not None:
@@ -191,10 +198,10 @@ def member_ranks(user_id: int, now: datetime) -> list[MyRank]:
     names = [board.name(now) for board in boards]
     pipe = connection.pipeline(transaction=False)
     for name in names:
-        pipe.exists(f"{PREFIX}:frozen_at:{name}")
+        pipe.exists(f"{prefix()}:frozen_at:{name}")
     frozen = pipe.execute()
     keys = [
-        f"{PREFIX}:frozen:{name}" if is_frozen and board.freezable else f"{PREFIX}:{name}"
+        f"{prefix()}:frozen:{name}" if is_frozen and board.freezable else f"{prefix()}:{name}"
         for board, name, is_frozen in zip(boards, names, frozen, strict=True)
     ]
     pipe = connection.pipeline(transaction=False)
@@ -227,8 +234,8 @@ def gold_counts(user_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     members = [member_of(uid) for uid in user_ids]
     connection = board_redis()
     pipe = connection.pipeline(transaction=False)
-    pipe.hmget(GOLD_CORRECT_KEY, members)
-    pipe.hmget(GOLD_TOTAL_KEY, members)
+    pipe.hmget(gold_correct_key(), members)
+    pipe.hmget(gold_total_key(), members)
     correct, total = pipe.execute()
     return {uid: (int(c or 0), int(t)) for uid, c, t in zip(user_ids, correct, total, strict=True) if t}
 

@@ -16,23 +16,23 @@ from sapien.database import as_utc
 from sapien.extensions import db
 from sapien.guilds.models import GuildMembership
 from sapien.leaderboards.boards import (
-    BUILT_MARKER,
     EPOCH,
-    GOLD_CORRECT_KEY,
-    GOLD_TOTAL_KEY,
-    PENDING_KEY,
     PERIODS,
-    PREFIX,
-    REBUILDING_KEY,
-    TASK_TYPES_KEY,
     board_period,
     board_redis,
     board_windows,
+    built_marker,
     encode_accuracy,
     encode_xp,
+    gold_correct_key,
+    gold_total_key,
     member_of,
     minute_of,
+    pending_key,
+    prefix,
+    rebuilding_key,
     task_type_of,
+    task_types_key,
     zadd_chunks,
 )
 from sapien.leaderboards.freezes import frozen_boards, write_frozen_copy
@@ -98,8 +98,11 @@ def _xp_aggregates(snapshot, windows) -> dict[str, dict[int, list]]:
     return boards
 
 
-def rebuild_all(now: datetime) -> RebuildReport:
+def rebuild_all(now: datetime, *, if_lost: bool = False) -> RebuildReport | None:
     """Rebuild every board from the ledger into temporary keys, then swap them in atomically.
+
+    `if_lost`: a reader found the boards gone (see `rebuild_if_lost`). It rebuilds only if no other
+    process holds the rebuild lock and the boards are still missing; otherwise it returns None at once.
 
     Safe to run twice (and concurrently: a Redis lock serialises runs). Past periods are rebuilt while
     their keys are kept (see `board_windows`). Frozen boards are rebuilt from the entries up to their freeze.
@@ -112,12 +115,17 @@ def rebuild_all(now: datetime) -> RebuildReport:
         raise RuntimeError("rebuild_all runs outside a unit of work")
     connection = board_redis()
     report = RebuildReport()
-    with connection.lock(f"{PREFIX}:rebuild-lock", timeout=900, blocking_timeout=900):
+    lock = connection.lock(f"{prefix()}:rebuild-lock", timeout=900, blocking_timeout=900)
+    if not lock.acquire(blocking=not if_lost):
+        return None
+    try:
+        if if_lost and connection.exists(built_marker()):
+            return None
         gold_rows = gold_accuracy_by_member(1)
         freezes = [(freeze.board, as_utc(freeze.frozen_at)) for freeze in frozen_boards()]
         session.commit()  # end this session's read transaction (SQLite would otherwise block the snapshot)
-        connection.delete(PENDING_KEY)
-        connection.set(REBUILDING_KEY, "1", ex=900)
+        connection.delete(pending_key())
+        connection.set(rebuilding_key(), "1", ex=900)
         engine_connection = db.engine.connect()
         if db.engine.dialect.name == "postgresql":
             engine_connection = engine_connection.execution_options(isolation_level="REPEATABLE READ")
@@ -131,11 +139,20 @@ def rebuild_all(now: datetime) -> RebuildReport:
             write_frozen_copy(connection, name, frozen_at, copy_live=False)
         report.frozen = len(freezes)
         frozen_names = {name for name, _ in freezes}
-        for raw in connection.scan_iter(match=f"{PREFIX}:frozen_at:*", count=1000):
-            name = raw.decode()[len(f"{PREFIX}:frozen_at:") :]
+        for raw in connection.scan_iter(match=f"{prefix()}:frozen_at:*", count=1000):
+            name = raw.decode()[len(f"{prefix()}:frozen_at:") :]
             if name not in frozen_names:
-                connection.delete(raw, f"{PREFIX}:frozen:{name}")
+                connection.delete(raw, f"{prefix()}:frozen:{name}")
+    finally:
+        lock.release()
     return report
+
+
+def rebuild_if_lost(now: datetime) -> bool:
+    """Boards lost with Redis (a flush, a restart without persistence) rebuild on the first read that
+    misses them, in that reader's request; readers meanwhile see what there is instead of waiting on the
+    lock. True when this call rebuilt them."""
+    return rebuild_all(now, if_lost=True) is not None
 
 
 def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows, report: RebuildReport) -> tuple[list[dict], set[int]]:
@@ -179,40 +196,40 @@ def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows
     report.accuracy = True
     for name, board_scores in scores.items():
         if board_scores:
-            zadd_chunks(connection, f"{PREFIX}:tmp:{token}:{name}", board_scores)
+            zadd_chunks(connection, f"{prefix()}:tmp:{token}:{name}", board_scores)
             report.entries += len(board_scores)
     # Stale boards of the kept periods (a guild that emptied, a member who hid) must go too.
     stale = set()
-    for pattern in (f"{PREFIX}:xp:*", f"{PREFIX}:guilds:*", f"{PREFIX}:accuracy:*"):
+    for pattern in (f"{prefix()}:xp:*", f"{prefix()}:guilds:*", f"{prefix()}:accuracy:*"):
         for raw in connection.scan_iter(match=pattern, count=1000):
-            name = raw.decode()[len(PREFIX) + 1 :]
+            name = raw.decode()[len(prefix()) + 1 :]
             if name.rsplit(":", 1)[-1] in pkeys and name not in scores:
                 stale.add(name)
     expiries = {pkey: key_expiry(pkey, end) for pkey, _start, end in windows}
     pipe = connection.pipeline(transaction=True)
     for name, board_scores in scores.items():
-        live = f"{PREFIX}:{name}"
+        live = f"{prefix()}:{name}"
         if board_scores:
-            pipe.rename(f"{PREFIX}:tmp:{token}:{name}", live)
+            pipe.rename(f"{prefix()}:tmp:{token}:{name}", live)
             expires = expiries.get(name.rsplit(":", 1)[-1])
             if expires:
                 pipe.expireat(live, expires)
         else:
             pipe.delete(live)
     for name in stale:
-        pipe.delete(f"{PREFIX}:{name}")
-    pipe.delete(TASK_TYPES_KEY)
+        pipe.delete(f"{prefix()}:{name}")
+    pipe.delete(task_types_key())
     if task_types:
-        pipe.sadd(TASK_TYPES_KEY, *sorted(task_types))
-    pipe.delete(GOLD_CORRECT_KEY, GOLD_TOTAL_KEY)
+        pipe.sadd(task_types_key(), *sorted(task_types))
+    pipe.delete(gold_correct_key(), gold_total_key())
     if gold_total:
-        pipe.hset(GOLD_CORRECT_KEY, mapping=gold_correct)
-        pipe.hset(GOLD_TOTAL_KEY, mapping=gold_total)
-    pipe.set(BUILT_MARKER, as_utc(now).isoformat())
+        pipe.hset(gold_correct_key(), mapping=gold_correct)
+        pipe.hset(gold_total_key(), mapping=gold_total)
+    pipe.set(built_marker(), as_utc(now).isoformat())
     # In the same MULTI: stop queueing live updates and take the queue.
-    pipe.delete(REBUILDING_KEY)
-    pipe.lrange(PENDING_KEY, 0, -1)
-    pipe.delete(PENDING_KEY)
+    pipe.delete(rebuilding_key())
+    pipe.lrange(pending_key(), 0, -1)
+    pipe.delete(pending_key())
     results = pipe.execute()
     report.boards = sum(1 for board_scores in scores.values() if board_scores)
     pending = [json.loads(raw) for raw in results[-2]]
@@ -262,7 +279,7 @@ def resync_guild(guild_id: int, now: datetime) -> None:
     pipe = board_redis().pipeline(transaction=True)
     for index, period in enumerate(PERIODS):
         pkey = board_period(period, now)
-        board_key = f"{PREFIX}:xp:g:{guild_id}:{pkey}"
+        board_key = f"{prefix()}:xp:g:{guild_id}:{pkey}"
         pipe.delete(board_key)
         total = 0
         for row in rows:
@@ -273,9 +290,9 @@ def resync_guild(guild_id: int, now: datetime) -> None:
             if row[0] not in hidden and xp > 0:
                 pipe.zadd(board_key, {member_of(row[0]): encode_xp(int(xp), minute_of(latest))})
         if total > 0:
-            pipe.zadd(f"{PREFIX}:guilds:{pkey}", {member_of(guild_id): total})
+            pipe.zadd(f"{prefix()}:guilds:{pkey}", {member_of(guild_id): total})
         else:
-            pipe.zrem(f"{PREFIX}:guilds:{pkey}", member_of(guild_id))
+            pipe.zrem(f"{prefix()}:guilds:{pkey}", member_of(guild_id))
     pipe.execute()
 
 
@@ -288,7 +305,7 @@ def enqueue_rebuild(now: datetime):
 def _boards_missing() -> list[PendingWork]:
     """After a Redis flush the boards are gone: the reconciler queues a rebuild."""
     try:
-        missing = not board_redis().exists(BUILT_MARKER)
+        missing = not board_redis().exists(built_marker())
     except RedisError:
         return []
     return [PendingWork("jobs.leaderboards.rebuild_boards", (), "leaderboards-rebuild-reconcile")] if missing else []

@@ -14,12 +14,8 @@ from sapien.database import as_utc
 from sapien.extensions import db
 from sapien.guilds.models import GuildMembership
 from sapien.leaderboards.boards import (
-    GOLD_CORRECT_KEY,
-    GOLD_TOTAL_KEY,
     PERIOD_GRACE,
     PERIODS,
-    PREFIX,
-    TASK_TYPES_KEY,
     TIME_SLOTS,
     VOLUME_SLOTS,
     board_period,
@@ -28,11 +24,15 @@ from sapien.leaderboards.boards import (
     board_windows,
     encode_accuracy,
     encode_xp,
+    gold_correct_key,
+    gold_total_key,
     log,
     member_of,
     minute_of,
+    prefix,
     queue_if_rebuilding,
     task_type_of,
+    task_types_key,
 )
 from sapien.ledger.models import LedgerEntry
 from sapien.periods import period_window
@@ -77,13 +77,13 @@ def record_xp(user_id: int, amount: int, kind: str, now: datetime, entry_id: int
         pkey = board_period(period, now)
         period_keys = []
         if not hidden:
-            period_keys.append(f"{PREFIX}:xp:all:{pkey}")
+            period_keys.append(f"{prefix()}:xp:all:{pkey}")
             if task_type:
-                period_keys.append(f"{PREFIX}:xp:t:{task_type}:{pkey}")
+                period_keys.append(f"{prefix()}:xp:t:{task_type}:{pkey}")
             if guild_id is not None:
-                period_keys.append(f"{PREFIX}:xp:g:{guild_id}:{pkey}")
+                period_keys.append(f"{prefix()}:xp:g:{guild_id}:{pkey}")
         if guild_id is not None:
-            guild_keys.append(f"{PREFIX}:guilds:{pkey}")
+            guild_keys.append(f"{prefix()}:guilds:{pkey}")
         member_keys += period_keys
         expires = _expiry(period, now)
         if expires:
@@ -97,7 +97,7 @@ def record_xp(user_id: int, amount: int, kind: str, now: datetime, entry_id: int
     if guild_keys:
         total_update(keys=guild_keys, args=[member_of(guild_id), amount], client=pipe)
     if task_type:
-        pipe.sadd(TASK_TYPES_KEY, task_type)
+        pipe.sadd(task_types_key(), task_type)
     for key, expires in expiring:
         pipe.expireat(key, expires)
     pipe.execute()
@@ -107,7 +107,7 @@ def record_gold(user_id: int, correct: bool) -> None:
     hidden, _ = _member_facts(user_id)
     _, _, gold_update = board_scripts(board_redis())
     gold_update(
-        keys=[GOLD_CORRECT_KEY, GOLD_TOTAL_KEY, f"{PREFIX}:accuracy:all"],
+        keys=[gold_correct_key(), gold_total_key(), f"{prefix()}:accuracy:all"],
         args=[member_of(user_id), 1 if correct else 0, min_gold(), "0" if hidden else "1", VOLUME_SLOTS],
     )
 
@@ -188,14 +188,14 @@ def _move_member_to_guild(user_id: int, guild_id: int, now: datetime, direction:
     member = member_of(user_id)
     for period in PERIODS:
         pkey = board_period(period, now)
-        board_key = f"{PREFIX}:xp:g:{guild_id}:{pkey}"
+        board_key = f"{prefix()}:xp:g:{guild_id}:{pkey}"
         xp, latest = totals.get(pkey, (0, None))
         if direction > 0 and xp > 0 and not hidden:
             pipe.zadd(board_key, {member: encode_xp(xp, minute_of(latest))})
         elif direction < 0:
             pipe.zrem(board_key, member)
         if xp:
-            total_update(keys=[f"{PREFIX}:guilds:{pkey}"], args=[member_of(guild_id), direction * xp], client=pipe)
+            total_update(keys=[f"{prefix()}:guilds:{pkey}"], args=[member_of(guild_id), direction * xp], client=pipe)
     pipe.execute()
 
 
@@ -206,7 +206,7 @@ def resync_member(user_id: int, now: datetime) -> None:
     totals = _member_totals(user_id, windows)
     connection = board_redis()
     member = member_of(user_id)
-    scopes = {"all"} | {f"t:{t.decode()}" for t in connection.smembers(TASK_TYPES_KEY)} | set(totals)
+    scopes = {"all"} | {f"t:{t.decode()}" for t in connection.smembers(task_types_key())} | set(totals)
     current = {board_period(period, now) for period in PERIODS}
     pipe = connection.pipeline(transaction=True)
     queue_if_rebuilding(connection, pipe, {"op": "member", "user_id": user_id})
@@ -215,7 +215,7 @@ def resync_member(user_id: int, now: datetime) -> None:
         targets += [(f"g:{guild_id}", "all", pkey) for pkey in current]
     expiries = {pkey: key_expiry(pkey, end) for pkey, _start, end in windows}
     for scope, source_scope, pkey in targets:
-        key = f"{PREFIX}:xp:{scope}:{pkey}"
+        key = f"{prefix()}:xp:{scope}:{pkey}"
         xp, latest = totals.get(source_scope, {}).get(pkey, (0, None))
         if hidden or xp <= 0:
             pipe.zrem(key, member)
@@ -223,8 +223,8 @@ def resync_member(user_id: int, now: datetime) -> None:
             pipe.zadd(key, {member: encode_xp(xp, minute_of(latest))})
             if expiries.get(pkey):
                 pipe.expireat(key, expiries[pkey])
-    accuracy_key = f"{PREFIX}:accuracy:all"
-    correct, total = connection.hget(GOLD_CORRECT_KEY, member), connection.hget(GOLD_TOTAL_KEY, member)
+    accuracy_key = f"{prefix()}:accuracy:all"
+    correct, total = connection.hget(gold_correct_key(), member), connection.hget(gold_total_key(), member)
     if hidden or not total or int(total) < min_gold():
         pipe.zrem(accuracy_key, member)
     else:

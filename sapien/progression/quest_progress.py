@@ -33,7 +33,7 @@ from sapien.progression.models import (
     Quest,
     QuestProgress,
 )
-from sapien.progression.quests import QUEST_VERSION_KEY, QuestRule, quest_rules_cache
+from sapien.progression.quests import QuestRule, quest_rules_cache, quest_version_key
 from sapien.queue import redis_connection
 
 
@@ -51,10 +51,10 @@ def _quest_rules() -> list[QuestRule]:
 
     try:
         connection = redis_connection()
-        version = connection.get(QUEST_VERSION_KEY)
+        version = connection.get(quest_version_key())
         if version is None:  # first use, or Redis was flushed: start a version (another process may win)
-            connection.set(QUEST_VERSION_KEY, uuid4().hex, nx=True)
-            version = connection.get(QUEST_VERSION_KEY)
+            connection.set(quest_version_key(), uuid4().hex, nx=True)
+            version = connection.get(quest_version_key())
     except RedisError:
         return _load_quest_rules()
     cached = quest_rules_cache

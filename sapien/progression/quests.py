@@ -33,6 +33,7 @@ from sapien.progression.models import (
     QuestProgress,
 )
 from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 
 MAX_TARGETS = {"daily": 1_000, "weekly": 5_000, "once": 100_000}
 MAX_STREAK_TARGET = 3_650
@@ -236,14 +237,17 @@ class QuestRule:
 
 # Quests change rarely but every accepted submission reads them. Each process keeps the active ones in
 # memory; a version in Redis, changed after every quest write commits, tells all processes to reload.
-QUEST_VERSION_KEY = "sapien:quests:version"
+def quest_version_key() -> str:
+    return redis_key("quests:version")
+
+
 quest_rules_cache: tuple[bytes, list[QuestRule]] | None = None
 
 
 def _announce_quests_changed() -> None:
     def bump() -> None:
         try:
-            redis_connection().set(QUEST_VERSION_KEY, uuid4().hex)
+            redis_connection().set(quest_version_key(), uuid4().hex)
         except RedisError:
             log.warning("quest cache version not bumped (Redis unavailable); listeners read quests from the database")
 

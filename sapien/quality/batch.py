@@ -39,7 +39,7 @@ class AggregationReport:
 
 def default_method(pack: TaskPack) -> str:
     if pack.task_type in CLASSIFICATION_TYPES:
-        return "dawid_skene"
+        return "calibrated"
     if pack.task_type == "bounding_boxes":
         return "box_consensus"
     return "rover"
@@ -121,7 +121,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
         if pack.task_type in CLASSIFICATION_TYPES:
-            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills)
+            gold_truth = {item_id: answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}
+            results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         elif pack.task_type == "bounding_boxes":
             results = aggregation.aggregate_boxes(
                 [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],

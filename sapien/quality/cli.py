@@ -20,7 +20,7 @@ quality_cli = AppGroup("quality", help="Gold, reviews, aggregation, reputation, 
 @quality_cli.command("replay")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--gold-percent", default=5.0, show_default=True, help="Share of the items (with their truth) used as gold items.")
-@click.option("--confidence", default=0.9999, show_default=True, help="Online posterior an item needs to retire early.")
+@click.option("--confidence", default=0.95, show_default=True, help="Calibrated online confidence an item needs to retire early.")
 @click.option("--labels-per-item", type=click.IntRange(min=1), default=DEFAULT_LABELS_PER_ITEM, show_default=True, help="Answers every item gets before the online posterior may retire it.")
 @click.option("--seed", default=20240601, show_default=True, help="Seed of the gold choice and the answer order.")
 @needs_schema
@@ -34,13 +34,17 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
     except ReplayError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"pack {report.pack_slug}: {report.workers} members, {report.answers_fed} answers fed, {report.answers_skipped} skipped (item already retired)")
+    if report.import_problems:
+        click.echo(f"{len(report.import_problems)} item(s) not imported, {report.answers_not_imported} of their answers skipped")
     click.echo(f"{report.correct}/{report.scored} non-gold items right in {report.seconds:.1f} s")
+    for line in report.reliability_lines():
+        click.echo(line)
     click.echo(report.summary_line())
 
 
 @quality_cli.command("aggregate")
 @click.argument("slug")
-@click.option("--method", default=None, help="dawid_skene, wawa or majority_vote (classification); rover; box_consensus.")
+@click.option("--method", default=None, help="calibrated, dawid_skene, wawa or majority_vote (classification); rover; box_consensus.")
 @click.option("--finalize", is_flag=True, help="Also label open items that have answers.")
 @click.option("--queue", "use_queue", is_flag=True, help="Queue the aggregation job instead of running it here.")
 @needs_schema

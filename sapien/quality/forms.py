@@ -9,6 +9,7 @@ from sapien.forms import ChoiceField
 
 OUTCOME_LABELS = {"accepted": _l("Accept"), "fixed": _l("Fix and accept"), "rejected": _l("Reject")}
 METHOD_LABELS = {
+    "calibrated": _l("Calibrated (the model that scores best on gold)"),
     "dawid_skene": _l("Dawid-Skene (gold-initialised)"),
     "wawa": _l("Wawa (agreement-weighted vote)"),
     "majority_vote": _l("Majority vote weighted by skill"),

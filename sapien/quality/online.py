@@ -19,7 +19,7 @@ from sapien.labeling import submissions as labeling_submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
-from sapien.quality.aggregation import class_posterior, prior_confusion
+from sapien.quality.aggregation import online_posterior, pooled_confusion
 from sapien.quality.models import Reputation, ReputationEvent, Review, VerifiedLabel
 from sapien.quality.reputation import DEFAULT_REPUTATION, MAX_REPUTATION, REPUTATION_RATES, reputation_step, setting
 
@@ -48,6 +48,7 @@ class OnlineDecision:
     answer: dict
     confidence: float
     supporting_submission_ids: list[int]
+    retirable: bool | None = None  # None: compare `confidence` with the threshold
 
 
 def _hypothesis_count(pack: TaskPack) -> int:
@@ -144,37 +145,55 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: 
     return evidence
 
 
+def pack_gold_counts(pack: TaskPack, index: dict[str, int]) -> np.ndarray:
+    """The crowd's answers on the pack's gold items as counts [true class, given class] (one grouped query)."""
+    counts = np.zeros((len(index), len(index)))
+    rows = db.session.execute(
+        select(cast(Submission.answer, Text), cast(Item.gold_answer, Text), func.count())
+        .join(Item, Item.id == Submission.item_id)
+        .where(Submission.pack_id == pack.id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
+        .group_by(cast(Submission.answer, Text), cast(Item.gold_answer, Text))
+    )
+    for given_text, truth_text, times in rows:
+        given, truth = (json.loads(given_text).get("labels") or [None])[0], (json.loads(truth_text or "{}").get("labels") or [None])[0]
+        if given in index and truth in index:
+            counts[index[truth], index[given]] += times
+    return counts
+
+
 def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
-    """Single-label classification: the Dawid-Skene posterior of one item, each member's confusion
-    matrix being the reputation prior plus their gold answers in the pack (true label × given label)."""
+    """Single-label classification: the online posterior of one item (`aggregation.online_posterior`):
+    each member's confusion is their own evidence in the pack (gold answers, agreement with verified
+    labels) shrunk toward the crowd's pooled confusion on the pack's gold items. `retirable` says
+    whether the calibrated confidence may retire the item (also needs enough agreeing answers)."""
     options = list(pack.label_options or [])
     index = {label: i for i, label in enumerate(options)}
     k = len(options)
     if k < 2 or not votes:
         return None
-    confusions = {}
+    own = {}
     for user_id, member in evidence.items():
-        counts = prior_confusion(k, prior_accuracy(member.reputation), SKILL_PRIOR_STRENGTH)
+        counts = np.zeros((k, k))
         observations = [(given, truth, 1.0) for given, truth in member.gold]
         observations += [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement]
         for given, truth, weight in observations:
             g, t = (given.get("labels") or [None])[0], (truth.get("labels") or [None])[0]
             if g in index and t in index:
                 counts[index[t], index[g]] += weight
-        confusions[user_id] = counts
+        own[user_id] = counts
     usable = []
     for submission_id, user_id, answer in votes:
         label = (answer.get("labels") or [None])[0]
         if label in index:
-            usable.append((submission_id, index[label], confusions.get(user_id, prior_confusion(k, prior_accuracy(DEFAULT_REPUTATION), SKILL_PRIOR_STRENGTH))))
+            usable.append((submission_id, index[label], own.get(user_id)))
     if not usable:
         return None
-    posterior = class_posterior(k, [(given, counts) for _, given, counts in usable])
-    best = int(np.argmax(posterior))
+    result = online_posterior(k, [(given, counts) for _, given, counts in usable], pooled_confusion(k, pack_gold_counts(pack, index)))
     return OnlineDecision(
-        answer={"labels": [options[best]]},
-        confidence=float(posterior[best]),
-        supporting_submission_ids=[submission_id for submission_id, given, _ in usable if given == best],
+        answer={"labels": [options[result.best]]},
+        confidence=result.confidence,
+        supporting_submission_ids=[submission_id for submission_id, given, _ in usable if given == result.best],
+        retirable=result.retires(confidence_threshold()),
     )
 
 
@@ -267,7 +286,8 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
         decision = item_decision(pack, submissions)
         if decision is None:
             return
-        if decision.confidence < confidence_threshold() and item.labels_target < pack.max_labels_per_item:
+        retirable = decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold()
+        if not retirable and item.labels_target < pack.max_labels_per_item:
             labeling_submissions.raise_item_target(item.id, item.labels_target + 1, now=now)
             return
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)

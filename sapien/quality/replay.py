@@ -15,41 +15,29 @@ Choices, documented because they shape the figures:
 - Order: the answers are shuffled with a fixed seed; within each worker's own stream their gold answers
   come first (a platform shows new members known-answer items early, as a qualification stage would).
 - Redundancy: items start wanting `labels_per_item` (3) answers and may grow to the most answers any item
-  has in the dataset; from the third answer on, an item retires once the online posterior reaches the
-  replay's confidence threshold (`confidence`, 0.9999 by default: the datasets' published figures use
-  every label, so a replay that must match them can only stop early when it is very sure). Starting at 3
-  rather than 1 skips two online decisions and target raises per item, most of the per-answer work on
-  D_Product (3 answers per item); on bird the replay feeds exactly the same answers either way.
+  has in the dataset; from the third answer on, an item retires once its calibrated online confidence
+  reaches the replay's threshold (`confidence`, 0.95, the platform's default) with at least two agreeing
+  answers (see `aggregation.online_posterior`). Starting at 3 rather than 1 skips two online decisions and
+  target raises per item, most of the per-answer work on D_Product (3 answers per item).
 - Review sampling is off for the replay pack (`review_rate_percent = 0`): the replay has no reviewers.
 - The pack pays nothing (a community campaign with no revenue shares): a replay is not paid work.
-- At the end the pack is aggregated in batch with Dawid-Skene initialised from the gold answers, and
-  every item with answers gets a label (`finalize`).
+- At the end the pack is aggregated in batch with the "calibrated" method (the model right on most gold
+  items, its confidence Platt-scaled on them), and every item with answers gets a label (`finalize`).
+- A row the import refuses (say an external id over 2,048 characters) is reported and skipped with its
+  answers; the replay goes on.
+- Calibration is reported twice: the expected calibration error and reliability table of the final
+  labels, and of the labels items retired with online (their confidence before the batch relabels them).
 
-What is reachable (measured offline on every answer of each dataset, scored on the same non-gold items as
-the replay, default seed; see `bench/quality.py`, which prints crowd-kit's figure beside ours):
-crowd-kit DawidSkene gives bird 0.893, RTE 0.925, D_PosSent 0.959, D_Product 0.939; our gold-initialised
-Dawid-Skene gives 0.903 / 0.925 / 0.959 / 0.938. Variants tried and not kept, because none lifts all four
-(means over six gold draws move by less than ±0.003, some down): gold items clamped to their truth in
-every EM round, gold answers weighted 2× or 5×, Dirichlet priors on the confusions (diagonal 1–4,
-Laplace 1–10, shrinkage toward the crowd's pooled confusion), variational-Bayes DS, capped worker
-accuracy, tempered likelihoods, a uniform class prior (D_Product falls to 0.84), dropping workers who fail
-their gold answers (fewer labels, same or lower accuracy; D_Product falls to 0.88), crowd-kit's
-OneCoinDawidSkene, GLAD, MMSR, MACE and KOS (all at or below Dawid-Skene), and later EBCC (Li et al. 2019;
-lifts RTE to 0.928 and D_PosSent to 0.961 but loses bird and D_Product, and its result hangs on the random
-start), BWA, IWMV, hierarchical and community Dawid-Skene, DS+EBCC posterior averages and choosing
-between DS and EBCC by their accuracy on held-out gold (noise at 5 to 50 gold items).
-
-Why the bar sits higher than the published figures: those count every item, gold included, and Dawid-Skene
-on every item does reproduce them (bird 0.898, RTE 0.9275, D_PosSent 0.960, D_Product 0.940). The default
-seed's gold draw happens to take easy items (Dawid-Skene with the gold truth hidden misses 1 of RTE's 40
-gold items where about 3 are expected), so the 95 % the replay is scored on holds the hard ones: there
-Dawid-Skene with every label reaches RTE 0.925 (4 items under ≈ 0.929), D_PosSent 0.959 (1 item under)
-and D_Product 0.939 (5 items under); over gold draws 1–6 the means are 0.898 / 0.927 / 0.959 / 0.940.
-Only bird clears its figure with a margin. Replays with the defaults (`make bench`, 2026-12-02, PostgreSQL,
-2 cores): bird 0.9126 at 20.04 labels per item (of 39) in 90 s, RTE 0.9237 at 9.61 (of 10) in 287 s,
-D_PosSent 0.9589 at 9.82 (of 20) in 349 s, D_Product 0.9392 at 3.00 (of 3) in 724 s; about 25 database
-round trips per answer through lease + submit + settlement. Starting D_Product at 2 answers per item
-instead of 3 saves almost nothing (32 of 24,945 answers) and loses accuracy (0.9385).
+Figures (default seed; an in-memory copy of this process that reproduces the replay's figures exactly,
+and `make bench` for what it ran — see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
+Before issue 18: music_genre 0.735 at 3.78 (ECE 0.18), zencrowd_us aborted on a 138-character id (0.827
+at 5.34, ECE 0.14, once it imports), bird 0.913 at 20.04, RTE 0.924 at 9.61, D_PosSent 0.959 at 9.82,
+D_Product 0.939 at 3.00. After: music_genre 0.790 at 3.84 (ECE 0.065), zencrowd_us 0.899 at 5.33
+(0.027), bird 0.913 at 18.74 (0.026), RTE 0.926 at 7.98 (0.039), D_PosSent 0.959 at 8.79 (0.010),
+D_Product 0.939 at 3.00 (0.007). crowd-kit on every answer, scored on the same items: majority vote
+0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 / 0.893 / 0.925 / 0.959 / 0.939.
+The replay goes through lease + submit + settlement for every answer (about 25 database round trips
+each): on a quiet machine about 40 ms an answer on PostgreSQL, several times that on a loaded one.
 """
 
 from __future__ import annotations
@@ -64,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -76,8 +65,11 @@ from sapien.labeling.models import Item, Submission
 from sapien.quality import batch
 from sapien.quality.models import VerifiedLabel
 
+if TYPE_CHECKING:
+    from sapien.quality.aggregation import ReliabilityRow
+
 DEFAULT_GOLD_PERCENT = 5.0
-DEFAULT_CONFIDENCE = 0.9999
+DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 20240601
 DEFAULT_LABELS_PER_ITEM = 3
 
@@ -171,9 +163,34 @@ class ReplayReport:
     correct: int
     scored: int
     seconds: float
+    # Calibration of the final labels' confidence on the scored items: expected calibration error and
+    # the reliability table (10 equal-width bins); the same for the labels items retired with online.
+    ece: float = 0.0
+    reliability: list[ReliabilityRow] = field(default_factory=list)
+    online_labels: int = 0
+    online_ece: float = 0.0
+    online_reliability: list[ReliabilityRow] = field(default_factory=list)
+    answers_not_imported: int = 0
+    import_problems: list[str] = field(default_factory=list)
 
     def summary_line(self) -> str:
-        return f"accuracy={self.accuracy:.4f} labels_per_item={self.labels_per_item:.2f} items={self.items} gold={self.gold}"
+        return (
+            f"accuracy={self.accuracy:.4f} labels_per_item={self.labels_per_item:.2f} ece={self.ece:.4f} "
+            f"online_ece={self.online_ece:.4f} items={self.items} gold={self.gold}"
+        )
+
+    def reliability_lines(self) -> list[str]:
+        """The reliability tables as text: stated confidence against the share right, per bin."""
+        lines = []
+        for title, error, rows, count in (
+            ("final labels", self.ece, self.reliability, self.scored),
+            ("labels at online retirement", self.online_ece, self.online_reliability, self.online_labels),
+        ):
+            lines.append(f"{title}: expected calibration error {error:.4f} over {count} items")
+            lines.append("  confidence bin   items  stated  right")
+            for row in rows:
+                lines.append(f"  [{row.low:.1f}, {row.high:.1f}{']' if row.high >= 1 else ')'}  {row.count:>9}  {row.confidence:.3f}   {row.accuracy:.3f}")
+        return lines
 
 
 def replay(
@@ -186,6 +203,7 @@ def replay(
     seed: int = DEFAULT_SEED,
     echo: Callable[[str], None] = lambda _line: None,
 ) -> ReplayReport:
+    from sapien.quality.aggregation import reliability
 
     started = time.perf_counter()
     dataset = read_crowd_dataset(Path(folder))
@@ -239,9 +257,17 @@ def replay(
                     row["explanation"] = "The dataset's ground truth."
                 handle.write(json.dumps(row) + "\n")
         report = imports.import_items(pack.id, path, media_dir=None, now=now)
-    if report.problems:
-        raise ReplayError(f"import problems: {report.problems[:3]}")
     item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).tuples().all())
+    # A row the import refused is skipped and reported (its answers with it), never the end of the replay.
+    import_problems = [f"line {problem.line}: {problem.message}" for problem in report.problems]
+    for problem in import_problems[:5]:
+        echo(f"  import problem, item skipped: {problem}")
+    if len(import_problems) > 5:
+        echo(f"  … and {len(import_problems) - 5} more import problems")
+    if not item_ids:
+        raise ReplayError(f"no item imported: {import_problems[:3]}")
+    items = [item for item in items if item in item_ids]
+    gold_items &= set(items)
 
     password_hash = accounts.hash_password(f"replay-{run}-{rng.random()}")  # one hash for every replay member: hashing is slow
     member_of: dict[str, int] = {}
@@ -256,11 +282,14 @@ def replay(
 
     previous_threshold = current_app.config.get("QUALITY_CONFIDENCE_THRESHOLD")
     current_app.config["QUALITY_CONFIDENCE_THRESHOLD"] = confidence
-    fed = skipped = 0
+    fed = skipped = not_imported = 0
     try:
         order = feeding_order(dataset, gold_items, seed)
         for step, (item, worker, label) in enumerate(order):
             moment = now + timedelta(milliseconds=step)
+            if item not in item_ids:
+                not_imported += 1
+                continue
             if item not in gold_items and db.session.scalar(select(Item.status).where(Item.id == item_ids[item])) != "open":
                 skipped += 1  # retired: the platform no longer offers it to anyone
                 continue
@@ -279,17 +308,32 @@ def replay(
         else:
             current_app.config["QUALITY_CONFIDENCE_THRESHOLD"] = previous_threshold
 
+    scored = [item for item in items if item not in gold_items]
+
+    def verified() -> dict[str, tuple[dict, float]]:
+        rows = db.session.execute(
+            select(Item.external_id, VerifiedLabel.answer, VerifiedLabel.confidence)
+            .join(VerifiedLabel, VerifiedLabel.item_id == Item.id)
+            .where(Item.pack_id == pack.id)
+        )
+        return {external_id: (answer or {}, confidence) for external_id, answer, confidence in rows}
+
+    def right(answer: dict, item: str) -> bool:
+        return answer.get("labels") == [dataset.truth[item]]
+
+    # The labels the online posterior retired items with, before the batch aggregation relabels them.
+    online = verified()
+    online_scored = [item for item in scored if item in online]
+    online_ece, online_table = reliability([online[i][1] for i in online_scored], [right(online[i][0], i) for i in online_scored])
+
     finish = now + timedelta(milliseconds=len(dataset.answers) + 1)
     aggregation = batch.aggregate_pack(pack.id, now=finish, finalize=True)
     echo(f"  aggregated {aggregation.answers} answers with {aggregation.method} in {aggregation.seconds:.2f} s")
 
-    labels = dict(
-        db.session.execute(
-            select(Item.external_id, VerifiedLabel.answer).join(VerifiedLabel, VerifiedLabel.item_id == Item.id).where(Item.pack_id == pack.id)
-        ).tuples().all()
-    )
-    scored = [item for item in items if item not in gold_items]
-    correct = sum(1 for item in scored if (labels.get(item) or {}).get("labels") == [dataset.truth[item]])
+    labels = verified()
+    labelled = [item for item in scored if item in labels]
+    correct = sum(1 for item in labelled if right(labels[item][0], item))
+    ece, table = reliability([labels[i][1] for i in labelled], [right(labels[i][0], i) for i in labelled])
     used = db.session.scalar(
         select(func.count(Submission.id))
         .join(Item, Item.id == Submission.item_id)
@@ -305,9 +349,16 @@ def replay(
         answers_in_dataset=len(dataset.answers),
         answers_fed=fed,
         answers_skipped=skipped,
+        answers_not_imported=not_imported,
+        import_problems=import_problems,
         labels_per_item=used / len(scored) if scored else 0.0,
         accuracy=correct / len(scored) if scored else 0.0,
         correct=correct,
         scored=len(scored),
         seconds=time.perf_counter() - started,
+        ece=ece,
+        reliability=table,
+        online_labels=len(online_scored),
+        online_ece=online_ece,
+        online_reliability=online_table,
     )

@@ -259,7 +259,7 @@ def _methods_for(pack) -> list[tuple[str, str]]:
     elif pack.task_type in ("text_cleaning", "audio_transcription"):
         names = ["rover"]
     else:
-        names = ["dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
+        names = ["calibrated", "dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
     return [(name, METHOD_LABELS[name]) for name in names]
 
 

@@ -217,7 +217,7 @@ def test_login_failures_are_rate_limited_per_address_and_account_name(app, monke
     assert login(client).status_code == 429  # the right password too, from there, for a while
     # The count lives in this test's Redis index, where every process of the site sees it (see
     # tests/web/test_rate_limits_across_processes.py), not in this process's memory.
-    keys = [key.decode() for key in redis_conn.scan_iter("*sapien-limits*")]
+    keys = [key.decode() for key in redis_conn.scan_iter(f"*{app.config['RATELIMIT_KEY_PREFIX']}*")]
     assert any("login-account" in key and "10.0.0.1|ana_lima" in key for key in keys), keys
 
 

@@ -297,3 +297,22 @@ def test_a_giant_image_is_called_too_large_with_the_limit(ctx):
         with pytest.raises(MediaRejected) as refused:
             inspect("huge.png", png_claiming(width, height), "image")
         assert str(refused.value.message) == "huge.png is too large an image: at most 40 million pixels are allowed."
+
+
+def test_long_external_ids_import_and_stay_unique_per_pack(ctx, tmp_path):
+    # Real ids (a name plus a URL) run past 128 characters; two that differ only at the end are two items.
+    pack = make_pack(tmp_path, items=0)
+    stem = "Fort Totten-http://www.freebase.com/view/en/" + "x" * 1900
+    long_ids = [stem + "a", stem + "b", "é" * 2048]  # the last is 4,096 bytes of UTF-8: more than a B-tree entry holds
+    lines = [json.dumps({"external_id": external_id, "text": "Some text."}) for external_id in long_ids]
+    lines += [json.dumps({"external_id": stem + "a", "text": "Again."}), json.dumps({"external_id": "y" * 2049, "text": "Too long."})]
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
+    assert report.imported == 3
+    assert problems(report) == {4: f"The external_id “{(stem + 'a')[:40]}” is already in this pack.", 5: "The external_id is longer than 2,048 characters."}
+    stored = set(db.session.scalars(select(Item.external_id).where(Item.pack_id == pack.id)))
+    assert stored == set(long_ids)
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps({"external_id": "é" * 2048, "text": "Same id, later file."}) + "\n", encoding="utf-8")
+    assert problems(imports.import_items(pack.id, again, media_dir=None, now=NOW)) == {1: f"The external_id “{'é' * 40}” is already in this pack."}

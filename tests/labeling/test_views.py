@@ -20,6 +20,13 @@ def lease_id_in(body: str) -> int:
     return int(re.search(r'name="lease_id" value="(\d+)"', body).group(1))
 
 
+def start_work(member, slug: str) -> str:
+    """Take the next item the way the work page's Start form does through htmx: the work fragment."""
+    response = member.post(f"/packs/{slug}/work/start", headers=HX)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
 def test_marketplace_page_and_fragment(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, name="Movie reviews")
     locked = pack_for(app, tmp_path, name="Expert reviews", min_level=5)
@@ -42,8 +49,11 @@ def test_work_submit_htmx_shows_feedback_and_next_item(app, make_member, tmp_pat
     ana = make_member()
     page = ana.client.get(f"/packs/{slug}/work")
     body = page.get_data(as_text=True)
-    assert page.status_code == 200 and 'id="answer-form"' in body and 'name="label"' in body
+    assert page.status_code == 200 and 'name="lease_id"' not in body and f'hx-post="/packs/{slug}/work/start"' in body
+    body = start_work(ana, slug)
+    assert 'id="answer-form"' in body and 'name="label"' in body and "<html" not in body
     first = lease_id_in(body)
+    assert lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)) == first  # the page shows the lease held
     response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": first, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in text
@@ -54,7 +64,7 @@ def test_work_submit_htmx_shows_feedback_and_next_item(app, make_member, tmp_pat
 def test_answers_refresh_the_statusbar_and_the_bell_only_when_notified(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=3, reward_points=10, reward_xp=5)
     ana = make_member()
-    lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = lease_id_in(start_work(ana, slug))
     bodies = []
     for _ in range(2):
         response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
@@ -73,7 +83,7 @@ def test_plain_post_redirects_and_shows_feedback(app, make_member, tmp_path):
         pack = packs.get_pack_by_slug(slug)
         gold_item = next(item for item in packs.pack_items(pack.id) if item.is_gold)
         leases.lease_item(ana.id, gold_item.id, NOW.replace(year=2100))  # the work page resumes this lease
-    lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = lease_id_in(start_work(ana, slug))
     response = ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "neg"})
     assert response.status_code == 303 and "feedback=" in response.headers["Location"]
     body = ana.client.get(response.headers["Location"]).get_data(as_text=True)
@@ -83,7 +93,7 @@ def test_plain_post_redirects_and_shows_feedback(app, make_member, tmp_path):
 def test_bad_answer_is_422_and_keeps_the_item(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=2)
     ana = make_member()
-    lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = lease_id_in(start_work(ana, slug))
     response = ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "meh"}, headers=HX)
     text = response.get_data(as_text=True)
     assert response.status_code == 422 and "is not one of this pack" in text and lease_id_in(text) == lease
@@ -94,7 +104,7 @@ def test_bad_answer_is_422_and_keeps_the_item(app, make_member, tmp_path):
 def test_someone_elses_lease_is_404_and_csrf_is_required(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=2)
     ana, ben = make_member(), make_member()
-    lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+    lease = lease_id_in(start_work(ana, slug))
     assert ben.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"}).status_code == 404
     assert ben.post(f"/packs/{slug}/skip", {"lease_id": lease}).status_code == 404
     assert ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos"}).status_code == 400
@@ -162,7 +172,7 @@ def test_media_is_served_only_to_those_who_may_see_the_pack(app, make_member, tm
 
         ledger.credit(ana.id, "xp", 100, kind="test", key="ana-xp", now=NOW)  # level 2: the pack unlocks
     assert ana.client.get(f"/media/{media_id}").status_code == 200
-    body = ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)
+    body = start_work(ana, slug)
     assert f"/media/{media_id}" in body and 'name="label"' in body
 
 
@@ -193,7 +203,7 @@ def test_history_lists_submissions_with_status_and_reward(app, make_member, tmp_
     slug = pack_for(app, tmp_path, items=3, labels_per_item=1, reward_points=10, reward_xp=0)
     ana = make_member()
     for _ in range(2):
-        lease = lease_id_in(ana.client.get(f"/packs/{slug}/work").get_data(as_text=True))
+        lease = lease_id_in(start_work(ana, slug))
         ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"})
     page = ana.client.get("/work/history")
     body = page.get_data(as_text=True)

@@ -40,6 +40,7 @@ def test_classification_by_keyboard_number_keys_and_enter(app, page, make_member
     member = make_member()
     sign_in(page, member)
     page.goto("/packs/product-review-sentiment/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     radios = page.locator("#answer-form input[name=label]")
     expect(radios).to_have_count(3)
     first_text = page.locator("#answer-form .passage").inner_text()
@@ -57,6 +58,7 @@ def test_classification_by_keyboard_number_keys_and_enter(app, page, make_member
     # A multi-label pack: number keys toggle checkboxes.
     import_demo("news-headline-topics", **QUIET)
     page.goto("/packs/news-headline-topics/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     boxes = page.locator("#answer-form input[name=label]")
     page.keyboard.press("1")
     page.keyboard.press("5")
@@ -73,8 +75,11 @@ def test_image_classification_by_click_submit_button_and_digit_keys(app, page, m
     member = make_member()
     sign_in(page, member)
     page.goto("/packs/handwritten-digits/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     image = page.locator("#answer-form .picture__img")
     expect(image).to_be_visible()
+    # The item arrives after the page's load event (the Start form's htmx request): wait for its image.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     assert page.evaluate("img => img.naturalWidth", image.element_handle()) == 112
     page.get_by_role("radio", name="4").check()
     submitted(page, lambda: page.get_by_role("button", name="Submit answer").click())
@@ -91,6 +96,7 @@ def test_cleaning_shows_a_live_diff_resets_and_submits_with_ctrl_enter(app, page
     member = make_member()
     sign_in(page, member)
     page.goto("/packs/fix-the-typos/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     box = page.get_by_label("Corrected passage")
     original = box.input_value()
     diff = page.locator("[data-clean-diff]")
@@ -124,6 +130,7 @@ def test_boxes_drawn_moved_resized_and_deleted_with_mouse_and_keyboard(app, page
     sign_in(page, member)
     page.set_viewport_size({"width": 390, "height": 900})  # a phone: the picture is shown smaller or larger than its pixels
     page.goto("/packs/count-the-coins/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     widget = page.locator("[data-widget=bounding_boxes]")
     expect(widget.locator("[data-nojs-note]")).to_be_hidden()
     width, height = int(widget.get_attribute("data-width")), int(widget.get_attribute("data-height"))
@@ -213,6 +220,7 @@ def test_box_labels_are_picked_per_box(app, page, make_member, import_demo):
     member = make_member()
     sign_in(page, member)
     page.goto("/packs/count-the-coins/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     widget = page.locator("[data-widget=bounding_boxes]")
     widget.get_by_label("Label for new boxes").select_option("button")
     widget.get_by_role("button", name="New box").click()
@@ -230,6 +238,7 @@ def test_audio_controls_loop_speed_and_shortcuts(app, page, make_member, import_
     member = make_member()
     sign_in(page, member)
     page.goto("/packs/transcribe-short-sentences/work")
+    page.locator("#answer-form").wait_for()  # the Start form takes the item through htmx
     audio = page.locator("#answer-form audio")
     page.wait_for_function("() => document.querySelector('#answer-form audio').readyState >= 1")
     assert page.evaluate("() => document.querySelector('#answer-form audio').duration") > 0.8
@@ -266,10 +275,14 @@ def test_without_javascript_classification_posts_and_boxes_explain(app, browser,
     try:
         sign_in(page, member)
         page.goto("/packs/product-review-sentiment/work")
+        page.get_by_role("button", name="Start").click()  # without JavaScript the Start form is posted by hand
+        page.locator("#answer-form").wait_for()
         page.get_by_role("radio", name="positive").check()
         submitted(page, lambda: page.get_by_role("button", name="Submit answer").click())
         assert submissions_of(app, member.id)[-1].answer == {"labels": ["positive"]}
         page.goto("/packs/count-the-coins/work")
+        page.get_by_role("button", name="Start").click()
+        page.locator("#answer-form").wait_for()
         expect(page.get_by_text("Drawing boxes needs JavaScript")).to_be_visible()
         expect(page.get_by_role("button", name="New box")).to_be_hidden()
     finally:

@@ -9,6 +9,7 @@ from sapien import events
 from sapien.leaderboards import boards as leaderboards_boards
 from sapien.leaderboards import freezes, reading, rebuild
 from sapien.ledger import service as ledger
+from sapien.redis_keys import redis_key
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday in ISO week 47, Q4
 keys = count(1)
@@ -53,11 +54,14 @@ def ids(board: leaderboards_boards.Board, now: datetime = NOW) -> list[int]:
 
 
 def snapshot(redis_conn) -> dict:
+    """Every board key and its value, named without the deployment's prefix ("lb:xp:all:all")."""
+    with ctx():
+        deployment = redis_key("")
     found = {}
-    for raw in sorted(redis_conn.scan_iter(match="lb:*")):
-        key = raw.decode()
+    for raw in sorted(redis_conn.scan_iter(match=f"{deployment}lb:*")):
+        key = raw.decode().removeprefix(deployment)
         kind = redis_conn.type(raw).decode()
-        if key in (leaderboards_boards.BUILT_MARKER, "lb:rebuild-lock"):
+        if key in ("lb:built_at", "lb:rebuild-lock"):
             continue
         if kind == "zset":
             found[key] = redis_conn.zrange(raw, 0, -1, withscores=True)
@@ -270,7 +274,7 @@ def test_xp_posted_during_a_rebuild_is_neither_lost_nor_counted_twice(app, redis
     ana, ben, cyd = plain_user("ana"), plain_user("ben"), plain_user("cyd")
     xp(ana, 10)
     with ctx():
-        redis_conn.set(leaderboards_boards.REBUILDING_KEY, "1")  # a rebuild has started …
+        redis_conn.set(leaderboards_boards.rebuilding_key(), "1")  # a rebuild has started …
         xp(cyd, 30)  # … posted before its snapshot: counted by the snapshot, queued too
         with db.engine.connect().execution_options(isolation_level="REPEATABLE READ") as snapshot, snapshot.begin():
             snapshot.execute(text("SELECT 1"))  # the snapshot is taken here
@@ -279,7 +283,8 @@ def test_xp_posted_during_a_rebuild_is_neither_lost_nor_counted_twice(app, redis
         assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ana, 10)]  # the swap alone misses ben
         rebuild._replay(pending, seen, NOW)
     assert top(leaderboards_boards.Board("xp", "all")) == [(cyd, 30), (ben, 20), (ana, 10)]
-    assert not redis_conn.exists(leaderboards_boards.REBUILDING_KEY) and not redis_conn.exists(leaderboards_boards.PENDING_KEY)
+    with ctx():
+        assert not redis_conn.exists(leaderboards_boards.rebuilding_key()) and not redis_conn.exists(leaderboards_boards.pending_key())
     xp(ben, 1)  # after the rebuild, updates go straight to the boards again
     assert top(leaderboards_boards.Board("xp", "all"))[1] == (ben, 21)
 

@@ -251,7 +251,7 @@ def test_listeners_see_quest_changes_made_by_another_process(moderator):
     assert db.session.scalar(select(QuestProgress.progress)) == 2, "stale until the version moves"
     from sapien.queue import redis_connection
 
-    redis_connection().set(quests.QUEST_VERSION_KEY, "another-process-wrote")
+    redis_connection().set(quests.quest_version_key(), "another-process-wrote")
     accept(user_id, NOW)
     assert db.session.scalar(select(QuestProgress.progress)) == 2
     # And an edit through the service bumps the version itself.

@@ -5,13 +5,21 @@ from __future__ import annotations
 import pytest
 
 from sapien.quality.aggregation import (
+    CALIBRATION_PRIOR,
     Vote,
     aggregate_boxes,
     aggregate_classification,
     aggregate_texts,
+    apply_calibration,
+    calibrated_classification,
     consensus_boxes,
     dawid_skene,
+    fit_calibration,
     krippendorff_alpha_nominal,
+    online_posterior,
+    pooled_confusion,
+    reliability,
+    shrunk_confusion,
 )
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
@@ -119,9 +127,18 @@ def test_adaptive_redundancy_asks_more_when_members_disagree(ctx, tmp_path, conf
     from sapien.quality.models import VerifiedLabel
 
     config(QUALITY_CONFIDENCE_THRESHOLD=0.95)
-    pack = make_pack(tmp_path, items=1, gold=6, labels_per_item=2, max_labels_per_item=3)
+    # Gold of both labels: members known to be right on each (one seen right on "pos" only is, for all
+    # the pack knows, a member who answers "pos" to everything).
+    rows = [{"external_id": "i0", "text": "Item."}]
+    rows += [{"external_id": f"g{value}{n}", "text": "Gold.", "gold": {"labels": [value]}} for value in ("pos", "neg") for n in range(3)]
+    pack = make_pack(tmp_path, rows=rows, labels_per_item=2, max_labels_per_item=3)
     golds = items_of(pack.id, gold=True)
-    members = [_skilled(pack, golds, 6) for _ in range(3)]
+    members = []
+    for _ in range(3):
+        member = make_user()
+        for gold_item in golds:
+            answer(member, gold_item.id, gold_item.gold_answer)
+        members.append(member)
     item = items_of(pack.id, gold=False)[0]
     answer(members[0], item.id, label("neg"))
     answer(members[1], item.id, label("pos"))
@@ -151,11 +168,11 @@ def test_batch_aggregation_writes_labels_with_provenance(ctx, tmp_path, config):
     report = batch.aggregate_pack(pack.id, now=NOW)
     assert report.labels_written == 1 and report.items == 2  # only the retired item without finalize
     label_row = db.session.get(VerifiedLabel, first.id)
-    assert label_row.answer == label("pos") and label_row.method == "dawid_skene" and label_row.labels_used == 3
+    assert label_row.answer == label("pos") and label_row.method == "calibrated" and label_row.labels_used == 3
     assert label_row.contributor_ids == sorted(members) and len(label_row.submission_ids) == 3
     assert batch.aggregate_pack(pack.id, now=NOW, finalize=True).labels_written == 2
     assert db.session.get(VerifiedLabel, second.id).answer == label("neg")
-    for method in ("wawa", "majority_vote", "crowdkit_dawid_skene"):
+    for method in ("dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"):
         assert batch.aggregate_pack(pack.id, now=NOW, method=method).labels_written == 1
     with pytest.raises(quality_errors.QualityError):
         batch.aggregate_pack(pack.id, now=NOW, method="rover")
@@ -174,3 +191,108 @@ def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
     batch.aggregate_pack(pack.id, now=NOW, finalize=True)
     verified = db.session.get(VerifiedLabel, item.id)
     assert verified.answer == {"text": "the cat sat"} and verified.method == "rover"
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+def test_reliability_table_and_expected_calibration_error():
+    # 4 labels said 55 % sure, 2 right; 6 said 95 % sure, all right: |0.55 − 0.5| × 0.4 + |0.95 − 1| × 0.6
+    error, rows = reliability([0.55] * 4 + [0.95] * 6, [True, False, True, False] + [True] * 6)
+    assert error == pytest.approx(0.05)
+    assert [(row.low, row.count, row.accuracy) for row in rows] == [(pytest.approx(0.5), 4, 0.5), (pytest.approx(0.9), 6, 1.0)]
+    assert reliability([1.0, 1.0], [True, False])[0] == pytest.approx(0.5)  # a confidence of exactly 1 is in the last bin
+    assert reliability([], []) == (0.0, [])
+
+
+def test_calibration_learns_how_often_sure_labels_are_right():
+    assert fit_calibration([], []) == CALIBRATION_PRIOR  # nothing to learn from: the prior
+    # 400 gold items the model calls 99.99 % sure, of which only 70 % are right
+    a, b = fit_calibration([0.9999] * 400, [n % 10 < 7 for n in range(400)])
+    assert apply_calibration([0.9999], (a, b))[0] == pytest.approx(0.7, abs=0.02)
+    stated = apply_calibration([0.6, 0.9, 0.999, 1.0], (a, b))
+    assert list(stated) == sorted(stated)  # still ordered: a surer posterior never says less
+
+
+def test_calibrated_classification_says_how_often_it_is_right():
+    # 300 items, 3 answers each from 30 members right 70 % of the time (mistakes spread over 3 classes),
+    # 60 gold items. Dawid-Skene's own posterior claims far more than it delivers; calibrated, the gap halves at least.
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    truth = {item: int(rng.integers(4)) for item in range(300)}
+    votes = []
+    for item, true in truth.items():
+        for member in rng.choice(30, 3, replace=False):
+            given = true if rng.random() < 0.7 else int(rng.choice([c for c in range(4) if c != true]))
+            votes.append(Vote(item, int(member), len(votes), given))
+    gold = {item: truth[item] for item in range(60)}
+    result = calibrated_classification(votes, gold_truth=gold)
+    raw = dawid_skene(votes)
+    scored = [item for item in truth if item not in gold]
+    right = [result.labels[i].value == truth[i] for i in scored]
+    calibrated_error = reliability([result.labels[i].confidence for i in scored], right)[0]
+    raw_error = reliability([raw[i].confidence for i in scored], [raw[i].value == truth[i] for i in scored])[0]
+    assert result.model in result.gold_accuracy and result.gold_accuracy[result.model] == max(result.gold_accuracy.values())
+    assert calibrated_error < raw_error / 2
+
+
+# --- the online posterior: shrinkage toward the crowd -----------------------------------------------
+
+def test_a_member_with_no_history_counts_as_the_crowd_and_history_outweighs_it():
+    import numpy as np
+
+    crowd = pooled_confusion(2, np.array([[30.0, 30.0], [30.0, 30.0]]))  # the crowd is a coin on gold
+    assert np.allclose(shrunk_confusion(None, crowd), crowd)
+    veteran = shrunk_confusion(np.array([[100.0, 0.0], [0.0, 100.0]]), crowd)
+    assert veteran[0, 0] > 0.99 and crowd[0, 0] < 0.55
+    # A newcomer's answer says next to nothing about a coin-flipping crowd; a veteran's says a lot.
+    assert online_posterior(2, [(0, None)], crowd).posterior[0] < 0.55
+    assert online_posterior(2, [(0, np.array([[100.0, 0.0], [0.0, 100.0]]))], crowd).posterior[0] > 0.99
+
+
+def _four_class_pack(tmp_path, gold_per_class: int = 6, **settings):
+    rows = [{"external_id": f"i{n}", "text": f"Item {n}."} for n in range(2)]
+    rows += [{"external_id": f"g{c}{n}", "text": f"Gold {c}{n}.", "gold": {"labels": [c]}} for c in "abcd" for n in range(gold_per_class)]
+    return make_pack(tmp_path, rows=rows, label_options=["a", "b", "c", "d"], **settings)
+
+
+def test_newcomers_who_agree_do_not_retire_an_item_veterans_do(ctx, tmp_path, config):
+    # Two members without history agreeing on one of four classes: a symmetric prior made each a 72.5 %
+    # worker and the pair 95.4 % sure, which retired the item. Calibrated, it is about 80 %.
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.95)
+    pack = _four_class_pack(tmp_path, labels_per_item=2, max_labels_per_item=4)
+    first, second = items_of(pack.id, gold=False)
+    answer(make_user(), first.id, label("b"))
+    answer(make_user(), first.id, label("b"))
+    db.session.expire_all()
+    assert db.session.get(Item, first.id).status == "open" and db.session.get(Item, first.id).labels_target == 3
+    golds = items_of(pack.id, gold=True)
+    veterans = []
+    for _ in range(2):
+        member = make_user()
+        for gold_item in golds:
+            answer(member, gold_item.id, gold_item.gold_answer)
+        veterans.append(member)
+    for member in veterans:
+        answer(member, second.id, label("c"))
+    db.session.expire_all()
+    assert db.session.get(Item, second.id).status == "retired"
+
+
+def test_one_member_never_retires_an_item_alone(ctx, tmp_path, config):
+    # Right on all 40 gold items, so sure of themselves that one answer used to reach 96 %.
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+
+    config(QUALITY_CONFIDENCE_THRESHOLD=0.95)
+    pack = _four_class_pack(tmp_path, gold_per_class=10, labels_per_item=1, max_labels_per_item=3)
+    member = make_user()
+    for gold_item in items_of(pack.id, gold=True):
+        answer(member, gold_item.id, gold_item.gold_answer)
+    item = items_of(pack.id, gold=False)[0]
+    answer(member, item.id, label("a"))
+    db.session.expire_all()
+    assert db.session.get(Item, item.id).status == "open" and db.session.get(Item, item.id).labels_target == 2

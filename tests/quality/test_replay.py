@@ -83,9 +83,11 @@ def test_replay_bird_beats_dawid_skene_with_fewer_labels(app):
     result = app.test_cli_runner().invoke(args=["quality", "replay", str(crowd_datasets() / "bird")])
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]
-    match = re.fullmatch(r"accuracy=(\d\.\d{4}) labels_per_item=(\d+\.\d{2}) items=(\d+) gold=(\d+)", last)
+    match = re.fullmatch(r"accuracy=(\d\.\d{4}) labels_per_item=(\d+\.\d{2}) ece=(\d\.\d{4}) online_ece=(\d\.\d{4}) items=(\d+) gold=(\d+)", last)
     assert match, last
-    accuracy, labels_per_item, items, gold = float(match[1]), float(match[2]), int(match[3]), int(match[4])
+    accuracy, labels_per_item, items, gold = float(match[1]), float(match[2]), int(match[5]), int(match[6])
+    assert float(match[3]) <= 0.05  # the final labels' confidence is calibrated
+    assert "final labels: expected calibration error" in result.output and "confidence bin   items  stated  right" in result.output
     assert accuracy >= 0.89  # the published Dawid-Skene figure for bird
     assert 3 <= labels_per_item < 39  # every bird item has 39 answers: adaptive redundancy used fewer
     assert (items, gold) == (108, 5)
@@ -100,3 +102,21 @@ def test_replay_refuses_a_start_below_one_answer_per_item(app, tmp_path):
     result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path), "--labels-per-item", "0"])
     assert result.exit_code == 2
     assert "--labels-per-item" in result.output and "0 is not in the range x>=1" in result.output
+
+
+def test_a_row_that_does_not_import_is_skipped_and_reported(app, tmp_path):
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+
+    too_long = "n" * 2049
+    long_ok = "Weaver-http://www.freebase.com/view/en/" + "w" * 200  # over the old 128-character limit
+    rows = [(item, f"w{worker}", "1" if item != "q3" else "0") for item in ("q1", "q2", "q3", long_ok, too_long) for worker in range(3)]
+    (tmp_path / "answer.csv").write_text("task,worker,answer\n" + "".join(f"{i},{w},{a}\n" for i, w, a in rows), encoding="utf-8")
+    (tmp_path / "truth.csv").write_text("task,truth\n" + "".join(f"{i},{'0' if i == 'q3' else '1'}\n" for i in ("q1", "q2", "q3", long_ok, too_long)))
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path), "--gold-percent", "0"])
+    assert result.exit_code == 0, result.output
+    assert "import problem, item skipped: line 5: The external_id is longer than 2,048 characters." in result.output
+    assert "1 item(s) not imported, 3 of their answers skipped" in result.output
+    assert "4/4 non-gold items right" in result.output
+    with app.app_context():
+        assert db.session.query(Item).filter_by(external_id=long_ok).count() == 1

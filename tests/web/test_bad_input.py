@@ -1,5 +1,6 @@
 """Bad input anywhere gets a clear answer, never a 500: ids no row can have, NUL characters, empty choices,
-and a walk over every route with junk in its URL, query string and form."""
+and a walk over every route with junk in its URL, query string and form (where every refusal, a 4xx,
+leaves the database unchanged)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from werkzeug.routing import IntegerConverter
 
 from tests.labeling.conftest import make_pack
+from tests.web.route_walk import changed_tables, fingerprint
 
 HUGE = "99999999999999999999"  # wider than the 32-bit id columns: used to reach the database as an error
 JUNK = ["", "abc", "-1", "0", HUGE, "-" + HUGE, "1e309", "1.5", "x" * 5000, "<script>alert(1)</script>", "[]", '{"a":',
@@ -27,6 +29,7 @@ def test_ids_no_row_can_have_are_not_found(make_member, pack_slug):
     ana = make_member()
     assert ana.client.get(f"/submissions/{HUGE}").status_code == 404
     assert ana.post(f"/packs/{pack_slug}/work", {"lease_id": HUGE}).status_code == 404
+    assert ana.post(f"/packs/{pack_slug}/work/start").status_code == 303
     page = ana.client.get(f"/packs/{pack_slug}/work?feedback={HUGE}")
     assert page.status_code == 200 and 'name="lease_id"' in page.get_data(as_text=True)
 
@@ -80,8 +83,12 @@ def test_every_route_answers_junk_without_a_server_error(app, make_member, pack_
                             names.update(FIELD_NAME.findall(response.get_data(as_text=True)))
                     else:
                         form = {name: next(junk) for name in sorted(names)}
+                        before = fingerprint(app)
                         response = member.client.open(url, method=method, data={**form, "csrf_token": token},
                                                       headers={"HX-Request": "true"} if filler == "junk" else {})
+                        # A refused request (any 4xx) leaves the database as it was.
+                        if 400 <= response.status_code < 500 and (changed := changed_tables(before, fingerprint(app))):
+                            failures.append(f"{member.username} {method} {url} → {response.status_code} wrote to {changed}")
                     response.close()
                     if response.status_code >= 500:
                         failures.append(f"{member.username} {method} {url} → {response.status_code}")

@@ -18,7 +18,7 @@ def _without_csrf(page: str) -> str:
 
 
 def _cached_keys(redis_conn) -> list[bytes]:
-    return redis_conn.keys("sapien:member:*:page:dashboard:*")
+    return redis_conn.keys("*:member:*:page:dashboard:*")  # under the deployment's key prefix
 
 
 def test_dashboard_is_cached_and_stale_once_the_ledger_moves(app, make_member, redis_conn):
@@ -63,18 +63,21 @@ def test_flash_messages_are_never_lost_to_a_cached_page(make_member):
 
 
 def test_a_members_post_and_a_new_quest_make_the_page_stale(app, make_member, redis_conn):
-    from sapien.progression.quests import QUEST_VERSION_KEY
+    from sapien.member_cache import generation_key
+    from sapien.progression.quests import quest_version_key
 
     ana = make_member("ana")
+    with app.app_context():
+        generation_of_ana, quest_version = generation_key(ana.id), quest_version_key()
     ana.client.get("/dashboard")
-    generation = redis_conn.get(f"sapien:member-generation:{ana.id}")
+    generation = redis_conn.get(generation_of_ana)
     assert ana.post("/notifications/read-all").status_code == 303
-    assert redis_conn.get(f"sapien:member-generation:{ana.id}") != generation
+    assert redis_conn.get(generation_of_ana) != generation
 
     ana.client.get("/dashboard")
     key = _cached_keys(redis_conn)[0]
     before = redis_conn.get(key)
-    redis_conn.set(QUEST_VERSION_KEY, "another catalogue")
+    redis_conn.set(quest_version, "another catalogue")
     ana.client.get("/dashboard")
     assert redis_conn.get(key) != before  # re-rendered under the new quest catalogue
 

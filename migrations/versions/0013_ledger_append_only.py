@@ -8,16 +8,16 @@ triggers. A migration that must rewrite entries (a backfill) says so by disablin
 (`create_append_only_triggers`); tests/ledger/test_append_only.py checks the head schema on both.
 TRUNCATE (the test suite's teardown) fires no row trigger and stays allowed.
 
-Revision ID: 0012
-Revises: 0011 (re-chained after main's 0010 merged first)
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 08:40:00
 
 """
 from alembic import op
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

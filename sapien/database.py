@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
+from redis.exceptions import RedisError
 from sqlalchemy import event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -65,7 +66,16 @@ def unit_of_work() -> Iterator[Session]:
         session.info["uow_depth"] = depth
     if depth == 0:
         for callback in session.info.pop("after_commit", []):
-            callback()
+            _run_after_commit(callback)
+
+
+def _run_after_commit(callback: Callable[[], object]) -> None:
+    """Run one after-commit callback. Redis being down must not fail work that has committed: the database
+    is the source of truth, the reconciler re-enqueues pending work from it, and caches are rebuilt."""
+    try:
+        callback()
+    except RedisError as error:
+        log.warning("after-commit %s skipped, Redis is unavailable: %s", getattr(callback, "__qualname__", callback), error)
 
 
 @contextmanager

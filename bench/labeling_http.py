@@ -143,6 +143,9 @@ async def _sign_in(base: str, username: str):
     token = CSRF.search(page).group(1)
     await client.post(base + "/login", data={"login": username, "password": PASSWORD, "csrf_token": token}, allow_redirects=False)
     page = await (await client.get(f"{base}/packs/{PACK_SLUG}/work")).text()
+    if LEASE_ID.search(page) is None:  # no item held yet: the page's Start form takes one (a GET never does)
+        token = CSRF.search(page).group(1)
+        page = await (await client.post(f"{base}/packs/{PACK_SLUG}/work/start", data={"csrf_token": token})).text()
     return [client, CSRF.search(page).group(1), LEASE_ID.search(page).group(1)]
 
 

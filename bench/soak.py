@@ -90,6 +90,9 @@ async def labeler(base: str, username: str, stop_at: float, stats: Stats) -> Non
         async with client.get(f"{base}/packs/{PACK_SLUG}/work") as response:
             page = await response.text()
         token, lease = CSRF.search(page).group(1), LEASE_ID.search(page)
+        if lease is None:  # no item held yet: the page's Start form takes one (a GET never does)
+            async with client.post(f"{base}/packs/{PACK_SLUG}/work/start", data={"csrf_token": token}) as response:
+                lease = LEASE_ID.search(await response.text())
         while lease is not None and time.perf_counter() < stop_at:
             started = time.perf_counter()
             async with client.post(f"{base}/packs/{PACK_SLUG}/work", data={"lease_id": lease.group(1), "label": "pos" if rng.random() < 0.85 else "neg",

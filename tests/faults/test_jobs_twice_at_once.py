@@ -47,7 +47,7 @@ class Setups:
         return (self.agg_pack,)
 
     def check_aggregate_pack(self):
-        assert label_methods(self.app, self.agg_pack) == ["dawid_skene", "dawid_skene"] and not aggregation_requested(self.app, self.agg_pack)
+        assert label_methods(self.app, self.agg_pack) == ["calibrated", "calibrated"] and not aggregation_requested(self.app, self.agg_pack)
 
     def decay_reputation(self):
         from sapien.database import utcnow

@@ -53,7 +53,7 @@ def test_kill_9_during_aggregation_is_detected_and_the_job_runs_again(app, worke
 
         assert not is_live(job_id)
     assert workers.start(burst=True).wait() == 0  # a fresh worker reconciles, re-runs the job, drains
-    assert label_methods(app, pack_id) == ["dawid_skene", "dawid_skene"]
+    assert label_methods(app, pack_id) == ["calibrated", "calibrated"]
     assert not aggregation_requested(app, pack_id)
     assert job_status(redis_conn, job_id) == JobStatus.FINISHED
     assert_invariants(app)
@@ -100,7 +100,7 @@ def test_kill_9_during_a_reconcile_loses_no_pending_work(app, workers, redis_con
     wait_for(lambda: any("maintenance-reconcile-start-" in line for line in broken(app)), timeout=10, what="the abandoned reconcile")
     assert workers.start(burst=True).wait() == 0
     for pack_id in packs:
-        assert label_methods(app, pack_id) == ["dawid_skene"] and not aggregation_requested(app, pack_id)
+        assert label_methods(app, pack_id) == ["calibrated"] and not aggregation_requested(app, pack_id)
     assert_invariants(app)
 
 
@@ -119,6 +119,6 @@ def test_sigterm_during_a_long_job_lets_it_finish(app, workers, redis_conn, tmp_
         from sapien.queue import worker_count
 
         assert worker_count() == 0  # off /healthz at once, not after the heartbeat lapses
-    assert label_methods(app, pack_id) == ["dawid_skene", "dawid_skene"] and not aggregation_requested(app, pack_id)
+    assert label_methods(app, pack_id) == ["calibrated", "calibrated"] and not aggregation_requested(app, pack_id)
     assert job_status(redis_conn, aggregation_job_id(pack_id)) == JobStatus.FINISHED
     assert_invariants(app)

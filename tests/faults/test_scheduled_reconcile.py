@@ -27,7 +27,7 @@ def test_a_row_committed_without_its_job_is_finished_by_the_scheduled_reconciler
         wait_for(lambda: get_queue().count == 0, what="the start-up work to drain")
         mark_aggregation_requested(app, pack_id)  # committed; the enqueue "crashed"
         # The labels commit first, then the request is cleared: wait for both.
-        wait_for(lambda: label_methods(app, pack_id) == ["dawid_skene", "dawid_skene"] and not aggregation_requested(app, pack_id), timeout=15,
+        wait_for(lambda: label_methods(app, pack_id) == ["calibrated", "calibrated"] and not aggregation_requested(app, pack_id), timeout=15,
                  what="the scheduled reconciler to run the aggregation")
         ticks = [i for i in finished.get_job_ids() if i.startswith("maintenance-reconcile-") and not i.startswith("maintenance-reconcile-start-")]
         assert ticks, "a scheduled reconcile ran"

@@ -25,8 +25,11 @@ def audit_rows(app, user_id: int) -> list[tuple]:
         return [(row.actor_id, row.action, row.reason) for row in rows]
 
 
-def cached_user_row(redis_conn, user_id: int) -> bytes | None:
-    return redis_conn.get(f"sapien:member:{user_id}:session-user")
+def cached_user_row(app, redis_conn, user_id: int) -> bytes | None:
+    from sapien.member_cache import USER_ROW, value_key
+
+    with app.app_context():
+        return redis_conn.get(value_key(user_id, USER_ROW))
 
 
 def signed_in(member) -> bool:
@@ -36,7 +39,7 @@ def signed_in(member) -> bool:
 def test_a_moderator_finds_a_member_and_bans_them_from_the_page_at_once(app, make_member, redis_conn):
     ana = make_member("ana")
     moderator = make_member("mod", role="moderator")
-    assert signed_in(ana) and cached_user_row(redis_conn, ana.id) is not None  # the row is cached now
+    assert signed_in(ana) and cached_user_row(app, redis_conn, ana.id) is not None  # the row is cached now
     found = moderator.client.get("/moderation/users?q=AN").get_data(as_text=True)
     assert "@ana" in found and "@mod" not in found
     fragment = moderator.client.get("/moderation/users?q=ana", headers={"HX-Request": "true"}).get_data(as_text=True)
@@ -64,7 +67,7 @@ def test_a_moderator_finds_a_member_and_bans_them_from_the_page_at_once(app, mak
 
 def test_a_ban_from_the_command_line_in_another_process_signs_the_member_out_at_once(app, make_member, redis_conn):
     ana = make_member("ana")
-    assert signed_in(ana) and cached_user_row(redis_conn, ana.id) is not None
+    assert signed_in(ana) and cached_user_row(app, redis_conn, ana.id) is not None
     env = {**os.environ, "SAPIEN_TEST_OVERRIDES": json.dumps(app.config["TEST_OVERRIDES"])}
 
     def flask(*args: str) -> subprocess.CompletedProcess:

@@ -64,6 +64,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "DEFAULT_RATE_LIMIT": env.get("RATELIMIT_DEFAULT", "600 per minute"),
         # A fixed window lets a burst straddle the boundary (twice the limit in a moment); this does not.
         "RATELIMIT_STRATEGY": "sliding-window-counter",
+        # Redis down: the login and signup limits fail open with a logged warning, as the default limit does.
+        "RATELIMIT_SWALLOW_ERRORS": True,
         # How long a member's rendered dashboard may be served from Redis (0 turns the cache off); any
         # event about the member makes it stale at once (see sapien/member_cache.py).
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),

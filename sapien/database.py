@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
+from redis.exceptions import RedisError
 from sqlalchemy import event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from sapien.extensions import db
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled back and may
+# simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSACTION_ATTEMPTS = 3
 
 
 def utcnow() -> datetime:
@@ -41,17 +53,30 @@ def unit_of_work() -> Iterator[Session]:
     try:
         yield session
         if depth == 0:
+            while callbacks := session.info.pop("before_commit", []):
+                for callback in callbacks:
+                    callback()
             session.commit()
     except BaseException:
         if depth == 0:
             session.rollback()
+            session.info.pop("before_commit", None)
             session.info.pop("after_commit", None)
         raise
     finally:
         session.info["uow_depth"] = depth
     if depth == 0:
         for callback in session.info.pop("after_commit", []):
-            callback()
+            _run_after_commit(callback)
+
+
+def _run_after_commit(callback: Callable[[], object]) -> None:
+    """Run one after-commit callback. Redis being down must not fail work that has committed: the database
+    is the source of truth, the reconciler re-enqueues pending work from it, and caches are rebuilt."""
+    try:
+        callback()
+    except RedisError as error:
+        log.warning("after-commit %s skipped, Redis is unavailable: %s", getattr(callback, "__qualname__", callback), error)
 
 
 @contextmanager
@@ -81,6 +106,58 @@ def after_commit(callback: Callable[[], object]) -> None:
         callback()
     else:
         session.info.setdefault("after_commit", []).append(callback)
+
+
+def before_commit(callback: Callable[[], object]) -> None:
+    """Run `callback` at the end of the current unit of work, inside its transaction, just before it commits.
+
+    For writes that lock rows many workflows share (a member's reputation row): taken last, they keep the
+    lock order (see `sapien.labeling.submissions`: a member's balance rows before their reputation row)
+    whatever the workflow.
+    Outside a unit of work it runs at once.
+    """
+    session = db.session()
+    if session.info.get("uow_depth", 0) == 0:
+        callback()
+    else:
+        session.info.setdefault("before_commit", []).append(callback)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """A deadlock or serialization failure: PostgreSQL rolled the transaction back, running it again is safe."""
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    return getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES or getattr(original, "pgcode", None) in RETRYABLE_SQLSTATES
+
+
+def retry_transaction(function: Callable) -> Callable:
+    """Run a service call that owns its transaction again (up to `TRANSACTION_ATTEMPTS` times in all) when
+    PostgreSQL picks it as a deadlock victim or fails to serialize it.
+
+    A safety net behind a consistent lock order, not a replacement for one. Only for a call whose whole
+    unit of work can be re-run: it starts the transaction (inside another unit of work it just runs, and
+    the error goes to the caller that owns the transaction), everything it wrote was rolled back, its
+    after-commit callbacks were dropped, and its ledger postings carry idempotency keys.
+    """
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        session = db.session()
+        if session.info.get("uow_depth", 0):
+            return function(*args, **kwargs)
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                return function(*args, **kwargs)
+            except DBAPIError as error:
+                if attempt == TRANSACTION_ATTEMPTS or not is_retryable(error):
+                    raise
+                log.warning("%s: %s on attempt %s; running it again", function.__qualname__, type(error.orig).__name__, attempt)
+                session.rollback()
+                time.sleep(random.uniform(0.01, 0.05) * attempt)  # noqa: S311 - jitter, not a secret
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def dialect_insert(model):

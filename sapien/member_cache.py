@@ -19,6 +19,7 @@ cached bytes with the session's CSRF token put back; nothing in it is computed a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from functools import wraps
@@ -36,6 +37,8 @@ from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
 from sapien.theme import current_theme
 from sapien.web import csrf_token, wants_fragment
+
+log = logging.getLogger(__name__)
 
 GENERATION_SECONDS = 86_400  # longer than anything cached lives; an expired counter restarts at 0
 CSRF_PLACEHOLDER = b"\x00csrf\x00"  # the session's own CSRF token goes back into a cached page per request
@@ -68,7 +71,12 @@ def bump_generations(user_ids: Iterable[int], user_rows: Iterable[int] = ()) -> 
     for key in keys:
         pipeline.incr(key)
         pipeline.expire(key, GENERATION_SECONDS)
-    pipeline.execute()
+    try:
+        pipeline.execute()
+    except RedisError as error:
+        # Redis is down: nothing can be served from it either, and a Redis that comes back empty has no
+        # stale pages. (One that was only unreachable may serve a page for up to PAGE_CACHE_SECONDS.)
+        log.warning("member cache not marked stale for %s, Redis is unavailable: %s", keys, error)
 
 
 def touch_member(*user_ids: int, user_row: bool = False) -> None:

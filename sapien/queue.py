@@ -20,15 +20,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
+from sqlalchemy import delete, select
+
+from sapien.job_attempts import JobAttempt
 
 log = logging.getLogger(__name__)
 
@@ -257,11 +261,25 @@ def list_jobs(limit: int = 100) -> dict[str, list[JobRow]]:
         found["started"] += _job_rows(queue, "started", StartedJobRegistry(queue=queue).get_job_ids(0, limit - 1))
         found["scheduled"] += _job_rows(queue, "scheduled", ScheduledJobRegistry(queue=queue).get_job_ids(0, limit - 1))
         found["failed"] += _job_rows(queue, "failed", FailedJobRegistry(queue=queue).get_job_ids(0, limit - 1))
+    for record in given_up_jobs()[:limit]:
+        error = _l("Given up: dead workers abandoned it %(runs)s times. Its pending work waits for a retry.", runs=record.abandoned_runs)
+        found["failed"].append(
+            JobRow(id=record.job_id, queue=record.queue, state="failed", func_name=record.func, args=list(record.args or []),
+                   enqueued_at=record.given_up_at, ended_at=record.given_up_at, error=error)
+        )
     return found
 
 
 def retry_failed_job(job_id: str) -> bool:
-    """Put a failed job back on its queue. False if no failed job has that id."""
+    """Put a failed (or given-up) job back on its queue. False if no failed job has that id."""
+    from sapien.extensions import db
+
+    record = db.session.get(JobAttempt, job_id)
+    if record is not None and record.given_up_at is not None:
+        func, args, queue = record.func, list(record.args or []), record.queue
+        forget_attempts(job_id)
+        enqueue_once(func, *args, job_id=job_id, queue=queue)
+        return True
     for name in QUEUE_NAMES:
         registry = FailedJobRegistry(queue=get_queue(name))
         if job_id in registry.get_job_ids():
@@ -284,15 +302,74 @@ def abandoned_jobs() -> list[Job]:
     return found
 
 
+def max_abandoned_runs() -> int:
+    """Runs a job may lose to dead workers before it is given up (config JOB_MAX_ABANDONED_RUNS, 3)."""
+    return int(current_app.config.get("JOB_MAX_ABANDONED_RUNS", 3))
+
+
+def _count_abandoned_run(job: Job) -> JobAttempt:
+    """Count this dead run of `job` in the database (once, however many reconcilers see it); gives the
+    job up when it has lost `max_abandoned_runs` runs."""
+    from sapien.database import as_utc, unit_of_work, utcnow
+
+    now = utcnow()
+    started = job.started_at.replace(tzinfo=UTC) if job.started_at and job.started_at.tzinfo is None else job.started_at
+    with unit_of_work() as session:
+        record = session.get(JobAttempt, job.id, with_for_update=True)
+        if record is None:
+            record = JobAttempt(job_id=job.id, func=job.func_name, args=list(job.args or []), queue=job.origin, abandoned_runs=0, updated_at=now)
+            session.add(record)
+        if record.given_up_at is None and (started is None or record.last_started_at is None or as_utc(record.last_started_at) != started):
+            record.abandoned_runs += 1
+            record.last_started_at = started
+            record.func, record.args, record.queue, record.updated_at = job.func_name, list(job.args or []), job.origin, now
+            if record.abandoned_runs >= max_abandoned_runs():
+                record.given_up_at = now
+        session.flush()
+        session.expunge(record)
+    return record
+
+
 def requeue_abandoned() -> list[str]:
-    """Put every job of a dead worker back on its queue (every job is safe to run twice); returns their ids."""
+    """Put every job of a dead worker back on its queue (every job is safe to run twice); returns their ids.
+
+    A job whose runs keep dying (it kills its worker every time) is given up after `max_abandoned_runs`:
+    it is not re-enqueued, the reconciler leaves its pending row alone, and the moderators' jobs page
+    lists it with the failed jobs until someone retries it.
+    """
     requeued = []
     for job in abandoned_jobs():
+        record = _count_abandoned_run(job)
+        if record.given_up_at is not None:
+            log.error("job %s was abandoned by dead workers %s times: given up (retry it from the jobs page)", job.id, record.abandoned_runs)
+            _forget(job)
+            continue
         func, args, queue = job.func_name, list(job.args or []), job.origin
-        log.warning("job %s was abandoned by dead worker %s: re-enqueued", job.id, job.worker_name)
+        log.warning("job %s was abandoned by dead worker %s (run %s): re-enqueued", job.id, job.worker_name, record.abandoned_runs)
         enqueue_once(func, *args, job_id=job.id, queue=queue)
         requeued.append(job.id)
     return requeued
+
+
+def given_up_job_ids() -> set[str]:
+    from sapien.extensions import db
+
+    return set(db.session.scalars(select(JobAttempt.job_id).where(JobAttempt.given_up_at.is_not(None))))
+
+
+def given_up_jobs() -> list[JobAttempt]:
+    from sapien.extensions import db
+
+    return list(db.session.scalars(select(JobAttempt).where(JobAttempt.given_up_at.is_not(None)).order_by(JobAttempt.given_up_at.desc())))
+
+
+def forget_attempts(job_id: str) -> bool:
+    """Clear a job's count of abandoned runs (it finished, or a moderator retries it). True if it had one."""
+    from sapien.database import unit_of_work
+    from sapien.extensions import db
+
+    with unit_of_work():
+        return db.session.execute(delete(JobAttempt).where(JobAttempt.job_id == job_id)).rowcount > 0
 
 
 # --- the reconciler ---------------------------------------------------------------------------
@@ -330,8 +407,12 @@ def pending_work_source(name: str, *, periodic: bool = False):
 
 
 def pending_rows() -> list[tuple[str, PendingWork]]:
-    """The work the database says is still to do (periodic chains left out)."""
-    return [(name, work) for name, source in sorted(_pending_work_sources.items()) if name not in _periodic_sources for work in source()]
+    """The work the database says is still to do (periodic chains and given-up jobs left out)."""
+    given_up = given_up_job_ids()
+    return [
+        (name, work) for name, source in sorted(_pending_work_sources.items()) if name not in _periodic_sources
+        for work in source() if work.job_id not in given_up
+    ]
 
 
 def is_live(job_id: str) -> bool:
@@ -345,9 +426,12 @@ def reconcile() -> dict[str, int]:
     from sapien.failpoints import failpoint
 
     counts = {"abandoned": len(requeue_abandoned())}
+    given_up = given_up_job_ids()
     for name, source in sorted(_pending_work_sources.items()):
         count = 0
         for work in source():
+            if work.job_id in given_up:
+                continue  # listed on the jobs page; a moderator's retry queues it again
             enqueue_once(work.func, *work.args, job_id=work.job_id, queue=work.queue)
             count += 1
             failpoint(f"reconcile.{name}")
@@ -396,6 +480,16 @@ class AppWorker(SimpleWorker):
         finally:
             if self.pulse is not None:
                 self.pulse.stop()
+
+    def handle_job_success(self, job, queue, *args, **kwargs):
+        super().handle_job_success(job, queue, *args, **kwargs)
+        if self.app is not None:
+            # A run that finished clears the job's count of dead runs (the next request starts afresh).
+            try:
+                with self.app.app_context():
+                    forget_attempts(job.id)
+            except Exception:  # noqa: BLE001 - the job itself succeeded
+                log.exception("job %s: could not clear its count of abandoned runs", job.id)
 
     def _after_redis_reset(self) -> None:
         """Redis lost our keys: be listed by RQ again, and queue a reconcile (the queues were lost too)."""

@@ -15,6 +15,7 @@ signup) stay with Flask-Limiter, which checks them when the view is called.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from flask import Flask, abort, current_app, request
@@ -28,6 +29,7 @@ from sapien import member_cache
 from sapien.extensions import limiter
 from sapien.queue import redis_connection
 
+log = logging.getLogger(__name__)
 SLIDING_WINDOW_SCRIPT = RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW
 SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW_SCRIPT).hexdigest()  # noqa: S324 - the name Redis gives the script
 
@@ -87,10 +89,12 @@ def register_request_pipeline(app: Flask) -> None:
             answers = pipeline.execute(raise_on_error=False)
             if limits_pipeline is not pipeline:
                 answers = limits_pipeline.execute(raise_on_error=False) + answers
-        except RedisError:
+        except RedisError as error:
             if limited:
-                raise  # a limit that cannot be counted is not skipped (Flask-Limiter's behaviour too)
-            return  # only a prefetch failed: whoever needs the values asks Redis (and learns it is down) itself
+                # Fail open: Redis holds only the counters, and a site that refuses every request while it
+                # recovers is worse than one that does not count them for a moment.
+                log.warning("rate limit not counted for %s, Redis is unavailable: %s", request.endpoint, error)
+            return  # whoever needs the prefetched values asks Redis (and copes with it being down) itself
         if keys:
             values = answers.pop()
             if not isinstance(values, Exception):
@@ -100,6 +104,9 @@ def register_request_pipeline(app: Flask) -> None:
                 connection = default.connection or shared
                 connection.script_load(SLIDING_WINDOW_SCRIPT)
                 allowed = connection.evalsha(SLIDING_WINDOW_SHA, 2, *default.window_keys(item), item.amount, item.get_expiry(), 1)
+            elif isinstance(allowed, RedisError):
+                log.warning("rate limit not counted for %s, Redis is unavailable: %s", request.endpoint, allowed)
+                continue
             elif isinstance(allowed, Exception):
                 raise allowed
             if not allowed:

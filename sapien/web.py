@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import wraps
 from http import HTTPStatus
 
@@ -22,6 +23,7 @@ from flask import (
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -162,6 +164,13 @@ ERROR_HINTS = {
 }
 
 
+def _forget_the_transaction() -> None:
+    """Before an error page: roll back whatever the failed request left open, so the page's own queries (the
+    signed-in member, the bell) run in a fresh transaction instead of failing on a broken one."""
+    with suppress(Exception):
+        db.session.rollback()
+
+
 def render_error(status: int, message: str | None = None) -> Response:
     if request.path.startswith("/api/") or request.path == "/healthz":
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
@@ -231,15 +240,25 @@ def register_web_shell(app: Flask) -> None:
     def _database_error(error: DBAPIError):
         # The request's transaction is gone either way; roll the session back so the error page (and the
         # next request) can read again, on a new connection once the pool dropped the dead one.
-        db.session.rollback()
+        _forget_the_transaction()
         if not error.connection_invalidated:
             return _unexpected_error(error)
         app.logger.warning("Lost the database connection on %s %s: %s", request.method, request.path, error.orig)
         return render_error(503, _l("The site lost its connection to the database. Please try again."))
+    @app.errorhandler(RedisError)
+    def _redis_unavailable(error: RedisError):
+        # What still needs Redis while it is down (most requests only use it as a cache and carry on without
+        # it) answers a clear "try again", never a 500. Nothing half-done is kept: the open transaction goes.
+        app.logger.warning("Redis unavailable on %s %s: %s", request.method, request.path, error)
+        _forget_the_transaction()
+        response = render_error(503, _l("The site is busy recovering, try again in a moment."))
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected_error(error: Exception):
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+        _forget_the_transaction()
         return render_error(500)
 
     security_headers = [

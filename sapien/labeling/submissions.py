@@ -9,6 +9,16 @@ community campaigns pay XP and record revenue shares. Packs count partner reward
 whole tokens (``partner_reward``, ``min_stake``, ``Submission.paid_partner``); the ledger holds them in
 base units (10**-18 of a token). Rejecting a paid submission reverses what was
 paid, never taking a balance below zero.
+
+Lock order
+----------
+An answer and a reviewer's verdict on the same member's earlier answer run at once, so every path
+takes a member's rows in one order: the submission (or lease) row, then the member's balance rows
+(sorted by currency, see `ledger.credit_many`), then the item, then reputation rows (sorted by member;
+a gold verdict's reputation move runs just before the commit, see `database.before_commit`). As a
+safety net the calls that own their transaction run it again on a deadlock or serialization failure
+(`database.retry_transaction`): everything they wrote was rolled back, and the ledger keys make a re-run
+pay once.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
-from sapien.database import after_commit, as_utc, unit_of_work
+from sapien.database import after_commit, as_utc, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
 from sapien.labeling.answers import parse_answer_form, validate_answer
@@ -55,11 +65,13 @@ class SubmissionResult:
     shares: int = 0
 
 
+@retry_transaction
 def submit_answer(user_id: int, lease_id: int, answer: dict, *, now: datetime, time_spent_ms: int | None = None) -> SubmissionResult:
     """Validate the answer, record it, let quality judge it, and pay it if it is accepted."""
     return _submit(user_id, lease_id, lambda _pack, _item: answer, now=now, time_spent_ms=time_spent_ms)[0]
 
 
+@retry_transaction
 def submit_answer_form(
     user_id: int, lease_id: int, form: Mapping, *, pack_slug: str, now: datetime, time_spent_ms: int | None = None
 ) -> tuple[SubmissionResult, WorkItem]:
@@ -131,11 +143,14 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
     return result, answered
 
 
-def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaign: Campaign, now: datetime) -> tuple[int, int, int, int]:
+def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaign: Campaign, now: datetime,
+                     before_settling=None) -> tuple[int, int, int, int]:
     submission.status = "accepted"
     submission.decided_at = now
     amounts = _pay(submission, pack, campaign, now)
     db.session.flush()
+    if before_settling is not None:
+        before_settling()
     if not item.is_gold:
         events.submission_settled.send(None, submission_id=submission.id, now=now)
     points, xp = amounts[0], amounts[1]
@@ -189,6 +204,7 @@ def _locked_submission(submission_id: int) -> tuple[Submission, Item, TaskPack, 
     return row
 
 
+@retry_transaction
 def accept_submission(submission_id: int, *, now: datetime, fixed_answer: dict | None = None) -> None:
     """Accept a submission after review (optionally with the reviewer's fix), pay it and settle it."""
     with unit_of_work():
@@ -197,21 +213,25 @@ def accept_submission(submission_id: int, *, now: datetime, fixed_answer: dict |
             submission.fixed_answer = validate_answer(pack, item, fixed_answer)
         if submission.status == "accepted":
             return
+        take_slot_back = None
         if submission.status == "rejected" and not item.is_gold:
-            # An overturned rejection takes its slot back, even past the item's current target.
-            db.session.execute(
-                update(Item)
-                .where(Item.id == item.id)
-                .values(
-                    labels_target=case((Item.slots_taken + 1 > Item.labels_target, Item.slots_taken + 1), else_=Item.labels_target),
-                    slots_taken=Item.slots_taken + 1,
+            def take_slot_back():
+                # An overturned rejection takes its slot back, even past the item's current target (after
+                # the pay: the member's balance rows are locked before the item).
+                db.session.execute(
+                    update(Item)
+                    .where(Item.id == item.id)
+                    .values(
+                        labels_target=case((Item.slots_taken + 1 > Item.labels_target, Item.slots_taken + 1), else_=Item.labels_target),
+                        slots_taken=Item.slots_taken + 1,
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            )
         submission.rejection_reason = ""
-        _settle_accepted(submission, item, pack, campaign, now)
+        _settle_accepted(submission, item, pack, campaign, now, before_settling=take_slot_back)
 
 
+@retry_transaction
 def reject_submission(submission_id: int, *, reason: str, now: datetime) -> None:
     """Reject a submission: reverse what it was paid, void its revenue shares, free its slot."""
     with unit_of_work() as session:

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from sapien.database import rows_kept_loaded, unit_of_work, utcnow
+from sapien.database import retry_transaction, rows_kept_loaded, unit_of_work, utcnow
 from sapien.extensions import htmx
 from sapien.labeling import access as labeling_access
 from sapien.labeling import answers, exams, imports, leases, packs, submissions
@@ -252,6 +252,24 @@ def start_work(slug: str):
     return redirect_to(url_for("labeling.work", slug=pack.slug))
 
 
+@retry_transaction
+def _answer_and_render(lease_id: int, slug: str, time_spent: int | None):
+    """The answer, the next lease and the page are one transaction (one commit per answer), run again as a
+    whole if PostgreSQL picks it as a deadlock victim; the pack comes with the lease. The page is rendered
+    before the commit, so the rows it read stay loaded through the commit and its listeners instead of
+    being reloaded for nothing."""
+    response = None
+    with rows_kept_loaded(), unit_of_work():
+        result, answered = submissions.submit_answer_form(
+            current_user.id, lease_id, request.form, pack_slug=slug, now=utcnow(), time_spent_ms=time_spent
+        )
+        if htmx:
+            response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
+        else:
+            _take_next_quietly(answered.pack)
+    return result, response
+
+
 @bp.post("/packs/<slug>/work")
 @login_required
 def submit(slug: str):
@@ -259,19 +277,8 @@ def submit(slug: str):
     if not lease_id:
         abort(404)
     time_spent = request.form.get("time_spent_ms", type=int)
-    response = None
     try:
-        # The answer, the next lease and the page are one transaction (one commit per answer); the pack comes
-        # with the lease. The page is rendered before the commit, so the rows it read stay loaded through
-        # the commit and its listeners instead of being reloaded for nothing.
-        with rows_kept_loaded(), unit_of_work():
-            result, answered = submissions.submit_answer_form(
-                current_user.id, lease_id, request.form, pack_slug=slug, now=utcnow(), time_spent_ms=time_spent
-            )
-            if htmx:
-                response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
-            else:
-                _take_next_quietly(answered.pack)
+        result, response = _answer_and_render(lease_id, slug, time_spent)
     except labeling_errors.InvalidAnswer as error:
         # Show the same item again with what the member entered and what is wrong with it.
         current = leases.work_item(packs.get_lease(lease_id))

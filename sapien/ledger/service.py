@@ -107,9 +107,11 @@ def _credit_balances(user_id: int, amounts: dict[str, int], now: datetime) -> di
     """Add to several cached balances of one member in one upsert; returns {currency: new balance}.
 
     The rows go as parameters of one cached statement (SQLAlchemy batches them into one multi-row
-    INSERT), not as literal VALUES, which would be compiled afresh on every call.
+    INSERT), not as literal VALUES, which would be compiled afresh on every call. They go sorted by
+    currency: PostgreSQL locks the rows in that order, so two transactions crediting the same member
+    always lock that member's balance rows in one order (the ledger's lock order, user then currency).
     """
-    rows = [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in amounts.items()]
+    rows = [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in sorted(amounts.items())]
     return dict(db.session.execute(_balance_upsert(), rows).tuples().all())
 
 

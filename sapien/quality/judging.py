@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, unit_of_work
+from sapien.database import after_commit, before_commit, unit_of_work
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.quality.errors import QualityError
@@ -82,7 +82,10 @@ def judge_submission(submission_id: int, *, now: datetime) -> Judgement:
             if not correct:
                 reason = explanation or str(_l("This was a known-answer item and the answer did not match the expected one."))
                 submission.rejection_reason = reason
-            apply_reputation(submission.user_id, f"gold:{submission.id}", "gold", now, good=correct)
+            # Last in the transaction, after labeling has paid: a member's balance rows are locked before
+            # their reputation row on every path (a reviewer's accept pays, then moves the reputation).
+            user_id, key = submission.user_id, f"gold:{submission.id}"
+            before_commit(lambda: apply_reputation(user_id, key, "gold", now, good=correct))
             _send_gold_answered(submission.user_id, item.id, pack.id, pack.task_type, correct, now)
             return Judgement(
                 status="accepted" if correct else "rejected",

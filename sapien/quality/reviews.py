@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, as_utc, is_postgres, unit_of_work
+from sapien.database import after_commit, as_utc, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.labeling import answers, submissions
 from sapien.labeling.answers import answers_match
@@ -196,6 +196,7 @@ def _planted_verdict_right(pack: TaskPack, item: Item, review: Review, outcome: 
     return outcome == review.expected_outcome
 
 
+@retry_transaction
 def decide_review(
     review_id: int, reviewer_id: int, *, outcome: str, reason: str = "", fixed_answer: dict | None = None, now: datetime
 ) -> Review:

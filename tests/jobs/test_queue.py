@@ -174,3 +174,47 @@ def test_aggregation_requests_are_pending_work_until_a_run_after_them_finishes(a
     make_worker().work(burst=True)
     assert requested_pack_ids() == []
     assert finish_aggregation_request(pack.id, started_at=now)  # nothing left to do
+
+
+def _die_running(job_id: str, started_at) -> None:
+    """Leave the job "started" by a worker that never beats: what a kill -9 mid-run leaves in Redis."""
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from sapien.queue import redis_connection
+
+    connection = redis_connection()
+    job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    get_queue().remove(job)
+    job.worker_name, job.started_at = "dead-worker", started_at
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    registry = StartedJobRegistry(queue=get_queue())
+    connection.zadd(registry.key, {f"{job.id}:run-{started_at.timestamp():.0f}": started_at.timestamp() + 600})  # as RQ records an execution
+
+
+def test_a_job_abandoned_again_and_again_is_given_up_shown_and_retried(app, make_member, redis_conn):
+    from datetime import UTC, datetime, timedelta
+
+    from sapien.queue import given_up_job_ids, is_live, requeue_abandoned, retry_failed_job
+
+    moderator = make_member("mod2", role="moderator")
+    started = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    with app.app_context():
+        enqueue_once("tests.jobs.sample_jobs.record_run", "z", job_id="doomed-2")
+        for run in range(3):
+            _die_running("doomed-2", started + timedelta(minutes=run))
+            assert requeue_abandoned() == (["doomed-2"] if run < 2 else [])
+        assert given_up_job_ids() == {"doomed-2"} and not is_live("doomed-2")
+        assert "doomed-2" in [job.id for job in list_jobs()["failed"]]
+    page = moderator.client.get("/moderation/jobs").get_data(as_text=True)
+    assert "doomed-2" in page and "abandoned it 3 times" in page
+    fragment = moderator.client.get("/moderation/jobs", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "doomed-2" in fragment and "<html" not in fragment
+    assert moderator.post("/moderation/jobs/doomed-2/retry").status_code == 303
+    with app.app_context():
+        assert given_up_job_ids() == set() and is_live("doomed-2")
+        make_worker().work(burst=True)
+        assert not retry_failed_job("doomed-2")
+    assert runs(redis_conn) == ["z"]

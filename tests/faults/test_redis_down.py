@@ -1,0 +1,67 @@
+"""Redis down (a private redis-server, stopped) while a member answers: the database is the source of
+truth, so the answer is accepted and stored (never a 500), and the reconciler finishes the rest once
+Redis is back."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import Member
+from tests.faults.conftest import Workers, assert_invariants, wait_until_drained
+from tests.quality.conftest import make_pack
+
+pytestmark = pytest.mark.faults
+LEASE_ID = re.compile(r'name="lease_id" value="(\d+)"')
+CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def test_an_answer_while_redis_is_down_is_stored_and_the_reconciler_finishes_it(app, make_app, private_redis, tmp_path):
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+    from sapien.ledger.models import LedgerEntry
+
+    site = make_app(REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI=private_redis.url)
+    with site.test_request_context():
+        pack = make_pack(tmp_path, items=3, labels_per_item=1, max_labels_per_item=1)
+        slug, pack_id = pack.slug, pack.id
+    member = Member(site, "outage1")
+    assert member.post(f"/packs/{slug}/work/start").status_code == 303
+    page = member.client.get(f"/packs/{slug}/work")
+    body = page.get_data(as_text=True)
+    assert LEASE_ID.search(body), (page.status_code, body[-3000:])
+    lease_id, token = LEASE_ID.search(body).group(1), CSRF.search(body).group(1)
+
+    private_redis.stop()
+    response = member.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "pos", "csrf_token": token})
+    assert response.status_code in (200, 303), response.get_data(as_text=True)[:2000]
+    with site.app_context():
+        db.session.remove()
+        stored = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.pack_id == pack_id))
+        paid = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.user_id == member.id))
+    assert stored == 1 and paid == 2  # the answer and its points and XP are in the database
+
+    # Pages that only read Redis as a cache still work.
+    assert member.client.get("/dashboard").status_code == 200
+    # What cannot work without Redis (signing in counts failures there) says so clearly: a 503, not a 500.
+    visitor = site.test_client()
+    form = visitor.get("/login").get_data(as_text=True)
+    refused = visitor.post("/login", data={"login": "outage1", "password": "correct horse battery", "csrf_token": CSRF.search(form).group(1)})
+    assert refused.status_code == 503 and "The site is busy recovering, try again in a moment." in refused.get_data(as_text=True)
+    assert refused.headers["Retry-After"]
+
+    private_redis.start()  # empty: everything Redis held is gone
+    with site.app_context():
+        from sapien.queue import pending_rows
+
+        db.session.remove()
+        assert pending_rows()  # the follow-up work the answer could not queue is still pending in the database
+    pool = Workers(site, tmp_path)
+    try:
+        assert pool.start(burst=True).wait() == 0  # its start-up reconcile re-enqueues it from the database
+        wait_until_drained(site)
+    finally:
+        pool.stop_all()
+    assert_invariants(site)

@@ -18,7 +18,7 @@ from sapien.failpoints import failpoint
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
-from sapien.quality import aggregation, aggregation_queue
+from sapien.quality import aggregation, aggregation_queue, boxes
 from sapien.quality.aggregation import label_key, labels_of
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, Review, VerifiedLabel
@@ -124,7 +124,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             gold_truth = {item_id: answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}
             results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         elif pack.task_type == "bounding_boxes":
-            results = aggregation.aggregate_boxes(
+            results = boxes.aggregate_boxes(
                 [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],
                 matches=lambda a, b: answers_match(pack, {"boxes": a}, {"boxes": b}),
                 skills=skills,

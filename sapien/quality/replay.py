@@ -66,7 +66,7 @@ from sapien.quality import batch
 from sapien.quality.models import VerifiedLabel
 
 if TYPE_CHECKING:
-    from sapien.quality.aggregation import ReliabilityRow
+    from sapien.quality.calibration import ReliabilityRow
 
 DEFAULT_GOLD_PERCENT = 5.0
 DEFAULT_CONFIDENCE = 0.95
@@ -203,7 +203,7 @@ def replay(
     seed: int = DEFAULT_SEED,
     echo: Callable[[str], None] = lambda _line: None,
 ) -> ReplayReport:
-    from sapien.quality.aggregation import reliability
+    from sapien.quality.calibration import reliability
 
     started = time.perf_counter()
     dataset = read_crowd_dataset(Path(folder))

@@ -5,22 +5,18 @@ from __future__ import annotations
 import pytest
 
 from sapien.quality.aggregation import (
-    CALIBRATION_PRIOR,
     Vote,
-    aggregate_boxes,
     aggregate_classification,
     aggregate_texts,
-    apply_calibration,
     calibrated_classification,
-    consensus_boxes,
     dawid_skene,
-    fit_calibration,
     krippendorff_alpha_nominal,
     online_posterior,
     pooled_confusion,
-    reliability,
     shrunk_confusion,
 )
+from sapien.quality.boxes import aggregate_boxes, consensus_boxes
+from sapien.quality.calibration import CALIBRATION_PRIOR, apply_calibration, fit_calibration, reliability
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
 

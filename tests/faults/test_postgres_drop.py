@@ -8,13 +8,8 @@ writes nothing, and the next request works on a fresh connection. Every process 
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import threading
-import time
 
 import pytest
 import requests
@@ -22,9 +17,9 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select, text
 
-from tests.conftest import ROOT, free_port
 from tests.faults.conftest import assert_invariants, reached, wait_for
 from tests.faults.scenarios import aggregation_requested, answered_pack, label_methods
+from tests.gunicorn_server import running_gunicorn
 from tests.quality.conftest import items_of, make_pack, make_user
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
@@ -90,39 +85,12 @@ def test_a_job_whose_connection_is_dropped_fails_cleanly_and_its_retry_has_one_e
 @pytest.fixture
 def paused_web_server(app):
     """A one-worker gunicorn serving the test app, whose answer submissions pause before their commit."""
-    overrides = app.config["TEST_OVERRIDES"]
-    port = free_port()
     env = {
-        **os.environ,
-        "SAPIEN_TEST_OVERRIDES": json.dumps(overrides),
         "SAPIEN_FAILPOINTS": f"labeling.submit.before-commit=pause:{PAUSE}",
         "REDIS_URL": app.config["REDIS_URL"],  # where the failpoint announces itself
     }
-    server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--workers", "1", "--bind", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5", "tests.web.gunicorn_app:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/login", timeout=30).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+    with running_gunicorn(app.config["TEST_OVERRIDES"], workers=1, env=env) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def test_a_request_whose_connection_is_dropped_gets_a_503_writes_nothing_and_the_next_works(app, paused_web_server, redis_conn, tmp_path):

@@ -4,23 +4,16 @@ the limit through."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from sapien.accounts import service as accounts
 from sapien.database import utcnow
-from tests.conftest import free_port
+from tests.gunicorn_server import running_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 8
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
@@ -28,33 +21,8 @@ CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 @pytest.fixture
 def gunicorn_server(app):
     overrides = {**app.config["TEST_OVERRIDES"], "LOGIN_RATE_LIMIT": f"{LIMIT} per minute", "LOGIN_FREE_FAILURES": 1000}
-    port = free_port()
-    env = {**os.environ, "SAPIEN_TEST_OVERRIDES": json.dumps(overrides)}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}",
-         "--graceful-timeout", "5", "tests.web.gunicorn_app:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/login", timeout=60).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+    with running_gunicorn(overrides, workers=2) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def failed_login(base: str) -> requests.Response:

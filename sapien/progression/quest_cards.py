@@ -27,8 +27,23 @@ from sapien.progression.quests import period_ends
 from sapien.progression.streaks import grant_streak_freeze
 
 
+class _QuestProgressShown:
+    """What a quest's progress bar shows: progress capped at the target, and the share done."""
+
+    quest: Quest
+    progress: int
+
+    @property
+    def shown_progress(self) -> int:
+        return min(self.progress, self.quest.target)
+
+    @property
+    def percent(self) -> int:
+        return min(100, 100 * self.progress // self.quest.target) if self.quest.target else 100
+
+
 @dataclass(frozen=True)
-class QuestCard:
+class QuestCard(_QuestProgressShown):
     quest: Quest
     period_key: str
     progress: int
@@ -49,14 +64,6 @@ class QuestCard:
     @property
     def needs_guild(self) -> bool:
         return self.is_guild and self.guild_name is None
-
-    @property
-    def shown_progress(self) -> int:
-        return min(self.progress, self.quest.target)
-
-    @property
-    def percent(self) -> int:
-        return min(100, 100 * self.progress // self.quest.target) if self.quest.target else 100
 
     @property
     def accuracy(self) -> int | None:
@@ -312,7 +319,7 @@ def _claim_guild_quest(user_id: int, quest: Quest, now: datetime) -> QuestProgre
 
 
 @dataclass(frozen=True)
-class GuildQuestLine:
+class GuildQuestLine(_QuestProgressShown):
     """A guild quest as the guild page shows it: the guild's progress in the current period."""
 
     quest: Quest
@@ -320,14 +327,6 @@ class GuildQuestLine:
     progress: int
     completed: bool
     ends_at: datetime | None
-
-    @property
-    def shown_progress(self) -> int:
-        return min(self.progress, self.quest.target)
-
-    @property
-    def percent(self) -> int:
-        return min(100, 100 * self.progress // self.quest.target) if self.quest.target else 100
 
 
 def guild_quest_lines(guild_id: int, now: datetime) -> list[GuildQuestLine]:

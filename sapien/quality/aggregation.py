@@ -215,6 +215,18 @@ def aggregate_classification(
     return result
 
 
+def _e_step(prior: np.ndarray, log_confusion: np.ndarray, task: np.ndarray, worker: np.ndarray, given: np.ndarray, n_items: int) -> np.ndarray:
+    """Dawid-Skene's E-step for every item at once: P(truth = class | the item's answers), rows sum to 1.
+    `log_confusion[u, true, given]`; `task`, `worker`, `given` are the answers' item, member and class indices."""
+    k = len(prior)
+    log_post = np.empty((n_items, k))
+    for true in range(k):
+        log_post[:, true] = np.log(prior[true]) + np.bincount(task, weights=log_confusion[worker, true, given], minlength=n_items)
+    log_post -= log_post.max(axis=1, keepdims=True)
+    posterior = np.exp(log_post)
+    return posterior / posterior.sum(axis=1, keepdims=True)
+
+
 def dawid_skene(
     votes: Sequence[Vote], *, gold_votes: Sequence[tuple[int, object, object]] = (), n_iter: int = 100, smoothing: float = 0.01, tol: float = 1e-7
 ) -> dict[int, Aggregate]:
@@ -258,13 +270,7 @@ def dawid_skene(
         for true in range(k):
             confusion[:, true, :] += np.bincount(answer_cell, weights=posterior[task, true], minlength=n_users * k).reshape(n_users, k)
         confusion /= confusion.sum(axis=2, keepdims=True)
-        log_confusion = np.log(confusion)
-        log_post = np.empty((n_items, k))
-        for true in range(k):
-            log_post[:, true] = np.log(prior[true]) + np.bincount(task, weights=log_confusion[worker, true, given], minlength=n_items)
-        log_post -= log_post.max(axis=1, keepdims=True)
-        updated = np.exp(log_post)
-        updated /= updated.sum(axis=1, keepdims=True)
+        updated = _e_step(prior, np.log(confusion), task, worker, given, n_items)
         change = np.abs(updated - posterior).max()
         posterior = updated
         if change < tol:
@@ -358,13 +364,7 @@ def fit_classes(
             confusion = np.repeat(((1 - accuracy) / max(1, k - 1))[:, None, None], k, axis=1).repeat(k, axis=2)
             confusion[:, diagonal, diagonal] = accuracy[:, None]
         confusion = confusion / confusion.sum(axis=2, keepdims=True)
-        log_confusion = np.log(np.clip(confusion, 1e-12, None))
-        log_post = np.empty((n_items, k))
-        for true in range(k):
-            log_post[:, true] = np.log(prior[true]) + np.bincount(task, weights=log_confusion[worker, true, given], minlength=n_items)
-        log_post -= log_post.max(axis=1, keepdims=True)
-        updated = np.exp(log_post)
-        updated /= updated.sum(axis=1, keepdims=True)
+        updated = _e_step(prior, np.log(np.clip(confusion, 1e-12, None)), task, worker, given, n_items)
         change = np.abs(updated - posterior).max()
         posterior = updated
         if change < tol:

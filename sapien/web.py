@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import suppress
 from functools import wraps
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -108,6 +109,21 @@ def render_poll(page: str, fragment: str, **context) -> Response:
     response = make_response(render_template(fragment, **context))
     response.headers["Vary"] = "HX-Request"
     return response
+
+
+def safe_next_url(default: str) -> str:
+    """Follow `?next=` only to a path on this site, never to another host."""
+    target = request.values.get("next", "")
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme:
+        return target
+    return default
+
+
+def long_lived_cookie(response: Response, name: str, value: str) -> None:
+    """A preference cookie (language, theme) kept a year, with the session cookie's Secure flag."""
+    response.set_cookie(name, value, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
 
 
 def redirect_to(url: str, status: int = 303) -> Response:

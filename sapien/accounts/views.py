@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, request, url_for
 from flask_babel import format_timedelta
@@ -15,18 +14,17 @@ from sapien.database import utcnow
 from sapien.extensions import limiter
 from sapien.home.service import profile_page
 from sapien.i18n import LANGUAGE_COOKIE, forget_request_i18n
-from sapien.web import flash_message, form_status, redirect_to, render_page_or_fragment, show_domain_error
+from sapien.web import (
+    flash_message,
+    form_status,
+    long_lived_cookie,
+    redirect_to,
+    render_page_or_fragment,
+    safe_next_url,
+    show_domain_error,
+)
 
 bp = Blueprint("accounts", __name__)
-
-
-def safe_next_url(default: str) -> str:
-    """Follow `?next=` only to a path on this site, never to another host."""
-    target = request.values.get("next", "")
-    parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme:
-        return target
-    return default
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -167,8 +165,7 @@ def set_language():
         service.set_locale(current_user.id, form.locale.data)
         forget_request_i18n()
     response = redirect_to(safe_next_url(url_for("home.index")))
-    response.set_cookie(LANGUAGE_COOKIE, form.locale.data, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    long_lived_cookie(response, LANGUAGE_COOKIE, form.locale.data)
     return response
 
 

@@ -1,29 +1,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, abort, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import count_members
 from sapien.forms import EmptyForm
+from sapien.home.art import guild_crest_svg, level_emblem_svg
+from sapien.home.progress import level_unlocks, next_unlock, rank_gap, streak_calendar
 from sapien.home.service import member_summary
 from sapien.member_cache import cached_page
+from sapien.progression.badges import CATALOGUE
 from sapien.progression.quests import quest_version_key
+from sapien.progression.streaks import local_day
 from sapien.progression.summary import dashboard_progress
 from sapien.theme import THEME_COOKIE, THEMES, current_theme
-from sapien.web import flash_message, redirect_to, render_page_or_fragment
+from sapien.web import flash_message, long_lived_cookie, redirect_to, render_page_or_fragment, safe_next_url
 
 bp = Blueprint("home", __name__)
 
 
 @bp.app_context_processor
 def _theme_context():
-    from sapien.home.progress import level_unlocks
-    from sapien.progression.badges import CATALOGUE
-
     return {"theme": current_theme(), "themes": THEMES, "badge_catalogue": CATALOGUE, "level_unlocks": level_unlocks}
 
 
@@ -38,9 +38,6 @@ def index():
 @login_required
 @cached_page("dashboard", quest_version_key)
 def dashboard(now: datetime):
-    from sapien.home.progress import next_unlock, rank_gap, streak_calendar
-    from sapien.progression.streaks import local_day
-
     summary = member_summary(current_user.id)
     return render_page_or_fragment(
         "home/dashboard.html",
@@ -57,29 +54,22 @@ def dashboard(now: datetime):
 @bp.post("/theme")
 def set_theme():
     """Keep the chosen colour theme in a cookie (signed in or not) and go back to the page."""
-    target = request.args.get("next", "")
-    parts = urlsplit(target)
-    local = target.startswith("/") and not target.startswith("//") and not parts.netloc and not parts.scheme
     theme = request.form.get("theme", "")
-    back = redirect_to(target if local else url_for("home.index"))
+    back = redirect_to(safe_next_url(url_for("home.index")))
     if theme not in THEMES:
         flash_message(_("Choose a theme from the list."), "error")
         return back
-    back.set_cookie(THEME_COOKIE, theme, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+    long_lived_cookie(back, THEME_COOKIE, theme)
     return back
 
 
 @bp.get("/design")
 def design():
     """The component set, for developers: every component in every state, in the current theme."""
-    from sapien.progression.badges import CATALOGUE
-
     return render_page_or_fragment("home/design.html", "home/fragments/design.html", badges=CATALOGUE[:3])
 
 
 def _svg(body: str):
-    from flask import make_response
-
     response = make_response(body)
     response.headers["Content-Type"] = "image/svg+xml; charset=utf-8"
     response.headers["Cache-Control"] = "public, max-age=86400"
@@ -89,10 +79,6 @@ def _svg(body: str):
 
 @bp.get("/art/level/<int:level>.svg")
 def level_emblem(level: int):
-    from flask import abort
-
-    from sapien.home.art import level_emblem_svg
-
     if level > 999:
         abort(404)
     return _svg(level_emblem_svg(level, _("Level %(level)s", level=level)))
@@ -101,10 +87,6 @@ def level_emblem(level: int):
 @bp.get("/art/crest/<slug>.svg")
 def guild_crest(slug: str):
     """A guild's crest, drawn from its slug (no lookup: an unknown slug still gets a stable picture)."""
-    from flask import abort
-
-    from sapien.home.art import guild_crest_svg
-
     if len(slug) > 64 or not all(ch.isalnum() or ch in "-_" for ch in slug):
         abort(404)
     return _svg(guild_crest_svg(slug, _("Guild crest")))

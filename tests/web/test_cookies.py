@@ -6,6 +6,7 @@ from http.cookies import SimpleCookie
 
 from sapien.accounts import service as accounts
 from sapien.database import utcnow
+from sapien.theme import THEME_COOKIE
 from tests.conftest import CSRF_META
 
 PRODUCTION = {"SAPIEN_ENV": "production", "TESTING": False, "SECRET_KEY": "s" * 48, "CHAIN_SIGNER_KEY": "0x" + "11" * 32}
@@ -34,8 +35,10 @@ def test_production_cookies_are_secure_httponly_lax_and_host_only(make_app):
     signed_in = client.post("/login", data={"login": "ana", "password": "a long passphrase", "remember": "y", "csrf_token": token}, **https)
     assert signed_in.status_code == 303
     language = client.post("/language", data={"locale": "fr", "csrf_token": token}, **https)
-    cookies = {**set_cookies(first), **set_cookies(signed_in), **set_cookies(language)}
-    assert set(cookies) == {"__Host-session", "__Host-remember_token", "sapien_lang"}, cookies
+    theme = client.post("/theme", data={"theme": "dark", "csrf_token": token}, **https)
+    assert theme.status_code == 303
+    cookies = {**set_cookies(first), **set_cookies(signed_in), **set_cookies(language), **set_cookies(theme)}
+    assert set(cookies) == {"__Host-session", "__Host-remember_token", "sapien_lang", THEME_COOKIE}, cookies
     for name, attributes in cookies.items():
         assert attributes.get("secure") is True, name
         assert attributes.get("httponly") is True, name

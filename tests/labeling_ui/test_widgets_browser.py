@@ -35,6 +35,27 @@ def submitted(page, action) -> None:
     expect(page.locator("#answer-form input[name=lease_id]")).not_to_have_value(lease)
 
 
+def test_the_answer_form_is_live_the_moment_it_appears(app, page, make_member, import_demo):
+    """htmx wires swapped-in content only when it settles: with its default 20 ms settle delay, a key
+    pressed right after the form appeared sent it as a plain form (no htmx, no time spent)."""
+    import_demo("product-review-sentiment", **QUIET)
+    member = make_member()
+    sign_in(page, member)
+    # Watch from before the page's own scripts: the Start form takes the item through htmx as it loads.
+    page.add_init_script(
+        """window.formSeenWiredUp = new Promise(resolve => {
+            new MutationObserver((_records, observer) => {
+                const form = document.querySelector("#answer-form");
+                if (!form) return;
+                observer.disconnect();
+                resolve(Boolean(form.querySelector("[data-widget][data-ready]")));
+            }).observe(document, {childList: true, subtree: true});
+        });"""
+    )
+    page.goto("/packs/product-review-sentiment/work")
+    assert page.evaluate("window.formSeenWiredUp") is True
+
+
 def test_classification_by_keyboard_number_keys_and_enter(app, page, make_member, import_demo):
     import_demo("product-review-sentiment", **QUIET)
     member = make_member()

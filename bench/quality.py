@@ -161,6 +161,7 @@ def load_answers(app, answers: int = ANSWERS) -> tuple[int, list[tuple[int, int,
     from sqlalchemy import insert
 
     from sapien.accounts.models import User
+    from sapien.accounts.names import username_skeleton
     from sapien.database import utcnow
     from sapien.extensions import db
     from sapien.labeling import packs
@@ -183,7 +184,7 @@ def load_answers(app, answers: int = ANSWERS) -> tuple[int, list[tuple[int, int,
         pack_id = pack.id
         db.session.execute(
             insert(User),
-            [{"username": f"agg{n}", "username_key": f"agg{n}", "email": f"agg{n}@bench.example", "password_hash": "x",
+            [{"username": f"agg{n}", "username_key": f"agg{n}", "username_skeleton": username_skeleton(f"agg{n}"), "email": f"agg{n}@bench.example", "password_hash": "x",
               "display_name": f"Member {n}", "role": "member", "timezone": "UTC", "created_at": now} for n in range(members)],
         )
         user_ids = [row[0] for row in db.session.execute(db.select(User.id).where(User.username.like("agg%")).order_by(User.id))]

@@ -1,4 +1,5 @@
-"""Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`."""
+"""Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`,
+`flask quests rotate`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from sapien.labeling.cli import labeling_cli
 from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
 from sapien.moderation.users import UserAdminError, ban, change_role, unban
+from sapien.progression.quest_catalogue import rotate_quests
 from sapien.progression.summary import enqueue_member_syncs
 from sapien.quality.cli import quality_cli
 from sapien.queue import reconcile
@@ -29,6 +31,18 @@ def progression_sync() -> None:
     """Enqueue a level and badge sync for every member (run after changing the badge catalogue)."""
 
     click.echo(f"{enqueue_member_syncs()} member sync job(s) enqueued.")
+
+
+quests_cli = AppGroup("quests", help="Quests: the default catalogue's daily and weekly rotation.")
+
+
+@quests_cli.command("rotate")
+@needs_schema
+def quests_rotate() -> None:
+    """Create today's and this ISO week's catalogue quests if they are missing (safe to run again)."""
+
+    created = rotate_quests(utcnow())
+    click.echo(f"{len(created)} quest(s) created." if created else "Today's and this week's quests are already running.")
 
 
 leaderboards_cli = AppGroup("leaderboards", help="Leaderboards (Redis sorted sets rebuilt from the ledger).")
@@ -132,5 +146,5 @@ def chain_status_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, leaderboards_cli, labeling_cli, quality_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

@@ -93,6 +93,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "STREAK_MULTIPLIER_CAP_PERCENT": int(env.get("STREAK_MULTIPLIER_CAP_PERCENT", "150")),
         "STREAK_FREEZE_PRICE_POINTS": int(env.get("STREAK_FREEZE_PRICE_POINTS", "200")),
         "STREAK_FREEZE_MAX_HELD": int(env.get("STREAK_FREEZE_MAX_HELD", "2")),
+        # Daily and weekly quests from the default catalogue (progression/quest_catalogue.py, docs/quests.md).
+        "QUEST_ROTATION": env.get("QUEST_ROTATION", "1") not in ("0", "false", "no"),
         # Leaderboards and guilds.
         "LEADERBOARD_ACCURACY_MIN_GOLD": int(env.get("LEADERBOARD_ACCURACY_MIN_GOLD", "20")),
         "GUILD_CREATE_MIN_LEVEL": int(env.get("GUILD_CREATE_MIN_LEVEL", "3")),

@@ -12,6 +12,7 @@ from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
 from sapien.leaderboards.rebuild import rebuild_all
 from sapien.ledger import service as ledger
 from sapien.progression.levels import xp_for_level
+from sapien.progression.quest_catalogue import rotate_quests
 
 DEMO_PASSWORD = "sapien-demo-2026"
 DEMO_LOGINS = {
@@ -68,6 +69,7 @@ def seed_demo(members: int, now: datetime) -> bool:
         _seed(members, now)
     # The boards are a cache of the ledger: build them once the whole history is committed.
     rebuild_all(now)
+    rotate_quests(now)  # today's and this week's quests from the default catalogue
     return True
 
 

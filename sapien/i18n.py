@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale, dates, numbers
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import get_locale, get_timezone, get_translations
+from flask_babel import get_locale, get_timezone, get_translations, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -76,10 +76,25 @@ CURRENCY_NAMES = {
     "stake": _l("staked tokens"),
     "partner": _l("partner tokens"),
 }
+# The labeling task types (labeling.models.TASK_TYPES) as members read them: forms, quests, the activity list.
+TASK_TYPE_LABELS = {
+    "text_classification": _l("Text classification"),
+    "text_cleaning": _l("Text cleaning"),
+    "image_classification": _l("Image classification"),
+    "bounding_boxes": _l("Bounding boxes"),
+    "audio_transcription": _l("Audio transcription"),
+}
 # How each kind of ledger entry reads in the member's activity list.
 ENTRY_KIND_LABELS = {
     "demo_history": _l("Earlier activity"),
     "signup_bonus": _l("Welcome bonus"),
+    "quest_reward": _l("Quest reward"),
+    "streak_freeze": _l("Streak freeze bought"),
+}
+# Kinds that name a task type after a colon ("labeling:audio_transcription"), read with the type's label.
+ENTRY_KIND_PREFIXES = {
+    "labeling": lambda task: task,  # a labeling reward reads as its task type alone: "Audio transcription"
+    "labeling-reversal": lambda task: gettext("Reversed: %(task)s", task=task),
 }
 
 
@@ -89,9 +104,19 @@ def country_name(code: str | None) -> str:
     return Locale.parse(str(get_locale())).territories.get(code, code)
 
 
+def task_type_label(task_type: str) -> str:
+    label = TASK_TYPE_LABELS.get(task_type)
+    return str(label) if label else task_type.replace("_", " ").capitalize()
+
+
 def entry_kind_label(kind: str) -> str:
     label = ENTRY_KIND_LABELS.get(kind)
-    return str(label) if label else kind.replace("_", " ").capitalize()
+    if label:
+        return str(label)
+    prefix, _colon, task_type = kind.partition(":")
+    if task_type and prefix in ENTRY_KIND_PREFIXES:
+        return ENTRY_KIND_PREFIXES[prefix](task_type_label(task_type))
+    return kind.replace("_", " ").capitalize()
 
 
 def request_i18n() -> tuple:
@@ -166,3 +191,4 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["country_name"] = country_name
     app.jinja_env.filters["currency_name"] = lambda code: str(CURRENCY_NAMES.get(code, code))
     app.jinja_env.filters["entry_kind"] = entry_kind_label
+    app.jinja_env.filters["task_type"] = task_type_label

@@ -48,6 +48,7 @@ JOB_TIMEOUTS = {
     "jobs.labeling.expire_leases": 60,
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,
+    "jobs.progression.rotate_quests": 60,
     "jobs.progression.sync_member_progress": 60,
     "jobs.quality.aggregate_pack": 1200,
     "jobs.quality.decay_reputation": 600,

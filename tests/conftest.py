@@ -113,6 +113,8 @@ def app(_database, anvil_url, tmp_path_factory):
         "RATELIMIT_STORAGE_URI": _worker_redis_url(),
         "CHAIN_RPC_URL": anvil_url,
         "INSTANCE_DIR": str(instance),
+        # Tests make the quests they read; the catalogue rotation has tests of its own that turn it on.
+        "QUEST_ROTATION": False,
     }
     application = create_app(overrides)
     application.config["TEST_OVERRIDES"] = overrides

@@ -130,3 +130,29 @@ def streak_calendar(user_id: int, today: date, weeks: int = 5) -> list[list[Cale
         [CalendarDay(day, day in active, day == today, day > today) for day in days[week * 7 : week * 7 + 7]]
         for week in range(weeks)
     ]
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """Where a member with no answer yet should begin: a pack (None when no pack is open to them yet)."""
+
+    pack_name: str | None = None
+    pack_slug: str | None = None
+    points: int = 0
+    xp: int = 0
+
+
+def starting_point(user_id: int) -> StartingPoint | None:
+    """None once the member has answered anything. Before that, the pack that suits a first session:
+    open to them, with items left, the easiest difficulty first and the best paid among those (the
+    marketplace's order)."""
+    from sapien.labeling.access import marketplace
+    from sapien.labeling.models import DIFFICULTIES, Submission
+
+    if db.session.scalar(select(Submission.id).where(Submission.user_id == user_id).limit(1)) is not None:
+        return None
+    cards = [card for card in marketplace(user_id) if card.access.unlocked and card.remaining > 0]
+    if not cards:
+        return StartingPoint()
+    best = min(cards, key=lambda card: DIFFICULTIES.index(card.pack.difficulty))  # min keeps the first of equals
+    return StartingPoint(best.pack.name, best.pack.slug, best.points, best.xp)

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import g, has_app_context, url_for
+from flask_babel import gettext
 
 from sapien.guilds import membership
+from sapien.i18n import entry_kind_label
 from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
@@ -17,10 +19,66 @@ from sapien.quality.reputation import reputation_of
 
 
 @dataclass(frozen=True)
+class FeedAmount:
+    currency: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class FeedLine:
+    """One line of a member's activity: one reward (or charge) with every currency it moved.
+
+    A reward is posted as one ledger entry per currency (points, XP, partner tokens) with the same kind,
+    memo and instant; the line puts them back together: "Audio transcription · +22 points · +10 XP".
+    """
+
+    kind: str
+    memo: str
+    created_at: datetime
+    amounts: tuple[FeedAmount, ...]
+
+    @property
+    def label(self) -> str:
+        return entry_kind_label(self.kind)
+
+
+# The order a line lists its currencies in, whatever order the entries were posted in.
+CURRENCY_ORDER = {"points": 0, "xp": 1, "token": 2, "partner": 3, "stake": 4}
+
+
+def feed_lines(entries: list[LedgerEntry]) -> list[FeedLine]:
+    """Group newest-first ledger entries into one line per reward: consecutive entries of the same kind,
+    memo and instant are one posting (the memo names the submission or quest, so two rewards made in
+    the same instant still stay apart)."""
+    groups: list[list[LedgerEntry]] = []
+    for entry in entries:
+        last = groups[-1][0] if groups else None
+        if last is not None and (last.kind, last.memo, last.created_at) == (entry.kind, entry.memo, entry.created_at) \
+                and all(e.currency != entry.currency for e in groups[-1]):
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    return [
+        FeedLine(
+            kind=group[0].kind,
+            memo=_memo(group[0]),
+            created_at=group[0].created_at,
+            amounts=tuple(FeedAmount(e.currency, e.amount) for e in sorted(group, key=lambda e: CURRENCY_ORDER.get(e.currency, 9))),
+        )
+        for group in groups
+    ]
+
+
+def _memo(entry: LedgerEntry) -> str:
+    # A catalogue quest's title is stored in English (its msgid): shown in the member's language.
+    return gettext(entry.memo) if entry.kind == "quest_reward" and entry.memo else entry.memo
+
+
+@dataclass(frozen=True)
 class MemberSummary:
     balances: dict[str, int]
     progress: LevelProgress
-    recent: list[LedgerEntry]
+    recent: list[FeedLine]
 
 
 def nav_summary(user_id: int) -> tuple[dict[str, int], LevelProgress]:
@@ -33,8 +91,10 @@ def nav_summary(user_id: int) -> tuple[dict[str, int], LevelProgress]:
 
 
 def member_summary(user_id: int, recent: int = 10) -> MemberSummary:
+    """Balances, level and the latest `recent` activity lines (a reward posts up to three entries)."""
     balances, progress = nav_summary(user_id)
-    return MemberSummary(balances=balances, progress=progress, recent=ledger.recent_entries(user_id, recent))
+    lines = feed_lines(ledger.recent_entries(user_id, 3 * recent + 2))
+    return MemberSummary(balances=balances, progress=progress, recent=lines[:recent])
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ from flask_login import current_user, login_required
 from sapien.accounts.service import count_members
 from sapien.forms import EmptyForm
 from sapien.home.art import guild_crest_svg, level_emblem_svg
-from sapien.home.progress import level_unlocks, next_unlock, rank_gap, streak_calendar
+from sapien.home.progress import level_unlocks, next_unlock, rank_gap, starting_point, streak_calendar
 from sapien.home.service import member_summary
 from sapien.member_cache import cached_page
 from sapien.progression.badges import CATALOGUE
+from sapien.progression.quest_catalogue import ensure_rotation
 from sapien.progression.quests import quest_version_key
 from sapien.progression.streaks import local_day
 from sapien.progression.summary import dashboard_progress
+from sapien.quality.reputation import can_review
 from sapien.theme import THEME_COOKIE, THEMES, current_theme
 from sapien.web import flash_message, long_lived_cookie, redirect_to, render_page_or_fragment, safe_next_url
 
@@ -38,12 +40,14 @@ def index():
 @login_required
 @cached_page("dashboard", quest_version_key)
 def dashboard(now: datetime):
+    ensure_rotation(now)  # a fresh install, or the first read of a new day, shows its quests at once
     summary = member_summary(current_user.id)
     return render_page_or_fragment(
         "home/dashboard.html",
         "home/fragments/dashboard.html",
         summary=summary,
-        progression=dashboard_progress(current_user.id, now),
+        progression=dashboard_progress(current_user.id, now, can_review=can_review(current_user.id)),
+        start=starting_point(current_user.id),
         claim_form=EmptyForm(formdata=None),
         next_unlock=next_unlock(current_user.id, summary.progress.xp),
         rank=rank_gap(current_user.id, now),

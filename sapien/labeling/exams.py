@@ -67,6 +67,39 @@ def exam_state(user_id: int, pack_id: int, now: datetime) -> ExamState:
     return ExamState(pack, attempt, passed, retake_at, next_item, next_media, answered, total)
 
 
+@dataclass(frozen=True)
+class ExamQuestion:
+    """One question of a finished attempt, as gold feedback shows it: the member's answer and the right one."""
+
+    number: int
+    item: Item
+    media: Media | None
+    answer: dict | None
+    expected: dict | None
+    correct: bool
+    explanation: str
+
+
+def exam_review(attempt: ExamAttempt) -> list[ExamQuestion]:
+    """Every question of a finished attempt, in the order asked (two queries, whatever its size)."""
+    if attempt.finished_at is None:
+        return []
+    items = {item.id: item for item in db.session.scalars(select(Item).where(Item.id.in_(attempt.item_ids)))}
+    media_ids = [item.media_id for item in items.values() if item.media_id]
+    media = {m.id: m for m in db.session.scalars(select(Media).where(Media.id.in_(media_ids)))} if media_ids else {}
+    questions = []
+    for number, item_id in enumerate(attempt.item_ids, start=1):
+        item = items.get(item_id)
+        if item is None:
+            continue
+        given = attempt.answers.get(str(item_id)) or {}
+        questions.append(
+            ExamQuestion(number, item, media.get(item.media_id) if item.media_id else None, given.get("answer"), item.gold_answer,
+                         bool(given.get("correct")), item.gold_explanation or "")
+        )
+    return questions
+
+
 def start_exam(user_id: int, pack_id: int, now: datetime) -> ExamAttempt:
     """Begin (or resume) the pack's qualification exam: a random set of its exam items, in order."""
     with unit_of_work() as session:

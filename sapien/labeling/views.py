@@ -318,12 +318,16 @@ def skip(slug: str):
 
 def _render_exam(pack, *, status: int = 200, prior=None, error: str | None = None):
     state = exams.exam_state(current_user.id, pack.id, utcnow())
+    # A failed attempt shows every question with the member's answer and the right one.
+    review = exams.exam_review(state.attempt) if state.attempt is not None and not state.passed else []
     return render_page_or_fragment(
         "labeling/exam.html",
         "labeling/fragments/exam.html",
         status=status,
         pack=pack,
         state=state,
+        review=review,
+        media_url_of=_media_url,
         media_url=_media_url(state.next_media),
         prior=prior,
         error=error,

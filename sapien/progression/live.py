@@ -58,11 +58,12 @@ def on_badge_awarded(_sender=None, *, user_id: int, badge_slug: str, **_ignored)
 
 def on_quest_completed(_sender=None, *, user_id: int, quest_id: int, **_ignored) -> None:
     if _is_current(user_id):
+        from sapien.progression.quest_catalogue import quest_text
         from sapien.progression.quests import get_quest
 
         quest = get_quest(quest_id)
         if quest is not None:
-            g.setdefault("progression_quests_done", []).append(quest.title)
+            g.setdefault("progression_quests_done", []).append(quest_text(quest))
 
 
 def on_streak_extended(_sender=None, *, user_id: int, days: int, **_ignored) -> None:

@@ -105,6 +105,8 @@ class Quest(db.Model):
         CheckConstraint("target >= 1", name="target_positive"),
         CheckConstraint("reward_points >= 0 AND reward_xp >= 0 AND reward_freezes >= 0", name="rewards_nonnegative"),
         CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name="ends_after_start"),
+        # One quest per catalogue template and period: running a rotation twice adds nothing.
+        UniqueConstraint("catalogue_slug", "rotation_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -128,6 +130,10 @@ class Quest(db.Model):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Quests the rotation made from the default catalogue (progression/quest_catalogue.py): the template's
+    # slug and the day ("2026-11-22") or ISO week ("2026-W47") it runs for. None for moderators' quests.
+    catalogue_slug: Mapped[str | None] = mapped_column(String(48))
+    rotation_key: Mapped[str | None] = mapped_column(String(16))
 
 
 class QuestProgress(db.Model):

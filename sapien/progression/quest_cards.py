@@ -22,6 +22,7 @@ from sapien.progression.models import (
     Quest,
     QuestProgress,
 )
+from sapien.progression.quest_catalogue import hidden_from
 from sapien.progression.quest_progress import active_quests
 from sapien.progression.quests import period_ends
 from sapien.progression.streaks import grant_streak_freeze
@@ -56,6 +57,8 @@ class QuestCard(_QuestProgressShown):
     # guild (the card then points to the guild directory and cannot be claimed).
     guild_name: str | None = None
     guild_slug: str | None = None
+    # The quest has ended, but the member finished it in time: the card stays until they claim it.
+    ended: bool = False
 
     @property
     def is_guild(self) -> bool:
@@ -138,19 +141,18 @@ def _guild_quest_state(user_id: int, quests: list[Quest], now: datetime) -> _Gui
     return _GuildQuestState(name, slug, current, claimable)
 
 
-def quest_cards(user_id: int, now: datetime) -> list[QuestCard]:
+def quest_cards(user_id: int, now: datetime, *, can_review: bool = True) -> list[QuestCard]:
     """The active quests with the member's progress in the current period, plus any earlier period's
-    completed-but-unclaimed progress (a daily quest finished yesterday can still be claimed). Guild
-    quests show the member's guild's progress."""
-    quests = active_quests(now)
-    if not quests:
-        return []
+    completed-but-unclaimed progress (a daily quest finished yesterday can still be claimed, even when
+    the quest itself has ended, as yesterday's rotated catalogue quests have). Guild quests show the
+    member's guild's progress. Catalogue quests for reviewers are left out unless `can_review`."""
+    quests = [q for q in active_quests(now) if not hidden_from(q, can_review)]
+    active_ids = [q.id for q in quests]
     rows = db.session.scalars(
         select(QuestProgress).where(
             QuestProgress.user_id == user_id,
-            QuestProgress.quest_id.in_([q.id for q in quests]),
             or_(
-                QuestProgress.period_key.in_({period_key(q.period, now) for q in quests}),
+                and_(QuestProgress.quest_id.in_(active_ids), QuestProgress.period_key.in_({period_key(q.period, now) for q in quests})),
                 and_(QuestProgress.completed_at.is_not(None), QuestProgress.claimed_at.is_(None)),
             ),
         )
@@ -158,6 +160,9 @@ def quest_cards(user_id: int, now: datetime) -> list[QuestCard]:
     by_quest: dict[int, list[QuestProgress]] = {}
     for row in rows:
         by_quest.setdefault(row.quest_id, []).append(row)
+    ended = _ended_quests(set(by_quest) - set(active_ids), now)
+    if not quests and not ended:
+        return []
     guild = _guild_quest_state(user_id, [q for q in quests if q.scope == "guild"], now)
     cards = []
     for quest in quests:
@@ -194,7 +199,27 @@ def quest_cards(user_id: int, now: datetime) -> list[QuestCard]:
                 ends_at=period_ends(quest, now),
             )
         )
+    for quest in ended:
+        done = next(r for r in by_quest[quest.id] if r.completed_at is not None and r.claimed_at is None)
+        cards.append(
+            QuestCard(quest=quest, period_key=done.period_key, progress=done.progress, gold_correct=done.gold_correct,
+                      completed=True, claimed=False, claimable=True, ended=True)
+        )
     return cards
+
+
+def _ended_quests(quest_ids: set[int], now: datetime) -> list[Quest]:
+    """Of the quests the member completed and has not claimed, those that have ended since (member quests
+    still switched on: a moderator switching a quest off takes it off every page)."""
+    if not quest_ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(Quest)
+            .where(Quest.id.in_(quest_ids), Quest.scope == "member", Quest.is_active.is_(True), Quest.ends_at <= now)
+            .order_by(Quest.ends_at.desc(), Quest.id)
+        )
+    )
 
 
 def claim_quest(user_id: int, quest_id: int, now: datetime) -> QuestProgress:

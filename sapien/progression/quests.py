@@ -167,7 +167,7 @@ def create_quest(data: QuestDefinition, *, actor_id: int, now: datetime) -> Ques
         _apply(quest, data, now)
         session.add(quest)
         session.flush()
-        _announce_quests_changed()
+        announce_quests_changed()
     return quest
 
 
@@ -184,7 +184,7 @@ def update_quest(quest_id: int, data: QuestDefinition, *, actor_id: int, now: da
                 "scope",
             )
         _apply(quest, data, now)
-        _announce_quests_changed()
+        announce_quests_changed()
     return quest
 
 
@@ -244,7 +244,7 @@ def quest_version_key() -> str:
 quest_rules_cache: tuple[bytes, list[QuestRule]] | None = None
 
 
-def _announce_quests_changed() -> None:
+def announce_quests_changed() -> None:
     def bump() -> None:
         try:
             redis_connection().set(quest_version_key(), uuid4().hex)

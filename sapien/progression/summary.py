@@ -74,12 +74,12 @@ class DashboardProgress:
     quests: list[QuestCard]
 
 
-def dashboard_progress(user_id: int, now: datetime) -> DashboardProgress:
+def dashboard_progress(user_id: int, now: datetime, *, can_review: bool = True) -> DashboardProgress:
     streak = streak_state(user_id, now)
     per_day = Decimal(setting("STREAK_BONUS_PER_DAY_PERCENT", 5)) / 100
     cap = Decimal(setting("STREAK_MULTIPLIER_CAP_PERCENT", 150)) / 100
     multiplier = max(Decimal(1), min(cap, Decimal(1) + per_day * max(0, streak.current - 1)))
-    return DashboardProgress(streak=streak, multiplier=multiplier, quests=quest_cards(user_id, now))
+    return DashboardProgress(streak=streak, multiplier=multiplier, quests=quest_cards(user_id, now, can_review=can_review))
 
 
 def sync_member(user_id: int, now: datetime) -> list[int]:

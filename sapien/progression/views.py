@@ -14,6 +14,8 @@ from sapien.progression import errors as progression_errors
 from sapien.progression import quests as progression_quests
 from sapien.progression.badges import TIER_COLOURS, badge_svg, get_badge
 from sapien.progression.forms import AwardBadgeForm, QuestForm, RevokeBadgeForm
+from sapien.progression.quest_catalogue import ensure_rotation, quest_text
+from sapien.quality.reputation import can_review
 from sapien.web import (
     flash_message,
     form_status,
@@ -28,13 +30,19 @@ from sapien.web import (
 bp = Blueprint("progression", __name__)
 
 
+@bp.app_context_processor
+def _quest_helpers():
+    return {"quest_text": quest_text}
+
+
 # --- quests -------------------------------------------------------------------------------------
 
 
 def _quests_context(compact: bool = False) -> dict:
     now = utcnow()
+    ensure_rotation(now)  # a fresh install, or the first read of a new day, shows its quests at once
     return {
-        "cards": quest_cards.quest_cards(current_user.id, now),
+        "cards": quest_cards.quest_cards(current_user.id, now, can_review=can_review(current_user.id)),
         "streak": streaks.streak_state(current_user.id, now),
         "claim_form": EmptyForm(formdata=None),
         "freeze_price": current_app.config["STREAK_FREEZE_PRICE_POINTS"],

@@ -174,6 +174,15 @@ def _words(text: str, *, loose: bool) -> list[str]:
 
 
 def _edit_distance(a: Sequence, b: Sequence) -> int:
+    # A shared beginning and end never change the distance: a cleaned passage is mostly its original, so
+    # trimming them leaves a small table instead of one of the passage's length squared.
+    start = 0
+    while start < len(a) and start < len(b) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < len(a) - start and end < len(b) - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    a, b = a[start : len(a) - end], b[start : len(b) - end]
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))

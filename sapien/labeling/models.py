@@ -194,6 +194,9 @@ class Item(db.Model):
     labels_target: Mapped[int] = mapped_column(Integer, default=3)
     slots_taken: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When the item reached its pack's maximum of answers without two people agreeing on one: it is
+    # retired without a verified label and its pack's owner is told (see quality/convergence.py).
+    no_consensus_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=None)
 
 
 class Lease(db.Model):

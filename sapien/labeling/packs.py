@@ -330,11 +330,12 @@ class PackCounts:
     gold: int = 0
     exam: int = 0
     open_items: int = 0
+    no_consensus: int = 0  # retired without a verified label: their answers never agreed
     submissions: int = 0
 
 
 def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
-    """Items (ordinary, gold, exam), items still wanting labels, and submissions, per pack."""
+    """Items (ordinary, gold, exam), items still wanting labels, items that never converged, and submissions, per pack."""
     ordinary = and_(Item.is_gold.is_(False))
     query = select(
         Item.pack_id,
@@ -342,6 +343,7 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
         func.sum(case((and_(Item.is_gold.is_(True), Item.is_exam.is_(False)), 1), else_=0)),
         func.sum(case((Item.is_exam.is_(True), 1), else_=0)),
         func.sum(case((and_(ordinary, Item.status == "open", Item.slots_taken < Item.labels_target), 1), else_=0)),
+        func.sum(case((Item.no_consensus_at.is_not(None), 1), else_=0)),
     ).group_by(Item.pack_id)
     submissions = select(Submission.pack_id, func.count()).group_by(Submission.pack_id)
     if pack_ids is not None:
@@ -350,6 +352,6 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
     found = {row[0]: [int(value or 0) for value in row[1:]] for row in db.session.execute(query)}
     submitted = dict(db.session.execute(submissions).tuples().all())
     return {
-        pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
+        pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
         for pack_id in set(found) | set(submitted)
     }

@@ -126,6 +126,8 @@ def pack(slug: str):
         rewards={"points": points, "xp": xp, "partner": partner, "shares": shares},
         counts=counts,
         exam=exam,
+        # Its owner and the moderators see how many items never converged (the results page lists them).
+        manages=current_user.has_role("moderator") or campaign.created_by == current_user.id,
     )
 
 

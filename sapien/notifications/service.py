@@ -21,6 +21,7 @@ MESSAGES = {
     "quest_complete": _l("Quest complete: “%(quest)s”. Claim your reward."),
     "guild_quest_complete": _l("Your guild completed the quest “%(quest)s”. Claim your reward."),
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
+    "no_consensus": _l("Item “%(item)s” of your pack “%(pack)s” got %(answers)s answers that never agreed: review them to verify it."),
 }
 
 

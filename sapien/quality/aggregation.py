@@ -2,16 +2,16 @@
 
 Classification: "calibrated" (the default, below), Dawid-Skene (our vectorised EM, see `dawid_skene`),
 crowd-kit's Wawa, majority vote weighted by member skill, or crowd-kit's own DawidSkene
-("crowdkit_dawid_skene", kept for comparison). Transcripts and cleaned text use crowd-kit's ROVER. Boxes
-are in `sapien/quality/boxes.py`; the calibration of confidences, and the account of how the "calibrated"
-method was chosen (issue 18), in `sapien/quality/calibration.py`.
+("crowdkit_dawid_skene", kept for comparison). Transcripts, cleaned text and boxes take the skill-weighted
+medoid of `sapien/quality/consensus.py` (online and in batch alike); the calibration of confidences, and
+the account of how the "calibrated" method was chosen (issue 18), in `sapien/quality/calibration.py`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -425,54 +425,6 @@ def calibrated_classification(
             submission_ids=[v.submission_id for v in by_item[item_id] if v.value == choice],
         )
     return CalibratedResult(labels, chosen, gold_accuracy, calibration)
-
-
-# --- texts --------------------------------------------------------------------------------------
-
-def aggregate_texts(
-    votes: Sequence[Vote],
-    *,
-    matches: Callable[[str, str], bool],
-    skills: dict[int, float] | None = None,
-) -> dict[int, Aggregate]:
-    """ROVER over word tokens; confidence = the skill-weighted share of answers that match the result."""
-    # crowd-kit (and pandas) load slowly: only the methods that use them pay for the import.
-    import pandas as pd
-    from crowdkit.aggregation import ROVER
-
-    if not votes:
-        return {}
-    by_item: dict[int, list[Vote]] = defaultdict(list)
-    for vote in votes:
-        by_item[vote.item_id].append(vote)
-    result = {}
-    multi = []
-    for item_id, item_votes in by_item.items():
-        texts = {" ".join(str(v.value).split()) for v in item_votes}
-        if len(texts) == 1:
-            result[item_id] = None  # unanimous: nothing to align
-        else:
-            multi.extend(item_votes)
-    rover_texts = {}
-    if multi:
-        frame = pd.DataFrame(
-            {"task": [v.item_id for v in multi], "worker": [v.submission_id for v in multi], "text": [" ".join(str(v.value).split()) for v in multi]}
-        )
-        rover_texts = ROVER(tokenizer=lambda s: s.split(" "), detokenizer=lambda tokens: " ".join(tokens)).fit_predict(frame).to_dict()
-    for item_id, item_votes in by_item.items():
-        text = rover_texts.get(item_id)
-        if text is None:
-            text = " ".join(str(item_votes[0].value).split())
-        text = " ".join(str(text).split())
-        weights = [skills.get(v.user_id, 1.0) if skills else 1.0 for v in item_votes]
-        agreeing = [i for i, v in enumerate(item_votes) if matches(text, str(v.value))]
-        total = sum(weights) or 1.0
-        result[item_id] = Aggregate(
-            value=text,
-            confidence=sum(weights[i] for i in agreeing) / total,
-            submission_ids=[item_votes[i].submission_id for i in agreeing],
-        )
-    return result
 
 
 # --- agreement ----------------------------------------------------------------------------------

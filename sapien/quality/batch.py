@@ -18,7 +18,7 @@ from sapien.failpoints import failpoint
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
-from sapien.quality import aggregation, aggregation_queue, boxes
+from sapien.quality import aggregation, aggregation_queue, consensus
 from sapien.quality.aggregation import label_key, labels_of
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, Review, VerifiedLabel
@@ -41,8 +41,8 @@ def default_method(pack: TaskPack) -> str:
     if pack.task_type in CLASSIFICATION_TYPES:
         return "calibrated"
     if pack.task_type == "bounding_boxes":
-        return "box_consensus"
-    return "rover"
+        return "box_medoid"
+    return "medoid"
 
 
 def answer_value(pack: TaskPack, answer: dict):
@@ -50,7 +50,7 @@ def answer_value(pack: TaskPack, answer: dict):
         return label_key(answer.get("labels") or [])
     if pack.task_type == "bounding_boxes":
         return tuple(tuple(sorted(box.items())) for box in answer.get("boxes") or [])
-    return " ".join(str(answer.get("text", "")).split())
+    return str(answer.get("text", ""))  # as written: the consensus is one of the answers, line breaks and all
 
 
 def _canonical(pack: TaskPack, value) -> dict:
@@ -66,7 +66,9 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
 
     Retired items get their label (re)computed; with `finalize` (a finished campaign, the crowd replay)
     open items that have answers are labelled too. Gold answers initialise Dawid-Skene; reputation and
-    gold accuracy weigh the other methods. Bulk reads and writes: 100,000 answers take a few seconds.
+    gold accuracy weigh the other methods. Texts and boxes take the same consensus as the online decision
+    (`quality.consensus`) and are labelled only when two people stand behind it; an item flagged as never
+    converging keeps no label. Bulk reads and writes: 100,000 answers take a few seconds.
     """
 
     started = time.perf_counter()
@@ -75,7 +77,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         if pack is None:
             raise QualityError(_l("There is no such pack."))
         method = method or default_method(pack)
-        allowed = {"bounding_boxes": ("box_consensus",), "text_cleaning": ("rover",), "audio_transcription": ("rover",)}.get(
+        allowed = {"bounding_boxes": ("box_medoid",), "text_cleaning": ("medoid",), "audio_transcription": ("medoid",)}.get(
             pack.task_type, aggregation.CLASSIFICATION_METHODS
         )
         if method not in allowed:
@@ -84,7 +86,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         # text is parsed once: 100,000 classification answers hold a handful of distinct texts.
         answer_text = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
         rows = session.execute(
-            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status)
+            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status, Item.no_consensus_at)
             .join(Item, Item.id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.status != "pending_review")
         ).tuples().all()
@@ -100,7 +102,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         votes, gold_votes, gold_tasks, item_status = [], [], [], {}
         gold_stats: dict[int, list[int]] = {}
         classification = pack.task_type in CLASSIFICATION_TYPES
-        for sub_id, item_id, user_id, text, status, is_gold, state in rows:
+        for sub_id, item_id, user_id, text, status, is_gold, state, no_consensus_at in rows:
             if is_gold:
                 gold_answer = gold_answers.get(item_id)
                 if gold_answer is not None:
@@ -113,7 +115,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                     stats[0] += answers_match(pack, gold_answer, json.loads(text))
                     stats[1] += 1
                 continue
-            if status != "accepted":
+            if status != "accepted" or no_consensus_at is not None:
                 continue
             votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))
             item_status[item_id] = state
@@ -123,24 +125,28 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         if pack.task_type in CLASSIFICATION_TYPES:
             gold_truth = {item_id: answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}
             results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
-        elif pack.task_type == "bounding_boxes":
-            results = boxes.aggregate_boxes(
-                [aggregation.Vote(v.item_id, v.user_id, v.submission_id, [dict(b) for b in v.value]) for v in votes],
-                matches=lambda a, b: answers_match(pack, {"boxes": a}, {"boxes": b}),
-                skills=skills,
-            )
-            results = {k: aggregation.Aggregate(tuple(tuple(sorted(b.items())) for b in r.value), r.confidence, r.submission_ids) for k, r in results.items()}
         else:
-            results = aggregation.aggregate_texts(votes, matches=lambda a, b: answers_match(pack, {"text": a}, {"text": b}), skills=skills)
+            results = _consensus_labels(pack, votes, skills)
         chosen = {item_id: result for item_id, result in results.items() if item_id in item_status and (finalize or item_status[item_id] == "retired")}
         by_item: dict[int, list[aggregation.Vote]] = {}
         for vote in votes:
             by_item.setdefault(vote.item_id, []).append(vote)
-        review_of = dict(
-            session.execute(
-                select(Review.submission_id, Review.id).where(Review.pack_id == pack.id, Review.is_planted.is_(False), Review.status == "done")
-            ).tuples().all()
-        )
+        review_of, vouched_by = {}, {}
+        for submission_id, review_id, reviewer_id, outcome in session.execute(
+            select(Review.submission_id, Review.id, Review.reviewer_id, Review.outcome).where(
+                Review.pack_id == pack.id, Review.is_planted.is_(False), Review.status == "done"
+            )
+        ):
+            review_of[submission_id] = review_id
+            if outcome in ("accepted", "fixed") and reviewer_id is not None:
+                vouched_by[submission_id] = reviewer_id
+        if pack.task_type not in CLASSIFICATION_TYPES:
+            author_of = {v.submission_id: v.user_id for v in votes}
+            chosen = {
+                item_id: result
+                for item_id, result in chosen.items()
+                if consensus.verifies([author_of[s] for s in result.submission_ids], [vouched_by[s] for s in result.submission_ids if s in vouched_by])
+            }
         existing = set(session.scalars(select(VerifiedLabel.item_id).where(VerifiedLabel.pack_id == pack.id)))
         rows_out, inserts = [], []
         for item_id, result in chosen.items():
@@ -172,6 +178,24 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
 
         after_commit(announce)
     return AggregationReport(pack_id, method, len(votes), len(item_status), len(chosen), time.perf_counter() - started)
+
+
+def _consensus_labels(pack: TaskPack, votes: list[aggregation.Vote], skills: dict[int, float]) -> dict[int, aggregation.Aggregate]:
+    """Texts and boxes: each item's skill-weighted medoid (`consensus.consensus`, as the online decision),
+    supported by the answers that match it."""
+    by_item: dict[int, list[aggregation.Vote]] = {}
+    for vote in votes:
+        by_item.setdefault(vote.item_id, []).append(vote)
+    results = {}
+    for item_id, item_votes in by_item.items():
+        item_votes.sort(key=lambda v: v.submission_id)  # in the order the online decision reads them (ties go to the earlier)
+        found = consensus.consensus(
+            pack, [_canonical(pack, v.value) for v in item_votes], [skills.get(v.user_id, 1.0) for v in item_votes]
+        )
+        results[item_id] = aggregation.Aggregate(
+            item_votes[found.index].value, found.confidence, [item_votes[i].submission_id for i in found.supporting]
+        )
+    return results
 
 
 def _upsert_verified_labels(rows: list[dict]) -> None:

@@ -44,7 +44,7 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
 
 @quality_cli.command("aggregate")
 @click.argument("slug")
-@click.option("--method", default=None, help="calibrated, dawid_skene, wawa or majority_vote (classification); rover; box_consensus.")
+@click.option("--method", default=None, help="calibrated, dawid_skene, wawa or majority_vote (classification); medoid (texts); box_medoid.")
 @click.option("--finalize", is_flag=True, help="Also label open items that have answers.")
 @click.option("--queue", "use_queue", is_flag=True, help="Queue the aggregation job instead of running it here.")
 @needs_schema

@@ -14,8 +14,8 @@ METHOD_LABELS = {
     "wawa": _l("Wawa (agreement-weighted vote)"),
     "majority_vote": _l("Majority vote weighted by skill"),
     "crowdkit_dawid_skene": _l("crowd-kit's Dawid-Skene"),
-    "rover": _l("ROVER (texts)"),
-    "box_consensus": _l("Box consensus (IoU clustering)"),
+    "medoid": _l("Medoid (the text closest to all the others)"),
+    "box_medoid": _l("Box medoid (the drawing closest to all the others)"),
 }
 
 

@@ -102,7 +102,7 @@ class VerifiedLabel(db.Model):
     pack_id: Mapped[int] = mapped_column(ForeignKey("task_packs.id", ondelete="CASCADE"))
     answer: Mapped[dict] = mapped_column(JSON)
     confidence: Mapped[float] = mapped_column(Float)
-    # "majority_vote", "wawa", "dawid_skene", "rover", "box_consensus", ...
+    # "online_vote", "calibrated", "dawid_skene", "wawa", "majority_vote", "medoid", "box_medoid", ...
     method: Mapped[str] = mapped_column(String(32))
     # Provenance: the submissions (and so members) and reviews the label was made from.
     submission_ids: Mapped[list] = mapped_column(JSON, default=list)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from sapien.labeling import submissions as labeling_submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
+from sapien.quality import consensus, convergence
 from sapien.quality.aggregation import online_posterior, pooled_confusion
 from sapien.quality.models import Reputation, ReputationEvent, Review, VerifiedLabel
 from sapien.quality.reputation import DEFAULT_REPUTATION, MAX_REPUTATION, REPUTATION_RATES, reputation_step, setting
@@ -49,6 +49,13 @@ class OnlineDecision:
     confidence: float
     supporting_submission_ids: list[int]
     retirable: bool | None = None  # None: compare `confidence` with the threshold
+    # Different people behind the answer: authors of agreeing answers and reviewers who accepted one.
+    voices: int = 0
+
+    @property
+    def verifiable(self) -> bool:
+        """Never a label on one person's word (`consensus.MIN_AGREEING_VOICES`), not even at the pack's maximum."""
+        return self.voices >= consensus.MIN_AGREEING_VOICES
 
 
 def _hypothesis_count(pack: TaskPack) -> int:
@@ -67,33 +74,26 @@ def online_decision(pack: TaskPack, answers: list[tuple[int, dict, float]]) -> O
     """
     if not answers:
         return None
-    k = _hypothesis_count(pack)
-    candidates: list[tuple[dict, list[int]]] = []
-    for index, (_, answer, _) in enumerate(answers):
-        for candidate, members in candidates:
-            if answers_match(pack, candidate, answer):
-                members.append(index)
-                break
-        else:
-            candidates.append((answer, [index]))
-    right_logs, wrong_logs = [], []
-    for _, _, skill in answers:
-        q = min(0.99, max(1.0 / k, skill))
-        right_logs.append(math.log(q))
-        wrong_logs.append(math.log((1 - q) / (k - 1)))
-    all_wrong = sum(wrong_logs)
-    logs = []
-    for _, members in candidates:
-        member_set = set(members)
-        logs.append(sum(right_logs[i] if i in member_set else wrong_logs[i] for i in range(len(answers))))
-    unseen = max(0, k - len(candidates))
-    peak = max([*logs, all_wrong])
-    total = sum(math.exp(value - peak) for value in logs) + unseen * math.exp(all_wrong - peak)
-    best = max(range(len(candidates)), key=lambda i: (logs[i], len(candidates[i][1])))
+    groups = consensus.group_matching(pack, [answer for _, answer, _ in answers])
+    posteriors = consensus.one_coin_posteriors([skill for _, _, skill in answers], groups, _hypothesis_count(pack))
+    best = max(range(len(groups)), key=lambda i: (posteriors[i], len(groups[i])))
     return OnlineDecision(
-        answer=candidates[best][0],
-        confidence=math.exp(logs[best] - peak) / total,
-        supporting_submission_ids=[answers[i][0] for i in candidates[best][1]],
+        answer=answers[groups[best][0]][1],
+        confidence=posteriors[best],
+        supporting_submission_ids=[answers[i][0] for i in groups[best]],
+    )
+
+
+def consensus_decision(pack: TaskPack, answers: list[tuple[int, dict, float]]) -> OnlineDecision | None:
+    """Free text and boxes: the skill-weighted medoid (`quality.consensus`) over (submission id, answer,
+    skill), supported by the answers that match it."""
+    if not answers:
+        return None
+    found = consensus.consensus(pack, [answer for _, answer, _ in answers], [skill for _, _, skill in answers])
+    return OnlineDecision(
+        answer=found.answer,
+        confidence=found.confidence,
+        supporting_submission_ids=[answers[i][0] for i in found.supporting],
     )
 
 
@@ -201,16 +201,38 @@ def item_decision(pack: TaskPack, submissions: list[Submission]) -> OnlineDecisi
     """The best answer for an item from its accepted answers, weighted by what we know of each member."""
     single_label = pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label
     evidence = member_evidence(pack, [s.user_id for s in submissions], with_agreement=single_label)
+    decision = None
     if single_label:
         decision = classification_decision(pack, [(s.id, s.user_id, effective_answer(s)) for s in submissions], evidence)
-        if decision is not None:
-            return decision
-    votes = []
-    for submission in submissions:
-        member = evidence[submission.user_id]
-        right, total = member.count(pack)
-        votes.append((submission.id, effective_answer(submission), member_skill(member.reputation, right, total)))
-    return online_decision(pack, votes)
+    if decision is None:
+        votes = []
+        for submission in submissions:
+            member = evidence[submission.user_id]
+            right, total = member.count(pack)
+            votes.append((submission.id, effective_answer(submission), member_skill(member.reputation, right, total)))
+        decision = online_decision(pack, votes) if pack.task_type in CLASSIFICATION_TYPES else consensus_decision(pack, votes)
+    if decision is not None:
+        decision.voices = _voices(decision.supporting_submission_ids, submissions)
+    return decision
+
+
+def _voices(supporting_ids: list[int], submissions: list[Submission]) -> int:
+    """Different people behind the supporting answers: their authors, and — only when the authors alone
+    are too few (so the usual decision costs no query) — the reviewers who accepted or fixed one of them."""
+    supporting = set(supporting_ids)
+    authors = {s.user_id for s in submissions if s.id in supporting}
+    if consensus.verifies(authors) or not supporting:
+        return len(authors)
+    reviewers = db.session.scalars(
+        select(Review.reviewer_id).where(
+            Review.submission_id.in_(sorted(supporting)),
+            Review.is_planted.is_(False),
+            Review.status == "done",
+            Review.outcome.in_(("accepted", "fixed")),
+            Review.reviewer_id.is_not(None),
+        )
+    )
+    return len(authors | set(reviewers))
 
 
 def _accepted_answers(item_id: int) -> list[Submission]:
@@ -261,8 +283,9 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
     """Update the item's online aggregate after a non-gold submission was accepted (`submission_settled`,
     sent inside labeling's unit of work). Adaptive redundancy: once the item has its target of accepted answers, retire it with a
     verified label when the answers are confident enough, otherwise ask one more member (up to the pack's
-    maximum, where it retires with the best answer it has). An item already verified (a late review, an
-    overturned appeal) gets its label recomputed."""
+    maximum, where it retires with the best answer it has if two people stand behind it, and is flagged as
+    not converging otherwise). An item already verified (a late review, an overturned appeal) gets its
+    label recomputed."""
 
     with unit_of_work() as session:
         submission = session.get(Submission, submission_id)
@@ -286,9 +309,12 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
         decision = item_decision(pack, submissions)
         if decision is None:
             return
-        retirable = decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold()
+        retirable = decision.verifiable and (decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold())
         if not retirable and item.labels_target < pack.max_labels_per_item:
             labeling_submissions.raise_item_target(item.id, item.labels_target + 1, now=now)
+            return
+        if not decision.verifiable:
+            convergence.flag_no_consensus(item, pack, len(submissions), now)
             return
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
         _record_agreement(pack, decision.answer, submissions, now)
@@ -296,16 +322,22 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
 
 
 def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
-    """Recompute an already verified item's label from its accepted answers (after a review or appeal)."""
-    if db.session.get(VerifiedLabel, item.id) is None:
+    """Recompute a retired item's label from its accepted answers (after a review or appeal). A label no
+    longer backed by two people is withdrawn and the item flagged; a flagged item that now converges (a
+    reviewer accepted one of its answers) gets its label."""
+    label = db.session.get(VerifiedLabel, item.id)
+    if label is None and item.no_consensus_at is None:
         return
     submissions = _accepted_answers(item.id)
-    if not submissions:
-        db.session.delete(db.session.get(VerifiedLabel, item.id))
-        return
-    decision = item_decision(pack, submissions)
-    if decision is not None:
+    decision = item_decision(pack, submissions) if submissions else None
+    if decision is not None and decision.verifiable:
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
+        convergence.clear_no_consensus(item)
+        return
+    if label is not None:
+        db.session.delete(label)
+    if submissions:
+        convergence.flag_no_consensus(item, pack, len(submissions), now)
 
 
 def _record_agreement(pack: TaskPack, answer: dict, submissions: list[Submission], now: datetime) -> None:

@@ -14,6 +14,8 @@ from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
 from sapien.quality.aggregation import krippendorff_alpha_nominal
 from sapien.quality.batch import answer_value
+from sapien.quality.consensus import agreement_with_consensus
+from sapien.quality.convergence import no_consensus_count
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, VerifiedLabel
 from sapien.quality.reputation import DEFAULT_REPUTATION
@@ -29,6 +31,7 @@ class MemberAccuracy:
     agreed: int
     compared: int
     reputation: int
+    agreement_sum: float = 0.0  # each compared answer's agreement with the verified label, in [0, 1]
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -37,6 +40,11 @@ class MemberAccuracy:
     @property
     def agreement(self) -> float | None:
         return self.agreed / self.compared if self.compared else None
+
+    @property
+    def mean_agreement(self) -> float | None:
+        """How close their answers come to the verified labels (1 − word edit distance, mean box IoU, 1/0 for classes)."""
+        return self.agreement_sum / self.compared if self.compared else None
 
 
 @dataclass
@@ -47,6 +55,7 @@ class PackResults:
     items_verified: int
     items_retired: int
     items_open: int
+    items_no_consensus: int  # retired without a label: their answers never agreed
     answers: int
     labels_per_verified_item: float | None
     mean_confidence: float | None
@@ -76,7 +85,7 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
     methods: dict[str, int] = {}
     for *_, method in label_rows:
         methods[method] = methods.get(method, 0) + 1
-    per_member: dict[int, list[int]] = {}  # user → [answers, gold_correct, gold_total, agreed, compared]
+    per_member: dict[int, list] = {}  # user → [answers, gold_correct, gold_total, agreed, compared, agreement sum]
     units: dict[int, list] = {}
     answers = 0
     stream = session.execute(
@@ -85,7 +94,7 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
         .execution_options(yield_per=2000)
     )
     for item_id, user_id, answer, fixed, is_gold, gold_correct, status in stream:
-        stats = per_member.setdefault(user_id, [0, 0, 0, 0, 0])
+        stats = per_member.setdefault(user_id, [0, 0, 0, 0, 0, 0.0])
         if is_gold:
             if gold_correct is not None:
                 stats[1] += bool(gold_correct)
@@ -100,6 +109,7 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
         if item_id in verified:
             stats[4] += 1
             stats[3] += answers_match(pack, verified[item_id], given)
+            stats[5] += agreement_with_consensus(pack, given, verified[item_id])
     if pack.task_type in CLASSIFICATION_TYPES:
         alpha = krippendorff_alpha_nominal([answer_value(pack, a) for a in values] for values in units.values())
         alpha_kind = "krippendorff"
@@ -116,7 +126,9 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
     names = dict(session.execute(select(User.id, User.username).where(User.id.in_(top))).tuples().all()) if top else {}
     scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(top))).tuples().all()) if top else {}
     members = [
-        MemberAccuracy(u, names.get(u, "?"), per_member[u][0], per_member[u][1], per_member[u][2], per_member[u][3], per_member[u][4], scores.get(u, DEFAULT_REPUTATION))
+        MemberAccuracy(
+            u, names.get(u, "?"), *per_member[u][:5], scores.get(u, DEFAULT_REPUTATION), agreement_sum=per_member[u][5]
+        )
         for u in top
     ]
     used = [labels for _, _, labels, _, _ in label_rows]
@@ -128,6 +140,7 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
         items_verified=len(label_rows),
         items_retired=int(counts[2] or 0),
         items_open=int(counts[3] or 0),
+        items_no_consensus=no_consensus_count(pack.id),
         answers=answers,
         labels_per_verified_item=sum(used) / len(used) if used else None,
         mean_confidence=sum(confidences) / len(confidences) if confidences else None,

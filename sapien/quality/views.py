@@ -255,9 +255,9 @@ def _pack_or_404(slug: str):
 
 def _methods_for(pack) -> list[tuple[str, str]]:
     if pack.task_type == "bounding_boxes":
-        names = ["box_consensus"]
+        names = ["box_medoid"]
     elif pack.task_type in ("text_cleaning", "audio_transcription"):
-        names = ["rover"]
+        names = ["medoid"]
     else:
         names = ["calibrated", "dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"]
     return [(name, METHOD_LABELS[name]) for name in names]

@@ -7,7 +7,6 @@ import pytest
 from sapien.quality.aggregation import (
     Vote,
     aggregate_classification,
-    aggregate_texts,
     calibrated_classification,
     dawid_skene,
     krippendorff_alpha_nominal,
@@ -15,7 +14,6 @@ from sapien.quality.aggregation import (
     pooled_confusion,
     shrunk_confusion,
 )
-from sapien.quality.boxes import aggregate_boxes, consensus_boxes
 from sapien.quality.calibration import CALIBRATION_PRIOR, apply_calibration, fit_calibration, reliability
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
@@ -55,29 +53,6 @@ def test_dawid_skene_uses_gold_to_start():
     rows = [(i, 1, "a") for i in range(1, 5)] + [(i, 2, "b") for i in range(1, 5)]
     gold = [(2, "b", "b")] * 5 + [(1, "a", "b")] * 5
     assert all(r.value == "b" for r in dawid_skene(_votes(rows), gold_votes=gold).values())
-
-
-def test_rover_merges_transcripts():
-    rows = [(1, 1, "the quick brown fox"), (1, 2, "the quick brown box"), (1, 3, "a quick brown fox"), (2, 1, "hello"), (2, 2, "hello")]
-    result = aggregate_texts(_votes(rows), matches=lambda a, b: a == b)
-    assert result[1].value == "the quick brown fox"
-    assert result[1].confidence == pytest.approx(1 / 3)
-    assert result[2].value == "hello" and result[2].confidence == 1.0
-
-
-def test_box_consensus_keeps_boxes_most_members_drew():
-    a = {"x": 10, "y": 10, "w": 20, "h": 20, "label": "cell"}
-    near = {"x": 12, "y": 10, "w": 20, "h": 22, "label": "cell"}
-    near2 = {"x": 11, "y": 11, "w": 19, "h": 20, "label": "cell"}
-    stray = {"x": 80, "y": 80, "w": 5, "h": 5, "label": "cell"}
-    fused = consensus_boxes([(1.0, [a]), (1.0, [near, stray]), (1.0, [near2])])
-    assert fused == [{"x": 11, "y": 10, "w": 20, "h": 20, "label": "cell"}]
-    result = aggregate_boxes(
-        [Vote(1, 1, 1, [a]), Vote(1, 2, 2, [near, stray]), Vote(1, 3, 3, [near2])],
-        matches=lambda x, y: len(x) == len(y),
-    )
-    assert result[1].value == fused and result[1].confidence == pytest.approx(2 / 3)
-    assert consensus_boxes([(1.0, []), (1.0, [])]) == []
 
 
 def test_krippendorff_alpha_nominal_known_values():
@@ -171,7 +146,7 @@ def test_batch_aggregation_writes_labels_with_provenance(ctx, tmp_path, config):
     for method in ("dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene"):
         assert batch.aggregate_pack(pack.id, now=NOW, method=method).labels_written == 1
     with pytest.raises(quality_errors.QualityError):
-        batch.aggregate_pack(pack.id, now=NOW, method="rover")
+        batch.aggregate_pack(pack.id, now=NOW, method="medoid")
 
 
 def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
@@ -186,7 +161,7 @@ def test_batch_aggregation_of_texts_and_boxes(ctx, tmp_path):
         answer(make_user(), item.id, {"text": text})
     batch.aggregate_pack(pack.id, now=NOW, finalize=True)
     verified = db.session.get(VerifiedLabel, item.id)
-    assert verified.answer == {"text": "the cat sat"} and verified.method == "rover"
+    assert verified.answer == {"text": "the cat sat"} and verified.method == "medoid"
 
 
 # --- calibration ---------------------------------------------------------------------------------

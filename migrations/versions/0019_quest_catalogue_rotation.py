@@ -1,7 +1,7 @@
 """quest catalogue rotation: which catalogue template a quest was made from, and for which day or ISO week
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-08 09:00:00
 
 """

@@ -21,6 +21,7 @@ MESSAGES = {
     "quest_complete": _l("Quest complete: “%(quest)s”. Claim your reward."),
     "guild_quest_complete": _l("Your guild completed the quest “%(quest)s”. Claim your reward."),
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
+    "reviews_escalated": _l("Answers no reviewer took went to the moderators' queue: %(count)s more to take."),
 }
 
 

@@ -204,6 +204,9 @@ def test_moderators_take_an_escalated_review_through_http(app, make_member, tmp_
     assert taken.status_code == 200 and taken.headers["HX-Redirect"] == "/manage/reviews"
     page = moderator.client.get("/manage/reviews").get_data(as_text=True)
     assert "Check this answer" in page and "Yours, above" in page
+    # Taking it recorded the escalation, and told the moderators once.
+    notes = moderator.client.get("/notifications").get_data(as_text=True)
+    assert notes.count("Answers no reviewer took went to the moderators&#39; queue: 1 more to take.") == 1
     missing_reason = moderator.post(f"/manage/reviews/{review_id}/decide", {"outcome": "rejected", "reason": ""}, headers=HX)
     fragment = missing_reason.get_data(as_text=True)
     assert missing_reason.status_code == 422 and "Say why you reject it" in fragment and "<html" not in fragment and 'id="escalated"' in fragment

@@ -79,7 +79,7 @@ class Setups:
             author = make_user()
             for item in items_of(pack.id):
                 answer(author, item.id, label("pos"), now=utcnow() - timedelta(minutes=30))
-        self.escalating_pack = pack.id
+            self.escalating_pack = pack.id
         return ()
 
     def check_escalate_reviews(self):

@@ -1,4 +1,4 @@
-"""Quality jobs: batch aggregation of a pack, reputation decay."""
+"""Quality jobs: batch aggregation of a pack, reputation decay, the escalation of reviews nobody took."""
 
 from __future__ import annotations
 
@@ -32,3 +32,19 @@ def decay_reputation() -> int:
 
     with app_context():
         return decay(utcnow())
+
+
+def escalate_reviews() -> int:
+    """Send reviews that waited too long (or that no one may take) to the moderators' queue, then schedule
+    the next sweep a minute later (safe to run twice: a review is escalated once)."""
+    from sapien.database import utcnow
+    from sapien.quality.escalation import ESCALATION_SWEEP_EVERY, escalation_sweep_job_id
+    from sapien.quality.escalation import escalate_reviews as escalate
+    from sapien.queue import schedule_once
+
+    with app_context():
+        now = utcnow()
+        escalated = escalate(now)
+        at = now + ESCALATION_SWEEP_EVERY
+        schedule_once("jobs.quality.escalate_reviews", at, job_id=escalation_sweep_job_id(at))
+        return len(escalated)

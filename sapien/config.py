@@ -104,6 +104,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # upload request (an items file plus its media) at most MAX_CONTENT_LENGTH.
         "MEDIA_ROOT": env.get("MEDIA_ROOT", str(instance_dir / "media")),
         "MAX_MEDIA_BYTES": int(env.get("MAX_MEDIA_BYTES", str(10 * 1024 * 1024))),
+        # A review no reviewer took within this many minutes goes to the moderators' queue (see quality/escalation.py).
+        "REVIEW_ESCALATION_MINUTES": int(env.get("REVIEW_ESCALATION_MINUTES", "15")),
         "EXAM_RETAKE_COOLDOWN_HOURS": int(env.get("EXAM_RETAKE_COOLDOWN_HOURS", "12")),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024))),
     }

@@ -162,6 +162,13 @@ def format_date(value, fmt: str = "medium") -> str:
     return dates.format_date(value.astimezone(zone) if hasattr(value, "astimezone") else value, fmt, locale=locale)
 
 
+def format_duration(value) -> str:
+    """A timedelta as the reader says it ("23 minutes", "2 hours"), to the minute."""
+    if value is None:
+        return ""
+    return dates.format_timedelta(value, threshold=1, granularity="minute", locale=request_i18n()[1])
+
+
 TOKEN_UNIT = 10**18
 
 
@@ -186,6 +193,7 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["percent"] = format_percent
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = format_date
+    app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["country_name"] = country_name

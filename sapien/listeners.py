@@ -17,6 +17,7 @@ from sapien.progression import levels, live, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
+from sapien.quality import escalation as _escalation  # noqa: F401, E402, I001
 from sapien.quality import judging, online, reputation
 
 # Events the member cache does not follow: they change nothing a cached page shows (the bell polls).

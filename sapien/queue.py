@@ -52,6 +52,7 @@ JOB_TIMEOUTS = {
     "jobs.progression.sync_member_progress": 60,
     "jobs.quality.aggregate_pack": 1200,
     "jobs.quality.decay_reputation": 600,
+    "jobs.quality.escalate_reviews": 60,
 }
 DEFAULT_JOB_TIMEOUT = 180  # for functions outside jobs/ (the tests' sample jobs)
 

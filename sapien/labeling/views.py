@@ -17,6 +17,7 @@ from sapien.labeling import answers, exams, imports, leases, packs, submissions
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.quality.escalation import escalated_submission_ids
 from sapien.quality.reputation import can_review
 from sapien.web import (
     database_id,
@@ -395,7 +396,8 @@ def my_submissions():
     page = request.args.get("page", 1, type=int)
     rows, pages = submissions.my_submissions(current_user.id, page=page)
     return render_page_or_fragment(
-        "labeling/history.html", "labeling/fragments/history.html", rows=rows, pages=pages, page_number=min(max(1, page), pages)
+        "labeling/history.html", "labeling/fragments/history.html", rows=rows, pages=pages, page_number=min(max(1, page), pages),
+        with_moderator=escalated_submission_ids([row.submission.id for row in rows], utcnow()),
     )
 
 

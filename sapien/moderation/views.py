@@ -7,6 +7,7 @@ from flask_login import current_user
 from sapien.database import utcnow
 from sapien.moderation import users
 from sapien.moderation.forms import ROLE_LABELS, BanForm, RoleForm
+from sapien.quality.escalation import review_queue_health
 from sapien.queue import list_jobs, reconcile, retry_failed_job
 from sapien.web import (
     flash_message,
@@ -23,7 +24,9 @@ bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 @bp.get("/jobs")
 @role_required("moderator")
 def jobs():
-    return render_page_or_fragment("moderation/jobs.html", "moderation/fragments/jobs_table.html", jobs=list_jobs())
+    return render_page_or_fragment(
+        "moderation/jobs.html", "moderation/fragments/jobs_table.html", jobs=list_jobs(), health=review_queue_health(utcnow())
+    )
 
 
 @bp.post("/jobs/<job_id>/retry")

@@ -22,6 +22,7 @@ MESSAGES = {
     "guild_quest_complete": _l("Your guild completed the quest “%(quest)s”. Claim your reward."),
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
     "no_consensus": _l("Item “%(item)s” of your pack “%(pack)s” got %(answers)s answers that never agreed: review them to verify it."),
+    "reviews_escalated": _l("Answers no reviewer took went to the moderators' queue: %(count)s more to take."),
 }
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien.accounts.models import ROLE_RANK, User
@@ -154,6 +154,17 @@ def can_review(user_id: int) -> bool:
     if ROLE_RANK.get(user.role, 0) >= ROLE_RANK["reviewer"]:
         return True
     return reputation_of(user_id) >= reviewer_min_reputation()
+
+
+def reviewer_ids_query() -> Select:
+    """Ids of everyone `can_review` admits, as one query (to ask about many reviews at once)."""
+    reviewer_roles = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK["reviewer"]]
+    score = func.coalesce(Reputation.score, DEFAULT_REPUTATION)
+    return (
+        select(User.id)
+        .outerjoin(Reputation, Reputation.user_id == User.id)
+        .where(User.is_banned.is_(False), or_(User.role.in_(reviewer_roles), score >= reviewer_min_reputation()))
+    )
 
 
 REPUTATION_DECAY_RATE = 0.1

@@ -37,6 +37,15 @@ def review_claim_minutes() -> int:
     return int(setting("REVIEW_CLAIM_MINUTES", 15))
 
 
+def review_escalation_minutes() -> int:
+    return int(setting("REVIEW_ESCALATION_MINUTES", 15))
+
+
+def escalation_cutoff(now: datetime) -> datetime:
+    """Reviews queued at or before this moment and still waiting belong to the moderators (quality/escalation.py)."""
+    return now - timedelta(minutes=review_escalation_minutes())
+
+
 def planted_review_rate_percent() -> float:
     return float(setting("PLANTED_REVIEW_RATE_PERCENT", 10))
 
@@ -49,14 +58,17 @@ def _require_reviewer(user_id: int) -> None:
 
 
 def _claimable(reviewer_id: int, now: datetime):
-    """Real reviews this reviewer may take: queued or abandoned, not their own work, and not an item they
-    answered themselves."""
+    """Real reviews this reviewer may take: queued or abandoned, not their own work, not an item they
+    answered themselves, and neither escalated nor waiting past the escalation time (those are the
+    moderators', see quality/escalation.py; one no one else may take is one this reviewer answered)."""
     own_items = select(Submission.item_id).where(Submission.user_id == reviewer_id)
     return (
         select(Review)
         .join(Submission, Submission.id == Review.submission_id)
         .where(
             Review.is_planted.is_(False),
+            Review.escalated_at.is_(None),
+            Review.created_at > escalation_cutoff(now),
             Review.author_id != reviewer_id,
             (Review.status == "queued") | ((Review.status == "claimed") & (Review.claim_expires_at <= now)),
             Submission.item_id.not_in(own_items),
@@ -64,20 +76,19 @@ def _claimable(reviewer_id: int, now: datetime):
     )
 
 
-def active_claim(reviewer_id: int, now: datetime) -> Review | None:
-    return db.session.scalar(
-        select(Review)
-        .where(Review.reviewer_id == reviewer_id, Review.status == "claimed", Review.claim_expires_at > now)
-        .order_by(Review.claimed_at)
-        .limit(1)
-    )
+def active_claim(reviewer_id: int, now: datetime, *, escalated: bool | None = None) -> Review | None:
+    """The review this reviewer holds right now; `escalated` narrows it to a moderators' one or a regular one."""
+    query = select(Review).where(Review.reviewer_id == reviewer_id, Review.status == "claimed", Review.claim_expires_at > now)
+    if escalated is not None:
+        query = query.where(Review.escalated_at.is_not(None) if escalated else Review.escalated_at.is_(None))
+    return db.session.scalar(query.order_by(Review.claimed_at).limit(1))
 
 
 def reviews_waiting(reviewer_id: int, now: datetime) -> int:
     return db.session.scalar(select(func.count()).select_from(_claimable(reviewer_id, now).subquery())) or 0
 
 
-def _claim(review: Review, reviewer_id: int, now: datetime) -> bool:
+def take_review(review: Review, reviewer_id: int, now: datetime) -> bool:
     """Take the review with one conditional UPDATE, so two reviewers racing for it cannot both get it."""
     expires = now + timedelta(minutes=review_claim_minutes())
     taken = db.session.execute(
@@ -154,7 +165,7 @@ def claim_next_review(reviewer_id: int, now: datetime) -> Review:
             if planted is not None:
                 return planted
         for review in candidates:
-            if _claim(review, reviewer_id, now):
+            if take_review(review, reviewer_id, now):
                 return review
         raise NoReviewsLeft(_l("Someone else just took the last review. Try again in a moment."))
 
@@ -172,7 +183,9 @@ def claim_review(review_id: int, reviewer_id: int, now: datetime) -> Review:
             return review
         if review.status == "done":
             raise ReviewError(_l("This review has already been decided."))
-        if not _claim(review, reviewer_id, now):
+        if review.escalated_at is not None or as_utc(review.created_at) <= escalation_cutoff(now):
+            raise ReviewError(_l("This review waited too long and went to the moderators' queue."))
+        if not take_review(review, reviewer_id, now):
             raise ReviewError(_l("Another reviewer is working on this one."))
         return review
 

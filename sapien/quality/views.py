@@ -10,7 +10,7 @@ from sapien.forms import EmptyForm
 from sapien.labeling import answers
 from sapien.labeling.packs import get_pack_by_slug
 from sapien.quality import appeals as quality_appeals
-from sapien.quality import batch, exports, online, reviews
+from sapien.quality import batch, escalation, exports, online, reviews
 from sapien.quality import errors as quality_errors
 from sapien.quality import reputation as quality_reputation
 from sapien.quality import results as quality_results
@@ -134,9 +134,12 @@ def release(review_id: int):
 @bp.post("/review/<int:review_id>/decide")
 @login_required
 def decide(review_id: int):
-    refused = _require_reviewer()
-    if refused:
-        return refused
+    return _require_reviewer() or _decide(review_id, url_for("quality.review_queue"), _render_review)
+
+
+def _decide(review_id: int, back_to: str, render):
+    """Accept, fix or reject the reviewer's claimed review, then go back to `back_to`; a bad form is shown
+    again by `render` (the reviewers' page or the moderators')."""
     try:
         view = reviews.review_view(review_id, current_user.id)
     except quality_errors.ReviewNotFound:
@@ -153,14 +156,78 @@ def decide(review_id: int):
             reviews.decide_review(review_id, current_user.id, outcome=outcome, reason=form.reason.data or "", fixed_answer=fixed, now=utcnow())
         except quality_errors.ReviewClaimExpired as error:
             flash_message(error.message, "error")
-            return redirect_to(url_for("quality.review_queue"))
+            return redirect_to(back_to)
         except DomainError as error:
             show_domain_error(form, error)
         else:
             flash_message({"accepted": _("Accepted. Thank you!"), "fixed": _("Fixed and accepted. Thank you!"),
                            "rejected": _("Rejected; the member will see your reason.")}[outcome])
-            return redirect_to(url_for("quality.review_queue"))
-    return _render_review(view=view, form=form, prior=prior, status=form_status(form))
+            return redirect_to(back_to)
+    return render(view=view, form=form, prior=prior, status=form_status(form))
+
+
+# --- the moderators' queue: reviews no reviewer took in time, or none may take ------------------------
+
+def _render_escalated(view=None, form=None, prior=None, status=200):
+    now = utcnow()
+    if view is None:
+        claim = reviews.active_claim(current_user.id, now, escalated=True)
+        view = reviews.review_view(claim.id, current_user.id) if claim is not None else None
+    return render_page_or_fragment(
+        "quality/escalated.html",
+        "quality/fragments/escalated.html",
+        status=status,
+        view=view,
+        form=form or ReviewForm(formdata=None),
+        claim_form=EmptyForm(formdata=None),
+        prior=prior if prior is not None else (online.effective_answer(view.submission) if view else None),
+        media_url=_media_url(view.media) if view else None,
+        rows=escalation.escalated_reviews(current_user.id, now),
+        health=escalation.review_queue_health(now),
+        escalation_minutes=reviews.review_escalation_minutes(),
+        outcome_labels=OUTCOME_LABELS,
+    )
+
+
+@bp.get("/manage/reviews")
+@role_required("moderator")
+def escalated():
+    return _render_escalated()
+
+
+@bp.post("/manage/reviews/<int:review_id>/claim")
+@role_required("moderator")
+def claim_escalated(review_id: int):
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        escalation.claim_escalated_review(review_id, current_user.id, utcnow())
+    except quality_errors.ReviewNotFound:
+        abort(404)
+    except quality_errors.ReviewError as error:
+        flash_message(error.message, "error")
+    return redirect_to(url_for("quality.escalated"))
+
+
+@bp.post("/manage/reviews/<int:review_id>/release")
+@role_required("moderator")
+def release_escalated(review_id: int):
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        reviews.release_review(review_id, current_user.id, utcnow())
+    except quality_errors.ReviewNotFound:
+        abort(404)
+    flash_message(_("The review went back to the moderators' queue."), "info")
+    return redirect_to(url_for("quality.escalated"))
+
+
+@bp.post("/manage/reviews/<int:review_id>/decide")
+@role_required("moderator")
+def decide_escalated(review_id: int):
+    return _decide(review_id, url_for("quality.escalated"), _render_escalated)
 
 
 # --- a member's submission and appeals ------------------------------------------------------------

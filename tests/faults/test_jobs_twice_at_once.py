@@ -24,7 +24,7 @@ from tests.faults.scenarios import (
     member_behind_on_levels,
     progression_of,
 )
-from tests.quality.conftest import items_of, make_pack, make_user
+from tests.quality.conftest import answer, items_of, label, make_pack, make_user
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
 
@@ -69,6 +69,26 @@ class Setups:
             events = list(db.session.scalars(select(ReputationEvent).where(ReputationEvent.user_id == user_id)))
             assert len(events) == 1 and events[0].reason == "decay" and events[0].delta < 0
             assert db.session.get(Reputation, user_id).score == 800 + events[0].delta
+
+    def escalate_reviews(self):
+        from sapien.database import utcnow
+
+        with self.app.test_request_context():
+            pack = make_pack(self.tmp_path, items=2, review_rate_percent=100)
+            self.escalating_moderator = make_user(role="moderator")
+            author = make_user()
+            for item in items_of(pack.id):
+                answer(author, item.id, label("pos"), now=utcnow() - timedelta(minutes=30))
+            self.escalating_pack = pack.id
+        return ()
+
+    def check_escalate_reviews(self):
+        from sapien.notifications.models import Notification
+        from sapien.quality.models import Review
+
+        assert count(Review, Review.pack_id == self.escalating_pack, Review.escalated_at.is_not(None)) == 2
+        notes = count(Notification, Notification.user_id == self.escalating_moderator, Notification.kind == "reviews_escalated")
+        assert notes == 1  # both runs swept at once: one batch, one notification
 
     def sync_member_progress(self):
         self.behind = member_behind_on_levels(self.app)

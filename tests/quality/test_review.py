@@ -73,7 +73,9 @@ def test_claim_expires_and_returns_to_the_queue(ctx, tmp_path, config):
     from sapien.quality import errors as quality_errors
     from sapien.quality import reviews
 
-    config(PLANTED_REVIEW_RATE_PERCENT=0, REVIEW_CLAIM_MINUTES=15)
+    # Escalation later than the claim's 15 minutes, so the expired claim returns to the reviewers' queue
+    # (with both at 15 it goes to the moderators': test_escalation.py).
+    config(PLANTED_REVIEW_RATE_PERCENT=0, REVIEW_CLAIM_MINUTES=15, REVIEW_ESCALATION_MINUTES=60)
     _pending(tmp_path)
     first, second = make_user(role="reviewer"), make_user(role="reviewer")
     review = reviews.claim_next_review(first, NOW)

@@ -13,9 +13,13 @@ def _in_app(app, fn):
 
 
 def _pending_for_review(app, tmp_path, author):
+    """An answer queued for review just now (the pages read the clock: one queued at the fixed NOW would
+    have waited past the escalation time and be the moderators')."""
+    from sapien.database import utcnow
+
     def build():
         pack = make_pack(tmp_path, items=1, review_rate_percent=100)
-        return pack, answer(author.id, items_of(pack.id)[0].id, label("pos"))
+        return pack, answer(author.id, items_of(pack.id)[0].id, label("pos"), now=utcnow())
 
     return _in_app(app, build)
 
@@ -163,3 +167,81 @@ def test_reputation_page(app, make_member, tmp_path):
     assert "539" in page and "Known-answer item" in page and "<polyline" in page and " style=" not in page.split("<main")[-1]
     assert "<html" not in member.client.get("/reputation", headers=HX).get_data(as_text=True)
     assert app.test_client().get("/reputation").status_code in (302, 303)
+
+
+def test_moderators_take_an_escalated_review_through_http(app, make_member, tmp_path, config):
+    """Issue 10 over HTTP: the moderators' queue with the queue's age, the member's "With a moderator",
+    taking and deciding the review as plain forms and through htmx."""
+    from datetime import timedelta
+
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+    from sapien.quality.models import Review
+
+    config(PLANTED_REVIEW_RATE_PERCENT=0, REVIEW_ESCALATION_MINUTES=15)
+    author, reviewer, moderator = make_member(), make_member(role="reviewer"), make_member(role="moderator")
+
+    def build():
+        pack = make_pack(tmp_path, items=1, review_rate_percent=100)
+        return answer(author.id, items_of(pack.id)[0].id, label("pos"), now=utcnow() - timedelta(minutes=20))
+
+    result = _in_app(app, build)
+    assert author.client.get("/manage/reviews").status_code == 403
+    assert reviewer.client.get("/manage/reviews").status_code == 403
+    assert "With a moderator" in author.client.get("/work/history").get_data(as_text=True)
+    # The reviewers' queue no longer offers it.
+    assert "0 answers are waiting for review." in reviewer.client.get("/review").get_data(as_text=True)
+
+    page = moderator.client.get("/manage/reviews").get_data(as_text=True)
+    assert "Reviews to take" in page and "Take this review" in page
+    assert "20 minutes" in page  # the review's age, and the oldest one's in the queue's health
+    assert 'data-stat="waiting">1<' in page and 'data-stat="escalated">1<' in page
+    jobs = moderator.client.get("/moderation/jobs").get_data(as_text=True)
+    assert "Answers waiting for review" in jobs and "20 minutes" in jobs
+    with app.app_context():
+        review_id = db.session.query(Review).one().id
+    assert moderator.post("/manage/reviews/999999/claim").status_code == 404
+    taken = moderator.post(f"/manage/reviews/{review_id}/claim", headers=HX)
+    assert taken.status_code == 200 and taken.headers["HX-Redirect"] == "/manage/reviews"
+    page = moderator.client.get("/manage/reviews").get_data(as_text=True)
+    assert "Check this answer" in page and "Yours, above" in page
+    # Taking it recorded the escalation, and told the moderators once.
+    notes = moderator.client.get("/notifications").get_data(as_text=True)
+    assert notes.count("Answers no reviewer took went to the moderators&#39; queue: 1 more to take.") == 1
+    missing_reason = moderator.post(f"/manage/reviews/{review_id}/decide", {"outcome": "rejected", "reason": ""}, headers=HX)
+    fragment = missing_reason.get_data(as_text=True)
+    assert missing_reason.status_code == 422 and "Say why you reject it" in fragment and "<html" not in fragment and 'id="escalated"' in fragment
+    done = moderator.post(f"/manage/reviews/{review_id}/decide", {"outcome": "accepted"})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/manage/reviews")
+    with app.app_context():
+        assert db.session.get(Submission, result.submission_id).status == "accepted"
+        assert db.session.get(Review, review_id).escalated_at is not None
+    assert "No answer is waiting for a moderator" in moderator.client.get("/manage/reviews").get_data(as_text=True)
+    history = author.client.get("/work/history").get_data(as_text=True)
+    assert "With a moderator" not in history and "Accepted" in history
+
+
+def test_a_moderator_who_answered_the_item_is_told_another_must_review_it(app, make_member, tmp_path, config):
+    from sapien.extensions import db
+    from sapien.quality.models import Review
+
+    config(PLANTED_REVIEW_RATE_PERCENT=0)
+    author, moderator = make_member(), make_member(role="moderator")
+
+    def build():
+        pack = make_pack(tmp_path, items=1, review_rate_percent=100, labels_per_item=2, max_labels_per_item=2)
+        item = items_of(pack.id)[0]
+        answer(moderator.id, item.id, label("pos"))
+        return answer(author.id, item.id, label("pos"))
+
+    result = _in_app(app, build)
+    page = moderator.client.get("/manage/reviews").get_data(as_text=True)
+    assert "You answered this item: another moderator must review it." in page and "Take this review" not in page
+    with app.app_context():
+        review_id = db.session.query(Review).filter_by(submission_id=result.submission_id).one().id
+    refused = moderator.post(f"/manage/reviews/{review_id}/claim")
+    assert refused.status_code == 303
+    assert "You answered this item yourself, so another moderator must review it." in moderator.client.get("/manage/reviews").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Review, review_id).reviewer_id is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -69,20 +70,57 @@ def is_valid_timezone(name: str) -> bool:
     return name in set(timezone_names())
 
 
+UTC_NAME = _l("Coordinated Universal Time (UTC)")
+
+
+@cache
+def timezone_choices(locale: str) -> list[tuple[str, str]]:
+    """(IANA id, name in the language) for every zone, in alphabetical order of the names: "Paris (France) —
+    heure d’Europe centrale" for fr. The id stays the value a form sends."""
+    choices = [(name, timezone_label(name, locale)) for name in timezone_names()]
+    return sorted(choices, key=lambda choice: (choice[0] != "UTC", _sort_key(choice[1])))
+
+
+def timezone_label(name: str, locale: str) -> str:
+    if name == "UTC":
+        return str(UTC_NAME) if has_request_context() else name
+    zone = dates.get_timezone(name)
+    # Babel falls back on the id for a city it has no name for ("Argentina/Buenos_Aires"): keep its last part.
+    city = dates.get_timezone_location(zone, locale=locale, return_city=True).rsplit("/", 1)[-1]
+    territory = dates.get_global("zone_territories").get(name)
+    country = Locale.parse(locale).territories.get(territory, "") if territory not in (None, "001", "ZZ") else ""
+    place = f"{city} ({country})" if country and country != city else city
+    generic = dates.get_timezone_name(zone, locale=locale)
+    # A zone without a name of its own (Jakarta) is named after its place: say it once.
+    return place if generic == dates.get_timezone_location(zone, locale=locale) else f"{place} — {generic}"
+
+
+def _sort_key(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+# What each labeling task type is called (the values are sapien.labeling.models.TASK_TYPES): the pack form,
+# marketplace and leaderboard filters and the boards all name a task type through this one mapping.
+TASK_TYPE_NAMES = {
+    "text_classification": _l("Text classification"),
+    "text_cleaning": _l("Text cleaning"),
+    "image_classification": _l("Image classification"),
+    "bounding_boxes": _l("Bounding boxes"),
+    "audio_transcription": _l("Audio transcription"),
+}
+
+
+def task_type_name(task_type: str) -> str:
+    name = TASK_TYPE_NAMES.get(task_type)
+    return str(name) if name else task_type.replace("_", " ").capitalize()
+
+
 CURRENCY_NAMES = {
     "points": _l("points"),
     "xp": _l("XP"),
     "token": _l("tokens"),
     "stake": _l("staked tokens"),
     "partner": _l("partner tokens"),
-}
-# The labeling task types (labeling.models.TASK_TYPES) as members read them: forms, quests, the activity list.
-TASK_TYPE_LABELS = {
-    "text_classification": _l("Text classification"),
-    "text_cleaning": _l("Text cleaning"),
-    "image_classification": _l("Image classification"),
-    "bounding_boxes": _l("Bounding boxes"),
-    "audio_transcription": _l("Audio transcription"),
 }
 # How each kind of ledger entry reads in the member's activity list.
 ENTRY_KIND_LABELS = {
@@ -104,18 +142,13 @@ def country_name(code: str | None) -> str:
     return Locale.parse(str(get_locale())).territories.get(code, code)
 
 
-def task_type_label(task_type: str) -> str:
-    label = TASK_TYPE_LABELS.get(task_type)
-    return str(label) if label else task_type.replace("_", " ").capitalize()
-
-
 def entry_kind_label(kind: str) -> str:
     label = ENTRY_KIND_LABELS.get(kind)
     if label:
         return str(label)
     prefix, _colon, task_type = kind.partition(":")
     if task_type and prefix in ENTRY_KIND_PREFIXES:
-        return ENTRY_KIND_PREFIXES[prefix](task_type_label(task_type))
+        return ENTRY_KIND_PREFIXES[prefix](task_type_name(task_type))
     return kind.replace("_", " ").capitalize()
 
 
@@ -194,9 +227,9 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["task_type"] = task_type_name
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.filters["country_name"] = country_name
     app.jinja_env.filters["currency_name"] = lambda code: str(CURRENCY_NAMES.get(code, code))
     app.jinja_env.filters["entry_kind"] = entry_kind_label
-    app.jinja_env.filters["task_type"] = task_type_label

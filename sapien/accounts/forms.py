@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, Regexp
 
+from sapien import i18n
 from sapien.accounts.service import (
     COUNTRY_CODES,
     PASSWORD_MAX,
@@ -16,7 +17,6 @@ from sapien.accounts.service import (
     USERNAME_MIN,
 )
 from sapien.forms import ChoiceField
-from sapien.i18n import timezone_names
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -27,7 +27,7 @@ def country_choices() -> list[tuple[str, str]]:
 
 
 def timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in timezone_names()]
+    return i18n.timezone_choices(str(get_locale()))
 
 
 def language_choices() -> list[tuple[str, str]]:

@@ -343,6 +343,11 @@ def transfer_leadership(actor_id: int, guild_id: int, target_id: int, now: datet
         record(actor_id, "guild.transfer_leadership", f"guild:{guild_id}", f"to user:{target_id}", now)
 
 
+def may_kick(actor_role: str, target_role: str) -> bool:
+    """The leader removes anyone but themselves; an officer removes plain members only."""
+    return target_role != "leader" and (actor_role == "leader" or target_role == "member")
+
+
 def kick(actor_id: int, guild_id: int, target_id: int, reason: str, now: datetime) -> None:
     reason = (reason or "").strip()
     if not reason:
@@ -357,7 +362,7 @@ def kick(actor_id: int, guild_id: int, target_id: int, reason: str, now: datetim
             raise GuildForbidden(_l("The guild leader cannot be kicked."))
         if target.user_id == actor_id:
             raise GuildError(_l("Use “Leave guild” to leave."))
-        if actor.role == "officer" and target.role == "officer":
+        if not may_kick(actor.role, target.role):
             raise GuildForbidden(_l("Only the leader can remove an officer."))
         session.delete(target)
         record(actor_id, "guild.kick", f"user:{target_id}", f"guild:{guild_id}: {reason}", now)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from sapien.accounts.models import User
 from sapien.extensions import db
-from sapien.guilds.membership import MANAGERS, get_guild_by_slug, membership_of
+from sapien.guilds.membership import MANAGERS, get_guild_by_slug, may_kick, membership_of
 from sapien.guilds.models import Guild, GuildApplication, GuildInvitation, GuildMembership
 from sapien.ledger.models import Balance
 
@@ -43,6 +43,15 @@ class GuildView:
     @property
     def is_member(self) -> bool:
         return bool(self.my_membership and self.my_membership.guild_id == self.guild.id)
+
+    def can_kick(self, member: MemberLine) -> bool:
+        return self.can_manage and member.user_id != self.my_membership.user_id and may_kick(self.my_membership.role, member.role)
+
+    def can_hand_over_to(self, member: MemberLine) -> bool:
+        return self.is_leader and member.user_id != self.my_membership.user_id
+
+    def member(self, user_id: int) -> MemberLine | None:
+        return next((line for line in self.members if line.user_id == user_id), None)
 
 
 ROLE_ORDER = {"leader": 0, "officer": 1, "member": 2}

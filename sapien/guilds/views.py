@@ -167,9 +167,48 @@ def apply(slug: str):
     )
 
 
+# --- confirmations: leaving, handing over and kicking take a second, deliberate step ---------------
+# Each action has a GET page asking "Yes, …?" (reachable without script, and where an unconfirmed POST is
+# sent); the guild page opens the same question in place. Only a POST carrying confirm=yes acts.
+
+def _confirmed() -> bool:
+    return request.form.get("confirm") == "yes"
+
+
+def _confirmation(question: str, status: int = 200, **context):
+    return render_page_or_fragment("guilds/confirm.html", "guilds/fragments/confirm.html", status=status, question=question, **context)
+
+
+def _member_question(slug: str, user_id: int, allowed) -> tuple[overview.GuildView, overview.MemberLine]:
+    """The guild page's view and the member a question is about: 404 for a stranger, 403 when the viewer may not act."""
+    try:
+        view = overview.guild_view(slug, current_user.id)
+    except guilds_membership.GuildNotFound:
+        abort(404)
+    member = view.member(user_id)
+    if member is None:
+        abort(404 if view.can_manage else 403)
+    if not allowed(view, member):
+        abort(403)
+    return view, member
+
+
+@bp.get("/leave")
+@login_required
+def confirm_leave():
+    state = overview.my_guild(current_user.id)
+    if state.guild is None:
+        flash_message(_("You are not in a guild."), "error")
+        return redirect_to(url_for("guilds.mine"))
+    view = overview.guild_view(state.guild.slug, current_user.id)
+    return _confirmation("leave", view=view, guild=view.guild)
+
+
 @bp.post("/leave")
 @login_required
 def leave():
+    if not _confirmed():
+        return redirect_to(url_for("guilds.confirm_leave"))
     try:
         guilds_membership.leave(current_user.id, utcnow())
     except guilds_membership.GuildError as error:
@@ -253,21 +292,40 @@ def change_role(slug: str, user_id: int):
     return _act(slug, lambda: guilds_membership.set_role(current_user.id, guild.id, user_id, form.role.data, utcnow()), _("Role changed."))
 
 
+@bp.get("/<slug>/members/<int:user_id>/transfer")
+@login_required
+def confirm_transfer(slug: str, user_id: int):
+    view, member = _member_question(slug, user_id, overview.GuildView.can_hand_over_to)
+    return _confirmation("transfer", view=view, guild=view.guild, member=member)
+
+
 @bp.post("/<slug>/members/<int:user_id>/transfer")
 @login_required
 def transfer(slug: str, user_id: int):
     guild = _guild_or_404(slug)
+    if not _confirmed():
+        return redirect_to(url_for("guilds.confirm_transfer", slug=slug, user_id=user_id))
     return _act(slug, lambda: guilds_membership.transfer_leadership(current_user.id, guild.id, user_id, utcnow()), _("You handed over the leadership."))
+
+
+@bp.get("/<slug>/members/<int:user_id>/kick")
+@login_required
+def confirm_kick(slug: str, user_id: int):
+    view, member = _member_question(slug, user_id, overview.GuildView.can_kick)
+    return _confirmation("kick", view=view, guild=view.guild, member=member, kick_form=KickForm(formdata=None))
 
 
 @bp.post("/<slug>/members/<int:user_id>/kick")
 @login_required
 def kick(slug: str, user_id: int):
     guild = _guild_or_404(slug)
+    if not _confirmed():
+        return redirect_to(url_for("guilds.confirm_kick", slug=slug, user_id=user_id))
     form = KickForm()
     if not form.validate():
-        flash_message(form.reason.errors[0], "error")
-        return _guild_page(slug, 422, kick_form=form)
+        # The question again, with the reason's error beside it (a member the viewer may not kick gets a 403).
+        view, member = _member_question(slug, user_id, overview.GuildView.can_kick)
+        return _confirmation("kick", 422, view=view, guild=view.guild, member=member, kick_form=form)
     return _act(slug, lambda: guilds_membership.kick(current_user.id, guild.id, user_id, form.reason.data, utcnow()), _("The member was removed from the guild."))
 
 

@@ -256,3 +256,14 @@ def answers_match(pack, expected: dict, answer: dict) -> bool:
             return False
         return len(match_boxes(left, right)) == len(left)
     return expected == answer
+
+
+# A boxes pack's worked example usually answers with a count: "2", "2 boxes", "1 box", "no boxes".
+EXAMPLE_BOX_COUNT = re.compile(r"^\s*(?:(\d+)(?:\s+box(?:es)?)?|no\s+box(?:es)?)\s*$", re.IGNORECASE)
+
+
+def example_box_count(answer: str) -> int | None:
+    """The number of boxes an example's answer gives, if that is all it says, so the page can say it in the
+    member's language (ngettext); None for any other answer, shown as written."""
+    match = EXAMPLE_BOX_COUNT.match(answer or "")
+    return None if match is None else int(match.group(1) or 0)

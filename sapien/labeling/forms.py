@@ -7,14 +7,14 @@ from wtforms import BooleanField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from sapien.forms import ChoiceField
-from sapien.i18n import TASK_TYPE_LABELS
+from sapien.i18n import TASK_TYPE_NAMES
 
 KIND_CHOICES = [
     ("enterprise", _l("Enterprise: members are paid points, converted to tokens")),
     ("dual", _l("Dual reward: points plus a partner token")),
     ("community", _l("Community: XP now, a share of the dataset's future revenue")),
 ]
-TASK_TYPE_CHOICES = list(TASK_TYPE_LABELS.items())
+TASK_TYPE_CHOICES = list(TASK_TYPE_NAMES.items())
 DIFFICULTY_CHOICES = [
     ("beginner", _l("Beginner (×1)")),
     ("intermediate", _l("Intermediate (×1.5)")),

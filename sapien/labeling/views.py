@@ -67,6 +67,7 @@ def _rejection_url(submission_id: int) -> str | None:
 def _labels():
     return {
         "rejection_url": _rejection_url,
+        "example_box_count": answers.example_box_count,
         "task_type_labels": TASK_TYPE_LABELS,
         "difficulty_labels": DIFFICULTY_LABELS,
         "kind_labels": KIND_LABELS,

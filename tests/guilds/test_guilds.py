@@ -18,6 +18,7 @@ from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+YES = {"confirm": "yes"}  # leaving, handing over and kicking act only once confirmed
 keys = count(1)
 APP = {}
 
@@ -186,37 +187,37 @@ def test_roles_kicks_are_audited_and_leadership_moves(make_member):
     assert ana.post(f"/guilds/{slug}/members/{officer.id}/role", {"role": "officer"}).status_code == 403
     assert leader.post(f"/guilds/{slug}/members/{officer.id}/role", {"role": "officer"}).status_code == 303
     assert leader.post(f"/guilds/{slug}/members/{officer.id}/role", {"role": "admin"}).status_code == 422
-    assert officer.post(f"/guilds/{slug}/members/{leader.id}/kick", {"reason": "coup"}).status_code == 403
-    assert ana.post(f"/guilds/{slug}/members/{officer.id}/kick", {"reason": "no"}).status_code == 403
-    response = officer.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": ""})
+    assert officer.post(f"/guilds/{slug}/members/{leader.id}/kick", {"reason": "coup", "confirm": "yes"}).status_code == 403
+    assert ana.post(f"/guilds/{slug}/members/{officer.id}/kick", {"reason": "no", "confirm": "yes"}).status_code == 403
+    response = officer.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": "", "confirm": "yes"})
     assert response.status_code == 422 and "Give a reason" in response.get_data(as_text=True)
     assert membership(ana.id) == (guild_id, "member")
     outsider_leader = make_member("outsider")
     _, outsider_slug = found(outsider_leader.id, "Outsiders")
     # Another guild's leader cannot kick here, nor reach this member through their own guild's URL.
-    assert outsider_leader.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": "x"}).status_code == 403
-    assert outsider_leader.post(f"/guilds/{outsider_slug}/members/{ana.id}/kick", {"reason": "x"}).status_code == 404
+    assert outsider_leader.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": "x", "confirm": "yes"}).status_code == 403
+    assert outsider_leader.post(f"/guilds/{outsider_slug}/members/{ana.id}/kick", {"reason": "x", "confirm": "yes"}).status_code == 404
     assert outsider_leader.client.get(f"/guilds/{slug}/settings").status_code == 403
     assert officer.client.get(f"/guilds/{slug}/settings").status_code == 403
     assert leader.client.get(f"/guilds/{slug}/settings").status_code == 200
-    assert officer.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": "copied answers"}).status_code == 303
+    assert officer.post(f"/guilds/{slug}/members/{ana.id}/kick", {"reason": "copied answers", "confirm": "yes"}).status_code == 303
     assert membership(ana.id) is None
     with ctx():
         from sapien.extensions import db
 
         audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "guild.kick")).one()
         assert (audit.actor_id, audit.target) == (officer.id, f"user:{ana.id}") and "copied answers" in audit.reason
-    response = leader.post("/guilds/leave")
+    response = leader.post("/guilds/leave", YES)
     assert response.status_code == 422 and "Hand the leadership" in response.get_data(as_text=True)
     assert membership(leader.id) == (guild_id, "leader")  # must hand over first
-    assert officer.post(f"/guilds/{slug}/members/{leader.id}/transfer").status_code == 403
-    assert leader.post(f"/guilds/{slug}/members/{officer.id}/transfer").status_code == 303
+    assert officer.post(f"/guilds/{slug}/members/{leader.id}/transfer", YES).status_code == 403
+    assert leader.post(f"/guilds/{slug}/members/{officer.id}/transfer", YES).status_code == 303
     assert membership(officer.id) == (guild_id, "leader") and membership(leader.id) == (guild_id, "officer")
-    assert leader.post("/guilds/leave").status_code == 303 and membership(leader.id) is None
+    assert leader.post("/guilds/leave", YES).status_code == 303 and membership(leader.id) is None
     # The last member leaving disbands the guild.
-    assert officer.post("/guilds/leave").status_code == 303
+    assert officer.post("/guilds/leave", YES).status_code == 303
     assert officer.client.get(f"/guilds/{slug}").status_code == 404
-    assert officer.post("/guilds/leave").status_code == 303  # not in a guild: a message on "my guild"
+    assert officer.post("/guilds/leave", YES).status_code == 303  # not in a guild: a message on "my guild"
 
 
 def test_leader_dashboard_permissions_sorting_and_csv(make_member):
@@ -280,7 +281,7 @@ def test_directory_search_guild_boards_follow_membership(make_member):
         assert (totals[0].subject_id, int(totals[0].score)) == (guild_id, 350)
     board = ana.client.get(f"/leaderboards/?board=xp&guild={guild_id}").get_data(as_text=True)
     assert "Night Owls: members by XP" in board
-    assert ana.post("/guilds/leave").status_code == 303
+    assert ana.post("/guilds/leave", YES).status_code == 303
     with ctx():
         assert [e.subject_id for e in reading.top_entries(key)] == [leader.id]
         assert int(reading.top_entries(leaderboards_boards.Board("guilds", "all").key(now))[0].score) == 300

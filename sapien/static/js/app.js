@@ -33,6 +33,42 @@
     if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
   });
 
+  // Menus are <details data-menu> and open without this script; it only adds what people expect of a menu:
+  // Escape closes the innermost open one (focus back on its button), a click elsewhere closes them all.
+  // The nav's menu button controls the nav beside it (aria-controls), which counts as inside it.
+  function menuContains(menu, node) {
+    var summary = menu.querySelector(":scope > summary");
+    var controlled = summary && summary.getAttribute("aria-controls");
+    var extra = controlled ? document.getElementById(controlled) : null;
+    return menu.contains(node) || (extra !== null && extra.contains(node));
+  }
+  function closeMenu(menu, focusSummary) {
+    menu.open = false;
+    if (focusSummary) menu.querySelector(":scope > summary").focus();
+  }
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      if (!menuContains(menu, event.target)) closeMenu(menu, false);
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = Array.prototype.filter.call(document.querySelectorAll("details[data-menu][open]"), function (menu) {
+      return menuContains(menu, document.activeElement);
+    });
+    if (!open.length) return;
+    // The innermost: the last in document order among those holding the focus.
+    closeMenu(open[open.length - 1], true);
+    event.preventDefault();
+  });
+  // A confirmation opened from a menu puts the focus on its first field, or its button.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches("details[data-confirm]") || !details.open) return;
+    var first = details.querySelector("input:not([type=hidden]), textarea, button[type=submit]");
+    if (first) first.focus();
+  }, true);
+
   // After a boosted navigation, move focus to the main region so screen readers announce the page.
   document.addEventListener("htmx:afterSettle", function (event) {
     armToasts(document);

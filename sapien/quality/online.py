@@ -234,6 +234,8 @@ def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: f
     contributor_ids = sorted({s.user_id for s in submissions})
     review_ids = _review_ids_for(submission_ids)
     label = session.get(VerifiedLabel, item.id)
+    if label is not None and label.overridden_at is not None:
+        return label  # a moderator's override stands (quality/overrides.py)
     if label is None:
         label = VerifiedLabel(item_id=item.id, pack_id=pack.id)
         session.add(label)
@@ -296,8 +298,10 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
 
 
 def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
-    """Recompute an already verified item's label from its accepted answers (after a review or appeal)."""
-    if db.session.get(VerifiedLabel, item.id) is None:
+    """Recompute an already verified item's label from its accepted answers (after a review or appeal);
+    a label a moderator overrode is left as it is."""
+    label = db.session.get(VerifiedLabel, item.id)
+    if label is None or label.overridden_at is not None:
         return
     submissions = _accepted_answers(item.id)
     if not submissions:

@@ -23,10 +23,8 @@ def upgrade():
     with op.batch_alter_table('verified_labels', schema=None) as batch_op:
         batch_op.add_column(sa.Column('overridden_by', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('overridden_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('override_reason', sa.Text(), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('override_reason', sa.Text(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_verified_labels_overridden_by_users'), 'users', ['overridden_by'], ['id'], ondelete='SET NULL')
-    with op.batch_alter_table('verified_labels', schema=None) as batch_op:
-        batch_op.alter_column('override_reason', server_default=None)
 
 
 def downgrade():

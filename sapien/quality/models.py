@@ -114,7 +114,7 @@ class VerifiedLabel(db.Model):
     # A moderator's override: who, when and why (the audit log has the same, this is what the page shows).
     overridden_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     overridden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    override_reason: Mapped[str] = mapped_column(Text, default="")
+    override_reason: Mapped[str | None] = mapped_column(Text)  # None unless overridden (bulk upserts leave it out)
 
 
 class Reputation(db.Model):

@@ -219,7 +219,7 @@ def test_long_ids_fit_and_bad_rows_are_skipped_with_their_line(ctx, tmp_path):
     pack = draft_pack(slug="rows-pack")
     longest = "x" * MAX_EXTERNAL_ID
     content = (
-        "external_id,text\n".encode()
+        b"external_id,text\n"
         + f"{longest},The longest id\n".encode()
         + b"bad,\xff\xfe not utf-8\n"
         + ("huge,\"" + "y" * 140_000 + "\"\n").encode()

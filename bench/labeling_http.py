@@ -101,6 +101,7 @@ def seed() -> None:
         ]
         db.session.execute(insert(Item), rows)
         db.session.commit()
+        packs.publish_pack(pack.id, now=now)  # new packs are drafts until published
         db.session.execute(db.text("ANALYZE"))
         db.session.commit()
 

@@ -71,7 +71,7 @@ def _tokens(amount: int) -> str:
 def access_for(pack: TaskPack, standing: Standing) -> PackAccess:
     reasons = []
     if pack.status != "open":
-        reasons.append(_l("This pack is paused.") if pack.status == "paused" else _l("This pack is closed."))
+        reasons.append({"draft": _l("This pack is not published yet."), "paused": _l("This pack is paused.")}.get(pack.status, _l("This pack is closed.")))
     if standing.level < pack.min_level:
         reasons.append(_l("Reach level %(needed)s (you are level %(level)s).", needed=pack.min_level, level=standing.level))
     if standing.reputation < pack.min_reputation:
@@ -120,6 +120,7 @@ class PackCard:
     partner: int
     shares: int
     remaining: int
+    all_done: bool = False  # no item left for anyone: the card offers no "Start"
 
 
 MARKET_SORTS = ("reward", "time", "newest")
@@ -135,7 +136,7 @@ def rewards_after_difficulty(pack: TaskPack, campaign: Campaign) -> tuple[int, i
 
 
 def marketplace(user_id: int, *, task_type: str = "", difficulty: str = "", unlocked: str = "", sort: str = "reward") -> list[PackCard]:
-    """Open packs of active campaigns, with what each pays and whether the member can do it."""
+    """Open packs of active campaigns (never drafts), with what each pays and whether the member can do it."""
     query = (
         select(TaskPack, Campaign)
         .join(Campaign, Campaign.id == TaskPack.campaign_id)
@@ -156,8 +157,8 @@ def marketplace(user_id: int, *, task_type: str = "", difficulty: str = "", unlo
         if unlocked == "locked" and access.unlocked:
             continue
         points, xp, partner, shares = rewards_after_difficulty(pack, campaign)
-        remaining = counts.get(pack.id, PackCounts()).open_items
-        cards.append(PackCard(pack, campaign, access, points, xp, partner, shares, remaining))
+        pack_count = counts.get(pack.id, PackCounts())
+        cards.append(PackCard(pack, campaign, access, points, xp, partner, shares, pack_count.open_items, pack_count.all_done))
     if sort == "time":
         cards.sort(key=lambda card: (card.pack.estimated_seconds, -card.pack.id))
     elif sort == "newest":

@@ -16,16 +16,20 @@ labeling_cli = AppGroup("labeling", help="Campaigns, task packs and their items.
 
 def _print_report(report) -> None:
     click.echo(f"imported {report.imported} item(s) ({report.gold} gold, {report.exam} exam), {report.media_stored} media file(s)")
-    for problem in report.problems:
-        click.echo(f"line {problem.line}: {problem.message}", err=True)
+    if report.problems:
+        # Bad rows were skipped, the rest imported: say which and why ("3 row(s) skipped: line 7: …").
+        click.echo(f"{report.rejected} row(s) skipped:", err=True)
+        for problem in report.problems:
+            click.echo(f"  line {problem.line}: {problem.message}", err=True)
 
 
 @labeling_cli.command("import")
 @click.argument("pack_slug")
 @click.argument("items_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--media-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Folder the items' media paths are relative to.")
+@click.option("--publish", is_flag=True, help="Publish the pack (a draft) once its items are in.")
 @needs_schema
-def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> None:
+def import_command(pack_slug: str, items_file: Path, media_dir: Path | None, publish: bool) -> None:
     """Import items (.jsonl or .csv) into an existing pack; bad lines are reported and skipped."""
 
     pack = packs.get_pack_by_slug(pack_slug)
@@ -36,19 +40,26 @@ def import_command(pack_slug: str, items_file: Path, media_dir: Path | None) -> 
     except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
     _print_report(report)
+    if publish and pack.status == "draft":
+        try:
+            packs.publish_pack(pack.id, now=utcnow())
+        except labeling_errors.LabelingError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"pack {pack.slug} published")
 
 
 @labeling_cli.command("import-folder")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--draft", is_flag=True, help="Leave the new pack a draft instead of publishing it.")
 @needs_schema
-def import_folder_command(folder: Path) -> None:
-    """Create a campaign and pack from FOLDER/pack.json and import its items and media."""
+def import_folder_command(folder: Path, draft: bool) -> None:
+    """Create a campaign and pack from FOLDER/pack.json, import its items and media, and publish it."""
 
     try:
-        pack, report = imports.import_pack_folder(folder, actor_id=None, now=utcnow())
+        pack, report = imports.import_pack_folder(folder, actor_id=None, now=utcnow(), publish=not draft)
     except labeling_errors.LabelingError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"pack {pack.slug} created")
+    click.echo(f"pack {pack.slug} created ({'published' if pack.status == 'open' else 'a draft: nothing to label was imported'})")
     _print_report(report)
 
 

@@ -24,7 +24,8 @@ from sapien.labeling.models import (
     Media,
     TaskPack,
 )
-from sapien.labeling.packs import MAX_ITEM_TEXT, TEXT_TYPES, as_bool, create_campaign, create_pack
+from sapien.labeling.packs import MAX_ITEM_TEXT, TEXT_TYPES, as_bool, create_campaign, create_pack, publish_pack
+from sapien.labeling.plain_answers import parse_plain_answer
 
 
 @dataclass
@@ -66,12 +67,25 @@ def _holds_nul(value) -> bool:
     return False
 
 
+NOT_UTF8_PROBLEM = _l("This row is not UTF-8 text.")
+
+
+def _holds_bad_bytes(value) -> bool:
+    """Bytes that are not UTF-8 were decoded as lone surrogates (`surrogateescape`): only that row is bad."""
+    if isinstance(value, str):
+        return any("\udc80" <= character <= "\udcff" for character in value)
+    if isinstance(value, dict):
+        return any(_holds_bad_bytes(key) or _holds_bad_bytes(item) for key, item in value.items())
+    return False
+
+
 def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
-    """(line number, row or None, problem) for each record of a .jsonl or .csv items file."""
+    """(line number, row or None, problem) for each record of a .jsonl or .csv items file.
+
+    A bad record (not JSON, not valid CSV, not UTF-8, a NUL) is one problem on its line; reading goes on.
+    """
     try:
-        content = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise LabelingError(_l("The items file is not UTF-8 text.")) from None
+        content = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
     except OSError:
         raise LabelingError(_l("The items file could not be read.")) from None
     suffix = path.suffix.lower()
@@ -79,6 +93,9 @@ def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
     if suffix in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(content.splitlines(), start=1):
             if not line.strip():
+                continue
+            if _holds_bad_bytes(line):
+                rows.append((number, None, str(NOT_UTF8_PROBLEM)))
                 continue
             try:
                 value = json.loads(line)
@@ -92,24 +109,38 @@ def _read_rows(path: Path) -> list[tuple[int, dict | None, str | None]]:
         return rows
     if suffix == ".csv":
         reader = csv.DictReader(io.StringIO(content, newline=""))
-        if not reader.fieldnames or "external_id" not in [name.strip() for name in reader.fieldnames]:
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error:
+            fieldnames = None
+        if fieldnames and any(_holds_bad_bytes(name) for name in fieldnames):
+            raise LabelingError(_l("The items file is not UTF-8 text."))
+        if not fieldnames or "external_id" not in [name.strip() for name in fieldnames]:
             raise LabelingError(_l("The CSV file needs a header row with at least an external_id column."))
         start = 2
-        try:
-            for record in reader:
-                if None in record:
-                    rows.append((start, None, str(_l("This row has more fields than the header."))))
-                else:
-                    clean = {key.strip(): value for key, value in record.items() if key}
-                    if any(value is None for value in clean.values()):
-                        rows.append((start, None, str(_l("This row has fewer fields than the header."))))
-                    elif _holds_nul(clean):
-                        rows.append((start, None, str(NUL_PROBLEM)))
-                    elif any((value or "").strip() for value in clean.values()):
-                        rows.append((start, clean, None))
-                start = reader.line_num + 1
-        except csv.Error as error:
-            rows.append((start, None, str(_l("This row is not valid CSV (%(error)s).", error=str(error)))))
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                # The reader picks up again at the next line: one bad row never loses the rows after it.
+                rows.append((start, None, str(_l("This row is not valid CSV (%(error)s).", error=str(error)))))
+                start = max(start + 1, reader.line_num + 1)
+                continue
+            if None in record:
+                rows.append((start, None, str(_l("This row has more fields than the header."))))
+            else:
+                clean = {key.strip(): value for key, value in record.items() if key}
+                if any(value is None for value in clean.values()):
+                    rows.append((start, None, str(_l("This row has fewer fields than the header."))))
+                elif _holds_bad_bytes(clean):
+                    rows.append((start, None, str(NOT_UTF8_PROBLEM)))
+                elif _holds_nul(clean):
+                    rows.append((start, None, str(NUL_PROBLEM)))
+                elif any((value or "").strip() for value in clean.values()):
+                    rows.append((start, clean, None))
+            start = reader.line_num + 1
         return rows
     raise LabelingError(_l("Items files are .jsonl or .csv."))
 
@@ -197,14 +228,11 @@ def _import_row(session, pack: TaskPack, row: dict, media_dir, by_basename, seen
     gold_raw = row.get("gold")
     gold_answer = None
     if isinstance(gold_raw, str):
-        gold_raw = gold_raw.strip()
-        if gold_raw:
-            try:
-                gold_raw = json.loads(gold_raw)
-            except ValueError:
-                raise RowProblem(_l("The gold answer is not valid JSON.")) from None
-        else:
-            gold_raw = None
+        # A plain value as the upload page documents (`plain_answers`), or the canonical JSON.
+        try:
+            gold_raw = parse_plain_answer(pack.task_type, gold_raw) if gold_raw.strip() else None
+        except InvalidAnswer as error:
+            raise RowProblem(_l("The gold answer is not valid: %(error)s", error=str(error.message))) from None
     if gold_raw is not None:
         probe = Item(payload=payload)
         probe_media = Media(width=info.width, height=info.height) if info is not None else None
@@ -278,8 +306,12 @@ def read_pack_json(folder: Path) -> dict:
     return spec
 
 
-def import_pack_folder(folder: Path, *, actor_id: int | None, now: datetime) -> tuple[TaskPack, ImportReport]:
-    """Create the campaign and pack a folder describes (pack.json) and import its items and media."""
+def import_pack_folder(folder: Path, *, actor_id: int | None, now: datetime, publish: bool = True) -> tuple[TaskPack, ImportReport]:
+    """Create the campaign and pack a folder describes (pack.json) and import its items and media.
+
+    A folder is a whole pack, so it is published once its items are in (`publish=False` keeps it a
+    draft to look over first); a folder whose rows were all refused leaves a draft, never a live empty pack.
+    """
     folder = Path(folder)
     spec = read_pack_json(folder)
     items = next((folder / name for name in PACK_FOLDER_ITEMS if (folder / name).is_file()), None)
@@ -300,4 +332,6 @@ def import_pack_folder(folder: Path, *, actor_id: int | None, now: datetime) -> 
         )
         pack = create_pack(campaign.id, spec["pack"], actor_id=actor_id, now=now)
         report = import_items(pack.id, items, media_dir=folder, now=now)
+        if publish and report.imported > report.gold + report.exam:
+            pack = publish_pack(pack.id, now=now)
     return pack, report

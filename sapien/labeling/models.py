@@ -38,7 +38,8 @@ TASK_TYPES = (
     "audio_transcription",
 )
 DIFFICULTIES = ("beginner", "intermediate", "advanced", "expert")
-PACK_STATES = ("open", "paused", "closed")
+# A new pack is a draft (hidden from members) until a moderator publishes it with its items.
+PACK_STATES = ("draft", "open", "paused", "closed")
 MEDIA_KINDS = ("image", "audio")
 ITEM_STATES = ("open", "retired")
 LEASE_STATES = ("active", "submitted", "expired", "released")
@@ -122,7 +123,7 @@ class TaskPack(db.Model):
     exam_required: Mapped[bool] = mapped_column(Boolean, default=False)
     exam_size: Mapped[int] = mapped_column(Integer, default=5)
     exam_pass_percent: Mapped[int] = mapped_column(Integer, default=80)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Set when an aggregation is asked for, cleared by the job that ran after it: the reconciler's record
     # of aggregation work still to do (see quality/aggregation_queue.py).

@@ -271,19 +271,42 @@ def create_pack(campaign_id: int, settings: dict, *, actor_id: int | None, now: 
         values = validate_pack_settings(settings, campaign)
         if session.scalar(select(TaskPack.id).where(TaskPack.slug == values["slug"])) is not None:
             raise InvalidSettings(_l("Another pack already uses the slug “%(slug)s”.", slug=values["slug"]), field="slug")
-        pack = TaskPack(campaign_id=campaign.id, status="open", created_at=now, **values)
+        # A draft until it is published (`publish_pack`): members never see a pack without its items.
+        pack = TaskPack(campaign_id=campaign.id, status="draft", created_at=now, **values)
         session.add(pack)
         session.flush()
     return pack
 
 
+def _refuse_empty(session, pack: TaskPack) -> None:
+    ordinary = session.scalar(select(func.count(Item.id)).where(Item.pack_id == pack.id, Item.is_gold.is_(False)))
+    if not ordinary:
+        raise InvalidSettings(_l("%(pack)s has no items to label yet: upload its items, then publish it.", pack=pack.name))
+
+
+def publish_pack(pack_id: int, *, now: datetime) -> TaskPack:
+    """Open a draft pack to members; refused while it has no items to label (gold items alone are not work)."""
+    with unit_of_work() as session:
+        pack = session.get(TaskPack, pack_id, with_for_update=True)
+        if pack is None:
+            raise LabelingNotFound(_l("That pack does not exist."))
+        if pack.status != "draft":
+            raise InvalidSettings(_l("%(pack)s is already published.", pack=pack.name))
+        _refuse_empty(session, pack)
+        pack.status = "open"
+    return pack
+
+
 def set_pack_status(pack_id: int, status: str, *, now: datetime) -> TaskPack:
+    """Open, pause or close a pack. Opening a draft is publishing it, with the same check."""
     if status not in ("open", "paused", "closed"):
         raise InvalidSettings(_l("Choose open, paused or closed."))
     with unit_of_work() as session:
-        pack = session.get(TaskPack, pack_id)
+        pack = session.get(TaskPack, pack_id, with_for_update=True)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
+        if pack.status == "draft" and status == "open":
+            _refuse_empty(session, pack)
         pack.status = status
     return pack
 
@@ -329,13 +352,20 @@ class PackCounts:
     items: int = 0
     gold: int = 0
     exam: int = 0
-    open_items: int = 0
+    open_items: int = 0  # ordinary items with a free slot now
+    unfinished: int = 0  # ordinary items not yet retired (some may be leased by others right now)
     no_consensus: int = 0  # retired without a verified label: their answers never agreed
     submissions: int = 0
 
+    @property
+    def all_done(self) -> bool:
+        """No item is left for anyone: "Start" has nothing to offer (an empty pack, or a finished one)."""
+        return self.unfinished == 0
+
 
 def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
-    """Items (ordinary, gold, exam), items still wanting labels, items that never converged, and submissions, per pack."""
+    """Items (ordinary, gold, exam), items wanting labels now, items not yet retired, items that never
+    converged, and submissions, per pack."""
     ordinary = and_(Item.is_gold.is_(False))
     query = select(
         Item.pack_id,
@@ -343,6 +373,7 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
         func.sum(case((and_(Item.is_gold.is_(True), Item.is_exam.is_(False)), 1), else_=0)),
         func.sum(case((Item.is_exam.is_(True), 1), else_=0)),
         func.sum(case((and_(ordinary, Item.status == "open", Item.slots_taken < Item.labels_target), 1), else_=0)),
+        func.sum(case((and_(ordinary, Item.status == "open"), 1), else_=0)),
         func.sum(case((Item.no_consensus_at.is_not(None), 1), else_=0)),
     ).group_by(Item.pack_id)
     submissions = select(Submission.pack_id, func.count()).group_by(Submission.pack_id)
@@ -352,6 +383,6 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
     found = {row[0]: [int(value or 0) for value in row[1:]] for row in db.session.execute(query)}
     submitted = dict(db.session.execute(submissions).tuples().all())
     return {
-        pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
+        pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
         for pack_id in set(found) | set(submitted)
     }

@@ -5,15 +5,16 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from sapien.database import retry_transaction, rows_kept_loaded, unit_of_work, utcnow
 from sapien.extensions import htmx
+from sapien.forms import EmptyForm
 from sapien.labeling import access as labeling_access
-from sapien.labeling import answers, exams, imports, leases, packs, submissions
+from sapien.labeling import answers, exams, imports, leases, packs, plain_answers, submissions
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
@@ -26,6 +27,7 @@ from sapien.web import (
     redirect_to,
     render_page_or_fragment,
     role_required,
+    safe_next_url,
     show_domain_error,
 )
 
@@ -40,6 +42,7 @@ DIFFICULTY_LABELS = {
 }
 KIND_LABELS = {"enterprise": _l("Enterprise"), "dual": _l("Dual reward"), "community": _l("Community")}
 STATUS_LABELS = {
+    "draft": _l("Draft"),
     "accepted": _l("Accepted"),
     "pending_review": _l("In review"),
     "rejected": _l("Rejected"),
@@ -82,6 +85,14 @@ def _pack_or_404(slug: str):
     return pack
 
 
+def _member_pack_or_404(slug: str):
+    """A pack as members reach it: a draft does not exist for them yet (moderators see it to check it)."""
+    pack = _pack_or_404(slug)
+    if pack.status == "draft" and not current_user.has_role("moderator"):
+        abort(404)
+    return pack
+
+
 def _media_url(media) -> str | None:
     return url_for("labeling.media", media_id=media.id) if media is not None else None
 
@@ -111,7 +122,7 @@ def marketplace():
 @bp.get("/packs/<slug>")
 @login_required
 def pack(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     if pack.status == "closed" and not current_user.has_role("moderator"):
         abort(404)
     campaign = packs.get_campaign(pack.campaign_id)
@@ -226,7 +237,7 @@ def _take_next_quietly(pack) -> None:
 @bp.get("/packs/<slug>/work")
 @login_required
 def work(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     feedback = None
     if request.args.get("feedback", type=database_id):
         feedback = _feedback_from_submission(request.args.get("feedback", type=database_id))
@@ -243,7 +254,7 @@ def work(slug: str):
 @login_required
 def start_work(slug: str):
     """Lease the member's next item: the work page's Start form, sent by htmx on load or by hand."""
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     if htmx:
         return _render_work(pack)
     try:
@@ -305,7 +316,7 @@ def submit(slug: str):
 @bp.post("/packs/<slug>/skip")
 @login_required
 def skip(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     lease_id = request.form.get("lease_id", type=database_id) or 0
     try:
         leases.release_lease(current_user.id, lease_id, now=utcnow())
@@ -341,7 +352,7 @@ def _render_exam(pack, *, status: int = 200, prior=None, error: str | None = Non
 @bp.get("/packs/<slug>/exam")
 @login_required
 def exam(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     if not pack.exam_required:
         abort(404)
     return _render_exam(pack)
@@ -350,7 +361,7 @@ def exam(slug: str):
 @bp.post("/packs/<slug>/exam/start")
 @login_required
 def start_exam(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     if not pack.exam_required:
         abort(404)
     try:
@@ -364,7 +375,7 @@ def start_exam(slug: str):
 @bp.post("/packs/<slug>/exam")
 @login_required
 def answer_exam(slug: str):
-    pack = _pack_or_404(slug)
+    pack = _member_pack_or_404(slug)
     attempt_id = request.form.get("attempt_id", type=database_id) or 0
     item_id = request.form.get("item_id", type=database_id) or 0
     item = packs.get_item(item_id)
@@ -499,8 +510,36 @@ def upload_items(slug: str):
     status = 422 if request.method == "POST" and (form.errors or form.form_errors or (report and report.problems)) else 200
     counts = packs.pack_counts([pack.id]).get(pack.id, packs.PackCounts())
     return render_page_or_fragment(
-        "labeling/upload.html", "labeling/fragments/upload.html", status=status, form=form, pack=pack, report=report, counts=counts
+        "labeling/upload.html", "labeling/fragments/upload.html", status=status, form=form, pack=pack, report=report, counts=counts,
+        formats=plain_answers.PLAIN_FORMATS, columns=plain_answers.example_columns(pack.task_type),
     )
+
+
+@bp.post("/manage/packs/<slug>/publish")
+@role_required("moderator")
+def publish(slug: str):
+    """Open a draft pack to members (refused, with the reason, while it has no items to label)."""
+    pack = _pack_or_404(slug)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        packs.publish_pack(pack.id, now=utcnow())
+    except labeling_errors.LabelingError as error:
+        flash_message(str(error.message), "error")
+    else:
+        flash_message(_("%(pack)s is published: members can start on it.", pack=pack.name))
+    return redirect_to(safe_next_url(url_for("labeling.upload_items", slug=pack.slug)))
+
+
+@bp.get("/manage/items-examples/<task_type>.csv")
+@role_required("moderator")
+def items_example(task_type: str):
+    """An example items file for a task type, made from the same definitions the import reads."""
+    if task_type not in plain_answers.PLAIN_FORMATS:
+        abort(404)
+    response = Response(plain_answers.example_csv(task_type), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="example-{task_type}.csv"'
+    return response
 
 
 @bp.post("/manage/packs/<slug>/status")
@@ -511,8 +550,12 @@ def pack_status(slug: str):
     if not form.validate():
         flash_message(_("Choose open, paused or closed."), "error")
     else:
-        packs.set_pack_status(pack.id, form.status.data, now=utcnow())
-        flash_message(_("%(pack)s is now %(status)s.", pack=pack.name, status=STATUS_LABELS[form.status.data]))
+        try:
+            packs.set_pack_status(pack.id, form.status.data, now=utcnow())
+        except labeling_errors.LabelingError as error:
+            flash_message(str(error.message), "error")
+        else:
+            flash_message(_("%(pack)s is now %(status)s.", pack=pack.name, status=STATUS_LABELS[form.status.data]))
     return redirect_to(url_for("labeling.manage"))
 
 

@@ -218,6 +218,7 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
             " CAST(:verified_at AS timestamptz[]))"
             " AS batch(item_id, pack_id, answer, confidence, method, submission_ids, contributor_ids, review_ids, labels_used, verified_at)"
             " ON CONFLICT (item_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
+            + " WHERE verified_labels.overridden_at IS NULL"  # a moderator's override stands
         )
         for start in range(0, len(rows), 5000):
             batch = rows[start : start + 5000]
@@ -227,7 +228,9 @@ def _upsert_verified_labels(rows: list[dict]) -> None:
             db.session.execute(upsert, params)
     else:
         statement = dialect_insert(table)
-        statement = statement.on_conflict_do_update(index_elements=[table.c.item_id], set_={c: statement.excluded[c] for c in columns})
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.item_id], set_={c: statement.excluded[c] for c in columns}, where=table.c.overridden_at.is_(None)
+        )
         db.session.connection().execute(statement, rows)
     db.session.expire_all()
 

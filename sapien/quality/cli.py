@@ -34,6 +34,8 @@ def replay_command(folder: Path, gold_percent: float, confidence: float, labels_
     except ReplayError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"pack {report.pack_slug}: {report.workers} members, {report.answers_fed} answers fed, {report.answers_skipped} skipped (item already retired)")
+    if report.rows_skipped:
+        click.echo(f"{len(report.rows_skipped)} row(s) skipped: " + "; ".join(report.rows_skipped))
     if report.import_problems:
         click.echo(f"{len(report.import_problems)} item(s) not imported, {report.answers_not_imported} of their answers skipped")
     click.echo(f"{report.correct}/{report.scored} non-gold items right in {report.seconds:.1f} s")

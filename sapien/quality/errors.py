@@ -47,3 +47,7 @@ class AppealError(QualityError):
 
 class AlreadyAppealed(AppealError):
     pass
+
+
+class OverrideError(QualityError):
+    pass

@@ -37,6 +37,9 @@ def export_records(pack_id: int):
             "submission_ids": list(label.submission_ids or []),
             "review_ids": list(label.review_ids or []),
             "verified_at": as_utc(label.verified_at).isoformat(),
+            # A moderator's override (method "moderator_override"): who and why; empty otherwise.
+            "overridden_by": label.overridden_by,
+            "override_reason": label.override_reason or "",
         }
 
 
@@ -45,7 +48,10 @@ def export_jsonl(pack_id: int):
         yield json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-CSV_COLUMNS = ("item_id", "external_id", "answer", "answer_json", "confidence", "method", "labels_used", "contributor_ids", "submission_ids", "review_ids", "verified_at")
+CSV_COLUMNS = (
+    "item_id", "external_id", "answer", "answer_json", "confidence", "method", "labels_used", "contributor_ids", "submission_ids", "review_ids",
+    "verified_at", "overridden_by", "override_reason",
+)
 
 
 def _flat_answer(answer: dict) -> str:
@@ -71,6 +77,8 @@ def export_csv(pack_id: int):
             " ".join(map(str, record["submission_ids"])),
             " ".join(map(str, record["review_ids"])),
             record["verified_at"],
+            record["overridden_by"],
+            record["override_reason"],
         )
         for record in export_records(pack_id)
     )
@@ -105,6 +113,8 @@ def export_coco(pack_id: int):
                 "contributor_ids": list(label.contributor_ids or []),
                 "submission_ids": list(label.submission_ids or []),
                 "review_ids": list(label.review_ids or []),
+                "overridden_by": label.overridden_by,
+                "override_reason": label.override_reason or "",
             },
         }
         yield ("" if first else ", ") + json.dumps(image)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from sapien.forms import ChoiceField
@@ -40,3 +40,10 @@ class AppealDecisionForm(FlaskForm):
 
 class AggregateForm(FlaskForm):
     method = ChoiceField(_l("Method"), choices=list(METHOD_LABELS.items()))
+
+
+class OverrideForm(FlaskForm):
+    """A moderator's override of one item's label; the service checks the answer and requires the reason."""
+
+    answer = StringField(_l("The answer that stands"), validators=[Optional(), Length(max=20000)])
+    reason = TextAreaField(_l("Reason (required; kept with the label and in the audit log)"), validators=[Optional(), Length(max=1000)])

@@ -95,7 +95,8 @@ class Appeal(db.Model):
 
 
 class VerifiedLabel(db.Model):
-    """The aggregated answer for an item, with its confidence and provenance. Re-aggregation updates it."""
+    """The aggregated answer for an item, with its confidence and provenance. Re-aggregation updates it,
+    except once a moderator has overridden it (`overridden_at` set): then the moderator's answer stands."""
 
     __tablename__ = "verified_labels"
     __table_args__ = (Index("ix_verified_labels_pack", "pack_id"),)
@@ -104,7 +105,7 @@ class VerifiedLabel(db.Model):
     pack_id: Mapped[int] = mapped_column(ForeignKey("task_packs.id", ondelete="CASCADE"))
     answer: Mapped[dict] = mapped_column(JSON)
     confidence: Mapped[float] = mapped_column(Float)
-    # "online_vote", "calibrated", "dawid_skene", "wawa", "majority_vote", "medoid", "box_medoid", ...
+    # "online_vote", "calibrated", "dawid_skene", "wawa", "majority_vote", "medoid", "box_medoid", "moderator_override", ...
     method: Mapped[str] = mapped_column(String(32))
     # Provenance: the submissions (and so members) and reviews the label was made from.
     submission_ids: Mapped[list] = mapped_column(JSON, default=list)
@@ -112,6 +113,10 @@ class VerifiedLabel(db.Model):
     review_ids: Mapped[list] = mapped_column(JSON, default=list)
     labels_used: Mapped[int] = mapped_column(Integer, default=0)
     verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A moderator's override: who, when and why (the audit log has the same, this is what the page shows).
+    overridden_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    overridden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    override_reason: Mapped[str | None] = mapped_column(Text)  # None unless overridden (bulk upserts leave it out)
 
 
 class Reputation(db.Model):

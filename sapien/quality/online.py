@@ -256,6 +256,8 @@ def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: f
     contributor_ids = sorted({s.user_id for s in submissions})
     review_ids = _review_ids_for(submission_ids)
     label = session.get(VerifiedLabel, item.id)
+    if label is not None and label.overridden_at is not None:
+        return label  # a moderator's override stands (quality/overrides.py)
     if label is None:
         label = VerifiedLabel(item_id=item.id, pack_id=pack.id)
         session.add(label)
@@ -324,9 +326,9 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
 def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
     """Recompute a retired item's label from its accepted answers (after a review or appeal). A label no
     longer backed by two people is withdrawn and the item flagged; a flagged item that now converges (a
-    reviewer accepted one of its answers) gets its label."""
+    reviewer accepted one of its answers) gets its label; a label a moderator overrode is left as it is."""
     label = db.session.get(VerifiedLabel, item.id)
-    if label is None and item.no_consensus_at is None:
+    if (label is None and item.no_consensus_at is None) or (label is not None and label.overridden_at is not None):
         return
     submissions = _accepted_answers(item.id)
     decision = item_decision(pack, submissions) if submissions else None

@@ -43,6 +43,7 @@ each): on a quiet machine about 40 ms an answer on PostgreSQL, several times tha
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import tempfile
@@ -86,38 +87,78 @@ class CrowdDataset:
     classes: list[str] = field(default_factory=list)
     # Answer rows left out, by reason: too few columns, an item without truth, a worker's second answer.
     ignored: dict[str, int] = field(default_factory=dict)
+    # Rows that could not be used, each with its file and row ("answer.csv row 7: not UTF-8 text").
+    problems: list[str] = field(default_factory=list)
 
 
-def _read_table(path: Path, *, header: bool) -> list[list[str]]:
+MAX_LABEL = 64  # a pack's labels are at most this long (labeling.packs.LABEL_MAX_LENGTH)
+
+
+def _read_table(path: Path, *, header: bool) -> tuple[list[tuple[int, list[str]]], list[str]]:
+    """The rows of a .csv or whitespace-separated file with their line numbers, and the rows it could not
+    read (not UTF-8, not valid CSV) as "answer.csv row 7: …" problems: a bad row is skipped, not fatal."""
     try:
-        if path.suffix == ".csv":
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                rows = [row for row in csv.reader(handle) if row]
+        content = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
+    except OSError as error:
+        raise ReplayError(f"{path} could not be read: {error}") from None
+    numbered: list[tuple[int, list[str]]] = []
+    problems: list[str] = []
+    if path.suffix == ".csv":
+        reader = csv.reader(io.StringIO(content, newline=""))
+        line = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                problems.append(f"{path.name} row {line}: not valid CSV ({error})")
+                line = max(line + 1, reader.line_num + 1)
+                continue
+            if row:
+                numbered.append((line, row))
+            line = reader.line_num + 1
+    else:
+        numbered = [(number, text.split()) for number, text in enumerate(content.splitlines(), start=1) if text.strip()]
+    if header:
+        numbered = numbered[1:]
+    rows = []
+    for number, row in numbered:
+        if any("\udc80" <= character <= "\udcff" for cell in row for character in cell):
+            problems.append(f"{path.name} row {number}: not UTF-8 text")
+        elif any("\x00" in cell for cell in row):
+            problems.append(f"{path.name} row {number}: holds the NUL character")
         else:
-            rows = [line.split() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise ReplayError(f"{path} is not a readable UTF-8 table: {error}") from None
-    return rows[1:] if header else rows
+            rows.append((number, row))
+    return rows, problems
 
 
 def read_crowd_dataset(folder: Path) -> CrowdDataset:
     folder = Path(folder)
     if (folder / "answer.csv").exists() and (folder / "truth.csv").exists():
-        answer_rows = _read_table(folder / "answer.csv", header=True)
-        truth_rows = _read_table(folder / "truth.csv", header=True)
+        answer_file, truth_file, header = folder / "answer.csv", folder / "truth.csv", True
     elif (folder / "crowd.txt").exists() and (folder / "truth.txt").exists():
-        answer_rows = _read_table(folder / "crowd.txt", header=False)
-        truth_rows = _read_table(folder / "truth.txt", header=False)
+        answer_file, truth_file, header = folder / "crowd.txt", folder / "truth.txt", False
     else:
         raise ReplayError(f"{folder} holds neither answer.csv + truth.csv nor crowd.txt + truth.txt")
-    truth = {row[0].strip(): row[1].strip() for row in truth_rows if len(row) >= 2}
+    answer_rows, problems = _read_table(answer_file, header=header)
+    truth_rows, truth_problems = _read_table(truth_file, header=header)
+    problems += truth_problems
+    truth = {}
+    for number, row in truth_rows:
+        if len(row) >= 2 and len(row[1].strip()) > MAX_LABEL:
+            problems.append(f"{truth_file.name} row {number}: the truth is longer than {MAX_LABEL} characters, the longest label a pack takes")
+        elif len(row) >= 2:
+            truth[row[0].strip()] = row[1].strip()
     ignored = {"short rows": 0, "items without truth": 0, "repeated answers": 0}  # short: a missing or empty column
     answers: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
-    for row in answer_rows:
+    for number, row in answer_rows:
         item, worker, label = (row[0].strip(), row[1].strip(), row[2].strip()) if len(row) >= 3 else ("", "", "")
         if not (item and worker and label):
             ignored["short rows"] += 1
+        elif len(label) > MAX_LABEL:
+            problems.append(f"{answer_file.name} row {number}: the answer is longer than {MAX_LABEL} characters, the longest label a pack takes")
         elif item not in truth:
             ignored["items without truth"] += 1
         elif (item, worker) in seen:
@@ -126,9 +167,9 @@ def read_crowd_dataset(folder: Path) -> CrowdDataset:
             seen.add((item, worker))
             answers.append((item, worker, label))
     if not answers:
-        raise ReplayError(f"{folder} has no answers for items with a known truth")
+        raise ReplayError(f"{folder} has no answers for items with a known truth" + (f" ({problems[0]})" if problems else ""))
     classes = sorted({label for _, _, label in answers} | set(truth.values()), key=lambda v: (len(v), v))
-    return CrowdDataset(folder.name, answers, truth, classes, {reason: n for reason, n in ignored.items() if n})
+    return CrowdDataset(folder.name, answers, truth, classes, {reason: n for reason, n in ignored.items() if n}, problems)
 
 
 def feeding_order(dataset: CrowdDataset, gold_items: set[str], seed: int) -> list[tuple[str, str, str]]:
@@ -172,6 +213,7 @@ class ReplayReport:
     online_reliability: list[ReliabilityRow] = field(default_factory=list)
     answers_not_imported: int = 0
     import_problems: list[str] = field(default_factory=list)
+    rows_skipped: list[str] = field(default_factory=list)  # dataset rows that could not be read or used
 
     def summary_line(self) -> str:
         return (
@@ -191,6 +233,30 @@ class ReplayReport:
             for row in rows:
                 lines.append(f"  [{row.low:.1f}, {row.high:.1f}{']' if row.high >= 1 else ')'}  {row.count:>9}  {row.confidence:.3f}   {row.accuracy:.3f}")
         return lines
+
+
+def _replay_pack(campaign_id: int, dataset: CrowdDataset, slug: str, labels_per_item: int, most: int, now: datetime):
+    return packs.create_pack(
+        campaign_id,
+        {
+            "name": f"Replay {dataset.name}"[:120],
+            "slug": slug,
+            "task_type": "text_classification",
+            "label_options": dataset.classes,
+            "instructions": "Crowd replay of a public research dataset.",
+            "labels_per_item": max(1, min(labels_per_item, most)),
+            "max_labels_per_item": min(50, max(most, labels_per_item)),
+            "gold_rate_percent": 0,
+            "review_rate_percent": 0,
+            "reward_points": 0,
+            "reward_xp": 0,
+            "revenue_shares": 0,
+            "daily_cap": 100_000,
+            "lease_minutes": 60,
+        },
+        actor_id=None,
+        now=now,
+    )
 
 
 def replay(
@@ -222,31 +288,16 @@ def replay(
     echo(f"{dataset.name}: {len(items)} items, {len(gold_items)} gold, {len({w for _, w, _ in dataset.answers})} workers, {len(dataset.answers)} answers")
     if dataset.ignored:
         echo("  answer rows left out: " + ", ".join(f"{count} {reason}" for reason, count in dataset.ignored.items()))
+    if dataset.problems:
+        echo(f"  {len(dataset.problems)} row(s) skipped: " + "; ".join(dataset.problems[:5]) + (" …" if len(dataset.problems) > 5 else ""))
 
     campaign = packs.create_campaign(
         name=f"Crowd replay: {dataset.name}"[:120], kind="community", description=f"Replay of {folder}", actor_id=None, now=now
     )
-    pack = packs.create_pack(
-        campaign.id,
-        {
-            "name": f"Replay {dataset.name}"[:120],
-            "slug": slug,
-            "task_type": "text_classification",
-            "label_options": dataset.classes,
-            "instructions": "Crowd replay of a public research dataset.",
-            "labels_per_item": max(1, min(labels_per_item, most)),
-            "max_labels_per_item": min(50, max(most, labels_per_item)),
-            "gold_rate_percent": 0,
-            "review_rate_percent": 0,
-            "reward_points": 0,
-            "reward_xp": 0,
-            "revenue_shares": 0,
-            "daily_cap": 100_000,
-            "lease_minutes": 60,
-        },
-        actor_id=None,
-        now=now,
-    )
+    try:
+        pack = _replay_pack(campaign.id, dataset, slug, labels_per_item, most, now)
+    except labeling_errors.LabelingError as error:
+        raise ReplayError(f"the dataset cannot make a pack: {error.message}") from None
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "items.jsonl"
         with path.open("w", encoding="utf-8") as handle:
@@ -266,6 +317,10 @@ def replay(
         echo(f"  … and {len(import_problems) - 5} more import problems")
     if not item_ids:
         raise ReplayError(f"no item imported: {import_problems[:3]}")
+    try:
+        packs.publish_pack(pack.id, now=now)
+    except labeling_errors.InvalidSettings as error:
+        raise ReplayError(f"the replay pack cannot be published: {error.message}") from None
     items = [item for item in items if item in item_ids]
     gold_items &= set(items)
 
@@ -351,6 +406,7 @@ def replay(
         answers_skipped=skipped,
         answers_not_imported=not_imported,
         import_problems=import_problems,
+        rows_skipped=dataset.problems,
         labels_per_item=used / len(scored) if scored else 0.0,
         accuracy=correct / len(scored) if scored else 0.0,
         correct=correct,

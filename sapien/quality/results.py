@@ -1,11 +1,15 @@
-"""A pack's results for moderators: progress, agreement, member accuracy."""
+"""A pack's results for moderators: progress, agreement, member accuracy, and the per-item browser.
+
+Methods are named in words wherever a page shows them (`METHOD_NAMES`); exports keep the codes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Text, case, cast, func, select
 
 from sapien.accounts.models import User
 from sapien.extensions import db
@@ -19,6 +23,23 @@ from sapien.quality.convergence import no_consensus_count
 from sapien.quality.errors import QualityError
 from sapien.quality.models import Reputation, VerifiedLabel
 from sapien.quality.reputation import DEFAULT_REPUTATION
+
+METHOD_NAMES = {
+    "online_vote": _l("Online vote (weighted by member accuracy)"),
+    "calibrated": _l("Calibrated (the model that scores best on gold)"),
+    "dawid_skene": _l("Dawid-Skene"),
+    "crowdkit_dawid_skene": _l("Dawid-Skene (crowd-kit)"),
+    "wawa": _l("Agreement-weighted vote (Wawa)"),
+    "majority_vote": _l("Majority vote weighted by skill"),
+    "rover": _l("ROVER (texts)"),
+    "box_consensus": _l("Box consensus (IoU clustering)"),
+    "moderator_override": _l("Moderator override"),
+}
+
+
+def method_name(method: str) -> str:
+    """A label's method in words ("Online vote (weighted by member accuracy)", not "online_vote")."""
+    return str(METHOD_NAMES.get(method, method))
 
 
 @dataclass
@@ -149,3 +170,144 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
         methods=methods,
         members=members,
     )
+
+
+# --- the per-item browser ----------------------------------------------------------------------------
+
+ITEMS_PER_PAGE = 20
+
+
+def _distinct_answers():
+    """How many different answers an item's accepted submissions give (canonical JSON compares as text)."""
+    given = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
+    return (
+        select(func.count(func.distinct(given)))
+        .where(Submission.item_id == Item.id, Submission.status == "accepted")
+        .correlate(Item)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """One filter of the browser: a GET parameter whose values each name a condition on the items
+    (joined with their verified label, which may be missing). A new filter is one more entry in `ITEM_FILTERS`."""
+
+    key: str
+    label: object
+    options: dict[str, tuple[object, Callable[[], ColumnElement]]]
+
+
+ITEM_FILTERS: tuple[ItemFilter, ...] = (
+    ItemFilter("status", _l("Status"), {
+        "waiting": (_l("Waiting for a label"), lambda: VerifiedLabel.item_id.is_(None) & Item.is_gold.is_(False)),
+        "verified": (_l("Verified by the crowd"), lambda: VerifiedLabel.item_id.is_not(None) & VerifiedLabel.overridden_at.is_(None)),
+        "overridden": (_l("Overridden by a moderator"), lambda: VerifiedLabel.overridden_at.is_not(None)),
+    }),
+    ItemFilter("confidence", _l("Confidence"), {
+        "low": (_l("Below 70 %"), lambda: VerifiedLabel.confidence < 0.7),
+        "medium": (_l("70 % to 95 %"), lambda: (VerifiedLabel.confidence >= 0.7) & (VerifiedLabel.confidence < 0.95)),
+        "high": (_l("95 % and above"), lambda: VerifiedLabel.confidence >= 0.95),
+    }),
+    ItemFilter("disagreement", _l("Answers"), {
+        "disagree": (_l("Members disagree"), lambda: _distinct_answers() > 1),
+        "agree": (_l("Members agree"), lambda: _distinct_answers() == 1),
+    }),
+    ItemFilter("gold", _l("Gold"), {
+        "gold": (_l("Gold items only"), lambda: Item.is_gold.is_(True)),
+        "ordinary": (_l("No gold items"), lambda: Item.is_gold.is_(False)),
+    }),
+)
+
+
+def chosen_filters(args) -> dict[str, str]:
+    """The known filter values among request arguments (anything else is ignored, never an error)."""
+    chosen = {}
+    for item_filter in ITEM_FILTERS:
+        value = args.get(item_filter.key, "")
+        if value in item_filter.options:
+            chosen[item_filter.key] = value
+    return chosen
+
+
+@dataclass
+class ItemAnswer:
+    submission_id: int
+    username: str
+    answer: dict
+    status: str
+    fixed: bool  # a reviewer fixed it; `answer` is the fix
+    agrees: bool | None  # with the verified label (or the gold answer); None when there is nothing to compare
+
+
+@dataclass
+class ItemResult:
+    item: Item
+    label: VerifiedLabel | None
+    answers: list[ItemAnswer] = field(default_factory=list)
+    overridden_by: str = ""
+
+    @property
+    def agreed(self) -> list[str]:
+        return [answer.username for answer in self.answers if answer.agrees]
+
+
+@dataclass
+class ItemPage:
+    pack: TaskPack
+    items: list[ItemResult]
+    total: int
+    page: int
+    pages: int
+    filters: dict[str, str]
+
+
+def browse_items(pack_id: int, filters: dict[str, str], page: int = 1, per_page: int = ITEMS_PER_PAGE, *, only_item_id: int | None = None) -> ItemPage:
+    """One page of a pack's items with their answers, verified label and who agreed, filtered."""
+    session = db.session
+    pack = session.get(TaskPack, pack_id)
+    if pack is None:
+        raise QualityError(_l("There is no such pack."))
+    conditions = [Item.pack_id == pack.id]
+    if only_item_id is not None:
+        conditions.append(Item.id == only_item_id)
+    for item_filter in ITEM_FILTERS:
+        value = filters.get(item_filter.key)
+        if value in item_filter.options:
+            conditions.append(item_filter.options[value][1]())
+    base = select(Item.id).outerjoin(VerifiedLabel, VerifiedLabel.item_id == Item.id).where(*conditions)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    rows = session.execute(
+        select(Item, VerifiedLabel).outerjoin(VerifiedLabel, VerifiedLabel.item_id == Item.id).where(*conditions)
+        .order_by(Item.id).limit(per_page).offset((page - 1) * per_page)
+    ).tuples().all()
+    results = {item.id: ItemResult(item, label) for item, label in rows}
+    if results:
+        answers = session.execute(
+            select(Submission, User.username).join(User, User.id == Submission.user_id)
+            .where(Submission.item_id.in_(list(results))).order_by(Submission.id)
+        ).tuples().all()
+        for submission, username in answers:
+            result = results[submission.item_id]
+            given = submission.fixed_answer if submission.fixed_answer is not None else submission.answer
+            if submission.is_gold:
+                agrees = submission.gold_correct
+            elif result.label is not None and submission.status == "accepted":
+                agrees = answers_match(pack, result.label.answer, given)
+            else:
+                agrees = None
+            result.answers.append(ItemAnswer(submission.id, username, given, submission.status, submission.fixed_answer is not None, agrees))
+        moderators = {result.label.overridden_by for result in results.values() if result.label is not None and result.label.overridden_by}
+        names = dict(session.execute(select(User.id, User.username).where(User.id.in_(moderators))).tuples().all()) if moderators else {}
+        for result in results.values():
+            if result.label is not None and result.label.overridden_by:
+                result.overridden_by = names.get(result.label.overridden_by, "")
+    return ItemPage(pack, list(results.values()), total, page, pages, filters)
+
+
+def item_result(pack_id: int, item_id: int) -> ItemResult | None:
+    """One item as the browser shows it (its own page, and the card an override swaps in)."""
+    found = browse_items(pack_id, {}, only_item_id=item_id).items
+    return found[0] if found else None

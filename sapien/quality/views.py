@@ -6,11 +6,13 @@ from flask_login import current_user, login_required
 
 from sapien.database import utcnow
 from sapien.errors import DomainError
+from sapien.extensions import htmx
 from sapien.forms import EmptyForm
 from sapien.labeling import answers
 from sapien.labeling.packs import get_pack_by_slug
+from sapien.labeling.plain_answers import PLAIN_FORMATS, plain_answer
 from sapien.quality import appeals as quality_appeals
-from sapien.quality import batch, escalation, exports, online, reviews
+from sapien.quality import batch, escalation, exports, online, overrides, reviews
 from sapien.quality import errors as quality_errors
 from sapien.quality import reputation as quality_reputation
 from sapien.quality import results as quality_results
@@ -20,6 +22,7 @@ from sapien.quality.forms import (
     AggregateForm,
     AppealDecisionForm,
     AppealForm,
+    OverrideForm,
     ReviewForm,
 )
 from sapien.web import (
@@ -29,10 +32,18 @@ from sapien.web import (
     render_error,
     render_page_or_fragment,
     role_required,
+    safe_next_url,
     show_domain_error,
 )
 
 bp = Blueprint("quality", __name__)
+
+
+@bp.record_once
+def _register_template_globals(state) -> None:
+    # Methods in words on every page that shows a label's method.
+    state.app.jinja_env.globals["method_name"] = quality_results.method_name
+
 
 def _status_labels() -> dict:
     return {"accepted": _("Accepted"), "pending_review": _("Waiting for review"), "rejected": _("Rejected")}
@@ -358,6 +369,74 @@ def aggregate(slug: str):
         report = batch.aggregate_pack(pack.id, now=utcnow(), method=form.method.data)
         flash_message(_("Aggregated %(answers)s answers into %(labels)s verified labels.", answers=report.answers, labels=report.labels_written))
     return redirect_to(url_for("quality.results", slug=pack.slug))
+
+
+# --- the per-item results browser and overrides (moderators) ----------------------------------------
+
+def _item_context(pack, results, forms=None) -> dict:
+    forms = forms or {}
+    override_forms = {}
+    for result in results:
+        form = forms.get(result.item.id) or OverrideForm(formdata=None, prefix=f"i{result.item.id}")
+        if form.answer.data is None and result.label is not None:
+            form.answer.data = plain_answer(pack.task_type, result.label.answer)
+        override_forms[result.item.id] = form
+    media = {result.item.id: url_for("labeling.media", media_id=result.item.media_id) if result.item.media_id else None for result in results}
+    return {
+        "override_forms": override_forms,
+        "media_urls": media,
+        "answer_format": PLAIN_FORMATS[pack.task_type],
+        "pack": pack,
+        "plain": lambda answer: plain_answer(pack.task_type, answer),
+        "status_labels": _status_labels(),
+    }
+
+
+@bp.get("/manage/packs/<slug>/results/items")
+@role_required("moderator")
+def result_items(slug: str):
+    pack = _pack_or_404(slug)
+    view = quality_results.browse_items(pack.id, quality_results.chosen_filters(request.args), request.args.get("page", 1, type=int) or 1)
+    return render_page_or_fragment(
+        "quality/result_items.html", "quality/fragments/result_items.html", view=view, item_filters=quality_results.ITEM_FILTERS,
+        **_item_context(pack, view.items),
+    )
+
+
+def _render_item(pack, item_id: int, *, form=None, status: int = 200):
+    result = quality_results.item_result(pack.id, item_id)
+    if result is None:
+        abort(404)
+    return render_page_or_fragment(
+        "quality/result_item.html", "quality/fragments/result_item.html", status=status, result=result,
+        **_item_context(pack, [result], {item_id: form} if form is not None else None),
+    )
+
+
+@bp.get("/manage/packs/<slug>/results/items/<int:item_id>")
+@role_required("moderator")
+def result_item(slug: str, item_id: int):
+    return _render_item(_pack_or_404(slug), item_id)
+
+
+@bp.post("/manage/packs/<slug>/results/items/<int:item_id>/override")
+@role_required("moderator")
+def override(slug: str, item_id: int):
+    pack = _pack_or_404(slug)
+    if quality_results.item_result(pack.id, item_id) is None:
+        abort(404)
+    form = OverrideForm(prefix=f"i{item_id}")
+    if form.validate_on_submit():
+        try:
+            overrides.override_label(pack.id, item_id, moderator_id=current_user.id, answer=form.answer.data or "", reason=form.reason.data or "", now=utcnow())
+        except quality_errors.OverrideError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("The label is overridden: your answer stands, and later aggregation keeps it."))
+            if htmx:
+                return _render_item(pack, item_id)
+            return redirect_to(safe_next_url(url_for("quality.result_item", slug=pack.slug, item_id=item_id)))
+    return _render_item(pack, item_id, form=form, status=422)
 
 
 def _download(generator, filename: str, mimetype: str) -> Response:

@@ -100,7 +100,7 @@ def test_csv_lines_count_the_header_and_quoted_newlines(ctx, tmp_path):
     report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
     assert report.imported == 2
     assert problems(report) == {
-        5: "The gold answer is not valid JSON.",
+        5: "The gold answer is not valid: It starts with “{” but is not valid JSON.",
         6: "This row has more fields than the header.",
         7: "The external_id is missing.",
     }

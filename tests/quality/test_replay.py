@@ -68,11 +68,20 @@ def test_rows_a_replay_cannot_use_are_counted_not_fed(tmp_path):
     assert data.ignored == {"short rows": 2, "items without truth": 1, "repeated answers": 1}
 
 
-def test_replay_cli_refuses_a_file_that_is_not_utf8(app, tmp_path):
+def test_replay_skips_and_reports_rows_it_cannot_read(app, tmp_path):
+    """Issue 10: a bad row (not UTF-8, a label longer than a pack takes) is skipped and reported, the replay goes on
+    (it used to stop at the first byte that was not UTF-8)."""
+    (tmp_path / "crowd.txt").write_bytes(
+        b"q1 w1 \xff\xfe\n" + b"q1 w2 1\nq1 w3 1\nq2 w1 0\nq2 w2 0\n" + b"q2 w3 " + b"x" * 65 + b"\n"
+    )
+    (tmp_path / "truth.txt").write_text("q1 1\nq2 0\n")
+    result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path), "--gold-percent", "0", "--labels-per-item", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 row(s) skipped: crowd.txt row 1: not UTF-8 text; crowd.txt row 6: the answer is longer than 64 characters" in result.output
+    assert "2/2 non-gold items right" in result.output
     (tmp_path / "crowd.txt").write_bytes(b"q1 w1 \xff\xfe\n")
-    (tmp_path / "truth.txt").write_text("q1 1\n")
     result = app.test_cli_runner().invoke(args=["quality", "replay", str(tmp_path)])
-    assert result.exit_code != 0 and "not a readable UTF-8 table" in result.output
+    assert result.exit_code != 0 and "no answers" in result.output and "not UTF-8 text" in result.output
 
 
 @pytest.mark.skipif(crowd_datasets() is None, reason="the shared crowd datasets are not on this machine")

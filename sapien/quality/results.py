@@ -200,7 +200,8 @@ class ItemFilter:
 
 ITEM_FILTERS: tuple[ItemFilter, ...] = (
     ItemFilter("status", _l("Status"), {
-        "waiting": (_l("Waiting for a label"), lambda: VerifiedLabel.item_id.is_(None) & Item.is_gold.is_(False)),
+        "waiting": (_l("Waiting for a label"), lambda: VerifiedLabel.item_id.is_(None) & Item.is_gold.is_(False) & Item.no_consensus_at.is_(None)),
+        "no_consensus": (_l("Answers never agreed"), lambda: Item.no_consensus_at.is_not(None)),
         "verified": (_l("Verified by the crowd"), lambda: VerifiedLabel.item_id.is_not(None) & VerifiedLabel.overridden_at.is_(None)),
         "overridden": (_l("Overridden by a moderator"), lambda: VerifiedLabel.overridden_at.is_not(None)),
     }),

@@ -17,7 +17,8 @@ HX = {"HX-Request": "true"}
 
 
 def _pack_with_labels(tmp_path):
-    """Three items: i0 agreed by both (verified), i1 disagreed (verified), i2 waiting; one gold item."""
+    """Three items: i0 agreed by both (verified), i1 split one against one at its maximum of two answers
+    (no consensus: no label on one person's word), i2 waiting; one gold item."""
     from sapien.quality import batch
 
     pack = make_pack(tmp_path, items=3, gold=1, labels_per_item=2, max_labels_per_item=2)
@@ -42,7 +43,8 @@ def test_filters_pick_items_by_status_disagreement_and_gold(app, tmp_path):
         assert every.total == 4 and [r.item.id for r in every.items] == sorted(r.item.id for r in every.items)
         ids = lambda **filters: {r.item.external_id for r in results.browse_items(pack.id, filters).items}  # noqa: E731
         assert ids(status="waiting") == {"i2"}
-        assert ids(status="verified") == {"i0", "i1"}
+        assert ids(status="verified") == {"i0"}
+        assert ids(status="no_consensus") == {"i1"}
         assert ids(disagreement="disagree") == {"i1"}
         assert ids(disagreement="agree") == {"i0", "g0"}
         assert ids(gold="gold") == {"g0"} and ids(gold="ordinary") == {"i0", "i1", "i2"}
@@ -51,7 +53,7 @@ def test_filters_pick_items_by_status_disagreement_and_gold(app, tmp_path):
         agreed = next(r for r in every.items if r.item.id == i0.id)
         assert sorted(agreed.agreed) == ["alice", "bob"] and agreed.label.answer == {"labels": ["pos"]}
         split = next(r for r in every.items if r.item.id == i1.id)
-        assert len(split.agreed) == 1 and {a.username for a in split.answers} == {"alice", "bob"}
+        assert split.label is None and split.agreed == [] and {a.username for a in split.answers} == {"alice", "bob"}
         assert next(r for r in every.items if r.item.id == gold.id).agreed == ["alice"]  # a right gold answer agrees
         second = results.browse_items(pack.id, {}, page=2, per_page=3)
         assert (second.page, second.pages, len(second.items)) == (2, 2, 1)

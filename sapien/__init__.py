@@ -85,6 +85,7 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
     from sapien.labeling import models as _labeling  # noqa: F401
     from sapien.leaderboards import models as _leaderboards  # noqa: F401
@@ -97,6 +98,7 @@ def _register_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
+    from sapien.chain.views import bp as chain_bp
     from sapien.guilds.views import bp as guilds_bp
     from sapien.health import bp as health_bp
     from sapien.home.views import bp as home_bp
@@ -108,7 +110,8 @@ def _register_blueprints(app: Flask) -> None:
     from sapien.quality.views import bp as quality_bp
 
     for blueprint in (
-        home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp
+        home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
+        chain_bp,
     ):
         app.register_blueprint(blueprint)
 

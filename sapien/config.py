@@ -47,6 +47,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "CHAIN_RPC_URL": env.get("CHAIN_RPC_URL", "http://127.0.0.1:8545"),
         "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
         "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
+        # The chains members may link a wallet on and be paid on, by chain id, comma-separated (anvil: 31337,
+        # Base: 8453, Base Sepolia: 84532, Polygon: 137); see sapien/chain/payout_chains.py.
+        "CHAIN_ENABLED_IDS": env.get("CHAIN_ENABLED_IDS", "31337"),
         "INSTANCE_DIR": str(instance_dir),
         # Failed sign-ins only: per client address and account name tried, and (looser) per client address.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),

@@ -41,6 +41,11 @@ streak_extended = signals.signal("streak-extended")  # user_id, days (the streak
 # A member's quest progress moved (or a reward was claimed): quest lists on their page refetch.
 quests_moved = signals.signal("quests-moved")  # user_id
 
+# chain
+# In the transaction: a member's linked wallet changed to another one or was unlinked (address None);
+# accounts signs out their other sessions. A first link (previous_address None) is not sent.
+wallet_changed = signals.signal("wallet-changed")  # user_id, address, previous_address, now
+
 # notifications
 notification_added = signals.signal("notification-added")  # user_id
 

@@ -7,6 +7,7 @@ blinker ignores a second connect of the same receiver, and the questions keep th
 from __future__ import annotations
 
 from sapien import events, member_cache
+from sapien.accounts import service as accounts
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
@@ -36,6 +37,11 @@ def _level_of(_sender=None, *, user_id: int) -> int:
     return levels.member_level(user_id)
 
 
+def _revoke_sessions_on_wallet_change(_sender=None, *, user_id: int, **_payload) -> None:
+    # A new or removed wallet is a credential change: other devices sign in again (as after a new password).
+    accounts.revoke_sessions(user_id)
+
+
 def connect() -> None:
     """Wire every listener and answer every question. Called once by `create_app`."""
     # labeling asks quality and progression (they sit above it)
@@ -43,6 +49,9 @@ def connect() -> None:
     events.reputation_of.connect(_reputation_of, weak=False)
     events.level_of.connect(_level_of, weak=False)
     events.submission_settled.connect(online.on_submission_settled, weak=False)
+
+    # accounts
+    events.wallet_changed.connect(_revoke_sessions_on_wallet_change, weak=False)
 
     # progression
     events.ledger_entry_posted.connect(reactions.on_ledger_entry_posted, weak=False)

@@ -10,10 +10,11 @@ from sapien import events, member_cache
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
+from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
-from sapien.progression import levels, live, reactions, streaks
+from sapien.progression import levels, live, mint_queue, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
@@ -36,12 +37,20 @@ def _level_of(_sender=None, *, user_id: int) -> int:
     return levels.member_level(user_id)
 
 
+def _wallet_of(_sender=None, *, user_id: int) -> str | None:
+    # Members link wallets by signature in the wallets area (the `siwe` branch); until it is wired here,
+    # nobody has one, so every mint request waits.
+    return None
+
+
 def connect() -> None:
     """Wire every listener and answer every question. Called once by `create_app`."""
     # labeling asks quality and progression (they sit above it)
     events.judge_submission.connect(_judge_submission, weak=False)
     events.reputation_of.connect(_reputation_of, weak=False)
     events.level_of.connect(_level_of, weak=False)
+    # chain and progression ask the wallets area
+    events.wallet_of.connect(_wallet_of, weak=False)
     events.submission_settled.connect(online.on_submission_settled, weak=False)
 
     # progression
@@ -51,6 +60,7 @@ def connect() -> None:
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
+    events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

@@ -40,6 +40,7 @@ from sapien.extensions import db
 from sapien.failpoints import failpoint
 
 GAS_HEADROOM_PERCENT = 20  # on top of the node's estimate
+WAITING_FOR_CHAIN = "waiting for the chain"  # how `last_error` starts while the node does not answer
 
 
 class ChainUnavailable(RuntimeError):
@@ -76,7 +77,14 @@ def transaction_by_key(key: str) -> ChainTransaction | None:
 
 def advance(tx_id: int, now: datetime, w3: Web3 | None = None) -> str:
     """Take the row as far as it goes (sign, broadcast, await its receipt); returns its final status."""
-    w3 = w3 or web3_client(timeout=10)
+    try:
+        return _advance(tx_id, now, w3 or web3_client(timeout=10))
+    except ChainUnavailable as error:
+        _record_error(tx_id, now, f"{WAITING_FOR_CHAIN}: {error}")
+        raise
+
+
+def _advance(tx_id: int, now: datetime, w3: Web3) -> str:
     for _round in range(3):  # a nonce lost to another transaction sends us back to signing, once or twice
         status = _status(tx_id)
         if status == "pending":
@@ -268,6 +276,3 @@ def _reason(error: Exception) -> str:
     return (str(error) or type(error).__name__)[:2000]
 
 
-def record_unavailable(tx_id: int, now: datetime, reason: str) -> None:
-    """Note on the row that the chain did not answer (the job retries; pages show "waiting for the chain")."""
-    _record_error(tx_id, now, f"waiting for the chain: {reason}")

@@ -94,3 +94,25 @@ def mint_view(user_id: int, badge_slug: str) -> MintView | None:
         waiting_for_chain=bool(error and error.startswith("waiting for the chain")) and state in ("pending", "submitted"),
         error=error if state == "failed" else None,
     )
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """A badge token the chain knows (sent or minted): what its metadata describes."""
+
+    token_id: str
+    badge_slug: str
+    user_id: int
+    awarded_at: object
+
+
+def minted_token(token_id: str) -> MintedToken | None:
+    """The badge behind a token id, when its mint was sent or done (metadata answers for those only)."""
+    if not token_id.isdigit() or len(token_id) > 78:
+        return None
+    row = db.session.execute(
+        select(MintRequest.token_id, MintRequest.badge_slug, MintRequest.user_id, BadgeAward.awarded_at)
+        .join(BadgeAward, BadgeAward.id == MintRequest.award_id)
+        .where(MintRequest.token_id == str(int(token_id)), MintRequest.state.in_(("submitted", "minted")))
+    ).first()
+    return MintedToken(*row) if row else None

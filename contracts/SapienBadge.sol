@@ -20,6 +20,7 @@ contract SapienBadge is ERC721, AccessControl, IERC5192 {
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
 
     error Soulbound();
+    error AlreadyMinted(uint256 tokenId);
 
     string private baseTokenURI;
 
@@ -35,7 +36,8 @@ contract SapienBadge is ERC721, AccessControl, IERC5192 {
 
     function mint(address to, uint256 memberId, string calldata badgeSlug) external onlyRole(MINTER_ROLE) returns (uint256 tokenId) {
         tokenId = tokenIdFor(memberId, badgeSlug);
-        _mint(to, tokenId); // reverts with ERC721InvalidSender when the token exists
+        if (_ownerOf(tokenId) != address(0)) revert AlreadyMinted(tokenId);
+        _mint(to, tokenId);
         emit Locked(tokenId);
     }
 

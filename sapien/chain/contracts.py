@@ -52,3 +52,22 @@ def deploy_data(name: str, *constructor_args) -> str:
 def badge_token_id(member_id: int, badge_slug: str) -> int:
     """The same rule as `SapienBadge.tokenIdFor`: keccak256(abi.encode(memberId, badgeSlug))."""
     return int.from_bytes(keccak(abi_encode(["uint256", "string"], [member_id, badge_slug])), "big")
+
+
+@cache
+def _error_selectors() -> dict[str, str]:
+    """The 4-byte selector of every custom error our contracts (and OpenZeppelin's) can revert with."""
+    found = {}
+    for path in sorted(ARTIFACTS_DIR.glob("*.json")):
+        for item in json.loads(path.read_text())["abi"]:
+            if item["type"] == "error":
+                signature = f"{item['name']}({','.join(arg['type'] for arg in item['inputs'])})"
+                found["0x" + keccak(text=signature)[:4].hex()] = signature
+    return found
+
+
+def revert_reason(data: str | None) -> str | None:
+    """`ERC721InvalidSender(address)` for revert data starting with that error's selector."""
+    if not data or not isinstance(data, str) or len(data) < 10:
+        return None
+    return _error_selectors().get(data[:10].lower())

@@ -33,6 +33,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from sapien.chain.client import web3_client
+from sapien.chain.contracts import revert_reason
 from sapien.chain.models import ChainTransaction, SignerNonce
 from sapien.chain.registry import confirmations_for
 from sapien.database import dialect_insert, unit_of_work
@@ -269,6 +270,9 @@ def _record_error(tx_id: int, now: datetime, reason: str) -> None:
 
 
 def _reason(error: Exception) -> str:
+    if isinstance(error, ContractLogicError):
+        named = revert_reason(error.data if isinstance(error.data, str) else None)
+        return f"reverted: {named or error.message or error.data}"[:2000]
     if isinstance(error, Web3RPCError) and isinstance(error.rpc_response, dict):
         message = (error.rpc_response.get("error") or {}).get("message")
         if message:

@@ -6,7 +6,7 @@ import pytest
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from sapien.chain.contracts import badge_token_id
+from sapien.chain.contracts import badge_token_id, revert_reason
 from tests.chain.conftest import MEMBER_ADDRESS, OTHER_ADDRESS, THIRD_ADDRESS
 
 ERC5192_INTERFACE_ID = bytes.fromhex("b45a3c0e")
@@ -47,8 +47,9 @@ def test_badges_are_soulbound_every_transfer_and_approval_reverts(chain):
         badge.functions.approve(OTHER_ADDRESS, token_id),
         badge.functions.setApprovalForAll(OTHER_ADDRESS, True),
     ):
-        with pytest.raises(ContractLogicError):
+        with pytest.raises(ContractLogicError) as refused:
             attempt.call({"from": MEMBER_ADDRESS})
+        assert revert_reason(refused.value.data) == "Soulbound()"
     # Not even the platform can move it.
     with pytest.raises(ContractLogicError):
         badge.functions.transferFrom(MEMBER_ADDRESS, OTHER_ADDRESS, token_id).call({"from": signer(chain)})
@@ -59,8 +60,9 @@ def test_the_token_id_comes_from_member_and_badge_so_a_second_mint_reverts(chain
     badge = chain.contract("SapienBadge")
     assert badge.functions.tokenIdFor(42, "streak-7").call() == badge_token_id(42, "streak-7")
     chain.transact(badge.functions.mint(MEMBER_ADDRESS, 42, "streak-7"), signer(chain))
-    with pytest.raises(ContractLogicError):
+    with pytest.raises(ContractLogicError) as refused:
         badge.functions.mint(MEMBER_ADDRESS, 42, "streak-7").call({"from": signer(chain)})
+    assert revert_reason(refused.value.data) == "AlreadyMinted(uint256)"
     with pytest.raises(ContractLogicError):  # to another wallet neither: the id is taken
         badge.functions.mint(OTHER_ADDRESS, 42, "streak-7").call({"from": signer(chain)})
     chain.transact(badge.functions.mint(MEMBER_ADDRESS, 42, "streak-30"), signer(chain))

@@ -7,7 +7,7 @@ PORT ?= 5000
 
 .PHONY: setup run test bench soak lint translations extract-messages
 
-setup: $(VENV)/.installed node_modules/.installed sapien/static/vendor/htmx.min.js translations
+setup: $(VENV)/.installed node_modules/.installed sapien/static/vendor/htmx.min.js contracts/build/.built translations
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ node_modules/.installed: package.json package-lock.json
 sapien/static/vendor/htmx.min.js: node_modules/.installed
 	mkdir -p sapien/static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+# ABI and bytecode are build outputs (not in git): solc from npm compiles contracts/*.sol against OpenZeppelin.
+contracts/build/.built: node_modules/.installed contracts/build.js $(wildcard contracts/*.sol)
+	node contracts/build.js
+	touch $@
 
 translations: $(VENV)/.installed
 	$(VENV)/bin/pybabel compile --directory sapien/translations --domain messages > /dev/null

@@ -85,6 +85,7 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
     from sapien.labeling import models as _labeling  # noqa: F401

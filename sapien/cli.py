@@ -145,6 +145,23 @@ def chain_status_command() -> None:
     click.echo(f"chain_id={status.chain_id} block={status.block_number}")
 
 
+@chain_cli.command("deploy")
+def chain_deploy_command() -> None:
+    """Deploy our contracts to CHAIN_RPC_URL (reusing recorded ones that are there) and record them."""
+    from sapien.chain.client import chain_status
+    from sapien.chain.deploy import DeployError, deploy_contracts
+
+    status = chain_status()
+    if not status.ok:
+        raise click.ClickException(f"chain unreachable: {status.error}")
+    try:
+        deployed = deploy_contracts(utcnow())
+    except DeployError as error:
+        raise click.ClickException(str(error)) from error
+    for contract in deployed:
+        click.echo(f"{contract.name}: {contract.address} ({'already deployed' if contract.reused else 'deployed'}) on chain {status.chain_id}")
+
+
 def register_cli(app: Flask) -> None:
     for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli):
         app.cli.add_command(group)

@@ -46,10 +46,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", ""),
         "CHAIN_RPC_URL": env.get("CHAIN_RPC_URL", "http://127.0.0.1:8545"),
         "CHAIN_SIGNER_KEY": env.get("CHAIN_SIGNER_KEY", DEV_CHAIN_SIGNER_KEY),
-        "CHAIN_CONFIRMATIONS": int(env.get("CHAIN_CONFIRMATIONS", "0")),
-        # The chains members may link a wallet on and be paid on, by chain id, comma-separated (anvil: 31337,
-        # Base: 8453, Base Sepolia: 84532, Polygon: 137); see sapien/chain/payout_chains.py.
+        # Unset: each chain's count from the registry (sapien/chain/registry.py).
+        "CHAIN_CONFIRMATIONS": env.get("CHAIN_CONFIRMATIONS") or None,
+        # The chains members may use, by id (the registry knows anvil, Base, Base Sepolia and Polygon).
         "CHAIN_ENABLED_IDS": env.get("CHAIN_ENABLED_IDS", "31337"),
+        # How long a job waits for a receipt before it lets RQ retry it later (the row stays "sent").
+        "CHAIN_RECEIPT_TIMEOUT_SECONDS": float(env.get("CHAIN_RECEIPT_TIMEOUT_SECONDS", "60")),
+        # tokenURI's base for badges: the site's public address (the metadata route is appended).
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         "INSTANCE_DIR": str(instance_dir),
         # Failed sign-ins only: per client address and account name tried, and (looser) per client address.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),

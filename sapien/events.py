@@ -71,3 +71,5 @@ judge_submission = Question("judge-submission")  # submission_id, now -> Judgeme
 reputation_of = Question("reputation-of")  # user_id -> int
 # guilds asks progression
 level_of = Question("level-of")  # user_id -> int (from the member's XP)
+# chain asks the wallets area (accounts/SIWE): the address a member linked, if any.
+wallet_of = Question("wallet-of")  # user_id -> str | None

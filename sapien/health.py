@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from flask_login import current_user
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from sapien.chain.client import chain_status
+from sapien.chain.models import CONTRACT_NAMES, ContractDeployment
 from sapien.extensions import db, limiter
 from sapien.queue import redis_connection, worker_count
 
@@ -41,8 +42,18 @@ def check_workers() -> dict:
 def check_chain() -> dict:
     status = chain_status()
     if status.ok:
-        return {"ok": True, "chain_id": status.chain_id, "block_number": status.block_number}
+        return {"ok": True, "chain_id": status.chain_id, "block_number": status.block_number, "contracts": recorded_contracts(status.chain_id)}
     return {"ok": False, "error": status.error}
+
+
+def recorded_contracts(chain_id: int) -> dict[str, str | None]:
+    """Our contracts' addresses on the chain (None: not deployed there; `flask chain deploy`)."""
+    try:
+        rows = dict(db.session.execute(select(ContractDeployment.name, ContractDeployment.address).where(ContractDeployment.chain_id == chain_id)).tuples().all())
+    except Exception:  # noqa: BLE001 - the database part reports the database
+        db.session.rollback()
+        rows = {}
+    return {name: rows.get(name) for name in CONTRACT_NAMES}
 
 
 @bp.get("/healthz")

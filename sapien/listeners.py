@@ -11,10 +11,12 @@ from sapien.accounts import service as accounts
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
+from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
+from sapien.chain import wallets
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
-from sapien.progression import levels, live, reactions, streaks
+from sapien.progression import levels, live, mint_queue, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
@@ -42,12 +44,18 @@ def _revoke_sessions_on_wallet_change(_sender=None, *, user_id: int, **_payload)
     accounts.revoke_sessions(user_id)
 
 
+def _wallet_of(_sender=None, *, user_id: int) -> str | None:
+    return wallets.wallet_of(user_id)
+
+
 def connect() -> None:
     """Wire every listener and answer every question. Called once by `create_app`."""
     # labeling asks quality and progression (they sit above it)
     events.judge_submission.connect(_judge_submission, weak=False)
     events.reputation_of.connect(_reputation_of, weak=False)
     events.level_of.connect(_level_of, weak=False)
+    # chain and progression ask the wallets area
+    events.wallet_of.connect(_wallet_of, weak=False)
     events.submission_settled.connect(online.on_submission_settled, weak=False)
 
     # accounts
@@ -60,6 +68,7 @@ def connect() -> None:
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
+    events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

@@ -45,6 +45,8 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 
 # Seconds each kind of job may run before RQ stops it (RQ's own default is 180 s for every job).
 JOB_TIMEOUTS = {
+    "jobs.chain.mint_badge": 180,
+    "jobs.chain.send_transaction": 180,
     "jobs.labeling.expire_leases": 60,
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,

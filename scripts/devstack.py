@@ -1,7 +1,7 @@
 """Start what is missing, run the thing, stop what we started.
 
 `run`: Redis (if none answers), espeak-ng (if absent; it speaks the transcription demo pack), anvil (if
-CHAIN_RPC_URL is unset), migrations, demo data, an RQ worker and the web server. `test`: Redis,
+CHAIN_RPC_URL is unset; our contracts are then deployed to it), migrations, demo data, an RQ worker and the web server. `test`: Redis,
 PostgreSQL (if none answers on TEST_DATABASE_URL's port, a private throwaway cluster on that port, with
 Debian's postgresql package installed for its initdb if needed; the machine's own server and its
 pg_hba.conf are never touched), chromium and espeak-ng (installed if absent), then pytest. `bench`: the same services, then the benchmarks.
@@ -209,13 +209,17 @@ def run(port: int) -> int:
     env = dict(os.environ)
     ensure_redis(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     ensure_espeak()
-    if "CHAIN_RPC_URL" not in env:
+    local_chain = "CHAIN_RPC_URL" not in env
+    if local_chain:
         env["CHAIN_RPC_URL"] = start_anvil(int(env.get("ANVIL_PORT", "8545")))
     (ROOT / "instance").mkdir(exist_ok=True)
     say("upgrading the database schema")
     flask("db", "upgrade", env=env)
     say("seeding demo data")
     flask("demo", "seed", env=env)
+    if local_chain:  # our own anvil: deploy the contracts (a no-op when they are there already)
+        say("deploying the contracts to anvil")
+        flask("chain", "deploy", env=env)
     say("starting the RQ worker")
     spawn([str(VENV_BIN / "python"), "-m", "jobs.worker"], cwd=ROOT, env=env)
     say(f"Sapien is at http://127.0.0.1:{port} — press Ctrl-C to stop")

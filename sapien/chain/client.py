@@ -32,3 +32,12 @@ def chain_status(timeout: float = 2.0) -> ChainStatus:
         return ChainStatus(ok=True, chain_id=w3.eth.chain_id, block_number=w3.eth.block_number)
     except Exception as error:  # noqa: BLE001 - any failure to reach the node means "down"
         return ChainStatus(ok=False, error=type(error).__name__)
+
+
+def current_chain_id() -> int:
+    """The configured node's chain id (asked once per process and URL: a URL's chain does not change)."""
+    known = current_app.extensions.setdefault("sapien_chain_ids", {})
+    url = current_app.config["CHAIN_RPC_URL"]
+    if url not in known:
+        known[url] = web3_client().eth.chain_id
+    return known[url]

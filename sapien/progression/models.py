@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -207,4 +208,10 @@ class MintRequest(db.Model):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the mint is queued in the chain's outbox (progression/minting.py): where it goes, its token.
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_transactions.id", ondelete="SET NULL"))
+    token_id: Mapped[str | None] = mapped_column(String(80), index=True)  # uint256 in decimal
+    wallet_address: Mapped[str | None] = mapped_column(String(42))
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
 

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from flask import Blueprint, abort, current_app, make_response, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.accounts.service import get_by_username
 from sapien.database import utcnow
 from sapien.forms import EmptyForm
-from sapien.progression import awards, quest_cards, streaks
+from sapien.progression import awards, mint_queue, quest_cards, streaks
 from sapien.progression import errors as progression_errors
 from sapien.progression import quests as progression_quests
 from sapien.progression.badges import TIER_COLOURS, badge_svg, get_badge
@@ -212,9 +212,58 @@ def badge(slug: str):
         "progression/badge.html",
         "progression/fragments/badge.html",
         info=page,
+        mint=mint_queue.mint_view(viewer, slug) if viewer is not None and page.viewer_award else None,
         award_form=AwardBadgeForm(formdata=None) if is_moderator else None,
         revoke_form=RevokeBadgeForm(formdata=None) if is_moderator else None,
     )
+
+
+@bp.get("/badges/<slug>/mint")
+@login_required
+def mint_status(slug: str):
+    """The viewer's mint of this badge: polled by the badge page while it moves."""
+    found = get_badge(slug)
+    if found is None:
+        abort(404)
+    return render_poll(
+        "progression/mint.html", "progression/fragments/mint_status.html", badge=found, mint=mint_queue.mint_view(current_user.id, slug)
+    )
+
+
+@bp.get("/badges/token/<token_id>")
+def token_metadata(token_id: str):
+    """ERC-721 metadata of a minted badge token (SapienBadge's tokenURI points here)."""
+    token = mint_queue.minted_token(token_id)
+    found = get_badge(token.badge_slug) if token else None
+    if found is None:
+        return jsonify({"error": _("There is no minted badge with that token id.")}), 404
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    body = {
+        "name": str(found.name),
+        "description": str(found.description),
+        "image": base + url_for("progression.token_image", token_id=token.token_id),
+        "external_url": base + url_for("progression.badge", slug=found.slug),
+        "attributes": [
+            {"trait_type": "Badge", "value": found.slug},
+            {"trait_type": "Tier", "value": found.tier},
+            {"trait_type": "Awarded", "display_type": "date", "value": int(token.awarded_at.timestamp())},
+        ],
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/badges/token/<token_id>/image.svg")
+def token_image(token_id: str):
+    token = mint_queue.minted_token(token_id)
+    found = get_badge(token.badge_slug) if token else None
+    if found is None:
+        abort(404)
+    response = make_response(badge_svg(found))
+    response.headers["Content-Type"] = "image/svg+xml; charset=utf-8"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @bp.get("/badges/art/<slug>.svg")
@@ -254,6 +303,7 @@ def award(slug: str):
         "progression/fragments/badge.html",
         status=422,
         info=page,
+        mint=mint_queue.mint_view(current_user.id, slug) if page.viewer_award else None,
         award_form=form,
         revoke_form=RevokeBadgeForm(formdata=None),
     )

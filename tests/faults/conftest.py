@@ -124,6 +124,15 @@ def reached(redis_conn: Redis, name: str, timeout: float = DEADLINE) -> int:
     return wait_for(find, timeout, f"failpoint {name}")
 
 
+def broken_invariants_of(app) -> list[str]:
+    from sapien.extensions import db
+    from sapien.invariants import broken_invariants
+
+    with app.app_context():
+        db.session.remove()
+        return broken_invariants()
+
+
 def assert_invariants(app) -> None:
     from sapien.extensions import db
     from sapien.invariants import broken_invariants

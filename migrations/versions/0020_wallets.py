@@ -1,7 +1,7 @@
 """wallets and siwe_nonces: members link a wallet by Sign-In with Ethereum (one wallet per member, one
 member per wallet), with server-side single-use nonces
 
-Revision ID: 0021
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-06 12:45:00
 
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0021'
+revision = '0020'
 down_revision = '0019'
 branch_labels = None
 depends_on = None

@@ -1,0 +1,23 @@
+"""Chain jobs on the `chain` queue: drive one outbox transaction, mint one badge (both safe to run twice)."""
+
+from __future__ import annotations
+
+from jobs import app_context
+
+
+def send_transaction(tx_id: int) -> str:
+    """Sign, send and confirm one outbox row from wherever it stopped; returns its status."""
+    from sapien.chain.outbox import advance
+    from sapien.database import utcnow
+
+    with app_context():
+        return advance(tx_id, utcnow())
+
+
+def mint_badge(mint_request_id: int) -> str:
+    """Mint one awarded badge to the member's linked wallet (or leave it waiting); returns its state."""
+    from sapien.database import utcnow
+    from sapien.progression.minting import mint_badge as mint
+
+    with app_context():
+        return mint(mint_request_id, utcnow())

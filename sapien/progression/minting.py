@@ -1,0 +1,107 @@
+"""Badge minting: a `MintRequest` goes through the chain's outbox to the member's linked wallet.
+
+    pending ──(wallet linked)──▶ submitted ──receipt──▶ minted | failed        (cancelled: revoked first)
+
+A request whose member has linked no wallet stays pending and is not pending *work*: the reconciler
+lists it again once `events.wallet_of` answers an address (mint_queue.py). The outbox row's key is
+`badge-mint:<request id>` and the token id comes from (member, badge), so neither a job run twice nor a
+worker killed at any point can mint a second token: a retry re-sends the same signed bytes, and a fresh
+mint of the same id reverts on chain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import requests
+
+from sapien import events
+from sapien.chain.client import current_chain_id, web3_client
+from sapien.chain.contracts import badge_token_id, call_data, contract_at
+from sapien.chain.deploy import contract_address
+from sapien.chain.models import ChainTransaction
+from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, queue_transaction
+from sapien.database import unit_of_work
+from sapien.extensions import db
+from sapien.progression.models import MintRequest
+
+
+class ContractsNotDeployed(RuntimeError):
+    """No SapienBadge recorded for the configured chain: run `flask chain deploy`."""
+
+
+def mint_badge(mint_request_id: int, now: datetime) -> str:
+    """Take one request as far as it goes; returns its state. Raises (so the job retries) while the chain
+    does not answer or the receipt is not in yet."""
+    request = db.session.get(MintRequest, mint_request_id)
+    if request is None or request.state in ("minted", "failed", "cancelled"):
+        return request.state if request is not None else "cancelled"
+    try:
+        if request.tx_id is None and not _queue_mint(mint_request_id, now):
+            return "pending"  # no wallet yet: it waits
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+        _note(mint_request_id, f"{WAITING_FOR_CHAIN}: {type(error).__name__}", now)
+        raise ChainUnavailable(type(error).__name__) from error
+    request = db.session.get(MintRequest, mint_request_id, populate_existing=True)
+    try:
+        status = advance(request.tx_id, now)
+    except ChainUnavailable as error:
+        _note(mint_request_id, f"{WAITING_FOR_CHAIN}: {error}", now)
+        raise
+    if status == "confirmed":
+        return _set_state(mint_request_id, "minted", None, now)
+    if status == "failed":
+        if _already_held(request):
+            return _set_state(mint_request_id, "minted", None, now)
+        reason = db.session.get(ChainTransaction, request.tx_id).last_error
+        return _set_state(mint_request_id, "failed", reason, now)
+    return status
+
+
+def _queue_mint(mint_request_id: int, now: datetime) -> bool:
+    """Record the mint in the outbox and the request (one transaction); False when no wallet is linked."""
+    with unit_of_work() as session:
+        request = session.get(MintRequest, mint_request_id, with_for_update=True, populate_existing=True)
+        if request.tx_id is not None:
+            return True
+        if request.state != "pending":
+            return False
+        wallet = events.wallet_of.ask(user_id=request.user_id)
+        if not wallet:
+            return False
+        chain_id = current_chain_id()
+        badge_address = contract_address(chain_id, "SapienBadge")
+        if badge_address is None:
+            raise ContractsNotDeployed(f"no SapienBadge recorded for chain {chain_id}: run `flask chain deploy`")
+        tx_id = queue_transaction(
+            key=f"badge-mint:{request.id}", kind="badge_mint", chain_id=chain_id, to=badge_address,
+            data=call_data("SapienBadge", "mint", wallet, request.user_id, request.badge_slug), now=now,
+            extra={"mint_request_id": request.id},
+        )
+        request.tx_id, request.chain_id, request.wallet_address = tx_id, chain_id, wallet
+        request.token_id = str(badge_token_id(request.user_id, request.badge_slug))
+        request.state, request.last_error, request.updated_at = "submitted", None, now
+    return True
+
+
+def _already_held(request: MintRequest) -> bool:
+    """A reverted mint whose token is already in the wallet (minted by an earlier life of this database)."""
+    try:
+        badge = contract_at(web3_client(), "SapienBadge", db.session.get(ChainTransaction, request.tx_id).payload["to"])
+        return badge.functions.ownerOf(int(request.token_id)).call().lower() == (request.wallet_address or "").lower()
+    except Exception:  # noqa: BLE001 - no owner (the call reverts) or no answer: not held
+        return False
+
+
+def _set_state(mint_request_id: int, state: str, error: str | None, now: datetime) -> str:
+    with unit_of_work() as session:
+        request = session.get(MintRequest, mint_request_id, with_for_update=True, populate_existing=True)
+        if request.state == "submitted":
+            request.state, request.last_error, request.updated_at = state, error, now
+        return request.state
+
+
+def _note(mint_request_id: int, error: str, now: datetime) -> None:
+    with unit_of_work() as session:
+        request = session.get(MintRequest, mint_request_id, with_for_update=True, populate_existing=True)
+        request.last_error, request.updated_at = error[:2000], now

@@ -46,6 +46,7 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 # Seconds each kind of job may run before RQ stops it (RQ's own default is 180 s for every job).
 JOB_TIMEOUTS = {
     "jobs.labeling.expire_leases": 60,
+    "jobs.labeling.settle_rewards": 600,
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,
     "jobs.progression.sync_member_progress": 60,

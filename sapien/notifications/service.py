@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -21,6 +22,11 @@ MESSAGES = {
     "quest_complete": _l("Quest complete: “%(quest)s”. Claim your reward."),
     "guild_quest_complete": _l("Your guild completed the quest “%(quest)s”. Claim your reward."),
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
+    # A settlement batch paid the member's verified answers (one notification per member per batch).
+    "answers_verified_points": _l("%(count)s answers verified: +%(amount)s points"),
+    "answers_verified_xp": _l("%(count)s answers verified: +%(amount)s XP"),
+    "answer_verified_points": _l("Your answer was verified: +%(amount)s points"),
+    "answer_verified_xp": _l("Your answer was verified: +%(amount)s XP"),
 }
 
 
@@ -38,6 +44,36 @@ def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | 
         session.execute(insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
     # The web layer swaps in the bell once the notification is committed (a rolled-back one shows nothing).
     after_commit(lambda: events.notification_added.send(None, user_id=user_id))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification of `notify_many`."""
+
+    user_id: int
+    kind: str
+    params: dict
+    key: str | None = None
+    link: str = ""
+
+
+def notify_many(notices: list[Notice], *, now: datetime) -> None:
+    """`notify` for many members at once (a settlement batch): one INSERT, the same exactly-once keys."""
+    if not notices:
+        return
+    for notice in notices:
+        if notice.kind not in MESSAGES:
+            raise NotificationError(_l("Unknown notification kind."))
+    rows = [dict(user_id=n.user_id, kind=n.kind, params=n.params, link=n.link[:255], dedupe_key=n.key, created_at=now) for n in notices]
+    with unit_of_work() as session:
+        session.execute(dialect_insert(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    user_ids = sorted({n.user_id for n in notices})
+
+    def announce() -> None:
+        for user_id in user_ids:
+            events.notification_added.send(None, user_id=user_id)
+
+    after_commit(announce)
 
 
 def unread_count(user_id: int) -> int:

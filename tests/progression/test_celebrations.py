@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from sapien.database import utcnow
 from sapien.extensions import db
-from sapien.progression.models import MemberProgress
 from sapien.labeling import leases, packs
+from sapien.progression.models import MemberProgress
 from tests.labeling.conftest import make_pack
 from tests.labeling.test_views import start_work
 from tests.progression.test_views import HX, create_quest

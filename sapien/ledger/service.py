@@ -10,12 +10,14 @@ currency, and listeners hear one event per member, currency and kind rather than
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import String, any_, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
@@ -243,19 +245,19 @@ class LedgerRace(LedgerError):
 
 BULK_CHUNK = 10_000
 
-# PostgreSQL: the rows travel as arrays and unnest() turns them back into rows (one statement per chunk).
+# PostgreSQL: the rows travel as one JSON document that json_to_recordset() turns back into rows (one
+# parameter per statement: nothing to convert per value on the way, however many rows).
 _BULK_ENTRIES_PG = text(
     "INSERT INTO ledger_entries (user_id, currency, amount, kind, idempotency_key, memo, balance_after, created_at)"
     " SELECT user_id, currency, amount, kind, idempotency_key, memo, balance_after, :now"
-    " FROM unnest(CAST(:user_id AS integer[]), CAST(:currency AS text[]), CAST(:amount AS bigint[]), CAST(:kind AS text[]),"
-    " CAST(:idempotency_key AS text[]), CAST(:memo AS text[]), CAST(:balance_after AS bigint[]))"
-    " AS batch(user_id, currency, amount, kind, idempotency_key, memo, balance_after)"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS batch(user_id integer, currency text, amount bigint, kind text,"
+    " idempotency_key text, memo text, balance_after bigint)"
+    " RETURNING idempotency_key, id"
 )
 _BULK_BALANCES_PG = text(
     "INSERT INTO balances (user_id, currency, amount, updated_at)"
-    " SELECT user_id, currency, amount, :now FROM unnest(CAST(:user_id AS integer[]), CAST(:currency AS text[]),"
-    " CAST(:amount AS bigint[])) WITH ORDINALITY AS batch(user_id, currency, amount, position) ORDER BY position"
+    " SELECT user_id, currency, amount, :now FROM json_to_recordset(CAST(:rows AS json))"
+    " AS batch(user_id integer, currency text, amount bigint) ORDER BY user_id, currency"
     " ON CONFLICT (user_id, currency) DO UPDATE SET amount = balances.amount + excluded.amount, updated_at = excluded.updated_at"
     " RETURNING user_id, currency, amount"
 )
@@ -268,7 +270,8 @@ def _posted_keys(keys: list[str]) -> dict[str, tuple[int, str, int]]:
         chunk = keys[start : start + BULK_CHUNK]
         rows = db.session.execute(
             select(LedgerEntry.idempotency_key, LedgerEntry.user_id, LedgerEntry.currency, LedgerEntry.amount)
-            .where(LedgerEntry.idempotency_key.in_(chunk))
+            .where(LedgerEntry.idempotency_key == any_(bindparam("keys", chunk, type_=ARRAY(String))) if is_postgres()
+                   else LedgerEntry.idempotency_key.in_(chunk))
         )
         found.update({key: (user_id, currency, amount) for key, user_id, currency, amount in rows})
     return found
@@ -282,9 +285,8 @@ def _bulk_balances(totals: dict[tuple[int, str], int], now: datetime) -> dict[tu
     for start in range(0, len(ordered), BULK_CHUNK):
         chunk = ordered[start : start + BULK_CHUNK]
         if is_postgres():
-            params = {"user_id": [u for (u, _c), _a in chunk], "currency": [c for (_u, c), _a in chunk],
-                      "amount": [a for _k, a in chunk], "now": now}
-            rows = db.session.execute(_BULK_BALANCES_PG, params)
+            document = json.dumps([{"user_id": u, "currency": c, "amount": a} for (u, c), a in chunk])
+            rows = db.session.execute(_BULK_BALANCES_PG, {"rows": document, "now": now})
         else:  # SQLite (development): one upsert per balance
             rows = [(u, c, _add_to_balance(u, c, a, now)) for (u, c), a in chunk]
         after.update({(user_id, currency): int(amount) for user_id, currency, amount in rows})
@@ -292,19 +294,14 @@ def _bulk_balances(totals: dict[tuple[int, str], int], now: datetime) -> dict[tu
 
 
 def _bulk_entries(rows: list[dict], now: datetime) -> dict[str, int]:
-    """Insert the entries (ON CONFLICT DO NOTHING on the key); returns {key: entry id} of those inserted."""
+    """Insert the entries; returns {key: entry id}. A key already posted fails the INSERT on the unique key."""
     ids: dict[str, int] = {}
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = rows[start : start + BULK_CHUNK]
         if is_postgres():
-            params = {name: [row[name] for row in chunk] for name in ("user_id", "currency", "amount", "kind", "idempotency_key", "memo", "balance_after")}
-            ids.update(db.session.execute(_BULK_ENTRIES_PG, {**params, "now": now}).tuples().all())
+            ids.update(db.session.execute(_BULK_ENTRIES_PG, {"rows": json.dumps(chunk), "now": now}).tuples().all())
         else:
-            statement = dialect_insert(LedgerEntry).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            for row in chunk:
-                entry_id = db.session.execute(statement.values(**row, created_at=now).returning(LedgerEntry.id)).scalar()
-                if entry_id is not None:
-                    ids[row["idempotency_key"]] = entry_id
+            ids.update(db.session.execute(ENTRIES_INSERT, [dict(row, created_at=now) for row in chunk]).tuples().all())
     return ids
 
 
@@ -315,8 +312,12 @@ def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
     Each member's balance moves once per currency (by the sum of their new credits), and each entry's
     `balance_after` is the running balance in key order within its member, currency and kind. Listeners
     hear one `ledger_entry_posted` per member, currency and kind: its amount the group's sum, its
-    `balance_after` the balance after the group, its `entry_id` the group's last entry. A key posted by a
-    concurrent caller meanwhile raises `LedgerRace` (everything rolls back; run it again).
+    `balance_after` the balance after the group, its `entry_id` the group's last entry.
+
+    Optimistic, like `credit_many`: the keys are not looked up first (fresh rewards have fresh keys). When
+    some were posted already, the INSERT fails on the unique key, the savepoint undoes the attempt and it
+    runs again without them; a key a concurrent caller posts between the two raises `LedgerRace`
+    (everything rolls back; run it again).
     """
     for one in credits:
         _check(one.currency, one.amount, one.key)
@@ -324,28 +325,22 @@ def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
         raise ValueError("credit_bulk takes each key once")  # a caller's bug
     if not credits:
         return {}
-    with unit_of_work():
-        posted = _posted_keys([one.key for one in credits])
-        for one in credits:
-            if one.key in posted and posted[one.key] != (one.user_id, one.currency, one.amount):
-                raise IdempotencyConflict(_l("That idempotency key was already used for another movement."))
-        fresh = sorted((one for one in credits if one.key not in posted), key=lambda c: (c.user_id, c.currency, c.kind, c.key))
-        if not fresh:
-            return {}
-        totals: dict[tuple[int, str], int] = defaultdict(int)
-        for one in fresh:
-            totals[(one.user_id, one.currency)] += one.amount
-        after = _bulk_balances(totals, now)
-        running = {pair: after[pair] - total for pair, total in totals.items()}
-        rows = []
-        for one in fresh:
-            pair = (one.user_id, one.currency)
-            running[pair] += one.amount
-            rows.append(dict(user_id=one.user_id, currency=one.currency, amount=one.amount, kind=one.kind, idempotency_key=one.key,
-                             memo=one.memo[:255], balance_after=running[pair]))
-        ids = _bulk_entries(rows, now)
-        if len(ids) != len(rows):
-            raise LedgerRace(_l("Some of these credits were posted meanwhile; try again."))
+    with unit_of_work() as session:
+        try:
+            with session.begin_nested():
+                ids, rows = _post_bulk(credits, now)
+        except IntegrityError as error:
+            posted = _posted_keys([one.key for one in credits])
+            if not posted:
+                raise  # not a key posted twice: something else
+            for one in credits:
+                if one.key in posted and posted[one.key] != (one.user_id, one.currency, one.amount):
+                    raise IdempotencyConflict(_l("That idempotency key was already used for another movement.")) from None
+            try:
+                with session.begin_nested():
+                    ids, rows = _post_bulk([one for one in credits if one.key not in posted], now)
+            except IntegrityError:
+                raise LedgerRace(_l("Some of these credits were posted meanwhile; try again.")) from error
         groups: dict[tuple[int, str, str], dict] = {}
         for row in rows:
             group = groups.setdefault((row["user_id"], row["currency"], row["kind"]), dict(amount=0))
@@ -360,6 +355,26 @@ def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
 
         after_commit(announce)
     return ids
+
+
+def _post_bulk(credits: list[BulkCredit], now: datetime) -> tuple[dict[str, int], list[dict]]:
+    """Move the balances, then insert the entries with their running `balance_after`; returns the ids of
+    the entries inserted and the rows meant to be."""
+    fresh = sorted(credits, key=lambda c: (c.user_id, c.currency, c.kind, c.key))
+    if not fresh:
+        return {}, []
+    totals: dict[tuple[int, str], int] = defaultdict(int)
+    for one in fresh:
+        totals[(one.user_id, one.currency)] += one.amount
+    after = _bulk_balances(totals, now)
+    running = {pair: after[pair] - total for pair, total in totals.items()}
+    rows = []
+    for one in fresh:
+        pair = (one.user_id, one.currency)
+        running[pair] += one.amount
+        rows.append(dict(user_id=one.user_id, currency=one.currency, amount=one.amount, kind=one.kind, idempotency_key=one.key,
+                         memo=one.memo[:255], balance_after=running[pair]))
+    return _bulk_entries(rows, now), rows
 
 
 def debit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:

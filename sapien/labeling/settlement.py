@@ -98,7 +98,7 @@ def verify_answers(pack_id: int, agreeing: Iterable[int], disagreeing: Iterable[
         nothing_to_pay = false() if pays_shares else (Submission.paid_points == 0) & (Submission.paid_xp == 0) & (Submission.paid_partner == 0)
         moved = session.execute(
             update(Submission)
-            .where(Submission.id.in_(agreeing), Submission.status == "accepted", Submission.reward_state.in_(("pending", "not_verified")))
+            .where(_one_of(Submission.id, agreeing), Submission.status == "accepted", Submission.reward_state.in_(("pending", "not_verified")))
             .values(
                 reward_state=case((nothing_to_pay, "paid"), else_="verified"),
                 verified_at=now,
@@ -111,13 +111,20 @@ def verify_answers(pack_id: int, agreeing: Iterable[int], disagreeing: Iterable[
     if disagreeing:
         session.execute(
             update(Submission)
-            .where(Submission.id.in_(disagreeing), Submission.status == "accepted", Submission.reward_state == "pending")
+            .where(_one_of(Submission.id, disagreeing), Submission.status == "accepted", Submission.reward_state == "pending")
             .values(reward_state="not_verified", verified_at=now)
             .execution_options(synchronize_session=False)
         )
     if verified:
         request_settlement()
     return verified
+
+
+def _one_of(column, ids: list[int]):
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`, one parameter however many ids (a batch has 100,000)."""
+    if is_postgres():
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 @dataclass
@@ -152,9 +159,8 @@ def settle_verified_rewards(*, now: datetime, batch_size: int = SETTLEMENT_BATCH
 
 
 _BATCH_COLUMNS = (
-    Submission.id, Submission.user_id, Submission.paid_points, Submission.paid_xp, Submission.paid_partner, Submission.reversed_at,
-    Submission.created_at, TaskPack.id, TaskPack.task_type, TaskPack.name, TaskPack.revenue_shares, TaskPack.difficulty,
-    Campaign.id, Campaign.kind, Campaign.partner_token,
+    Submission.id, Submission.user_id, Submission.pack_id, Submission.paid_points, Submission.paid_xp, Submission.paid_partner,
+    Submission.reversed_at, Submission.created_at,
 )
 
 
@@ -162,23 +168,30 @@ _BATCH_COLUMNS = (
 def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, MemberPayout]:
     """Pay up to `limit` verified answers in one transaction; returns what each member was paid."""
     with unit_of_work() as session:
+        # Rows another run holds, or a reviewer deciding them, are skipped: what is still verified afterwards
+        # goes in a later run.
         rows = session.execute(
-            select(*_BATCH_COLUMNS)
-            .join(TaskPack, TaskPack.id == Submission.pack_id)
-            .join(Campaign, Campaign.id == TaskPack.campaign_id)
-            .where(Submission.reward_state == "verified")
-            .order_by(Submission.id)
-            .limit(limit)
-            .with_for_update(of=Submission, skip_locked=True)
+            select(*_BATCH_COLUMNS).where(Submission.reward_state == "verified").order_by(Submission.id).limit(limit)
+            .with_for_update(skip_locked=True)
         ).tuples().all()
         if not rows:
             return {}
+        session.execute(
+            update(Submission).where(_one_of(Submission.id, [row[0] for row in rows])).values(reward_state="paid", paid_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        packs = {
+            pack.id: (pack, campaign) for pack, campaign in session.execute(
+                select(TaskPack, Campaign).join(Campaign, Campaign.id == TaskPack.campaign_id).where(TaskPack.id.in_({row[2] for row in rows}))
+            ).tuples()
+        }
         credits: list[ledger.BulkCredit] = []
         shares: list[dict] = []
         payouts: dict[int, MemberPayout] = defaultdict(MemberPayout)
-        for (submission_id, user_id, points, xp, partner, reversed_at, created_at, pack_id, task_type, pack_name, pack_shares,
-             difficulty, campaign_id, campaign_kind, partner_token) in rows:
-            kind, key, memo = f"labeling:{task_type}", f"submission:{submission_id}", f"{pack_name[:200]} #{submission_id}"
+        for submission_id, user_id, pack_id, points, xp, partner, reversed_at, created_at in rows:
+            pack, campaign = packs[pack_id]
+            task_type, kind, key = pack.task_type, f"labeling:{pack.task_type}", f"submission:{submission_id}"
+            memo = f"{pack.name[:200]} #{submission_id}"
             # After a reversal (an overturned rejection) the new payment gets keys of its own.
             suffix = ":repaid" if reversed_at is not None else ""
             if points:
@@ -187,9 +200,9 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
                 credits.append(ledger.BulkCredit(user_id, "xp", xp, f"{key}:xp{suffix}", kind, memo))
             if partner:
                 credits.append(ledger.BulkCredit(user_id, "partner", partner * TOKEN_UNIT, f"{key}:partner{suffix}", kind,
-                                                 f"{partner_token} {memo}"[:255]))
-            if campaign_kind == "community" and (earned := round_down(pack_shares * DIFFICULTY_MULTIPLIERS[difficulty])):
-                shares.append(dict(campaign_id=campaign_id, pack_id=pack_id, user_id=user_id, submission_id=submission_id, shares=earned,
+                                                 f"{campaign.partner_token} {memo}"[:255]))
+            if earned := revenue_shares_for(pack, campaign):
+                shares.append(dict(campaign_id=campaign.id, pack_id=pack_id, user_id=user_id, submission_id=submission_id, shares=earned,
                                    void=False, created_at=now))
             payout = payouts[user_id]
             payout.answers += 1
@@ -203,13 +216,6 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
             statement = dialect_insert(RevenueShare)
             session.execute(statement.on_conflict_do_update(index_elements=["submission_id"],
                                                             set_={"shares": statement.excluded.shares, "void": False}), shares)
-        paid_ids = [row[0] for row in rows]
-        session.execute(
-            update(Submission)
-            .where(Submission.id == any_(bindparam("ids", paid_ids, type_=ARRAY(Integer))) if is_postgres() else Submission.id.in_(paid_ids))
-            .values(reward_state="paid", paid_at=now)
-            .execution_options(synchronize_session=False)
-        )
         notify_many([_notice(user_id, payout) for user_id, payout in sorted(payouts.items()) if payout.points or payout.xp], now=now)
         announced = [
             dict(user_id=user_id, answers=payout.answers, task_types=dict(payout.task_types), answered_at=_distinct_moments(payout.answered_at),
@@ -218,8 +224,10 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         ]
 
         def announce() -> None:
-            for payload in announced:
-                events.answers_paid.send(None, **payload)
+            # One transaction for every member's reactions (progression), not one commit per member.
+            with unit_of_work():
+                for payload in announced:
+                    events.answers_paid.send(None, **payload)
 
         after_commit(announce)
     return dict(payouts)

@@ -350,8 +350,10 @@ def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
         announced = [dict(user_id=u, currency=c, kind=k, now=now, **group) for (u, c, k), group in groups.items()]
 
         def announce() -> None:
-            for payload in announced:
-                events.ledger_entry_posted.send(None, **payload)
+            # The listeners' writes (levels reached) go in one transaction, not one per member.
+            with unit_of_work():
+                for payload in announced:
+                    events.ledger_entry_posted.send(None, **payload)
 
         after_commit(announce)
     return ids

@@ -15,6 +15,7 @@ from sapien import events
 from sapien.database import after_commit, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.failpoints import failpoint
+from sapien.labeling import settlement as labeling_settlement
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
@@ -84,7 +85,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         # text is parsed once: 100,000 classification answers hold a handful of distinct texts.
         answer_text = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
         rows = session.execute(
-            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status)
+            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status,
+                   Submission.reward_state)
             .join(Item, Item.id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.status != "pending_review")
         ).tuples().all()
@@ -99,8 +101,9 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         gold_answers = dict(session.execute(select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True))).tuples().all())
         votes, gold_votes, gold_tasks, item_status = [], [], [], {}
         gold_stats: dict[int, list[int]] = {}
+        open_rewards: set[int] = set()  # answers whose reward still waits for verification
         classification = pack.task_type in CLASSIFICATION_TYPES
-        for sub_id, item_id, user_id, text, status, is_gold, state in rows:
+        for sub_id, item_id, user_id, text, status, is_gold, state, reward_state in rows:
             if is_gold:
                 gold_answer = gold_answers.get(item_id)
                 if gold_answer is not None:
@@ -117,6 +120,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                 continue
             votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))
             item_status[item_id] = state
+            if reward_state in ("pending", "not_verified"):
+                open_rewards.add(sub_id)
         user_ids = sorted({v.user_id for v in votes})
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
@@ -162,6 +167,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             if item_id not in existing:
                 inserts.append(values)
         _upsert_verified_labels(rows_out)
+        _verify_open_answers(pack, chosen, by_item, open_rewards, now)
         failpoint("aggregate.before-commit")
         task_type = pack.task_type
         fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts]
@@ -172,6 +178,21 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
 
         after_commit(announce)
     return AggregationReport(pack_id, method, len(votes), len(item_status), len(chosen), time.perf_counter() - started)
+
+
+def _verify_open_answers(pack: TaskPack, chosen: dict, by_item: dict, open_rewards: set[int], now: datetime) -> None:
+    """Answers still waiting for verification on the items labelled here (a finalized pack's open items) are
+    verified or not by the label, as the online aggregate does when an item retires."""
+    agreeing, disagreeing = [], []
+    for item_id, result in chosen.items():
+        waiting = [vote for vote in by_item.get(item_id, []) if vote.submission_id in open_rewards]
+        if not waiting:
+            continue
+        label = _canonical(pack, result.value)
+        for vote in waiting:
+            (agreeing if answers_match(pack, label, _canonical(pack, vote.value)) else disagreeing).append(vote.submission_id)
+    if agreeing or disagreeing:
+        labeling_settlement.verify_answers(pack.id, agreeing, disagreeing, now=now)
 
 
 def _upsert_verified_labels(rows: list[dict]) -> None:

@@ -194,3 +194,16 @@ def test_dual_and_community_rewards_wait_for_verification_too(ctx, tmp_path, ver
     assert verify_and_settle() == 2
     assert ledger.balance(member, "partner") == 3 * TOKEN_UNIT
     assert db.session.scalar(select(RevenueShare.shares)) == 4
+
+
+def test_a_finalized_pack_verifies_the_answers_of_its_open_items(ctx, tmp_path):
+    from sapien.quality import batch
+
+    pack = make_pack(tmp_path, items=1, labels_per_item=5, max_labels_per_item=5, reward_points=4, reward_xp=2)
+    members = [make_user() for _ in range(3)]
+    results = [answer(member, pack.id, label, NOW + timedelta(seconds=n)) for n, (member, label) in enumerate(zip(members, ["pos", "pos", "neg"], strict=True))]
+    assert [state_of(r.submission_id).reward_state for r in results] == ["pending"] * 3  # the item is still open
+    batch.aggregate_pack(pack.id, now=NOW + timedelta(minutes=1), finalize=True)
+    assert [state_of(r.submission_id).reward_state for r in results] == ["verified", "verified", "not_verified"]
+    assert settle_rewards() == 2
+    assert [ledger.balance(member, "points") for member in members] == [4, 4, 0]

@@ -4,7 +4,8 @@ Every simulated member signs in, opens a pack's work page and then answers item 
 work page's htmx form does: one POST per answer, whose response carries the feedback and the next item
 (a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (with the lease
 sweep) and a QA loop that decides every submission sampled for review (accepting most, rejecting some),
-which pays the member and feeds quality's online aggregation and adaptive redundancy.
+which verifies the member's answer (the worker's settlement job pays it) and feeds quality's online aggregation and
+adaptive redundancy.
 
 Figures: accepted submissions per second (goal >= 150) and the p99 latency of an answer (goal < 100 ms),
 beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk). Once the worker has

@@ -1,4 +1,5 @@
-"""Labeling jobs: the lease sweep that returns abandoned items' slots to the pool.
+"""Labeling jobs: the lease sweep that returns abandoned items' slots to the pool, and the settlement
+that pays verified answers.
 
 Like the other periodic work, it is started by the reconciler (the worker runs it at start-up; moderators
 can run it from the jobs page): the labeling area lists the sweep as always pending, and each run
@@ -29,3 +30,13 @@ def schedule_sweep(at) -> str:
     from sapien.queue import schedule_once
 
     return schedule_once("jobs.labeling.expire_leases", at, job_id=lease_sweep_job_id(at))
+
+
+def settle_rewards() -> int:
+    """Pay every verified, unpaid answer in batches (labeling/settlement.py); returns how many it paid.
+    Safe to run twice: a paid answer is no longer verified-unpaid, and the ledger keys are unique."""
+    from sapien.database import utcnow
+    from sapien.labeling.settlement import settle_verified_rewards
+
+    with app_context():
+        return settle_verified_rewards(now=utcnow()).answers

@@ -118,7 +118,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_template_context(app: Flask) -> None:
-    from sapien.home.service import nav_summary
+    from sapien.home.service import nav_pending, nav_summary
 
     @app.context_processor
     def _nav():
@@ -127,5 +127,6 @@ def _register_template_context(app: Flask) -> None:
         context = {"languages": app.config["LANGUAGES"], "me": me}
         if me.is_authenticated:
             balances, progress = nav_summary(me.id)
-            context.update(nav_balances=balances, nav_progress=progress)
+            # The pending rewards are read only where a template shows them (the nav's status bar).
+            context.update(nav_balances=balances, nav_progress=progress, nav_pending=lambda: nav_pending(me.id))
         return context

@@ -21,9 +21,14 @@ profile_updated = signals.signal("profile-updated")  # user_id, hide_from_boards
 ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency, amount, kind, entry_id, balance_after, now
 
 # labeling and quality
-# A submission was accepted and paid. Labeling rewards use ledger kind "labeling:<task_type>".
+# Rewards are paid for verified work only (labeling/settlement.py). Labeling rewards use ledger kind
+# "labeling:<task_type>".
+# A gold answer was right: verified by its known answer and paid at once.
 submission_accepted = signals.signal("submission-accepted")  # user_id, submission_id, pack_id, task_type, xp, points, now
-# In the transaction: a non-gold submission was accepted; quality updates its item's online aggregate.
+# A settlement batch paid a member's verified answers: one event per member per batch.
+answers_paid = signals.signal("answers-paid")  # user_id, answers, task_types {task_type: count}, answered_at [datetime], points, xp, now
+# In the transaction: a non-gold submission was accepted; quality updates its item's online aggregate
+# (and verifies the item's answers once it has a verified label).
 submission_settled = signals.signal("submission-settled")  # submission_id, now
 gold_answered = signals.signal("gold-answered")  # user_id, item_id, pack_id, task_type, correct, now
 review_completed = signals.signal("review-completed")  # reviewer_id, submission_id, author_id, outcome, now
@@ -67,6 +72,8 @@ class Question(NamedSignal):
 # labeling asks quality
 # A fresh submission's first status: quality's Judgement(status, feedback, reason) (gold check, review sampling).
 judge_submission = Question("judge-submission")  # submission_id, now -> Judgement
+# The verified labels of these items, where they have one: {item_id: answer} (a member's history).
+verified_labels = Question("verified-labels")  # item_ids -> dict[int, dict]
 # A member's reputation, 0–1000 (pack and guild requirements).
 reputation_of = Question("reputation-of")  # user_id -> int
 # guilds asks progression

@@ -14,6 +14,7 @@ from sapien.accounts import service as accounts
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
+from sapien.labeling import settlement as _settlement  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
 from sapien.progression import levels, live, mint_queue, reactions, streaks
@@ -29,6 +30,10 @@ NOT_CACHED = (events.submission_settled, events.quests_moved, events.notificatio
 
 def _judge_submission(_sender=None, *, submission_id: int, now):
     return judging.judge_submission(submission_id, now=now)
+
+
+def _verified_labels(_sender=None, *, item_ids) -> dict[int, dict]:
+    return online.verified_labels(item_ids)
 
 
 def _reputation_of(_sender=None, *, user_id: int) -> int:
@@ -53,6 +58,7 @@ def connect() -> None:
     # labeling asks quality and progression (they sit above it)
     events.judge_submission.connect(_judge_submission, weak=False)
     events.reputation_of.connect(_reputation_of, weak=False)
+    events.verified_labels.connect(_verified_labels, weak=False)
     events.level_of.connect(_level_of, weak=False)
     # chain and progression ask the wallets area
     events.wallet_of.connect(_wallet_of, weak=False)
@@ -64,6 +70,7 @@ def connect() -> None:
     # progression
     events.ledger_entry_posted.connect(reactions.on_ledger_entry_posted, weak=False)
     events.submission_accepted.connect(reactions.on_submission_accepted, weak=False)
+    events.answers_paid.connect(reactions.on_answers_paid, weak=False)
     events.gold_answered.connect(reactions.on_gold_answered, weak=False)
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)

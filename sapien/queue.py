@@ -48,6 +48,7 @@ JOB_TIMEOUTS = {
     "jobs.chain.mint_badge": 180,
     "jobs.chain.send_transaction": 180,
     "jobs.labeling.expire_leases": 60,
+    "jobs.labeling.settle_rewards": 600,
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,
     "jobs.progression.rotate_quests": 60,

@@ -293,6 +293,38 @@ def make_member(app):
     return factory
 
 
+def verify_and_settle(*, pack_id: int | None = None, submission_ids=None, now=None) -> int:
+    """Verify answers the way a reviewer's accept does (every accepted answer of the pack whose reward is
+    still pending, or the given submissions), then run the settlement job twice (the second run pays
+    nothing). Returns how many answers were paid. Needs an app context."""
+    from sqlalchemy import select
+
+    from jobs.labeling import settle_rewards
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling import submissions
+    from sapien.labeling.models import Submission
+
+    now = now or utcnow()
+    if submission_ids is None:
+        query = select(Submission.id).where(Submission.status == "accepted", Submission.reward_state.in_(("pending", "not_verified")))
+        if pack_id is not None:
+            query = query.where(Submission.pack_id == pack_id)
+        submission_ids = list(db.session.scalars(query.order_by(Submission.id)))
+    for submission_id in submission_ids:
+        submissions.accept_submission(submission_id, now=now)
+    paid = settle_rewards()
+    assert settle_rewards() == 0, "a second settlement run paid again"
+    db.session.expire_all()
+    return paid
+
+
+@pytest.fixture(name="verify_and_settle")
+def verify_and_settle_fixture(app):
+    """`verify_and_settle` (above) for tests that take it as a fixture."""
+    return verify_and_settle
+
+
 # --- browser tests: a live server in a thread and a real chromium driven by Playwright -------
 import select  # noqa: E402
 import threading  # noqa: E402

@@ -10,6 +10,7 @@ from flask_babel import gettext
 
 from sapien.guilds import membership
 from sapien.i18n import entry_kind_label
+from sapien.labeling.settlement import PendingRewards, pending_rewards
 from sapien.leaderboards import reading
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
@@ -87,6 +88,14 @@ def nav_summary(user_id: int) -> tuple[dict[str, int], LevelProgress]:
     if user_id not in cache:
         balances = ledger.balances(user_id)
         cache[user_id] = (balances, level_progress(balances["xp"]))
+    return cache[user_id]
+
+
+def nav_pending(user_id: int) -> PendingRewards:
+    """The member's rewards waiting for verification, for the nav; once per request, only where shown."""
+    cache = g.setdefault("nav_pending", {}) if has_app_context() else {}
+    if user_id not in cache:
+        cache[user_id] = pending_rewards(user_id)
     return cache[user_id]
 
 

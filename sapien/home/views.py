@@ -11,6 +11,7 @@ from sapien.forms import EmptyForm
 from sapien.home.art import guild_crest_svg, level_emblem_svg
 from sapien.home.progress import level_unlocks, next_unlock, rank_gap, starting_point, streak_calendar
 from sapien.home.service import member_summary
+from sapien.labeling.settlement import pending_rewards
 from sapien.member_cache import cached_page
 from sapien.progression.badges import CATALOGUE
 from sapien.progression.quest_catalogue import ensure_rotation
@@ -19,7 +20,15 @@ from sapien.progression.streaks import local_day
 from sapien.progression.summary import dashboard_progress
 from sapien.quality.reputation import can_review
 from sapien.theme import THEME_COOKIE, THEMES, current_theme
-from sapien.web import flash_message, long_lived_cookie, redirect_to, render_page_or_fragment, safe_next_url
+from sapien.web import (
+    flash_message,
+    long_lived_cookie,
+    redirect_to,
+    render_page_or_fragment,
+    render_poll,
+    safe_next_url,
+    wants_fragment,
+)
 
 bp = Blueprint("home", __name__)
 
@@ -52,7 +61,18 @@ def dashboard(now: datetime):
         next_unlock=next_unlock(current_user.id, summary.progress.xp),
         rank=rank_gap(current_user.id, now),
         calendar=streak_calendar(current_user.id, local_day(current_user.id, now)),
+        pending=pending_rewards(current_user.id),
     )
+
+
+@bp.get("/statusbar")
+@login_required
+def statusbar():
+    """The nav's status bar, polled while rewards wait for verification (so it shows them paid); a plain
+    visit goes to the dashboard, which shows the same figures."""
+    if not wants_fragment():
+        return redirect_to(url_for("home.dashboard"))
+    return render_poll("home/dashboard.html", "fragments/statusbar.html")
 
 
 @bp.post("/theme")

@@ -44,6 +44,11 @@ MEDIA_KINDS = ("image", "audio")
 ITEM_STATES = ("open", "retired")
 LEASE_STATES = ("active", "submitted", "expired", "released")
 SUBMISSION_STATES = ("accepted", "pending_review", "rejected")
+# Where an answer's reward stands (see labeling/settlement.py): pending until it is verified (agreement with
+# the item's verified label, or a reviewer's accept), then paid by the next settlement batch; an answer
+# that disagrees with the verified label is not verified and earns nothing; a rejection before any pay
+# voids it. Gold answers are verified at once by their known answer.
+REWARD_STATES = ("pending", "verified", "paid", "not_verified", "void")
 
 # The canonical answer for each task type (documentation for every area that reads answers):
 ANSWER_SHAPES = {
@@ -221,15 +226,23 @@ class Lease(db.Model):
 
 
 class Submission(db.Model):
-    """A member's answer to a leased item. Rewards actually paid are recorded so a rejection can reverse them."""
+    """A member's answer to a leased item. Its reward is fixed when it is given (`paid_*`) and paid once it is
+    verified (`reward_state`); what was paid is recorded so a rejection can reverse it."""
 
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("item_id", "user_id"),
         CheckConstraint(f"status IN {SUBMISSION_STATES!r}", name="status_known"),
+        CheckConstraint(f"reward_state IN {REWARD_STATES!r}", name="reward_state_known"),
         Index("ix_submissions_user_created", "user_id", "created_at"),
         Index("ix_submissions_pack_user_created", "pack_id", "user_id", "created_at"),
         Index("ix_submissions_item_status", "item_id", "status"),
+        # The settlement batch's queue: verified answers not paid yet (a small partial index).
+        Index("ix_submissions_verified_unpaid", "id", postgresql_where=text("reward_state = 'verified'"),
+              sqlite_where=text("reward_state = 'verified'")),
+        # A member's rewards still to come (the nav's pending figure).
+        Index("ix_submissions_user_reward_open", "user_id", postgresql_where=text("reward_state IN ('pending', 'verified')"),
+              sqlite_where=text("reward_state IN ('pending', 'verified')")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -245,9 +258,14 @@ class Submission(db.Model):
     fixed_answer: Mapped[dict | None] = mapped_column(JSON)
     rejection_reason: Mapped[str] = mapped_column(Text, default="")
     time_spent_ms: Mapped[int | None] = mapped_column(Integer)
+    # The reward, fixed when the answer is given (base × difficulty × streak then); credited to the ledger
+    # only once `reward_state` is "paid".
     paid_points: Mapped[int] = mapped_column(Integer, default=0)
     paid_xp: Mapped[int] = mapped_column(Integer, default=0)
     paid_partner: Mapped[int] = mapped_column(Integer, default=0)
+    reward_state: Mapped[str] = mapped_column(String(16), default="pending")
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # verified, or found not verified
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,24 +1,29 @@
-"""Submissions: answering a leased item, paying accepted answers, accepting and rejecting later.
+"""Submissions: answering a leased item, fixing its reward, accepting and rejecting later.
 
 Rewards
 -------
-``reward = base × difficulty multiplier × streak multiplier``, rounded down, posted to the ledger with
-one key per submission and currency (``submission:<id>:points`` …). Enterprise campaigns pay points and
-XP, dual-reward campaigns add the partner token (ledger currency ``partner``; the symbol is in the memo),
-community campaigns pay XP and record revenue shares. Packs count partner rewards and minimum stakes in
-whole tokens (``partner_reward``, ``min_stake``, ``Submission.paid_partner``); the ledger holds them in
-base units (10**-18 of a token). Rejecting a paid submission reverses what was
-paid, never taking a balance below zero.
+``reward = base × difficulty multiplier × streak multiplier``, rounded down, fixed when the answer is given
+(``Submission.paid_*``) and paid only for verified work (DESIGN rule 1, see `labeling.settlement`): a right
+gold answer is paid at once in its own transaction; any other answer is *pending* until it agrees with its
+item's verified label or a reviewer accepts it, and is then paid by a settlement batch, with one ledger key
+per submission and currency (``submission:<id>:points`` …). An answer that disagrees with the verified label
+earns nothing. Enterprise campaigns pay points and XP, dual-reward campaigns add the partner token (ledger
+currency ``partner``; the symbol is in the memo), community campaigns pay XP and record revenue shares.
+Packs count partner rewards and minimum stakes in whole tokens (``partner_reward``, ``min_stake``,
+``Submission.paid_partner``); the ledger holds them in base units (10**-18 of a token). Rejecting a paid
+submission reverses what was paid, never taking a balance below zero; rejecting an unpaid one voids its
+reward.
 
 Lock order
 ----------
 An answer and a reviewer's verdict on the same member's earlier answer run at once, so every path
 takes a member's rows in one order: the submission (or lease) row, then the member's balance rows
 (sorted by currency, see `ledger.credit_many`), then the item, then reputation rows (sorted by member;
-a gold verdict's reputation move runs just before the commit, see `database.before_commit`). As a
-safety net the calls that own their transaction run it again on a deadlock or serialization failure
-(`database.retry_transaction`): everything they wrote was rolled back, and the ledger keys make a re-run
-pay once.
+a gold verdict's reputation move runs just before the commit, see `database.before_commit`). An answer
+that gets its item verified also marks the item's other answers verified (after the item): a reviewer
+deciding one of them at that moment can deadlock with it. As a safety net the calls that own their
+transaction run it again on a deadlock or serialization failure (`database.retry_transaction`):
+everything they wrote was rolled back, and the ledger keys make a re-run pay once.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from sapien.labeling.models import (
     TaskPack,
 )
 from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
+from sapien.labeling.settlement import request_settlement, revenue_shares_for
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
 from sapien.progression.streaks import streak_multiplier
@@ -63,6 +69,15 @@ class SubmissionResult:
     xp: int
     partner: int = 0
     shares: int = 0
+    reward_state: str = "pending"  # "paid" for a right gold answer; "void" when rejected
+
+
+@dataclass(frozen=True)
+class Reward:
+    points: int
+    xp: int
+    partner: int
+    shares: int
 
 
 @retry_transaction
@@ -115,6 +130,8 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
         set_committed_value(lease, "status", "submitted")
         if time_spent_ms is not None and not 0 <= time_spent_ms <= 86_400_000:
             time_spent_ms = None
+        with session.no_autoflush:  # the reward goes out with the submission's INSERT
+            reward = reward_for(user_id, pack, campaign, now)
         submission = Submission(
             lease_id=lease.id,
             item_id=item.id,
@@ -124,69 +141,70 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             status="pending_review",
             is_gold=item.is_gold,
             time_spent_ms=time_spent_ms,
+            paid_points=reward.points,
+            paid_xp=reward.xp,
+            paid_partner=reward.partner,
+            reward_state="pending",
             created_at=now,
         )
         session.add(submission)
         session.flush()
         judgement = events.judge_submission.ask(submission_id=submission.id, now=now)
         submission.status = judgement.status
-        points = xp = partner = shares = 0
         if judgement.status == "accepted":
-            points, xp, partner, shares = _settle_accepted(submission, item, pack, campaign, now)
+            submission.decided_at = now
+            if submission.is_gold:
+                _pay_now(submission, pack, campaign, reward, now)  # verified by its known answer
+            else:
+                events.submission_settled.send(None, submission_id=submission.id, now=now)
         elif judgement.status == "rejected":
             submission.decided_at = now
+            _void(submission)
             if not item.is_gold:
                 free_slot(item.id)
         # Read before the commit expires the row (reading it after would reload it).
-        result = SubmissionResult(submission.id, submission.status, judgement.feedback, points, xp, partner, shares)
+        result = SubmissionResult(submission.id, submission.status, judgement.feedback, submission.paid_points, submission.paid_xp,
+                                  submission.paid_partner, reward.shares if submission.reward_state != "void" else 0, submission.reward_state)
         failpoint("labeling.submit.before-commit")
     return result, answered
 
 
-def _settle_accepted(submission: Submission, item: Item, pack: TaskPack, campaign: Campaign, now: datetime,
-                     before_settling=None) -> tuple[int, int, int, int]:
-    submission.status = "accepted"
-    submission.decided_at = now
-    amounts = _pay(submission, pack, campaign, now)
-    db.session.flush()
-    if before_settling is not None:
-        before_settling()
-    if not item.is_gold:
-        events.submission_settled.send(None, submission_id=submission.id, now=now)
-    points, xp = amounts[0], amounts[1]
-    sent = dict(user_id=submission.user_id, submission_id=submission.id, pack_id=pack.id, task_type=pack.task_type, xp=xp, points=points, now=now)
-    after_commit(lambda: events.submission_accepted.send(None, **sent))
-    return amounts
+def reward_for(user_id: int, pack: TaskPack, campaign: Campaign, now: datetime) -> Reward:
+    """What an answer given now earns once verified (see the module docstring)."""
+    multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(user_id, now)
+    return Reward(
+        points=round_down(pack.reward_points * multiplier) if campaign.kind in ("enterprise", "dual") else 0,
+        xp=round_down(pack.reward_xp * multiplier),
+        partner=round_down(pack.partner_reward * multiplier) if campaign.kind == "dual" else 0,
+        shares=revenue_shares_for(pack, campaign),
+    )
 
 
-def _pay(submission: Submission, pack: TaskPack, campaign: Campaign, now: datetime) -> tuple[int, int, int, int]:
-    with db.session.no_autoflush:  # the status and amounts below go out in one UPDATE with the first posting
-        multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(submission.user_id, now)
+def _void(submission: Submission) -> None:
+    """A rejected answer that was never paid earns nothing."""
+    submission.reward_state = "void"
+    submission.paid_points = submission.paid_xp = submission.paid_partner = 0
+
+
+def _pay_now(submission: Submission, pack: TaskPack, campaign: Campaign, reward: Reward, now: datetime) -> None:
+    """Pay a right gold answer in the answer's own transaction: its known answer verified it."""
     kind = f"labeling:{pack.task_type}"
-    # Paid once per submission; after a reversal (an overturned rejection) the new payment gets its own keys.
-    suffix = ":repaid" if submission.reversed_at is not None else ""
     memo = f"{pack.name[:200]} #{submission.id}"
-    points = round_down(pack.reward_points * multiplier) if campaign.kind in ("enterprise", "dual") else 0
-    xp = round_down(pack.reward_xp * multiplier)
-    partner = round_down(pack.partner_reward * multiplier) if campaign.kind == "dual" else 0
-    shares = round_down(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
     user_id, key = submission.user_id, f"submission:{submission.id}"
-    submission.paid_points, submission.paid_xp, submission.paid_partner = points, xp, partner
+    submission.reward_state, submission.verified_at, submission.paid_at = "paid", now, now
     credits = [
-        ledger.Credit("points", points, f"{key}:points{suffix}", memo),
-        ledger.Credit("xp", xp, f"{key}:xp{suffix}", memo),
-        ledger.Credit("partner", partner * TOKEN_UNIT, f"{key}:partner{suffix}", f"{campaign.partner_token} {memo}"[:255]),
+        ledger.Credit("points", reward.points, f"{key}:points", memo),
+        ledger.Credit("xp", reward.xp, f"{key}:xp", memo),
+        ledger.Credit("partner", reward.partner * TOKEN_UNIT, f"{key}:partner", f"{campaign.partner_token} {memo}"[:255]),
     ]
     # One posting for the whole reward (a few statements, not a few per currency).
     ledger.credit_many(user_id, [one for one in credits if one.amount], kind=kind, now=now)
-    if shares:
-        share = db.session.scalar(select(RevenueShare).where(RevenueShare.submission_id == submission.id))
-        if share is None:
-            db.session.add(RevenueShare(campaign_id=campaign.id, pack_id=pack.id, user_id=user_id, submission_id=submission.id,
-                                        shares=shares, void=False, created_at=now))
-        else:
-            share.shares, share.void = shares, False
-    return points, xp, partner, shares
+    if reward.shares:
+        db.session.add(RevenueShare(campaign_id=campaign.id, pack_id=pack.id, user_id=user_id, submission_id=submission.id,
+                                    shares=reward.shares, void=False, created_at=now))
+    sent = dict(user_id=user_id, submission_id=submission.id, pack_id=pack.id, task_type=pack.task_type, xp=reward.xp,
+                points=reward.points, now=now)
+    after_commit(lambda: events.submission_accepted.send(None, **sent))
 
 
 def _locked_submission(submission_id: int) -> tuple[Submission, Item, TaskPack, Campaign]:
@@ -206,18 +224,22 @@ def _locked_submission(submission_id: int) -> tuple[Submission, Item, TaskPack, 
 
 @retry_transaction
 def accept_submission(submission_id: int, *, now: datetime, fixed_answer: dict | None = None) -> None:
-    """Accept a submission after review (optionally with the reviewer's fix), pay it and settle it."""
+    """Accept a submission after review (optionally with the reviewer's fix) or an appeal: the accept
+    verifies it, and the next settlement batch pays it."""
     with unit_of_work():
         submission, item, pack, campaign = _locked_submission(submission_id)
         if fixed_answer is not None:
             submission.fixed_answer = validate_answer(pack, item, fixed_answer)
         if submission.status == "accepted":
+            _verify(submission, now)  # a spot check accepted: verified now, if it was not yet
             return
-        take_slot_back = None
-        if submission.status == "rejected" and not item.is_gold:
-            def take_slot_back():
-                # An overturned rejection takes its slot back, even past the item's current target (after
-                # the pay: the member's balance rows are locked before the item).
+        overturned = submission.status == "rejected"
+        if overturned:
+            # The first reward was voided (or paid and reversed): the overturned answer earns what it would now.
+            reward = reward_for(submission.user_id, pack, campaign, now)
+            submission.paid_points, submission.paid_xp, submission.paid_partner = reward.points, reward.xp, reward.partner
+            if not item.is_gold:
+                # An overturned rejection takes its slot back, even past the item's current target.
                 db.session.execute(
                     update(Item)
                     .where(Item.id == item.id)
@@ -227,23 +249,42 @@ def accept_submission(submission_id: int, *, now: datetime, fixed_answer: dict |
                     )
                     .execution_options(synchronize_session=False)
                 )
+        submission.status = "accepted"
+        submission.decided_at = now
         submission.rejection_reason = ""
-        _settle_accepted(submission, item, pack, campaign, now, before_settling=take_slot_back)
+        _verify(submission, now)
+        db.session.flush()
+        if not item.is_gold:
+            events.submission_settled.send(None, submission_id=submission.id, now=now)
+
+
+def _verify(submission: Submission, now: datetime) -> None:
+    """A reviewer's (or moderator's) accept verifies the answer; the settlement batch pays it."""
+    if submission.reward_state == "paid" and submission.reversed_at is None:
+        return  # already paid
+    if submission.reward_state == "paid":  # paid, reversed by a rejection, now accepted again: paid anew
+        submission.reward_state = "pending"
+    if submission.reward_state in ("pending", "not_verified", "void"):
+        submission.reward_state, submission.verified_at = "verified", now
+        request_settlement()
 
 
 @retry_transaction
 def reject_submission(submission_id: int, *, reason: str, now: datetime) -> None:
-    """Reject a submission: reverse what it was paid, void its revenue shares, free its slot."""
+    """Reject a submission: reverse what it was paid (or void what it would have earned), void its revenue
+    shares, free its slot."""
     with unit_of_work() as session:
         submission, item, pack, _campaign = _locked_submission(submission_id)
         if submission.status == "rejected":
             return
-        was_paid = submission.status == "accepted" and (submission.paid_points or submission.paid_xp or submission.paid_partner)
+        was_paid = submission.reward_state == "paid" and (submission.paid_points or submission.paid_xp or submission.paid_partner)
         submission.status = "rejected"
         submission.rejection_reason = (reason or "").strip()[:2000]
         submission.decided_at = now
         if was_paid:
             _reverse(submission, pack, now)
+        elif submission.reward_state != "paid":
+            _void(submission)
         session.execute(
             update(RevenueShare).where(RevenueShare.submission_id == submission.id).values(void=True).execution_options(synchronize_session=False)
         )
@@ -254,6 +295,8 @@ def reject_submission(submission_id: int, *, reason: str, now: datetime) -> None
 def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
     kind = f"labeling-reversal:{pack.task_type}"
     key = f"submission:{submission.id}"
+    # A payment made again after an earlier reversal (an overturned rejection) is reversed under keys of its own.
+    suffix = ":repaid" if submission.reversed_at is not None else ""
     paid_amounts = (
         ("points", submission.paid_points), ("xp", submission.paid_xp), ("partner", submission.paid_partner * TOKEN_UNIT)
     )
@@ -268,7 +311,7 @@ def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
         short = paid - take
         memo = f"reversal of #{submission.id}" + (f", {short} short" if short else "")
         if take:
-            ledger.debit(submission.user_id, currency, take, kind=kind, key=f"{key}:{currency}:reversal", now=now, memo=memo)
+            ledger.debit(submission.user_id, currency, take, kind=kind, key=f"{key}:{currency}:reversal{suffix}", now=now, memo=memo)
         if short:
             current_app.logger.info("submission %s reversal of %s %s was %s short", submission.id, paid, currency, short)
     submission.reversed_at = now
@@ -308,6 +351,18 @@ class HistoryRow:
     submission: Submission
     pack: TaskPack
     item: Item
+    verified_answer: dict | None = None  # the item's verified label, shown with an answer that was not verified
+
+    @property
+    def reward(self) -> str:
+        """Where the answer's reward stands, as the member's history shows it: "pending", "in_review",
+        "verified" (paid by the next batch), "paid", "not_verified", "rejected" or "reversed"."""
+        submission = self.submission
+        if submission.status == "rejected":
+            return "reversed" if submission.reversed_at is not None else "rejected"
+        if submission.status == "pending_review":
+            return "in_review"
+        return submission.reward_state
 
 
 def my_submissions(user_id: int, *, page: int = 1, per_page: int = 25) -> tuple[list[HistoryRow], int]:
@@ -323,7 +378,10 @@ def my_submissions(user_id: int, *, page: int = 1, per_page: int = 25) -> tuple[
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).tuples().all()
-    return [HistoryRow(*row) for row in rows], pages
+    # Only an answer found not verified shows its item's label (asked of quality, which owns the labels).
+    unverified = [item.id for submission, _pack, item in rows if submission.reward_state == "not_verified"]
+    labels = events.verified_labels.ask(item_ids=unverified) if unverified else {}
+    return [HistoryRow(submission, pack, item, labels.get(item.id)) for submission, pack, item in rows], pages
 
 
 def gold_feedback_for(user_id: int, submission_id: int):

@@ -18,6 +18,7 @@ from sapien.labeling import answers, exams, imports, leases, packs, plain_answer
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.progression import live
 from sapien.quality.escalation import escalated_submission_ids
 from sapien.quality.reputation import can_review
 from sapien.web import (
@@ -50,6 +51,17 @@ STATUS_LABELS = {
     "paused": _l("Paused"),
     "closed": _l("Closed"),
 }
+# Where an answer's reward stands, in the member's history (`submissions.HistoryRow.reward`).
+REWARD_LABELS = {
+    "pending": _l("Pending"),
+    "in_review": _l("In review"),
+    "verified": _l("Verified, paying"),
+    "paid": _l("Paid"),
+    "not_verified": _l("Not verified"),
+    "void": _l("Rejected"),
+    "rejected": _l("Rejected"),
+    "reversed": _l("Rejected, reward reversed"),
+}
 UPLOAD_SUFFIXES = (".jsonl", ".csv")
 
 
@@ -75,6 +87,7 @@ def _labels():
         "difficulty_labels": DIFFICULTY_LABELS,
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
+        "reward_labels": REWARD_LABELS,
     }
 
 
@@ -158,6 +171,7 @@ class Feedback:
     pack: object
     item: object
     media_url: str | None
+    reward_state: str = "pending"  # "paid": earned now (a right gold answer); "pending": once verified
 
 
 def _feedback_from_result(result, work_before) -> Feedback:
@@ -173,6 +187,7 @@ def _feedback_from_result(result, work_before) -> Feedback:
         pack=work_before.pack,
         item=work_before.item,
         media_url=_media_url(work_before.media),
+        reward_state=result.reward_state,
     )
 
 
@@ -193,6 +208,7 @@ def _feedback_from_submission(submission_id: int) -> Feedback | None:
         pack=pack,
         item=item,
         media_url=_media_url(media),
+        reward_state=submission.reward_state,
     )
 
 
@@ -308,6 +324,8 @@ def submit(slug: str):
         pack = _pack_or_404(slug)
         flash_message(str(error.message), "error")
         return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
+    if result.reward_state in ("pending", "verified") and (result.points or result.xp):
+        live.mark_status_changed(current_user.id)  # the nav shows the new pending reward
     if response is not None:
         return response
     return redirect_to(url_for("labeling.work", slug=slug, feedback=result.submission_id))

@@ -3,20 +3,25 @@
 Every movement is an appended entry with a database-unique idempotency key; the cached balance row is
 moved by an atomic UPDATE (or upsert) in the same transaction, guarded so it can never go below zero.
 Credits to one member in several currencies (a reward's points and XP) post together: one balance upsert
-and one multi-row INSERT for all of them.
+and one multi-row INSERT for all of them. Credits to many members at once (a settlement batch) post in bulk
+(`credit_bulk`): entries go in with `ON CONFLICT DO NOTHING` on the key, balances move once per member and
+currency, and listeners hear one event per member, currency and kind rather than one per entry.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, any_, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, dialect_insert, unit_of_work
+from sapien.database import after_commit, dialect_insert, is_postgres, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.ledger.models import CURRENCIES, Balance, LedgerEntry
@@ -220,6 +225,158 @@ def credit_many(user_id: int, credits: list[Credit], *, kind: str, now: datetime
     with unit_of_work():
         postings = _post_credits(user_id, list(credits), kind, now)
     return [postings[one.key] for one in credits]
+
+
+@dataclass(frozen=True)
+class BulkCredit:
+    """One credit of `credit_bulk`: any member, any currency, its own kind, key and memo."""
+
+    user_id: int
+    currency: str
+    amount: int
+    key: str
+    kind: str
+    memo: str = ""
+
+
+class LedgerRace(LedgerError):
+    """A concurrent caller posted some of a bulk posting's keys meanwhile: run the posting again."""
+
+
+BULK_CHUNK = 10_000
+
+# PostgreSQL: the rows travel as one JSON document that json_to_recordset() turns back into rows (one
+# parameter per statement: nothing to convert per value on the way, however many rows).
+_BULK_ENTRIES_PG = text(
+    "INSERT INTO ledger_entries (user_id, currency, amount, kind, idempotency_key, memo, balance_after, created_at)"
+    " SELECT user_id, currency, amount, kind, idempotency_key, memo, balance_after, :now"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS batch(user_id integer, currency text, amount bigint, kind text,"
+    " idempotency_key text, memo text, balance_after bigint)"
+    " RETURNING idempotency_key, id"
+)
+_BULK_BALANCES_PG = text(
+    "INSERT INTO balances (user_id, currency, amount, updated_at)"
+    " SELECT user_id, currency, amount, :now FROM json_to_recordset(CAST(:rows AS json))"
+    " AS batch(user_id integer, currency text, amount bigint) ORDER BY user_id, currency"
+    " ON CONFLICT (user_id, currency) DO UPDATE SET amount = balances.amount + excluded.amount, updated_at = excluded.updated_at"
+    " RETURNING user_id, currency, amount"
+)
+
+
+def _posted_keys(keys: list[str]) -> dict[str, tuple[int, str, int]]:
+    """{key: (user, currency, amount)} for the keys already in the ledger."""
+    found: dict[str, tuple[int, str, int]] = {}
+    for start in range(0, len(keys), BULK_CHUNK):
+        chunk = keys[start : start + BULK_CHUNK]
+        rows = db.session.execute(
+            select(LedgerEntry.idempotency_key, LedgerEntry.user_id, LedgerEntry.currency, LedgerEntry.amount)
+            .where(LedgerEntry.idempotency_key == any_(bindparam("keys", chunk, type_=ARRAY(String))) if is_postgres()
+                   else LedgerEntry.idempotency_key.in_(chunk))
+        )
+        found.update({key: (user_id, currency, amount) for key, user_id, currency, amount in rows})
+    return found
+
+
+def _bulk_balances(totals: dict[tuple[int, str], int], now: datetime) -> dict[tuple[int, str], int]:
+    """Add each (member, currency) total to its cached balance, in (member, currency) order, the ledger's
+    lock order; returns the new balances."""
+    ordered = sorted(totals.items())
+    after: dict[tuple[int, str], int] = {}
+    for start in range(0, len(ordered), BULK_CHUNK):
+        chunk = ordered[start : start + BULK_CHUNK]
+        if is_postgres():
+            document = json.dumps([{"user_id": u, "currency": c, "amount": a} for (u, c), a in chunk])
+            rows = db.session.execute(_BULK_BALANCES_PG, {"rows": document, "now": now})
+        else:  # SQLite (development): one upsert per balance
+            rows = [(u, c, _add_to_balance(u, c, a, now)) for (u, c), a in chunk]
+        after.update({(user_id, currency): int(amount) for user_id, currency, amount in rows})
+    return after
+
+
+def _bulk_entries(rows: list[dict], now: datetime) -> dict[str, int]:
+    """Insert the entries; returns {key: entry id}. A key already posted fails the INSERT on the unique key."""
+    ids: dict[str, int] = {}
+    for start in range(0, len(rows), BULK_CHUNK):
+        chunk = rows[start : start + BULK_CHUNK]
+        if is_postgres():
+            ids.update(db.session.execute(_BULK_ENTRIES_PG, {"rows": json.dumps(chunk), "now": now}).tuples().all())
+        else:
+            ids.update(db.session.execute(ENTRIES_INSERT, [dict(row, created_at=now) for row in chunk]).tuples().all())
+    return ids
+
+
+def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
+    """Post many credits to many members in a few statements; returns {key: entry id} of the entries this
+    call created (a key already posted with the same movement is skipped, as `credit` would).
+
+    Each member's balance moves once per currency (by the sum of their new credits), and each entry's
+    `balance_after` is the running balance in key order within its member, currency and kind. Listeners
+    hear one `ledger_entry_posted` per member, currency and kind: its amount the group's sum, its
+    `balance_after` the balance after the group, its `entry_id` the group's last entry.
+
+    Optimistic, like `credit_many`: the keys are not looked up first (fresh rewards have fresh keys). When
+    some were posted already, the INSERT fails on the unique key, the savepoint undoes the attempt and it
+    runs again without them; a key a concurrent caller posts between the two raises `LedgerRace`
+    (everything rolls back; run it again).
+    """
+    for one in credits:
+        _check(one.currency, one.amount, one.key)
+    if len({one.key for one in credits}) != len(credits):
+        raise ValueError("credit_bulk takes each key once")  # a caller's bug
+    if not credits:
+        return {}
+    with unit_of_work() as session:
+        try:
+            with session.begin_nested():
+                ids, rows = _post_bulk(credits, now)
+        except IntegrityError as error:
+            posted = _posted_keys([one.key for one in credits])
+            if not posted:
+                raise  # not a key posted twice: something else
+            for one in credits:
+                if one.key in posted and posted[one.key] != (one.user_id, one.currency, one.amount):
+                    raise IdempotencyConflict(_l("That idempotency key was already used for another movement.")) from None
+            try:
+                with session.begin_nested():
+                    ids, rows = _post_bulk([one for one in credits if one.key not in posted], now)
+            except IntegrityError:
+                raise LedgerRace(_l("Some of these credits were posted meanwhile; try again.")) from error
+        groups: dict[tuple[int, str, str], dict] = {}
+        for row in rows:
+            group = groups.setdefault((row["user_id"], row["currency"], row["kind"]), dict(amount=0))
+            group["amount"] += row["amount"]
+            group["balance_after"] = row["balance_after"]
+            group["entry_id"] = ids[row["idempotency_key"]]
+        announced = [dict(user_id=u, currency=c, kind=k, now=now, **group) for (u, c, k), group in groups.items()]
+
+        def announce() -> None:
+            # The listeners' writes (levels reached) go in one transaction, not one per member.
+            with unit_of_work():
+                for payload in announced:
+                    events.ledger_entry_posted.send(None, **payload)
+
+        after_commit(announce)
+    return ids
+
+
+def _post_bulk(credits: list[BulkCredit], now: datetime) -> tuple[dict[str, int], list[dict]]:
+    """Move the balances, then insert the entries with their running `balance_after`; returns the ids of
+    the entries inserted and the rows meant to be."""
+    fresh = sorted(credits, key=lambda c: (c.user_id, c.currency, c.kind, c.key))
+    if not fresh:
+        return {}, []
+    totals: dict[tuple[int, str], int] = defaultdict(int)
+    for one in fresh:
+        totals[(one.user_id, one.currency)] += one.amount
+    after = _bulk_balances(totals, now)
+    running = {pair: after[pair] - total for pair, total in totals.items()}
+    rows = []
+    for one in fresh:
+        pair = (one.user_id, one.currency)
+        running[pair] += one.amount
+        rows.append(dict(user_id=one.user_id, currency=one.currency, amount=one.amount, kind=one.kind, idempotency_key=one.key,
+                         memo=one.memo[:255], balance_after=running[pair]))
+    return _bulk_entries(rows, now), rows
 
 
 def debit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:

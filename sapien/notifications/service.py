@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
@@ -23,6 +24,11 @@ MESSAGES = {
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
     "no_consensus": _l("Item “%(item)s” of your pack “%(pack)s” got %(answers)s answers that never agreed: review them to verify it."),
     "reviews_escalated": _l("Answers no reviewer took went to the moderators' queue: %(count)s more to take."),
+    # A settlement batch paid the member's verified answers (one notification per member per batch).
+    "answers_verified_points": _l("%(count)s answers verified: +%(amount)s points"),
+    "answers_verified_xp": _l("%(count)s answers verified: +%(amount)s XP"),
+    "answer_verified_points": _l("Your answer was verified: +%(amount)s points"),
+    "answer_verified_xp": _l("Your answer was verified: +%(amount)s XP"),
 }
 
 
@@ -40,6 +46,36 @@ def notify(user_id: int, kind: str, params: dict, *, link: str = "", key: str | 
         session.execute(insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"]))
     # The web layer swaps in the bell once the notification is committed (a rolled-back one shows nothing).
     after_commit(lambda: events.notification_added.send(None, user_id=user_id))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification of `notify_many`."""
+
+    user_id: int
+    kind: str
+    params: dict
+    key: str | None = None
+    link: str = ""
+
+
+def notify_many(notices: list[Notice], *, now: datetime) -> None:
+    """`notify` for many members at once (a settlement batch): one INSERT, the same exactly-once keys."""
+    if not notices:
+        return
+    for notice in notices:
+        if notice.kind not in MESSAGES:
+            raise NotificationError(_l("Unknown notification kind."))
+    rows = [dict(user_id=n.user_id, kind=n.kind, params=n.params, link=n.link[:255], dedupe_key=n.key, created_at=now) for n in notices]
+    with unit_of_work() as session:
+        session.execute(dialect_insert(Notification).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    user_ids = sorted({n.user_id for n in notices})
+
+    def announce() -> None:
+        for user_id in user_ids:
+            events.notification_added.send(None, user_id=user_id)
+
+    after_commit(announce)
 
 
 def unread_count(user_id: int) -> int:

@@ -27,19 +27,38 @@ from sapien.progression.streaks import record_activity
 
 
 def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: datetime, **_ignored) -> None:
-    """An accepted submission: an active day (streak), a label counted, quests and badge rules moved."""
+    """A gold answer verified and paid at once: verified work, like a settlement batch of one."""
+    on_answers_paid(user_id=user_id, answers=1, task_types={task_type: 1}, answered_at=[now], now=now)
+
+
+def on_answers_paid(
+    _sender=None, *, user_id: int, answers: int, task_types: dict[str, int], answered_at: list[datetime], now: datetime, **_ignored
+) -> None:
+    """Verified answers were paid: labels counted, the days they were given are active days (streak),
+    label quests and badge rules moved. One call per member per settlement batch."""
     with unit_of_work():
-        row, before = bump_progress(user_id, now, labels_accepted=1)
-        streak_moved = record_activity(user_id, row, now)
-        quests = [q for q in event_quests(now, "label_items") if q.task_type in ("", task_type)]
-        completed = advance(user_id, [q for q in quests if q.scope == "member"], now, add=1)
+        row, before = bump_progress(user_id, now, labels_accepted=answers)
+        streak_moved = False
+        for moment in sorted(answered_at):
+            streak_moved = record_activity(user_id, row, moment) or streak_moved
+        quests = event_quests(now, "label_items")
+        # A quest for one task type counts that type's answers; one for any type counts them all.
+        by_count: dict[int, list] = {}
+        for quest in quests:
+            counted = answers if quest.task_type == "" else task_types.get(quest.task_type, 0)
+            if counted:
+                by_count.setdefault(counted, []).append(quest)
+        completed = []
+        for counted, counted_quests in sorted(by_count.items()):
+            completed += advance(user_id, [q for q in counted_quests if q.scope == "member"], now, add=counted)
         if streak_moved:
             completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
             days = row.current_streak
             after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
         announce_completed(user_id, row, completed, now)
-        guild_id, guild_completed = advance_guild(user_id, [q for q in quests if q.scope == "guild"], now, add=1)
-        announce_guild_completed(user_id, guild_id, guild_completed, now)
+        for counted, counted_quests in sorted(by_count.items()):
+            guild_id, guild_completed = advance_guild(user_id, [q for q in counted_quests if q.scope == "guild"], now, add=counted)
+            announce_guild_completed(user_id, guild_id, guild_completed, now)
         award_rule_badges(user_id, row, now, before=before)
     after_commit(lambda: events.quests_moved.send(None, user_id=user_id))
 

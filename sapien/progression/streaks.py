@@ -2,8 +2,9 @@
 
 Streaks
 -------
-A member is active on a day when a submission of theirs is accepted that day, counted in the member's
-own time zone (``User.timezone``); instants are stored in UTC. Consecutive active days make the
+A member is active on a day when they gave an answer that day that was verified (counted when it is
+paid, see labeling/settlement.py; a day earlier than the last one counted is not counted again), in the
+member's own time zone (``User.timezone``); instants are stored in UTC. Consecutive active days make the
 streak. A missed day breaks it unless the member holds a *streak freeze* (a reward item from quests,
 or bought with points): each freeze protects exactly one missed day and is used up automatically.
 ``streak_multiplier(user_id, now)`` is the bonus labeling applies to rewards (see its docstring).

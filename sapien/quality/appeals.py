@@ -104,8 +104,8 @@ def appeals_for_moderators(status: str = "open", limit: int = 50) -> list[Appeal
 
 
 def decide_appeal(appeal_id: int, moderator_id: int, *, overturn: bool, note: str, now: datetime) -> Appeal:
-    """Overturn (accept and pay the submission, give back the reputation the rejection took) or uphold
-    (it stays rejected). Audited."""
+    """Overturn (accept the submission, which verifies it for the settlement batch to pay, and give back the
+    reputation the rejection took) or uphold (it stays rejected). Audited."""
 
     with unit_of_work() as session:
         appeal = session.get(Appeal, appeal_id, with_for_update=True)

@@ -15,6 +15,7 @@ from sapien import events
 from sapien.database import after_commit, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.failpoints import failpoint
+from sapien.labeling import settlement as labeling_settlement
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.labeling.packs import CLASSIFICATION_TYPES
@@ -86,7 +87,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         # text is parsed once: 100,000 classification answers hold a handful of distinct texts.
         answer_text = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
         rows = session.execute(
-            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status, Item.no_consensus_at)
+            select(Submission.id, Submission.item_id, Submission.user_id, answer_text, Submission.status, Item.is_gold, Item.status,
+                   Item.no_consensus_at, Submission.reward_state)
             .join(Item, Item.id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.status != "pending_review")
         ).tuples().all()
@@ -101,8 +103,9 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         gold_answers = dict(session.execute(select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True))).tuples().all())
         votes, gold_votes, gold_tasks, item_status = [], [], [], {}
         gold_stats: dict[int, list[int]] = {}
+        open_rewards: set[int] = set()  # answers whose reward still waits for verification
         classification = pack.task_type in CLASSIFICATION_TYPES
-        for sub_id, item_id, user_id, text, status, is_gold, state, no_consensus_at in rows:
+        for sub_id, item_id, user_id, text, status, is_gold, state, no_consensus_at, reward_state in rows:
             if is_gold:
                 gold_answer = gold_answers.get(item_id)
                 if gold_answer is not None:
@@ -119,6 +122,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                 continue
             votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))
             item_status[item_id] = state
+            if reward_state in ("pending", "not_verified"):
+                open_rewards.add(sub_id)
         user_ids = sorted({v.user_id for v in votes})
         scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
@@ -140,13 +145,13 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             review_of[submission_id] = review_id
             if outcome in ("accepted", "fixed") and reviewer_id is not None:
                 vouched_by[submission_id] = reviewer_id
+        author_of = {v.submission_id: v.user_id for v in votes}
+
+        def backed(result: aggregation.Aggregate) -> bool:
+            return consensus.verifies([author_of[s] for s in result.submission_ids], [vouched_by[s] for s in result.submission_ids if s in vouched_by])
+
         if pack.task_type not in CLASSIFICATION_TYPES:
-            author_of = {v.submission_id: v.user_id for v in votes}
-            chosen = {
-                item_id: result
-                for item_id, result in chosen.items()
-                if consensus.verifies([author_of[s] for s in result.submission_ids], [vouched_by[s] for s in result.submission_ids if s in vouched_by])
-            }
+            chosen = {item_id: result for item_id, result in chosen.items() if backed(result)}
         existing = set(session.scalars(select(VerifiedLabel.item_id).where(VerifiedLabel.pack_id == pack.id)))
         rows_out, inserts = [], []
         for item_id, result in chosen.items():
@@ -168,6 +173,9 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             if item_id not in existing:
                 inserts.append(values)
         _upsert_verified_labels(rows_out)
+        # Classification labels one answer alone backs are still written (the crowd replays score every
+        # item), but no answer is paid on one person's word: those wait for more answers or a review.
+        _verify_open_answers(pack, {item_id: result for item_id, result in chosen.items() if backed(result)}, by_item, open_rewards, now)
         failpoint("aggregate.before-commit")
         task_type = pack.task_type
         fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts]
@@ -196,6 +204,21 @@ def _consensus_labels(pack: TaskPack, votes: list[aggregation.Vote], skills: dic
             item_votes[found.index].value, found.confidence, [item_votes[i].submission_id for i in found.supporting]
         )
     return results
+
+
+def _verify_open_answers(pack: TaskPack, chosen: dict, by_item: dict, open_rewards: set[int], now: datetime) -> None:
+    """Answers still waiting for verification on the items labelled here (a finalized pack's open items) are
+    verified or not by the label, as the online aggregate does when an item retires."""
+    agreeing, disagreeing = [], []
+    for item_id, result in chosen.items():
+        waiting = [vote for vote in by_item.get(item_id, []) if vote.submission_id in open_rewards]
+        if not waiting:
+            continue
+        label = _canonical(pack, result.value)
+        for vote in waiting:
+            (agreeing if answers_match(pack, label, _canonical(pack, vote.value)) else disagreeing).append(vote.submission_id)
+    if agreeing or disagreeing:
+        labeling_settlement.verify_answers(pack.id, agreeing, disagreeing, now=now)
 
 
 def _upsert_verified_labels(rows: list[dict]) -> None:

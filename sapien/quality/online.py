@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sapien import events
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
+from sapien.labeling import settlement as labeling_settlement
 from sapien.labeling import submissions as labeling_submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
@@ -319,7 +320,9 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
             convergence.flag_no_consensus(item, pack, len(submissions), now)
             return
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
-        _record_agreement(pack, decision.answer, submissions, now)
+        agreement = _agreement(pack, decision.answer, submissions)
+        _record_agreement(agreement, now)
+        _verify_answers(pack, agreement, now)
         labeling_submissions.retire_item(item.id, now=now)
 
 
@@ -334,6 +337,7 @@ def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
     decision = item_decision(pack, submissions) if submissions else None
     if decision is not None and decision.verifiable:
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
+        _verify_answers(pack, _agreement(pack, decision.answer, submissions), now)
         convergence.clear_no_consensus(item)
         return
     if label is not None:
@@ -342,9 +346,28 @@ def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:
         convergence.flag_no_consensus(item, pack, len(submissions), now)
 
 
-def _record_agreement(pack: TaskPack, answer: dict, submissions: list[Submission], now: datetime) -> None:
+def _agreement(pack: TaskPack, answer: dict, submissions: list[Submission]) -> list[tuple[Submission, bool]]:
+    """Each accepted answer with whether it agrees with the verified label (`answers_match` by task type)."""
+    return [(s, answers_match(pack, answer, effective_answer(s))) for s in submissions]
+
+
+def _verify_answers(pack: TaskPack, agreement: list[tuple[Submission, bool]], now: datetime) -> None:
+    """Agreeing answers are verified (paid by the next settlement batch), the others earn nothing."""
+    labeling_settlement.verify_answers(
+        pack.id, [s.id for s, agrees in agreement if agrees], [s.id for s, agrees in agreement if not agrees], now=now
+    )
+
+
+def verified_labels(item_ids: Sequence[int]) -> dict[int, dict]:
+    """{item id: verified answer} for the items that have a verified label."""
+    if not item_ids:
+        return {}
+    return dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer).where(VerifiedLabel.item_id.in_(list(item_ids)))).tuples().all())
+
+
+def _record_agreement(agreement: list[tuple[Submission, bool]], now: datetime) -> None:
     """Agreement with the verified label moves each contributor's reputation (a few bulk statements)."""
-    signals = {f"agreement:{s.id}": (s.user_id, answers_match(pack, answer, effective_answer(s))) for s in submissions}
+    signals = {f"agreement:{s.id}": (s.user_id, agrees) for s, agrees in agreement}
     if not signals:
         return
     session = db.session

@@ -215,8 +215,9 @@ def decide_review(
 ) -> Review:
     """Accept, fix-and-accept or reject (with a reason) a claimed review.
 
-    A real review decides the submission through labeling (accept pays; reject reverses pay) and moves the
-    author's reputation; a planted one moves only the reviewer's, by whether the verdict was right.
+    A real review decides the submission through labeling (accept verifies it for the settlement batch to pay;
+    reject reverses pay) and moves the author's reputation; a planted one moves only the reviewer's, by
+    whether the verdict was right.
     """
 
     with unit_of_work() as session:

@@ -114,7 +114,8 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
     page.keyboard.press(str(["positive", "negative", "neutral"].index(crowd_label) + 1))
     submitted(page, lambda: page.keyboard.press("Enter"))
     expect(page.locator(".feedback")).to_contain_text("accepted")
-    expect(page.locator(".feedback__earned")).to_contain_text("points")
+    expect(page.locator(".feedback__earned")).to_contain_text("pending")  # paid once verified
+    expect(page.locator("#nav-pending")).to_be_visible()
 
     # 2. Image classification on a known-answer item, answered wrong: instant feedback with the right answer.
     start_from_marketplace(page, "Handwritten digits")
@@ -156,6 +157,12 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
     transcript.fill(demo_texts.SPOKEN_SENTENCES[1])
     submitted(page, lambda: transcript.press("Control+Enter"))
 
+    # The member's answer completed the crowd's review item, which verified it: the settlement job (the
+    # worker's, run here) pays it.
+    with app.app_context():
+        from jobs.labeling import settle_rewards
+
+        assert settle_rewards() >= 1
     page.goto("/work")
     points_after_work = points_in_nav(page)
     assert points_after_work > points_before
@@ -176,7 +183,10 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
     finally:
         reviewer_context.close()
 
-    # The member's points move with the accepted review; the reputation page shows the gold miss and the review.
+    # The member's points move once the accepted (so verified) review is settled; the reputation page shows the
+    # gold miss and the review.
+    with app.app_context():
+        assert settle_rewards() == 1
     page.goto("/work")
     assert points_in_nav(page) > points_after_work
     page.goto("/reputation")

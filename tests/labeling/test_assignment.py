@@ -15,6 +15,7 @@ from sapien.labeling import exams, leases, packs, submissions
 from sapien.labeling.models import Item, Lease, RevenueShare, Submission
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
+from tests.conftest import verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
 
@@ -32,12 +33,15 @@ def test_rewards_scale_with_difficulty_and_are_paid_once(ctx, tmp_path):
         user = make_user()
         _lease, result = do_one(user, pack.id)
         assert (result.status, result.points, result.xp) == ("accepted", points, xp), difficulty
+        assert ledger.balance(user, "points") == 0  # pending until verified
+        verify_and_settle(pack_id=pack.id)
         assert ledger.balance(user, "points") == points and ledger.balance(user, "xp") == xp
         keys = set(db.session.scalars(select(LedgerEntry.idempotency_key).where(LedgerEntry.user_id == user)))
         assert keys == {f"submission:{result.submission_id}:points", f"submission:{result.submission_id}:xp"}
         kinds = set(db.session.scalars(select(LedgerEntry.kind).where(LedgerEntry.user_id == user)))
         assert kinds == {"labeling:text_classification"}
-        submissions.accept_submission(result.submission_id, now=NOW)  # already accepted: nothing more is paid
+        submissions.accept_submission(result.submission_id, now=NOW)  # already accepted and paid: nothing more is paid
+        verify_and_settle(pack_id=pack.id)
         assert ledger.balance(user, "points") == points
 
 
@@ -59,10 +63,12 @@ def test_dual_and_community_campaigns(ctx, tmp_path):
     dual = make_pack(tmp_path, kind="dual", partner_token="acme", items=1, labels_per_item=1, partner_reward=2, difficulty="intermediate")
     ana = make_user()
     _lease, result = do_one(ana, dual.id)
+    verify_and_settle(pack_id=dual.id)
     assert ledger.balance(ana, "partner") == 3 * 10**18 and result.partner == 3
     community = make_pack(tmp_path, kind="community", items=1, labels_per_item=1, reward_xp=5, revenue_shares=4, difficulty="advanced")
     ben = make_user()
     _lease, result = do_one(ben, community.id)
+    verify_and_settle(pack_id=community.id)
     assert result.points == 0 and ledger.balance(ben, "points") == 0 and ledger.balance(ben, "xp") == 10
     share = db.session.scalar(select(RevenueShare).where(RevenueShare.user_id == ben))
     assert (share.shares, share.void) == (8, False)
@@ -75,6 +81,7 @@ def test_reject_reverses_pay_and_frees_the_slot(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1, reward_points=10, reward_xp=10)
     user = make_user()
     _lease, result = do_one(user, pack.id)
+    verify_and_settle(pack_id=pack.id)
     item = packs.pack_items(pack.id)[0]
     assert item.slots_taken == 1
     ledger.debit(user, "points", 4, kind="shop", key="spent", now=NOW)  # the member spent some of it
@@ -98,12 +105,14 @@ def test_pending_review_pays_on_accept_with_a_fix(ctx, tmp_path):
     pack = make_pack(tmp_path, items=1, labels_per_item=1, review_rate_percent=100, reward_points=10)
     user = make_user()
     _lease, result = do_one(user, pack.id)
-    assert (result.status, result.points) == ("pending_review", 0) and ledger.balance(user, "points") == 0
+    assert (result.status, result.reward_state, result.points) == ("pending_review", "pending", 10) and ledger.balance(user, "points") == 0
     with pytest.raises(labeling_errors.InvalidAnswer):
         submissions.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["nope"]})
     submissions.accept_submission(result.submission_id, now=NOW, fixed_answer={"labels": ["neg"]})
     submission = db.session.get(Submission, result.submission_id)
     assert submission.status == "accepted" and submission.fixed_answer == {"labels": ["neg"]}
+    assert submission.reward_state == "verified" and ledger.balance(user, "points") == 0  # the reviewer's accept verifies it
+    verify_and_settle(submission_ids=[])
     assert ledger.balance(user, "points") == 10
 
 

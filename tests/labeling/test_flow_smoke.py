@@ -1,5 +1,6 @@
 from sapien.labeling import leases, submissions
 from sapien.ledger import service as ledger
+from tests.conftest import verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
 
@@ -11,4 +12,6 @@ def test_lease_submit_and_pay(ctx, tmp_path):
     assert leases.lease_next_item(user, pack.id, NOW).id == lease.id
     result = submissions.submit_answer(user, lease.id, {"labels": ["pos"]}, now=NOW)
     assert result.status == "accepted" and result.points == 15 and result.xp == 6
+    assert ledger.balance(user, "points") == 0  # pending until the answer is verified
+    verify_and_settle(pack_id=pack.id)
     assert ledger.balance(user, "points") == 15

@@ -11,13 +11,15 @@ from sapien.extensions import db
 from sapien.labeling import leases, submissions
 from sapien.labeling.models import Submission
 from sapien.ledger import service as ledger
+from tests.conftest import verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
 
-# An accepted answer, its reward (points and XP), the quality hook and the listeners (progression,
-# leaderboards). It was 23 before the reward became one ledger posting (no key lookups), the streak
-# multiplier stopped reading freezes and the member, and the result stopped reloading the submission.
-ACCEPTED_ANSWER_STATEMENTS = 14
+# An accepted answer, its pending reward, the quality hook and the listeners. It was 23 before the reward
+# became one ledger posting (no key lookups), the streak multiplier stopped reading freezes and the member,
+# and the result stopped reloading the submission; 14 while the answer was paid at once; 9 since it is paid
+# when verified, by the settlement batch (the reward goes out with the submission's INSERT).
+ACCEPTED_ANSWER_STATEMENTS = 9
 
 
 @contextmanager
@@ -36,6 +38,7 @@ def counted_statements():
 
 def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
     pack = make_pack(tmp_path, items=4, reward_points=10, reward_xp=5)
+    pack_id = pack.id
     member = make_user()
     # A first answer today starts the member's streak and progress rows; the figure is for the ones after it.
     first = leases.lease_next_item(member, pack.id, NOW)
@@ -46,13 +49,15 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
     with counted_statements() as statements:
         result = submissions.submit_answer(member, lease_id, {"labels": ["neg"]}, now=NOW + timedelta(seconds=20))
 
-    assert result.status == "accepted" and (result.points, result.xp) == (10, 5)
+    assert result.status == "accepted" and (result.reward_state, result.points, result.xp) == ("pending", 10, 5)
     assert len(statements) <= ACCEPTED_ANSWER_STATEMENTS, "\n".join(statements)
-    # Still paid exactly once per currency, with balances that match the entries.
+    # Nothing is paid before verification; then paid exactly once per currency, with balances that match the entries.
+    assert ledger.balance(member, "points") == 0
+    verify_and_settle(pack_id=pack_id)
     assert ledger.balance(member, "points") == 20 == ledger.sum_of_entries(member, "points")
     assert ledger.balance(member, "xp") == 10 == ledger.sum_of_entries(member, "xp")
     submission = db.session.scalar(select(Submission).where(Submission.id == result.submission_id))
-    assert (submission.paid_points, submission.paid_xp) == (10, 5)
+    assert (submission.paid_points, submission.paid_xp, submission.reward_state) == (10, 5, "paid")
 
 
 # The same answer through the work page (htmx): the sign-in check, the answer, the next item, the
@@ -80,5 +85,5 @@ def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tm
         response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "neg", "csrf_token": token}, headers=headers)
 
     text = response.get_data(as_text=True)
-    assert response.status_code == 200 and "Submitted and accepted." in text and 'id="statusbar"' in text
+    assert response.status_code == 200 and "Submitted and accepted." in text and "+10 pending" in text and 'id="statusbar"' in text
     assert len(statements) <= ANSWER_REQUEST_STATEMENTS, "\n".join(statements)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from sapien.labeling import leases, packs, submissions
+from tests.conftest import verify_and_settle
 
-from .conftest import NOW, make_pack
+from .conftest import NOW, make_pack, make_user
 
 HX = {"HX-Request": "true"}
 
@@ -57,7 +58,7 @@ def test_work_submit_htmx_shows_feedback_and_next_item(app, make_member, tmp_pat
     response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": first, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in text
-    assert "Submitted and accepted." in text and "+10 points" in text
+    assert "Submitted and accepted." in text and "+10 pending" in text  # paid once verified
     assert lease_id_in(text) != first
 
 
@@ -71,9 +72,16 @@ def test_answers_refresh_the_statusbar_and_the_bell_only_when_notified(app, make
         bodies.append(response.get_data(as_text=True))
         lease = lease_id_in(bodies[-1])
     first, second = bodies
-    assert 'id="statusbar" hx-swap-oob="true"' in first and 'id="bell"' in first  # the first-label badge notified
-    assert 'id="statusbar" hx-swap-oob="true"' in second  # XP and points moved
-    assert 'id="bell"' not in second  # nothing new to ring about: the bell's poll keeps it fresh
+    for body in bodies:  # the pending reward moved; nothing is paid or notified before verification
+        assert 'id="statusbar" hx-swap-oob="true"' in body and 'id="nav-pending"' in body
+        assert 'id="bell"' not in body  # nothing new to ring about: the bell's poll keeps it fresh
+    assert "+10 pending" in first and "+20 pending" in second
+    with app.app_context():
+        assert verify_and_settle() == 2
+    # Settled: the batch's notification and the first-label badge reach the bell; nothing is pending any more.
+    page = ana.client.get("/notifications").get_data(as_text=True)
+    assert "2 answers verified: +20 points" in page
+    assert 'id="nav-pending"' not in ana.client.get("/dashboard").get_data(as_text=True)
 
 
 def test_plain_post_redirects_and_shows_feedback(app, make_member, tmp_path):
@@ -207,7 +215,11 @@ def test_history_lists_submissions_with_status_and_reward(app, make_member, tmp_
         ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"})
     page = ana.client.get("/work/history")
     body = page.get_data(as_text=True)
-    assert page.status_code == 200 and body.count("Accepted") == 2 and "10 points" in body
+    assert page.status_code == 200 and body.count('data-reward="pending"') == 2 and "10 points pending" in body
+    with app.app_context():
+        verify_and_settle()
+    body = ana.client.get("/work/history").get_data(as_text=True)
+    assert body.count('data-reward="paid"') == 2 and body.count(">Paid<") == 2 and "+10 points" in body
     fragment = ana.client.get("/work/history", headers=HX).get_data(as_text=True)
     assert "<html" not in fragment and 'id="history"' in fragment
     assert "No submissions yet." in make_member().client.get("/work/history").get_data(as_text=True)
@@ -222,3 +234,41 @@ def test_history_shows_why_a_gold_answer_was_rejected(app, make_member, tmp_path
         submissions.submit_answer(ana.id, lease.id, {"labels": ["neg"]}, now=NOW.replace(year=2100))
     body = ana.client.get("/work/history").get_data(as_text=True)
     assert "Rejected" in body and ("Great is positive." in body or "/submissions/" in body)
+
+
+def test_history_and_dashboard_show_where_each_reward_stands(app, make_member, tmp_path):
+    """Pending, in review, paid, not verified (with the verified label) and rejected, as the member sees them."""
+    from datetime import timedelta
+
+    with app.test_request_context():
+        crowd = make_pack(tmp_path, items=1, labels_per_item=3, max_labels_per_item=3, reward_points=20, reward_xp=10).id
+        waiting = make_pack(tmp_path, items=2, labels_per_item=3, reward_points=7, reward_xp=3).id
+        reviewed = make_pack(tmp_path, items=1, labels_per_item=3, review_rate_percent=100, reward_points=5, reward_xp=1).id
+    ana = make_member()
+    with app.app_context():
+        others = [make_user(), make_user()]
+
+        def answer(user_id, pack_id, label, seconds):
+            lease = leases.lease_next_item(user_id, pack_id, NOW + timedelta(seconds=seconds))
+            return submissions.submit_answer(user_id, lease.id, {"labels": [label]}, now=NOW + timedelta(seconds=seconds)).submission_id
+
+        junk = answer(ana.id, crowd, "neg", 0)  # the crowd says "pos": this one is not verified
+        answer(others[0], crowd, "pos", 1)
+        answer(others[1], crowd, "pos", 2)
+        pending = answer(ana.id, waiting, "pos", 3)
+        paid = answer(ana.id, waiting, "neg", 4)
+        in_review = answer(ana.id, reviewed, "pos", 5)
+        verify_and_settle(submission_ids=[paid])
+        from jobs.labeling import settle_rewards
+        settle_rewards()  # the crowd item's two agreeing answers
+
+    page = ana.client.get("/work/history").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr id="submission-(\d+)" data-reward="(\w+)">', page))
+    assert rows == {str(junk): "not_verified", str(pending): "pending", str(paid): "paid", str(in_review): "in_review"}
+    assert "It disagreed with the verified label:" in page and 'class="chip">pos<' in page
+    assert "+7 points · 3 XP" in page and "7 points · 3 XP pending" in page and "5 points · 1 XP pending" in page
+    dashboard = ana.client.get("/dashboard").get_data(as_text=True)
+    assert 'id="dashboard-pending">+12 points<' in dashboard and "2 answers waiting for verification" in dashboard
+    assert 'id="nav-pending"' in dashboard and "+12 pending" in dashboard
+    assert ana.client.get("/statusbar", headers=HX).get_data(as_text=True).count('id="nav-pending"') == 1
+    assert ana.client.get("/statusbar").status_code == 303  # a plain visit goes to the dashboard

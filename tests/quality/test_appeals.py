@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import verify_and_settle
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
 
@@ -32,6 +33,8 @@ def test_appeal_once_then_overturn_pays_and_restores_reputation(ctx, tmp_path):
     appeals.decide_appeal(appeal.id, moderator, overturn=True, note="Fair point.", now=NOW)
     submission = db.session.get(Submission, submission_id)
     assert submission.status == "accepted" and submission.paid_points > 0 and submission.gold_correct is True
+    assert submission.reward_state == "verified"  # the overturn verifies it; the settlement batch pays it
+    verify_and_settle(submission_ids=[])
     assert ledger.balance(member, "points") == submission.paid_points
     assert reputation.reputation_of(member) == 500
     log = db.session.query(AuditLog).one()

@@ -110,7 +110,7 @@ def test_review_sampling_follows_pack_rate(ctx, tmp_path):
     never = make_pack(tmp_path, items=2, review_rate_percent=0)
     member = make_user()
     sampled = answer(member, items_of(always.id)[0].id, label("pos"))
-    assert sampled.status == "pending_review" and sampled.points == 0
+    assert sampled.status == "pending_review" and sampled.reward_state == "pending"  # its reward waits for the review
     review = db.session.query(Review).filter_by(submission_id=sampled.submission_id).one()
     assert review.status == "queued" and review.author_id == member and not review.is_planted
     assert answer(member, items_of(never.id)[0].id, label("pos")).status == "accepted"

@@ -1,5 +1,6 @@
 """A member's answer and a reviewer's accept of the same member's earlier answer, at once (PostgreSQL row
-locks): both pay the member, and neither is picked as a deadlock victim.
+locks): neither is picked as a deadlock victim, and once the settlement batch has paid the verified
+answers, the member holds what every accepted answer earned.
 
 The gold answer used to move the member's reputation (row lock) before paying (balance row locks), while
 the reviewer's accept pays before it moves the reputation: each waited for the other's row and
@@ -102,6 +103,9 @@ def test_an_answer_and_a_review_of_the_same_member_never_deadlock(app, tmp_path,
     # The lock order itself holds: the retry safety net never had to run a transaction again.
     assert not [message for message in retries if "running it again" in message], retries
     with app.app_context():
+        from jobs.labeling import settle_rewards
+
+        assert settle_rewards() == ROUNDS  # the reviewer's accepts verified the answers; the batch pays them
         paid = db.session.scalars(select(Submission).where(Submission.user_id == member, Submission.status == "accepted")).all()
         assert len(paid) == 2 * ROUNDS
         assert ledger.balance(member, "points") == sum(one.paid_points for one in paid) > 0

@@ -9,6 +9,7 @@ import pytest
 from sapien import events
 from sapien.extensions import db
 from sapien.quality.models import Review
+from tests.conftest import verify_and_settle
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
 
 
@@ -39,7 +40,9 @@ def test_reviewer_claims_accepts_and_author_is_paid(ctx, tmp_path, config):
     finally:
         events.review_completed.disconnect(receiver)
     submission = db.session.get(Submission, result.submission_id)
-    assert submission.status == "accepted" and submission.paid_points > 0
+    assert submission.status == "accepted" and submission.paid_points > 0 and submission.reward_state == "verified"
+    assert ledger.balance(author, "points") == 0  # verified by the accept, paid by the settlement batch
+    assert verify_and_settle(submission_ids=[]) == 1
     assert ledger.balance(author, "points") == submission.paid_points
     assert reputation.reputation_of(author) > 500
     assert seen == [{"reviewer_id": reviewer, "submission_id": submission.id, "author_id": author, "outcome": "accepted", "now": NOW}]
@@ -125,7 +128,9 @@ def test_reject_after_pay_reverses_it(ctx, tmp_path, config):
     pack = make_pack(tmp_path, items=1, review_rate_percent=0)
     author = make_user()
     result = answer(author, items_of(pack.id)[0].id, label("pos"))
-    assert result.status == "accepted" and ledger.balance(author, "points") == result.points > 0
+    assert result.status == "accepted" and ledger.balance(author, "points") == 0
+    verify_and_settle(pack_id=pack.id)
+    assert ledger.balance(author, "points") == result.points > 0
     reviews.queue_for_review(result.submission_id, now=NOW)  # a moderator's spot check
     reviewer = make_user(role="reviewer")
     review = reviews.claim_next_review(reviewer, NOW)

@@ -1,0 +1,279 @@
+"""Settlement: an answer's reward is paid once the answer is verified, in batches off the answer's path.
+
+Reward states (``Submission.reward_state``)
+-------------------------------------------
+``pending``
+    Given, not verified yet. Its reward is fixed when it is given (``paid_*``) and shown as pending.
+``verified``
+    It agrees with its item's verified label (quality marks it through `verify_answers` when the item is
+    verified, or verified again), or a reviewer accepted it (`submissions.accept_submission`). It is paid
+    by the next settlement batch.
+``paid``
+    Credited to the ledger (``paid_at``). A later review reject reverses it with compensating entries.
+``not_verified``
+    It disagrees with its item's verified label: it earns nothing (the member's history shows the label).
+    A reviewer's accept, or a recomputed label it agrees with, still verifies it.
+``void``
+    Rejected (a wrong gold answer, a review reject) before it was paid: it earns nothing.
+
+Gold answers are judged at once against their known answer: a right one is paid in its own transaction.
+
+Settlement
+----------
+Verification only marks rows and queues the job ``jobs.labeling.settle_rewards`` (one deterministic id)
+after its commit. The job pays every verified, unpaid answer, `SETTLEMENT_BATCH` per transaction: one
+ledger credit per answer and currency under the keys ``submission:<id>:points|xp|partner`` (posted in bulk,
+``ON CONFLICT DO NOTHING`` on the key), balances moved once per member and currency, one notification and
+one `answers_paid` event per member per batch (progression: levels, quests, streaks, badges; the boards
+hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two runs
+never pay the same answer and a review reject waits for the batch holding its answer (then reverses the
+pay). The reconciler finds verified rows left unpaid when the queue lost the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from redis.exceptions import RedisError
+from sqlalchemy import Integer, any_, bindparam, case, false, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from sapien import events
+from sapien.database import after_commit, as_utc, dialect_insert, is_postgres, retry_transaction, unit_of_work
+from sapien.extensions import db
+from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
+from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
+from sapien.ledger import service as ledger
+from sapien.notifications.service import Notice, notify_many
+from sapien.queue import PendingWork, enqueue_once, pending_work_source
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_JOB = "jobs.labeling.settle_rewards"
+SETTLEMENT_JOB_ID = "labeling-settle-rewards"
+# Answers paid per transaction: events and notifications go out once per member per batch, so bigger
+# batches cost less per answer (100,000 answers: one batch of a few seconds on PostgreSQL).
+SETTLEMENT_BATCH = 100_000
+OPEN_STATES = ("pending", "verified")  # rewards still to come
+
+
+def revenue_shares_for(pack: TaskPack, campaign: Campaign) -> int:
+    """Community campaigns record shares of the dataset's future revenue for each verified answer."""
+    return round_down(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
+
+
+def request_settlement() -> None:
+    """Queue the settlement job once the current unit of work commits."""
+    after_commit(_enqueue_settlement)
+
+
+def _enqueue_settlement() -> None:
+    try:
+        enqueue_once(SETTLEMENT_JOB, job_id=SETTLEMENT_JOB_ID)
+    except RedisError as error:
+        # The verified rows are the record of the work: the reconciler queues it once Redis is back.
+        log.warning("settlement not queued (Redis unavailable), the reconciler will: %s", error)
+
+
+def verify_answers(pack_id: int, agreeing: Iterable[int], disagreeing: Iterable[int], *, now: datetime) -> int:
+    """Mark accepted answers of one pack as verified (they agree with their item's verified label) or not
+    verified (they do not), in the caller's unit of work; returns how many became verified.
+
+    Only answers whose reward is still open move: a pending one either way, one found not verified earlier
+    to verified when a recomputed label agrees with it. Paid, void and in-review answers stay as they are.
+    An answer with nothing to pay (no points, XP, partner tokens or shares) is marked paid at once.
+    """
+    agreeing, disagreeing = sorted(set(agreeing)), sorted(set(disagreeing))
+    session = db.session
+    verified = 0
+    if agreeing:
+        pack, campaign = session.execute(
+            select(TaskPack, Campaign).join(Campaign, Campaign.id == TaskPack.campaign_id).where(TaskPack.id == pack_id)
+        ).one()
+        pays_shares = revenue_shares_for(pack, campaign) > 0
+        nothing_to_pay = false() if pays_shares else (Submission.paid_points == 0) & (Submission.paid_xp == 0) & (Submission.paid_partner == 0)
+        moved = session.execute(
+            update(Submission)
+            .where(_one_of(Submission.id, agreeing), Submission.status == "accepted", Submission.reward_state.in_(("pending", "not_verified")))
+            .values(
+                reward_state=case((nothing_to_pay, "paid"), else_="verified"),
+                verified_at=now,
+                paid_at=case((nothing_to_pay, now), else_=None),
+            )
+            .returning(Submission.reward_state)
+            .execution_options(synchronize_session=False)
+        ).scalars().all()
+        verified = sum(1 for state in moved if state == "verified")
+    if disagreeing:
+        session.execute(
+            update(Submission)
+            .where(_one_of(Submission.id, disagreeing), Submission.status == "accepted", Submission.reward_state == "pending")
+            .values(reward_state="not_verified", verified_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if verified:
+        request_settlement()
+    return verified
+
+
+def _one_of(column, ids: list[int]):
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`, one parameter however many ids (a batch has 100,000)."""
+    if is_postgres():
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
+@dataclass
+class MemberPayout:
+    """What one member was paid in one batch."""
+
+    answers: int = 0
+    points: int = 0
+    xp: int = 0
+    task_types: Counter = field(default_factory=Counter)
+    answered_at: list[datetime] = field(default_factory=list)
+    first_submission_id: int = 0
+
+
+@dataclass
+class SettlementReport:
+    answers: int = 0
+    batches: int = 0
+    members: set[int] = field(default_factory=set)
+
+
+def settle_verified_rewards(*, now: datetime, batch_size: int = SETTLEMENT_BATCH) -> SettlementReport:
+    """Pay every verified, unpaid answer, one batch per transaction, until none is left (the job's body)."""
+    report = SettlementReport()
+    while True:
+        paid = settle_batch(now=now, limit=batch_size)
+        if not paid:
+            return report
+        report.answers += sum(payout.answers for payout in paid.values())
+        report.batches += 1
+        report.members |= set(paid)
+
+
+_BATCH_COLUMNS = (
+    Submission.id, Submission.user_id, Submission.pack_id, Submission.paid_points, Submission.paid_xp, Submission.paid_partner,
+    Submission.reversed_at, Submission.created_at,
+)
+
+
+@retry_transaction
+def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, MemberPayout]:
+    """Pay up to `limit` verified answers in one transaction; returns what each member was paid."""
+    with unit_of_work() as session:
+        # Rows another run holds, or a reviewer deciding them, are skipped: what is still verified afterwards
+        # goes in a later run.
+        rows = session.execute(
+            select(*_BATCH_COLUMNS).where(Submission.reward_state == "verified").order_by(Submission.id).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).tuples().all()
+        if not rows:
+            return {}
+        session.execute(
+            update(Submission).where(_one_of(Submission.id, [row[0] for row in rows])).values(reward_state="paid", paid_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        packs = {
+            pack.id: (pack, campaign) for pack, campaign in session.execute(
+                select(TaskPack, Campaign).join(Campaign, Campaign.id == TaskPack.campaign_id).where(TaskPack.id.in_({row[2] for row in rows}))
+            ).tuples()
+        }
+        credits: list[ledger.BulkCredit] = []
+        shares: list[dict] = []
+        payouts: dict[int, MemberPayout] = defaultdict(MemberPayout)
+        for submission_id, user_id, pack_id, points, xp, partner, reversed_at, created_at in rows:
+            pack, campaign = packs[pack_id]
+            task_type, kind, key = pack.task_type, f"labeling:{pack.task_type}", f"submission:{submission_id}"
+            memo = f"{pack.name[:200]} #{submission_id}"
+            # After a reversal (an overturned rejection) the new payment gets keys of its own.
+            suffix = ":repaid" if reversed_at is not None else ""
+            if points:
+                credits.append(ledger.BulkCredit(user_id, "points", points, f"{key}:points{suffix}", kind, memo))
+            if xp:
+                credits.append(ledger.BulkCredit(user_id, "xp", xp, f"{key}:xp{suffix}", kind, memo))
+            if partner:
+                credits.append(ledger.BulkCredit(user_id, "partner", partner * TOKEN_UNIT, f"{key}:partner{suffix}", kind,
+                                                 f"{campaign.partner_token} {memo}"[:255]))
+            if earned := revenue_shares_for(pack, campaign):
+                shares.append(dict(campaign_id=campaign.id, pack_id=pack_id, user_id=user_id, submission_id=submission_id, shares=earned,
+                                   void=False, created_at=now))
+            payout = payouts[user_id]
+            payout.answers += 1
+            payout.points += points
+            payout.xp += xp
+            payout.task_types[task_type] += 1
+            payout.answered_at.append(created_at)
+            payout.first_submission_id = payout.first_submission_id or submission_id
+        ledger.credit_bulk(credits, now=now)
+        if shares:
+            statement = dialect_insert(RevenueShare)
+            session.execute(statement.on_conflict_do_update(index_elements=["submission_id"],
+                                                            set_={"shares": statement.excluded.shares, "void": False}), shares)
+        notify_many([_notice(user_id, payout) for user_id, payout in sorted(payouts.items()) if payout.points or payout.xp], now=now)
+        announced = [
+            dict(user_id=user_id, answers=payout.answers, task_types=dict(payout.task_types), answered_at=_distinct_moments(payout.answered_at),
+                 points=payout.points, xp=payout.xp, now=now)
+            for user_id, payout in sorted(payouts.items())
+        ]
+
+        def announce() -> None:
+            # One transaction for every member's reactions (progression), not one commit per member.
+            with unit_of_work():
+                for payload in announced:
+                    events.answers_paid.send(None, **payload)
+
+        after_commit(announce)
+    return dict(payouts)
+
+
+def _distinct_moments(moments: list[datetime]) -> list[datetime]:
+    """The earliest answer of each UTC quarter hour, in order: what streaks need to find the member's active
+    days (a quarter hour never spans two local days, time zones being offset by whole quarter hours)."""
+    earliest: dict[tuple, datetime] = {}
+    for moment in moments:
+        utc = as_utc(moment)
+        bucket = (utc.date(), utc.hour, utc.minute // 15)
+        if bucket not in earliest or utc < earliest[bucket]:
+            earliest[bucket] = utc
+    return sorted(earliest.values())
+
+
+def _notice(user_id: int, payout: MemberPayout) -> Notice:
+    """"18 answers verified: +396 points" (XP when the work paid no points), once per member per batch."""
+    currency = "points" if payout.points else "xp"
+    kind = f"{'answers' if payout.answers > 1 else 'answer'}_verified_{currency}"
+    return Notice(user_id, kind, {"count": payout.answers, "amount": payout.points or payout.xp},
+                  key=f"answers-verified:{user_id}:{payout.first_submission_id}", link="/work/history")
+
+
+@dataclass(frozen=True)
+class PendingRewards:
+    answers: int
+    points: int
+    xp: int
+
+
+def pending_rewards(user_id: int) -> PendingRewards:
+    """The member's rewards still to come: answers given but not verified or not paid yet."""
+    answers, points, xp = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0))
+        .where(Submission.user_id == user_id, Submission.reward_state.in_(OPEN_STATES), Submission.status != "rejected")
+    ).one()
+    return PendingRewards(int(answers), int(points), int(xp))
+
+
+def unpaid_verified_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Submission).where(Submission.reward_state == "verified")) or 0
+
+
+@pending_work_source("labeling-settlement")
+def _pending_settlement():
+    if db.session.scalar(select(Submission.id).where(Submission.reward_state == "verified").limit(1)) is not None:
+        yield PendingWork(SETTLEMENT_JOB, (), SETTLEMENT_JOB_ID)

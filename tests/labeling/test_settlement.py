@@ -94,14 +94,19 @@ def test_the_batch_notifies_each_member_once_and_moves_progression(ctx, tmp_path
 
 
 def test_settlement_pays_in_batches_and_skips_rows_another_run_holds(ctx, tmp_path):
-    pack = make_pack(tmp_path, items=5, labels_per_item=1, max_labels_per_item=1, reward_points=3, reward_xp=1)
-    member = make_user()
+    pack = make_pack(tmp_path, items=5, labels_per_item=2, max_labels_per_item=2, reward_points=3, reward_xp=1)
+    member, other = make_user(), make_user()  # two voices per item: no answer is verified on one person's word
     ids = [answer(member, pack.id, "pos", NOW + timedelta(seconds=n)).submission_id for n in range(5)]
-    assert [state_of(i).reward_state for i in ids] == ["verified"] * 5
+    assert [state_of(i).reward_state for i in ids] == ["pending"] * 5
+    ids += [answer(other, pack.id, "pos", NOW + timedelta(seconds=10 + n)).submission_id for n in range(5)]
+    assert [state_of(i).reward_state for i in ids] == ["verified"] * 10
     report = settlement.settle_verified_rewards(now=NOW, batch_size=2)
-    assert (report.answers, report.batches, report.members) == (5, 3, {member})
+    assert (report.answers, report.batches, report.members) == (10, 5, {member, other})
     assert ledger.balance(member, "points") == 15 == ledger.sum_of_entries(member, "points")
-    assert db.session.scalar(select(func.count()).select_from(Notification).where(Notification.kind.like("answer%"))) == 3  # one per batch
+    assert ledger.balance(other, "points") == 15 == ledger.sum_of_entries(other, "points")
+    # One notification per member per batch: the member's five answers were paid over three batches.
+    member_notes = select(func.count()).select_from(Notification).where(Notification.kind.like("answer%"), Notification.user_id == member)
+    assert db.session.scalar(member_notes) == 3
 
 
 def test_review_accept_verifies_and_the_batch_pays(ctx, tmp_path, verify_and_settle):
@@ -135,12 +140,13 @@ def test_review_reject_after_payment_reverses_and_before_payment_reverses_nothin
 
 
 def test_a_reject_before_the_batch_voids_the_verified_reward(ctx, tmp_path):
-    pack = make_pack(tmp_path, items=1, labels_per_item=1, max_labels_per_item=1, reward_points=10, reward_xp=5)
-    member = make_user()
+    pack = make_pack(tmp_path, items=1, labels_per_item=2, max_labels_per_item=2, reward_points=10, reward_xp=5)
+    member, other = make_user(), make_user()
     result = answer(member, pack.id, "pos")
+    answer(other, pack.id, "pos", NOW + timedelta(seconds=1))
     assert state_of(result.submission_id).reward_state == "verified"
     submissions.reject_submission(result.submission_id, reason="Copied.", now=NOW)
-    assert settle_rewards() == 0
+    assert settle_rewards() == 1  # the other member's answer only
     assert ledger.balance(member, "points") == 0 and state_of(result.submission_id).reward_state == "void"
 
 
@@ -167,9 +173,10 @@ def test_gold_is_paid_at_once(ctx, tmp_path):
 def test_a_lost_settlement_job_is_found_by_the_reconciler(ctx, tmp_path, redis_conn):
     from sapien.queue import make_worker
 
-    pack = make_pack(tmp_path, items=1, labels_per_item=1, max_labels_per_item=1, reward_points=7, reward_xp=2)
+    pack = make_pack(tmp_path, items=1, labels_per_item=2, max_labels_per_item=2, reward_points=7, reward_xp=2)
     member = make_user()
     result = answer(member, pack.id, "pos")
+    answer(make_user(), pack.id, "pos", NOW + timedelta(seconds=1))
     redis_conn.flushdb()  # Redis lost the queued job
     assert settlement.SETTLEMENT_JOB_ID not in get_queue().get_job_ids()
     assert reconcile()["labeling-settlement"] == 1

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from jobs.labeling import settle_rewards
 from sapien.extensions import db
 from sapien.quality.models import Review
 from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
@@ -69,7 +70,8 @@ def test_the_issue_the_only_reviewer_answered_the_item_so_a_moderator_decides_af
     assert review.reviewer_id == moderator and review.status == "claimed"
     reviews.decide_review(review.id, moderator, outcome="accepted", now=later)
     submission = db.session.get(Submission, mine)
-    assert submission.status == "accepted" and submission.paid_points > 0
+    assert submission.status == "accepted" and submission.reward_state == "verified" and submission.paid_points > 0
+    assert settle_rewards() == 1  # the settlement batch pays what the moderator verified
     assert ledger.balance(author, "points") == submission.paid_points
     assert [row.review.submission_id for row in escalation.escalated_reviews(moderator, later)] == [theirs]
     assert escalation.escalated_submission_ids([mine, theirs], later) == {theirs}

@@ -3,7 +3,10 @@
 An item that reaches its pack's maximum of answers without two people standing behind one answer
 (`consensus.verifies`) gets no verified label. It is flagged (`Item.no_consensus_at`), retired so no
 member is offered it again, and the pack's owner (the campaign's creator) is told once per item: what
-the crowd could not settle needs a person (a review of its answers verifies it).
+the crowd could not settle needs a person: every answer still waiting for its reward goes to the
+review queue (and, if no reviewer takes it in time, to the moderators'), so no answer waits forever. A
+reviewer's accept is the second voice the item lacked: it gets its label, and the answers that agree
+with it are paid.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from sapien.extensions import db
-from sapien.labeling.models import Campaign, Item, TaskPack
+from sapien.labeling.models import Campaign, Item, Submission, TaskPack
 from sapien.notifications.service import notify
+from sapien.quality.models import Review
 
 
 def flag_no_consensus(item: Item, pack: TaskPack, answers: int, now: datetime) -> bool:
@@ -30,6 +34,7 @@ def flag_no_consensus(item: Item, pack: TaskPack, answers: int, now: datetime) -
     db.session.refresh(item, ["no_consensus_at", "status"])
     if not flagged:
         return False
+    _queue_waiting_answers_for_review(item, now)
     owner_id = db.session.scalar(select(Campaign.created_by).where(Campaign.id == pack.campaign_id))
     if owner_id is not None:
         notify(
@@ -41,6 +46,21 @@ def flag_no_consensus(item: Item, pack: TaskPack, answers: int, now: datetime) -
             now=now,
         )
     return True
+
+
+def _queue_waiting_answers_for_review(item: Item, now: datetime) -> None:
+    """Each of the item's answers whose reward still waits gets a (real, not planted) review, unless it
+    has one."""
+    reviewed = select(Review.submission_id).where(Review.submission_id == Submission.id, Review.is_planted.is_(False))
+    waiting = db.session.execute(
+        select(Submission.id, Submission.pack_id, Submission.user_id)
+        .where(Submission.item_id == item.id, Submission.status == "accepted", Submission.reward_state == "pending", ~reviewed.exists())
+        .order_by(Submission.id)
+    ).tuples().all()
+    for submission_id, pack_id, user_id in waiting:
+        db.session.add(Review(submission_id=submission_id, pack_id=pack_id, author_id=user_id, status="queued", created_at=now))
+    if waiting:
+        db.session.flush()
 
 
 def clear_no_consensus(item: Item) -> None:

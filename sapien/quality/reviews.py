@@ -260,11 +260,13 @@ def decide_review(
                 submissions.accept_submission(submission.id, now=now, fixed_answer=fixed_answer if outcome == "fixed" else None)
                 if outcome == "fixed":
                     apply_reputation(submission.user_id, f"review:{review.id}", "review", now, good=False, rate=REPUTATION_RATES["review"] / 2)
-                    item = session.get(Item, item.id)
-                    if item.status != "open":
-                        refresh_verified_label(item, pack, now)
                 else:
                     apply_reputation(submission.user_id, f"review:{review.id}", "review", now, good=True)
+                item = session.get(Item, item.id)
+                # A fix changes the answers the label stands on; an accept on an item whose answers never agreed
+                # is the second voice it lacked.
+                if item.status != "open" and (outcome == "fixed" or item.no_consensus_at is not None):
+                    refresh_verified_label(item, pack, now)
             author_for_event = submission.user_id
         sent = dict(reviewer_id=reviewer_id, submission_id=submission.id, author_id=author_for_event, outcome=outcome, now=now)
         after_commit(lambda: events.review_completed.send(None, **sent))

@@ -250,6 +250,41 @@ def test_a_reviewers_acceptance_is_the_second_voice_a_lone_answer_needs(ctx, tmp
     assert _verified(item.id).answer == _text("The cat sat.") and _item(item.id).no_consensus_at is None
 
 
+def test_the_answers_of_an_item_that_never_converged_go_to_review_and_an_accept_settles_it(ctx, tmp_path, config):
+    """No answer waits forever: a split item's waiting answers are reviewed; the accepted one is the second
+    voice, the item gets its label, the answer is paid and the one that disagrees earns nothing."""
+    from sqlalchemy import select
+
+    from jobs.labeling import settle_rewards
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+    from sapien.ledger import service as ledger
+    from sapien.quality import reviews
+    from sapien.quality.models import Review
+
+    config(PLANTED_REVIEW_RATE_PERCENT=0)
+    pack = make_pack(tmp_path, items=1, labels_per_item=2, max_labels_per_item=2, reward_points=10)
+    item = items_of(pack.id)[0]
+    right, wrong = make_user(), make_user()
+    kept = answer(right, item.id, label("pos"))
+    dropped = answer(wrong, item.id, label("neg"))
+    assert _item(item.id).no_consensus_at is not None
+    queued = db.session.scalars(select(Review.submission_id).where(Review.status == "queued").order_by(Review.submission_id)).all()
+    assert queued == [kept.submission_id, dropped.submission_id]
+    assert settle_rewards() == 0  # nothing is verified yet
+
+    reviewer = make_user(role="reviewer")
+    review = reviews.claim_next_review(reviewer, NOW)
+    assert review.submission_id == kept.submission_id  # oldest first
+    reviews.decide_review(review.id, reviewer, outcome="accepted", now=NOW)
+    assert _verified(item.id).answer == label("pos") and _item(item.id).no_consensus_at is None
+    db.session.expire_all()
+    states = {s.id: s.reward_state for s in db.session.scalars(select(Submission).where(Submission.item_id == item.id))}
+    assert states == {kept.submission_id: "verified", dropped.submission_id: "not_verified"}
+    assert settle_rewards() == 1
+    assert ledger.balance(right, "points") == 10 and ledger.balances(wrong)["points"] == 0
+
+
 # --- batch and results ---------------------------------------------------------------------------
 
 def test_batch_gives_the_online_label_and_leaves_unconverged_items_unlabelled(ctx, tmp_path):

@@ -358,6 +358,12 @@ def _verify_answers(pack: TaskPack, agreement: list[tuple[Submission, bool]], no
     )
 
 
+def verify_answers_by_label(item: Item, pack: TaskPack, answer: dict, now: datetime) -> None:
+    """The item's waiting answers are verified, or not, by `answer` (a moderator settling an item whose
+    answers never agreed)."""
+    _verify_answers(pack, _agreement(pack, answer, _accepted_answers(item.id)), now)
+
+
 def verified_labels(item_ids: Sequence[int]) -> dict[int, dict]:
     """{item id: verified answer} for the items that have a verified label."""
     if not item_ids:

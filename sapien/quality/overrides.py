@@ -4,6 +4,10 @@ The override is stored on the label itself (method "moderator_override", `overri
 `override_reason`) and written to the audit log in the same transaction. Later aggregation, online
 (`online.store_verified_label`, `online.refresh_verified_label`) or batch (`batch._upsert_verified_labels`),
 leaves an overridden label alone, and exports read the label, so they carry the override.
+
+An item whose answers never agreed (`Item.no_consensus_at`) has no label to override: the moderator's
+answer becomes its label, the flag is cleared, and its waiting answers are verified by it (the agreeing
+ones paid by the next settlement batch, the others earn nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sapien.labeling.errors import InvalidAnswer
 from sapien.labeling.models import Item, Media, TaskPack
 from sapien.labeling.plain_answers import parse_plain_answer, plain_answer
 from sapien.moderation import service as audit
+from sapien.quality import convergence, online
 from sapien.quality.errors import OverrideError
 from sapien.quality.models import VerifiedLabel
 
@@ -42,7 +47,8 @@ def override_label(pack_id: int, item_id: int, *, moderator_id: int, answer: str
         if item.is_gold:
             raise OverrideError(_l("Gold items keep their known answer: change it in the items file instead."))
         label = session.get(VerifiedLabel, item.id, with_for_update=True, populate_existing=True)
-        if label is None:
+        settling = label is None and item.no_consensus_at is not None
+        if label is None and not settling:
             raise OverrideError(_l("This item has no verified label yet: there is nothing to override."))
         pack = session.get(TaskPack, pack_id)
         media = session.get(Media, item.media_id) if item.media_id else None
@@ -50,7 +56,12 @@ def override_label(pack_id: int, item_id: int, *, moderator_id: int, answer: str
             canonical = validate_answer(pack, item, parse_plain_answer(pack.task_type, answer), media=media)
         except InvalidAnswer as error:
             raise OverrideError(error.message, field="answer") from None
-        before = plain_answer(pack.task_type, label.answer)
+        if settling:
+            before = ""
+            label = VerifiedLabel(item_id=item.id, pack_id=pack.id, submission_ids=[], contributor_ids=[], review_ids=[], labels_used=0)
+            session.add(label)
+        else:
+            before = plain_answer(pack.task_type, label.answer)
         label.answer = canonical
         label.confidence = 1.0
         label.method = OVERRIDE_METHOD
@@ -58,6 +69,9 @@ def override_label(pack_id: int, item_id: int, *, moderator_id: int, answer: str
         label.overridden_at = now
         label.override_reason = reason
         label.verified_at = now
+        if settling:
+            convergence.clear_no_consensus(item)
+            online.verify_answers_by_label(item, pack, canonical, now)
         audit.record(
             moderator_id, "label.override", f"item:{item.id}", f"{before[:200]} → {plain_answer(pack.task_type, canonical)[:200]}: {reason}", now
         )

@@ -55,7 +55,9 @@ def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, br
     items_file.write_text(ITEMS_CSV, encoding="utf-8")
 
     sign_in(page, moderator)
-    page.get_by_role("navigation").get_by_role("link", name="Campaigns").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator(".navgroup > summary").click()  # the moderators' pages sit in the Moderation menu
+    nav.get_by_role("link", name="Campaigns").click()
     page.get_by_role("link", name="New campaign").click()
     page.get_by_label("Campaign name").fill("Loop reviews")
     page.get_by_role("button", name="Create the campaign").click()
@@ -91,7 +93,9 @@ def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, br
     members_answer(app, "loop-sentiment", {"loop_ann": ["positive", "negative"], "loop_ben": ["positive", "positive"]})
 
     # From the Campaigns page to the results, then the item browser.
-    page.get_by_role("navigation").get_by_role("link", name="Campaigns").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator(".navgroup > summary").click()  # the moderators' pages sit in the Moderation menu
+    nav.get_by_role("link", name="Campaigns").click()
     page.get_by_role("row", name="Loop sentiment").get_by_role("link", name="Results").click()
     expect(page.get_by_role("heading", name="Results: Loop sentiment")).to_be_visible()
     expect(page.locator("#results")).to_contain_text("Online vote (weighted by member accuracy)")
@@ -103,8 +107,9 @@ def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, br
     card = page.locator(".result-item", has_text="r2")
     expect(card).to_contain_text("loop_ann")
 
-    # Override the split item's label: the reason is required.
-    card.get_by_text("Override the label").click()
+    # The split item's answers never agreed (two voices, two answers): the moderator sets its label, with
+    # a reason, which is required.
+    card.get_by_text("Set the label").click()
     card.get_by_label("The answer that stands").fill("negative")
     card.get_by_role("button", name="Override").click()
     card = page.locator(".result-item", has_text="r2")

@@ -41,12 +41,12 @@ def test_a_moderator_takes_an_escalated_review_and_accepts_it(app, browser, live
     expect(page.get_by_text("No answer is waiting for a moderator. Reviewers are keeping up.")).to_be_visible()
     expect(page.locator('[data-stat="waiting"]')).to_have_text("0")
 
-    # The member sees the answer accepted in their history.
+    # The member sees the answer accepted in their history: verified, and paid by the next settlement batch.
     member_context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
     try:
         member_page = member_context.new_page()
         sign_in(member_page, author)
         member_page.goto("/work/history")
-        expect(member_page.locator("#history tbody tr", has_text="Stuck sentiment").locator(".status")).to_have_text("Accepted")
+        expect(member_page.locator("#history tbody tr", has_text="Stuck sentiment").locator(".status")).to_have_text("Verified, paying")
     finally:
         member_context.close()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Member
 from tests.faults.conftest import Workers, assert_invariants, wait_until_drained
-from tests.quality.conftest import make_pack
+from tests.quality.conftest import make_pack, make_user
 
 pytestmark = pytest.mark.faults
 LEASE_ID = re.compile(r'name="lease_id" value="(\d+)"')
@@ -25,7 +25,7 @@ def test_an_answer_while_redis_is_down_is_stored_and_the_reconciler_finishes_it(
 
     site = make_app(REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI=private_redis.url)
     with site.test_request_context():
-        pack = make_pack(tmp_path, items=3, labels_per_item=1, max_labels_per_item=1)
+        pack = make_pack(tmp_path, items=3, labels_per_item=2, max_labels_per_item=2)
         slug, pack_id = pack.slug, pack.id
     member = Member(site, "outage1")
     assert member.post(f"/packs/{slug}/work/start").status_code == 303
@@ -34,14 +34,24 @@ def test_an_answer_while_redis_is_down_is_stored_and_the_reconciler_finishes_it(
     assert LEASE_ID.search(body), (page.status_code, body[-3000:])
     lease_id, token = LEASE_ID.search(body).group(1), CSRF.search(body).group(1)
 
+    # Another member already answered the same item alike: the member's answer is the second voice that verifies both.
+    with site.test_request_context():
+        from sapien.database import utcnow
+        from sapien.labeling import leases, submissions
+        from sapien.labeling.models import Lease
+
+        item_id = db.session.get(Lease, int(lease_id)).item_id
+        other = make_user("outage2")
+        submissions.submit_answer(other, leases.lease_item(other, item_id, utcnow()).id, {"labels": ["pos"]}, now=utcnow())
+
     private_redis.stop()
     response = member.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "pos", "csrf_token": token})
     assert response.status_code in (200, 303), response.get_data(as_text=True)[:2000]
     with site.app_context():
         db.session.remove()
-        stored = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.pack_id == pack_id))
+        stored = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.pack_id == pack_id, Submission.user_id == member.id))
         paid = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.user_id == member.id))
-    # The answer is in the database, verified (its item wanted one label); the settlement it could not queue waits.
+    # The answer is in the database, verified (it agrees with the other member's); the settlement it could not queue waits.
     assert stored == 1 and paid == 0
 
     # Pages that only read Redis as a cache still work.

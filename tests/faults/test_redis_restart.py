@@ -57,7 +57,8 @@ def test_redis_restarted_while_answers_are_submitted(app, make_app, private_redi
 
     site = make_app(REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI=private_redis.url)
     with site.test_request_context():
-        pack = make_pack(tmp_path, items=40, labels_per_item=1, max_labels_per_item=1, daily_cap=1000)
+        # Two voices per item: the members' agreeing answers verify each other and the settlement pays them.
+        pack = make_pack(tmp_path, items=40, labels_per_item=2, max_labels_per_item=2, daily_cap=1000)
         slug = pack.slug
     members = [Member(site, f"restart{n}") for n in range(3)]
     pool = Workers(site, tmp_path)
@@ -78,7 +79,7 @@ def test_redis_restarted_while_answers_are_submitted(app, make_app, private_redi
             thread.join(timeout=30)
         assert worker.alive()
         with site.app_context():
-            wait_for(lambda: worker_count() == 1, timeout=5, what="the heartbeat after the restart")
+            wait_for(lambda: worker_count() == 1, timeout=20, what="the heartbeat after the restart")  # a loaded 2-CPU machine
             # The reconcile queued on the reset rebuilt the lost boards, and nothing is left pending.
             from redis import Redis
 
@@ -88,9 +89,11 @@ def test_redis_restarted_while_answers_are_submitted(app, make_app, private_redi
             db.session.remove()
             submissions = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.pack_id == pack.id))
             paid = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.idempotency_key.like("submission:%:xp")))
-            accepted = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "accepted"))
+            marked_paid = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.reward_state == "paid"))
+            unpaid = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.reward_state == "verified"))
         answered_ok = sum(kind == "answer" and code in (200, 303) for kind, code in results)
-        assert submissions >= answered_ok > 20 and paid == accepted == submissions
+        # Every verified answer was paid once (an answer whose item still waits for its second voice waits too).
+        assert submissions >= answered_ok > 20 and paid == marked_paid > 0 and unpaid == 0
         assert_invariants(site)
         print(f"{answered_ok} answers, {sum(code >= 500 for _, code in results)} refused while Redis was down", utcnow())
     finally:

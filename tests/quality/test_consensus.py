@@ -285,6 +285,33 @@ def test_the_answers_of_an_item_that_never_converged_go_to_review_and_an_accept_
     assert ledger.balance(right, "points") == 10 and ledger.balances(wrong)["points"] == 0
 
 
+def test_a_moderator_sets_the_label_of_an_item_whose_answers_never_agreed(ctx, tmp_path, config):
+    from sqlalchemy import select
+
+    from jobs.labeling import settle_rewards
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+    from sapien.ledger import service as ledger
+    from sapien.moderation.models import AuditLog
+    from sapien.quality import overrides
+
+    config(PLANTED_REVIEW_RATE_PERCENT=0)
+    pack = make_pack(tmp_path, items=1, labels_per_item=2, max_labels_per_item=2, reward_points=10)
+    item = items_of(pack.id)[0]
+    right, wrong, moderator = make_user(), make_user(), make_user(role="moderator")
+    kept = answer(right, item.id, label("pos"))
+    dropped = answer(wrong, item.id, label("neg"))
+    assert _verified(item.id) is None and _item(item.id).no_consensus_at is not None
+    overrides.override_label(pack.id, item.id, moderator_id=moderator, answer="pos", reason="Read it: it is praise.", now=NOW)
+    verified = _verified(item.id)
+    assert verified.answer == label("pos") and verified.method == "moderator_override" and _item(item.id).no_consensus_at is None
+    db.session.expire_all()
+    states = {s.id: s.reward_state for s in db.session.scalars(select(Submission).where(Submission.item_id == item.id))}
+    assert states == {kept.submission_id: "verified", dropped.submission_id: "not_verified"}
+    assert settle_rewards() == 1 and ledger.balance(right, "points") == 10 and ledger.balances(wrong)["points"] == 0
+    assert db.session.scalars(select(AuditLog.reason).where(AuditLog.action == "label.override")).one().endswith("Read it: it is praise.")
+
+
 # --- batch and results ---------------------------------------------------------------------------
 
 def test_batch_gives_the_online_label_and_leaves_unconverged_items_unlabelled(ctx, tmp_path):

@@ -15,12 +15,14 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 from redis import Redis
 from sqlalchemy import text
+from web3 import Web3
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/sapien_test")
@@ -243,6 +245,57 @@ def client(app):
 @pytest.fixture
 def redis_conn(app):
     return Redis.from_url(app.config["REDIS_URL"])
+
+
+@pytest.fixture(scope="session")
+def deployed_addresses(app):
+    """Our four contracts, deployed once per session on the session's anvil through the real deploy path;
+    the rows are then forgotten (each test records the addresses in its own tables, see `chain`)."""
+    from sqlalchemy import delete
+
+    from sapien.chain.deploy import deploy_contracts
+    from sapien.chain.models import ChainTransaction, ContractDeployment, SignerNonce
+    from sapien.database import utcnow
+    from sapien.extensions import db
+
+    with app.app_context():
+        addresses = {contract.name: contract.address for contract in deploy_contracts(utcnow())}
+        for model in (ContractDeployment, ChainTransaction, SignerNonce):
+            db.session.execute(delete(model))
+        db.session.commit()
+    return addresses
+
+
+@dataclass
+class Chain:
+    w3: Web3
+    chain_id: int
+    addresses: dict[str, str]
+
+    def contract(self, name: str):
+        from sapien.chain.contracts import contract_at
+
+        return contract_at(self.w3, name, self.addresses[name])
+
+    def transact(self, function, sender: str):
+        """Send `function` from an unlocked anvil account and return its receipt."""
+        tx_hash = function.transact({"from": sender})
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)
+
+
+@pytest.fixture
+def chain(app_ctx, deployed_addresses):
+    """The session's contracts, on a chain snapshot that is reverted after the test."""
+    from sapien.chain.deploy import record_contracts
+    from sapien.database import utcnow
+
+    w3 = Web3(Web3.HTTPProvider(app_ctx.config["CHAIN_RPC_URL"]))
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    record_contracts(w3.eth.chain_id, deployed_addresses, utcnow())
+    try:
+        yield Chain(w3, w3.eth.chain_id, dict(deployed_addresses))
+    finally:
+        w3.provider.make_request("evm_revert", [snapshot])
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')

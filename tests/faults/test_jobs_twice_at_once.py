@@ -15,6 +15,7 @@ from redis import Redis
 from rq.registry import FinishedJobRegistry
 from sqlalchemy import func, select
 
+from tests.chain.conftest import OTHER_ADDRESS, signed_message, site
 from tests.faults.conftest import assert_invariants
 from tests.faults.scenarios import (
     aggregation_requested,
@@ -38,8 +39,68 @@ def count(model, *where) -> int:
 class Setups:
     """Data for each kind of job, made before the runs; each check reads the one effect back."""
 
-    def __init__(self, app, tmp_path, redis_conn):
-        self.app, self.tmp_path, self.redis = app, tmp_path, redis_conn
+    def __init__(self, app, tmp_path, redis_conn, chain):
+        self.app, self.tmp_path, self.redis, self.chain = app, tmp_path, redis_conn, chain
+
+    def mint_badge(self):
+        from eth_account import Account
+
+        from sapien.chain import wallets
+        from sapien.database import utcnow
+        from sapien.extensions import db
+        from sapien.progression.awards import award_badge
+        from sapien.progression.models import MintRequest
+
+        with self.app.test_request_context():
+            self.minter = make_user()
+            # Awarded before the wallet is linked, so the award queues no mint job of its own (the two
+            # copies below are the only runs).
+            award_badge(self.minter, "first-label", utcnow())
+            self.mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.user_id == self.minter))
+            # Linked through the wallets area's real path: the workers' `events.wallet_of` reads this row.
+            self.mint_wallet = Account.create()
+            text, signature = signed_message(self.minter, self.mint_wallet, now=utcnow())
+            wallets.link_wallet(self.minter, text, signature, site(), utcnow())
+        return (self.mint_id,)
+
+    def check_mint_badge(self):
+        from sapien.chain.contracts import badge_token_id
+        from sapien.chain.models import ChainTransaction
+        from sapien.extensions import db
+        from sapien.progression.models import MintRequest
+
+        request = db.session.get(MintRequest, self.mint_id)
+        assert request.state == "minted" and request.wallet_address == self.mint_wallet.address
+        sent = list(db.session.scalars(select(ChainTransaction).where(ChainTransaction.key == f"badge-mint:{self.mint_id}")))
+        assert [(row.id, row.status) for row in sent] == [(request.tx_id, "confirmed")]
+        badge = self.chain.contract("SapienBadge")
+        assert badge.functions.balanceOf(self.mint_wallet.address).call() == 1  # one token, not two
+        assert badge.functions.ownerOf(badge_token_id(self.minter, "first-label")).call() == self.mint_wallet.address
+        assert self.chain.w3.eth.get_transaction_receipt(sent[0].tx_hash)["status"] == 1
+
+    def send_transaction(self):
+        from sapien.chain.contracts import call_data
+        from sapien.chain.outbox import queue_transaction
+        from sapien.database import utcnow
+
+        token = self.chain.contract("SapienToken")
+        self.tokens_before = token.functions.balanceOf(OTHER_ADDRESS).call()
+        with self.app.app_context():
+            self.sent_tx = queue_transaction(
+                key="test:twice:token-mint", kind="token_mint", chain_id=self.chain.chain_id, to=token.address,
+                data=call_data("SapienToken", "mint", OTHER_ADDRESS, 5), now=utcnow(),
+            )
+        return (self.sent_tx,)
+
+    def check_send_transaction(self):
+        from sapien.chain.models import ChainTransaction
+        from sapien.extensions import db
+
+        row = db.session.get(ChainTransaction, self.sent_tx)
+        assert row.status == "confirmed" and row.tx_hash and row.attempts >= 1
+        assert self.chain.w3.eth.get_transaction_receipt(row.tx_hash)["status"] == 1
+        token = self.chain.contract("SapienToken")
+        assert token.functions.balanceOf(OTHER_ADDRESS).call() == self.tokens_before + 5  # minted once
 
     def aggregate_pack(self):
         self.agg_pack = answered_pack(self.app, self.tmp_path)
@@ -89,6 +150,53 @@ class Setups:
         assert count(Review, Review.pack_id == self.escalating_pack, Review.escalated_at.is_not(None)) == 2
         notes = count(Notification, Notification.user_id == self.escalating_moderator, Notification.kind == "reviews_escalated")
         assert notes == 1  # both runs swept at once: one batch, one notification
+
+    def settle_rewards(self):
+        from sapien.extensions import db
+        from sapien.labeling.models import Submission
+
+        with self.app.test_request_context():
+            pack = make_pack(self.tmp_path, items=2, labels_per_item=2, max_labels_per_item=2)
+            self.settled_members = [make_user() for _ in range(2)]
+            # Two agreeing voices per item verify both answers; nothing is paid until the job runs.
+            self.settled = [
+                answer(member, item.id, label("pos")).submission_id
+                for item in items_of(pack.id) for member in self.settled_members
+            ]
+            states = set(db.session.scalars(select(Submission.reward_state).where(Submission.id.in_(self.settled))))
+            assert states == {"verified"}, states
+        return ()
+
+    def check_settle_rewards(self):
+        from sapien.extensions import db
+        from sapien.labeling.models import Submission
+        from sapien.ledger.models import Balance, LedgerEntry
+
+        submissions = list(db.session.scalars(select(Submission).where(Submission.id.in_(self.settled))))
+        assert {row.reward_state for row in submissions} == {"paid"} and all(row.paid_points > 0 for row in submissions)
+        for row in submissions:
+            entries = list(db.session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key == f"submission:{row.id}:points")))
+            assert [(entry.user_id, entry.amount) for entry in entries] == [(row.user_id, row.paid_points)]
+        for member in self.settled_members:
+            paid = sum(row.paid_points for row in submissions if row.user_id == member)
+            entries = db.session.scalar(
+                select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.user_id == member, LedgerEntry.currency == "points")
+            )
+            balance = db.session.get(Balance, (member, "points"))
+            assert balance.amount == entries == paid, (member, balance.amount, entries, paid)
+
+    def rotate_quests(self):
+        return ()  # nothing to prepare: today's and this week's quests are missing in the fresh tables
+
+    def check_rotate_quests(self):
+        from sapien.database import utcnow
+        from sapien.extensions import db
+        from sapien.progression.models import Quest
+        from sapien.progression.quest_catalogue import _current_rotation
+
+        rotated = list(db.session.execute(select(Quest.catalogue_slug, Quest.rotation_key).where(Quest.catalogue_slug.is_not(None))).tuples())
+        wanted = [(template.slug, key) for template, key in _current_rotation(utcnow())]
+        assert sorted(rotated) == sorted(wanted), rotated  # each once (the unique key), none missing
 
     def sync_member_progress(self):
         self.behind = member_behind_on_levels(self.app)
@@ -152,12 +260,12 @@ class Setups:
         assert all(queued.count(f"quality-aggregate-{pack_id}") == 1 for pack_id in self.requested), queued
 
 
-def test_every_kind_of_job_twice_at_once_has_one_effect(app, workers, redis_conn, tmp_path):
+def test_every_kind_of_job_twice_at_once_has_one_effect(app, chain, workers, redis_conn, tmp_path):
     from sapien.extensions import db
     from sapien.queue import enqueue_once, get_queue, reconcile
     from tests.jobs.test_queue import job_functions
 
-    setups = Setups(app, tmp_path, redis_conn)
+    setups = Setups(app, tmp_path, redis_conn, chain)
     kinds = job_functions()
     args = {name: getattr(setups, name.rsplit(".", 1)[1])() for name in kinds}  # every kind has a setup and a check
     with app.app_context():

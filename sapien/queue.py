@@ -200,7 +200,15 @@ class Heartbeat(threading.Thread):
             added, _ = pipe.execute()
         self.beats += 1
         if added and self.beats > 1 and self.on_reset is not None:
+            # In a thread of its own: the reset's work (re-registering, queueing a reconcile) may wait on
+            # Redis or the database, and the beat must go on meanwhile or the worker would look dead.
+            threading.Thread(target=self._reset, name=f"reset-{self.worker_name}", daemon=True).start()
+
+    def _reset(self) -> None:
+        try:
             self.on_reset()
+        except Exception:  # noqa: BLE001 - a failed reset is logged; the next flush tries again
+            log.exception("heartbeat of %s: reset failed", self.worker_name)
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -209,8 +217,6 @@ class Heartbeat(threading.Thread):
             except RedisError as error:
                 log.warning("heartbeat of %s failed: %s", self.worker_name, error)
                 self.beats += 1  # the next successful beat re-adds the entry and counts as a reset
-            except Exception:  # noqa: BLE001 - a failing reset must not stop the beat
-                log.exception("heartbeat of %s: reset failed", self.worker_name)
             self.stopped.wait(HEARTBEAT_EVERY)
 
     def stop(self) -> None:
@@ -482,6 +488,8 @@ class AppWorker(SimpleWorker):
     def teardown(self):
         try:
             super().teardown()
+        except RedisError as error:  # Redis went away as the worker stopped: its registry entry expires by itself
+            log.warning("worker %s: could not record its stop in Redis: %s", self.name, error)
         finally:
             if self.pulse is not None:
                 self.pulse.stop()

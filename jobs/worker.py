@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
                 worker.work(with_scheduler=True, burst=burst)
             except RedisError as error:  # lost while starting or stopping: try again once Redis answers
                 log.warning("worker %s: Redis unavailable: %s", worker.name, error)
-            if burst or worker._stop_requested:
+            if burst or worker._stop_requested or worker._shutdown_requested_date is not None:  # SIGTERM, idle or busy
                 break
             # RQ quits its loop on any unhandled error, such as Redis going away while it records a finished
             # job. The process is this worker's supervisor: it starts a fresh worker (the job left "started"

@@ -8,7 +8,7 @@ import pytest
 from rq import Worker
 
 from sapien.queue import HEARTBEAT_TTL
-from tests.faults.conftest import wait_for
+from tests.faults.conftest import wait_for, wait_until_drained
 
 pytestmark = pytest.mark.faults
 
@@ -48,3 +48,15 @@ def test_healthz_recovers_after_flushdb_while_the_worker_lives(app, client, work
     wait_for(lambda: redis_conn.lrange("test:runs", 0, -1) == [b"after-flush"], what="a job run after the flush")
     assert worker.alive()
 
+
+
+def test_sigterm_stops_an_idle_worker_for_good(app, client, workers):
+    """The worker process replaces a worker whose loop stopped on an error, but a SIGTERM is a shutdown,
+    idle or busy: the process exits instead of starting another worker."""
+    worker = workers.start()
+    wait_for(lambda: workers_ok(client), what="the worker's first heartbeat")
+    wait_until_drained(app)  # its start-up reconcile is done: the worker waits for work
+    time.sleep(1)
+    worker.term()
+    assert worker.wait(timeout=15) == 0
+    wait_for(lambda: not workers_ok(client), timeout=HEARTBEAT_TTL + 3, what="the heartbeat to stop")

@@ -128,9 +128,8 @@ def claim(review_id: int):
     return redirect_to(url_for("quality.review_queue"))
 
 
-@bp.post("/review/<int:review_id>/release")
-@login_required
-def release(review_id: int):
+def _release(review_id: int, message: str, back: str):
+    """Hand a claimed review back (to the reviewers' or the moderators' queue) and return there."""
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
@@ -138,8 +137,14 @@ def release(review_id: int):
         reviews.release_review(review_id, current_user.id, utcnow())
     except quality_errors.ReviewNotFound:
         abort(404)
-    flash_message(_("The review went back to the queue."), "info")
-    return redirect_to(url_for("quality.review_queue"))
+    flash_message(message, "info")
+    return redirect_to(back)
+
+
+@bp.post("/review/<int:review_id>/release")
+@login_required
+def release(review_id: int):
+    return _release(review_id, _("The review went back to the queue."), url_for("quality.review_queue"))
 
 
 @bp.post("/review/<int:review_id>/decide")
@@ -224,15 +229,7 @@ def claim_escalated(review_id: int):
 @bp.post("/manage/reviews/<int:review_id>/release")
 @role_required("moderator")
 def release_escalated(review_id: int):
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        reviews.release_review(review_id, current_user.id, utcnow())
-    except quality_errors.ReviewNotFound:
-        abort(404)
-    flash_message(_("The review went back to the moderators' queue."), "info")
-    return redirect_to(url_for("quality.escalated"))
+    return _release(review_id, _("The review went back to the moderators' queue."), url_for("quality.escalated"))
 
 
 @bp.post("/manage/reviews/<int:review_id>/decide")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.labeling.conftest import open_pack  # noqa: F401 - the quality tests publish their packs the same way
+
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 _names = count(1)
 
@@ -67,24 +69,6 @@ def make_pack(tmp_path: Path, *, items: int = 3, gold: int = 0, task_type: str =
         report = imports.import_items(pack.id, path, media_dir=None, now=NOW)
         assert not report.problems, report.problems
     return open_pack(pack)
-
-
-def open_pack(pack):
-    """Publish a fixture pack the way a moderator would; a pack with nothing to label (the tests of
-    gold-only or empty packs) is opened directly, as packs made before drafts existed are."""
-    from sqlalchemy import update
-
-    from sapien.database import unit_of_work
-    from sapien.extensions import db
-    from sapien.labeling import errors, packs
-    from sapien.labeling.models import TaskPack
-
-    try:
-        return packs.publish_pack(pack.id, now=NOW)
-    except errors.InvalidSettings:
-        with unit_of_work():
-            db.session.execute(update(TaskPack).where(TaskPack.id == pack.id).values(status="open"))
-        return db.session.get(TaskPack, pack.id)
 
 
 def items_of(pack_id: int, *, gold: bool | None = None):

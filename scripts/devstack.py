@@ -235,8 +235,18 @@ def test(pytest_args: list[str]) -> int:
     env["TEST_DATABASE_URL"] = ensure_postgres(env["TEST_DATABASE_URL"])
     ensure_chromium()
     ensure_espeak()
-    command = [str(VENV_BIN / "python"), "-m", "pytest", *pytest_args]
+    command = [str(VENV_BIN / "python"), "-m", "pytest", *_parallel(pytest_args), *pytest_args]
     return subprocess.run(command, cwd=ROOT, env=env).returncode
+
+
+def _parallel(pytest_args: list[str]) -> list[str]:
+    """Two pytest-xdist workers on a machine with two CPUs or more (each gets its own database, Redis
+    index and anvil: tests/conftest.py); none when the caller chose (-n, -p no:xdist) or for one CPU.
+    Two, not more: the workers take the Redis indexes above TEST_REDIS_URL's, and Redis has 16."""
+    chosen = any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) or "xdist" in arg for arg in pytest_args)
+    if chosen or (os.cpu_count() or 1) < 2:
+        return []
+    return ["-n", "2"]
 
 
 def bench(modules: list[str]) -> int:

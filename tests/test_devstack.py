@@ -68,3 +68,13 @@ def test_apt_waits_for_the_dpkg_lock(monkeypatch):
     assert [c[c.index("apt-get") + 1] for c in commands] == ["-o", "-o"]
     assert all("DPkg::Lock::Timeout=600" in c for c in commands)
     assert [c[-1] for c in commands] == ["-qq", "wrk"]
+
+
+def test_make_test_runs_two_workers_unless_the_caller_chose(monkeypatch):
+    monkeypatch.setattr(devstack.os, "cpu_count", lambda: 2)
+    assert devstack._parallel(["-k", "ledger"]) == ["-n", "2"]
+    assert devstack._parallel(["-n", "0"]) == []
+    assert devstack._parallel(["-n4"]) == []
+    assert devstack._parallel(["-p", "no:xdist"]) == []
+    monkeypatch.setattr(devstack.os, "cpu_count", lambda: 1)
+    assert devstack._parallel([]) == []

@@ -87,6 +87,7 @@ def _register_models() -> None:
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
+    from sapien.economy import models as _economy  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
     from sapien.labeling import models as _labeling  # noqa: F401
     from sapien.leaderboards import models as _leaderboards  # noqa: F401

@@ -76,6 +76,8 @@ judge_submission = Question("judge-submission")  # submission_id, now -> Judgeme
 verified_labels = Question("verified-labels")  # item_ids -> dict[int, dict]
 # A member's reputation, 0–1000 (pack and guild requirements).
 reputation_of = Question("reputation-of")  # user_id -> int
+# The reward multiplier of a task type at a difficulty, in basis points (10,000 = 1×): economy's parameter store.
+reward_rate = Question("reward-rate")  # task_type, difficulty -> int
 # guilds asks progression
 level_of = Question("level-of")  # user_id -> int (from the member's XP)
 # chain asks the wallets area (accounts/SIWE): the address a member linked, if any.

@@ -46,7 +46,7 @@ from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
-from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
+from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
@@ -63,7 +63,7 @@ OPEN_STATES = ("pending", "verified")  # rewards still to come
 
 def revenue_shares_for(pack: TaskPack, campaign: Campaign) -> int:
     """Community campaigns record shares of the dataset's future revenue for each verified answer."""
-    return round_down(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
+    return round_down(pack.revenue_shares * reward_multiplier(pack.task_type, pack.difficulty)) if campaign.kind == "community" else 0
 
 
 def request_settlement() -> None:

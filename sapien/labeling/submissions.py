@@ -53,7 +53,7 @@ from sapien.labeling.models import (
     Submission,
     TaskPack,
 )
-from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
+from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
 from sapien.labeling.settlement import request_settlement, revenue_shares_for
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
@@ -171,7 +171,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
 
 def reward_for(user_id: int, pack: TaskPack, campaign: Campaign, now: datetime) -> Reward:
     """What an answer given now earns once verified (see the module docstring)."""
-    multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(user_id, now)
+    multiplier = reward_multiplier(pack.task_type, pack.difficulty) * streak_multiplier(user_id, now)
     return Reward(
         points=round_down(pack.reward_points * multiplier) if campaign.kind in ("enterprise", "dual") else 0,
         xp=round_down(pack.reward_xp * multiplier),

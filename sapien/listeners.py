@@ -14,6 +14,7 @@ from sapien.accounts import service as accounts
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
 from sapien.economy import parameters
+from sapien.governance import pending as _governance_pending  # noqa: F401, E402, I001
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.labeling import settlement as _settlement  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001

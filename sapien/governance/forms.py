@@ -7,7 +7,15 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from sapien.economy import parameters as store
 from sapien.forms import ChoiceField
-from sapien.governance.proposals import NOTE_MAX, RATIONALE_MAX, TASK_TYPE_MAX, TITLE_MAX, GovernanceError, ProposalDraft, parse_value
+from sapien.governance.proposals import (
+    NOTE_MAX,
+    RATIONALE_MAX,
+    TASK_TYPE_MAX,
+    TITLE_MAX,
+    GovernanceError,
+    ProposalDraft,
+    parse_value,
+)
 
 KIND_CHOICES = [("parameter", _l("Change an economy setting")), ("task_type", _l("Add a new task type"))]
 

@@ -205,7 +205,8 @@ def close_proposal(proposal_id: int, now: datetime) -> Proposal:
             proposal.status = "failed"
         elif proposal.kind == "parameter":
             proposal.status = "queued"
-            proposal.executable_at = now + timedelta(seconds=proposal.timelock_seconds)
+            # The timelock runs from the end of the period, not from whenever the count was written.
+            proposal.executable_at = as_utc(proposal.closes_at) + timedelta(seconds=proposal.timelock_seconds)
         else:
             proposal.status = "passed"
     return proposal

@@ -13,7 +13,16 @@ from sapien.database import as_utc, utcnow
 from sapien.economy import parameters as store
 from sapien.governance import proposals, rules, voting
 from sapien.governance.forms import DoneForm, ProposalForm, ReasonForm, VoteForm
-from sapien.web import flash_message, form_status, redirect_to, render_page_or_fragment, render_poll, role_required, show_domain_error, wants_fragment
+from sapien.web import (
+    flash_message,
+    form_status,
+    redirect_to,
+    render_page_or_fragment,
+    render_poll,
+    role_required,
+    show_domain_error,
+    wants_fragment,
+)
 
 bp = Blueprint("governance", __name__, url_prefix="/governance")
 GROUPS = ("open", "passed", "failed")

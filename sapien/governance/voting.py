@@ -24,12 +24,12 @@ from sapien.governance import rules
 from sapien.governance.models import VOTE_CHOICES, PowerSnapshot, Proposal, Vote
 from sapien.governance.proposals import GovernanceError, NotAllowed, ProposalNotFound
 
-# Buckets by a voter's share of the proposal's total power: (upper bound as a fraction's denominator …).
+# Buckets by a voter's share of the proposal's total power (under 0.1 %, 0.1–1 %, 1–10 %, 10 % or more).
 BUCKETS = (
-    ("small", _l("under 0.1 % of the power each")),
-    ("medium", _l("0.1 % to 1 % each")),
-    ("large", _l("1 % to 10 % each")),
-    ("whale", _l("10 % or more each")),
+    ("small", _l("under a thousandth of the power each")),
+    ("medium", _l("a thousandth to a hundredth each")),
+    ("large", _l("a hundredth to a tenth each")),
+    ("whale", _l("a tenth of the power or more each")),
 )
 
 

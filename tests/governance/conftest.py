@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import count
 
 import pytest
 
-from tests.labeling.conftest import NOW, make_user  # noqa: F401
+from tests.labeling.conftest import NOW
 
 TOKEN = 10**18
 HOUR = timedelta(hours=1)
@@ -17,6 +18,22 @@ def ctx(app):
     """An app context with a (signed-out) request context, so translated messages can be read."""
     with app.test_request_context():
         yield app
+
+
+_names = count(1)
+_password_hash: list[str] = []
+
+
+def make_user(username: str | None = None, role: str = "member") -> int:
+    """A member, made through accounts' sign-up with one password hash computed once (hashing is slow on purpose)."""
+    from sapien.accounts import service as accounts
+
+    if not _password_hash:
+        _password_hash.append(accounts.hash_password("correct horse battery"))
+    username = username or f"voter{next(_names)}"
+    user = accounts.sign_up(accounts.SignUp(username=username, email=f"{username}@example.org", password="correct horse battery"),
+                            now=NOW, role=role, password_hash=_password_hash[0])
+    return user.id
 
 
 def give(user_id: int, *, xp: int = 0, stake: int = 0, reputation: int | None = None, tag: str = "setup") -> None:

@@ -34,9 +34,9 @@ def test_below_the_threshold_a_member_cannot_propose_and_is_told_what_is_missing
     ],
 )
 def test_an_invalid_parameter_value_is_refused_with_the_stores_message(ctx, name, value, field, message):
+    from sapien.extensions import db
     from sapien.governance import proposals
     from sapien.governance.models import Proposal
-    from sapien.extensions import db
 
     author = proposer()
     draft = proposals.ProposalDraft("parameter", "A change", parameter_name=name, new_value=value)
@@ -56,10 +56,10 @@ def test_typed_values_are_parsed_by_the_settings_kind(ctx):
 
 
 def test_voting_power_is_stake_times_reputation_factor_frozen_at_open(ctx):
-    from sapien.governance import proposals, rules
-    from sapien.governance.models import PowerSnapshot
     from sapien.accounts import service as accounts
     from sapien.extensions import db
+    from sapien.governance import proposals, rules
+    from sapien.governance.models import PowerSnapshot
 
     author = proposer(stake=2 * TOKEN)  # reputation 600: factor 1.1
     trusted = staker(2 * TOKEN, reputation=1000)  # factor 1.5
@@ -174,9 +174,9 @@ def test_a_value_the_store_no_longer_accepts_cancels_the_proposal_with_why(ctx, 
 
 
 def test_a_task_type_proposal_passes_then_a_moderator_marks_it_done(ctx):
+    from sapien.extensions import db
     from sapien.governance import proposals
     from sapien.moderation.models import AuditLog
-    from sapien.extensions import db
 
     author = proposer()
     moderator = make_user(role="moderator")

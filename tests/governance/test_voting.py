@@ -11,9 +11,9 @@ from tests.governance.conftest import HOUR, NOW, TOKEN, give, make_user, propose
 
 
 def test_a_second_vote_changes_the_first_and_the_tally_follows(ctx):
+    from sapien.extensions import db
     from sapien.governance import proposals, voting
     from sapien.governance.models import Vote
-    from sapien.extensions import db
 
     author = proposer()
     proposal = proposals.create_proposal(author, rate_draft(), NOW)

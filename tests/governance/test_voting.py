@@ -167,3 +167,30 @@ def test_a_vote_racing_the_close_is_either_counted_or_refused(app):
         counted = voting.tally(proposal_id).voters
         assert final.voters == counted  # the written count agrees with the votes that exist
         assert (outcome["vote"], final.status) in (("counted", "queued"), ("refused", "failed"))
+
+
+# A vote: the member (banned?), the proposal under a share lock, the frozen power, the upsert, the vote read back.
+VOTE_STATEMENTS = 5
+# The live tally a proposal page polls every few seconds: the proposal, the tally, the breakdown.
+TALLY_POLL_STATEMENTS = 3
+
+
+def test_a_vote_and_a_tally_poll_cost_a_few_statements(app, ctx):
+    from sapien.extensions import db
+    from sapien.governance import proposals, voting
+    from tests.labeling.test_submit_cost import counted_statements
+
+    author = proposer()
+    proposal_id = proposals.create_proposal(author, rate_draft(), NOW).id
+    db.session.expunge_all()
+    with counted_statements() as statements:
+        voting.cast_vote(author, proposal_id, "for", NOW + HOUR)
+    assert len(statements) <= VOTE_STATEMENTS, "\n".join(statements)
+    db.session.remove()
+
+    client = app.test_client()
+    client.get(f"/governance/{proposal_id}/tally", headers={"HX-Request": "true"})  # warm: the app's first request loads more
+    with counted_statements() as statements:
+        response = client.get(f"/governance/{proposal_id}/tally", headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "2,200" in response.get_data(as_text=True)
+    assert len(statements) <= TALLY_POLL_STATEMENTS, "\n".join(statements)

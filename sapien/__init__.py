@@ -102,6 +102,7 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
     from sapien.chain.views import bp as chain_bp
+    from sapien.economy.views import bp as economy_bp
     from sapien.governance.views import bp as governance_bp
     from sapien.guilds.views import bp as guilds_bp
     from sapien.health import bp as health_bp
@@ -115,7 +116,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp, governance_bp,
+        chain_bp, economy_bp, governance_bp,
     ):
         app.register_blueprint(blueprint)
 

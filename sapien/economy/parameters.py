@@ -96,7 +96,7 @@ def _tiers(value: object) -> None:
         if not isinstance(tier, dict) or set(tier) != {"months", "min_amount", "multiplier_bp"}:
             raise ParameterError(message)
         months, amount, multiplier = tier["months"], tier["min_amount"], tier["multiplier_bp"]
-        if not (_is_int(months) and 1 <= months <= 60 and _is_int(amount) and 0 <= amount <= 10**36
+        if not (_is_int(months) and 1 <= months <= 60 and _is_int(amount) and 0 <= amount <= LEDGER_MAX
                 and _is_int(multiplier) and BASIS <= multiplier <= 5 * BASIS):
             raise ParameterError(message)
     months = [tier["months"] for tier in value]
@@ -109,11 +109,14 @@ def _tiers(value: object) -> None:
 
 # --- the catalogue --------------------------------------------------------------------------------
 
+# The ledger keeps amounts in BIGINT base units, so one balance holds at most ~9.22 tokens: the defaults are
+# sized to fit (docs/economy.md).
+LEDGER_MAX = 2**63 - 1
 DEFAULT_TIERS = [
-    {"months": 1, "min_amount": 10 * TOKEN_UNIT, "multiplier_bp": 10_500},
-    {"months": 3, "min_amount": 50 * TOKEN_UNIT, "multiplier_bp": 11_500},
-    {"months": 6, "min_amount": 100 * TOKEN_UNIT, "multiplier_bp": 13_000},
-    {"months": 12, "min_amount": 250 * TOKEN_UNIT, "multiplier_bp": 15_000},
+    {"months": 1, "min_amount": TOKEN_UNIT // 10, "multiplier_bp": 10_500},
+    {"months": 3, "min_amount": TOKEN_UNIT // 4, "multiplier_bp": 11_500},
+    {"months": 6, "min_amount": TOKEN_UNIT // 2, "multiplier_bp": 13_000},
+    {"months": 12, "min_amount": TOKEN_UNIT, "multiplier_bp": 15_000},
 ]
 DEFAULT_DIFFICULTY_BP = {"beginner": 10_000, "intermediate": 15_000, "advanced": 20_000, "expert": 30_000}
 SLASH_SEVERITIES = ("warning", "moderate", "severe")
@@ -122,8 +125,8 @@ REVENUE_PARTS = ("contributors", "stakers", "treasury")
 
 def _specs() -> list[ParameterSpec]:
     specs = [
-        ParameterSpec("conversion.tokens_per_1000_points", "token_amount", TOKEN_UNIT,
-                      _l("Tokens a member gets for 1,000 points at conversion."), _token_amount(1, 10**6 * TOKEN_UNIT)),
+        ParameterSpec("conversion.tokens_per_1000_points", "token_amount", TOKEN_UNIT // 10,
+                      _l("Tokens a member gets for 1,000 points at conversion."), _token_amount(1, TOKEN_UNIT)),
         ParameterSpec("conversion.auto_stake_bp", "basis_points", 2_000,
                       _l("Share of each conversion staked automatically (on the shortest lock)."), _whole(0, BASIS)),
         ParameterSpec("conversion.epoch_days", "int", 7, _l("Length of a conversion epoch, in days."), _whole(1, 90)),
@@ -131,6 +134,9 @@ def _specs() -> list[ParameterSpec]:
                       _l("Staking tiers: lock months, the stake a tier needs and the reward multiplier it gives."), _tiers),
         ParameterSpec("staking.cooldown_days", "int", 7, _l("Days between asking to unstake and getting the tokens back."),
                       _whole(0, 365)),
+        ParameterSpec("staking.priority_reserve_items", "int", 0,
+                      _l("When a pack has this many open items or fewer, only staked members may claim them (0: off)."),
+                      _whole(0, 10_000)),
         ParameterSpec("slashing.shares", "json", {"warning": 0, "moderate": 2_500, "severe": 10_000},
                       _l("Share of a member's stake slashed for confirmed fraud, by severity."),
                       _shares(SLASH_SEVERITIES, sums_to_whole=False)),

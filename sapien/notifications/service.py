@@ -29,6 +29,12 @@ MESSAGES = {
     "answers_verified_xp": _l("%(count)s answers verified: +%(amount)s XP"),
     "answer_verified_points": _l("Your answer was verified: +%(amount)s points"),
     "answer_verified_xp": _l("Your answer was verified: +%(amount)s XP"),
+    # The same, with the member's staking multiplier applied to the points (economy/staking.py).
+    "answers_verified_points_boosted": _l("%(count)s answers verified: +%(amount)s points (×%(multiplier)s stake bonus)"),
+    "answer_verified_points_boosted": _l("Your answer was verified: +%(amount)s points (×%(multiplier)s stake bonus)"),
+    # economy: a moderator's slash of the member's stake, or a warning that took nothing.
+    "stake_slashed": _l("A moderator slashed %(amount)s tokens of your stake (%(severity)s): %(reason)s"),
+    "stake_warning": _l("A moderator warned you about fraud; your stake was not slashed this time: %(reason)s"),
 }
 
 

@@ -57,7 +57,7 @@ def test_a_change_needs_a_reason(ctx):
 
 
 def test_typed_values_parse_tokens_to_base_units_and_refuse_finer_fractions(ctx):
-    assert parameters.parse_value("conversion.tokens_per_1000_points", "1.5") == 15 * 10**17
+    assert parameters.parse_value("conversion.tokens_per_1000_points", "0.5") == 5 * 10**17
     assert parameters.parse_value("conversion.epoch_days", "14") == 14
     assert parameters.parse_value("revenue.split", '{"a": 1}') == {"a": 1}
     for text in ("-1", "0.0000000000000000001", "abc"):

@@ -36,6 +36,7 @@ from sapien.governance import rules
 from sapien.governance.models import PowerSnapshot, Proposal
 from sapien.governance.settings import setting
 from sapien.moderation.service import record as audit
+from sapien.notifications.service import notify
 
 TITLE_MAX = 120
 RATIONALE_MAX = 4000
@@ -209,6 +210,7 @@ def close_proposal(proposal_id: int, now: datetime) -> Proposal:
             proposal.executable_at = as_utc(proposal.closes_at) + timedelta(seconds=proposal.timelock_seconds)
         else:
             proposal.status = "passed"
+        _tell_author(proposal, "proposal_failed" if proposal.status == "failed" else "proposal_passed", now)
     return proposal
 
 
@@ -240,7 +242,12 @@ def execute_proposal(proposal_id: int, now: datetime) -> Proposal:
         proposal.status = "executed"
         proposal.executed_at = now
         proposal.parameter_change_id = change.id
+        _tell_author(proposal, "proposal_applied", now)
     return proposal
+
+
+def _tell_author(proposal: Proposal, kind: str, now: datetime) -> None:
+    notify(proposal.author_id, kind, {"title": proposal.title}, link=f"/governance/{proposal.id}", key=f"governance:{proposal.id}:{kind}", now=now)
 
 
 def cancel_proposal(actor_id: int, proposal_id: int, reason: str, now: datetime, *, moderator: bool) -> Proposal:
@@ -279,6 +286,7 @@ def complete_task_type(actor_id: int, proposal_id: int, note: str, now: datetime
         proposal.executed_at = now
         proposal.outcome_note = note
         audit(actor_id, "governance.task_type_done", f"proposal:{proposal_id}", note, now)
+        _tell_author(proposal, "proposal_applied", now)
     return proposal
 
 

@@ -107,6 +107,9 @@ def test_votes_without_a_majority_or_quorum_fail(ctx):
         proposal = proposals.create_proposal(people["author"], rate_draft(), NOW)
         closed = _vote_and_close({people[name]: choice for name, choice in votes.items()}, proposal_id=proposal.id)
         assert closed.status == "failed" and closed.executable_at is None, why
+    from sapien.notifications.service import recent
+
+    assert [n.kind for n in recent(people["author"]) if n.kind.startswith("proposal")] == ["proposal_failed"] * 3
 
 
 def test_quorum_counts_abstentions_but_the_threshold_does_not(ctx):
@@ -137,6 +140,10 @@ def test_executing_before_the_timelock_is_refused_then_applies_through_the_store
     history = store.parameter_history("reward.rate.text_classification")
     assert [(change.proposal_id, change.old_value, change.new_value) for change in history] == [(proposal.id, 10_000, 25_000)]
     assert executed.parameter_change_id == history[0].id
+    # The author heard of both steps, once each.
+    from sapien.notifications.service import recent
+
+    assert sorted(n.kind for n in recent(author) if n.kind.startswith("proposal")) == ["proposal_applied", "proposal_passed"]
     # A second execution changes nothing more.
     assert proposals.execute_proposal(proposal.id, closed.executable_at + HOUR).status == "executed"
     assert len(store.parameter_history("reward.rate.text_classification")) == 1

@@ -37,7 +37,7 @@ def make_user(username: str | None = None, role: str = "member") -> int:
 
 
 def give(user_id: int, *, xp: int = 0, stake: int = 0, reputation: int | None = None, tag: str = "setup") -> None:
-    """Give a member XP and stake through the ledger and set their reputation (the quality table)."""
+    """Give a member XP (the ledger), stake (tokens staked through economy) and a reputation (quality's table)."""
     from sapien.database import dialect_insert, unit_of_work
     from sapien.extensions import db
     from sapien.ledger import service as ledger
@@ -45,8 +45,11 @@ def give(user_id: int, *, xp: int = 0, stake: int = 0, reputation: int | None = 
 
     if xp:
         ledger.credit(user_id, "xp", xp, kind="test", key=f"test:{tag}:xp:{user_id}", now=NOW)
-    if stake:
-        ledger.credit(user_id, "stake", stake, kind="test", key=f"test:{tag}:stake:{user_id}", now=NOW)
+    if stake:  # tokens, then staked through economy's staking (a one-month lock)
+        from sapien.economy import staking
+
+        ledger.credit(user_id, "token", stake, kind="test", key=f"test:{tag}:token:{user_id}", now=NOW)
+        staking.stake(user_id, stake, 1, now=NOW)
     if reputation is not None:
         with unit_of_work():
             statement = dialect_insert(Reputation).values(user_id=user_id, score=reputation, updated_at=NOW)

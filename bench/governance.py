@@ -37,9 +37,16 @@ def seed_stakers(members: int) -> None:
             {"members": members},
         )
         connection.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), :members)"), {"members": members})
+        # The stake: the ledger balance and the economy position locking it (what voting power counts).
         connection.execute(
             text("INSERT INTO balances (user_id, currency, amount, updated_at)"
                  " SELECT g, 'stake', (1 + g % 50) * CAST(:tenth AS bigint), now() FROM generate_series(1, :members) g"),
+            {"members": members, "tenth": TOKEN // 10},
+        )
+        connection.execute(
+            text("INSERT INTO economy_stakes (user_id, amount, staked_amount, lock_months, source, status, staked_at, lock_ends_at)"
+                 " SELECT g, (1 + g % 50) * CAST(:tenth AS bigint), (1 + g % 50) * CAST(:tenth AS bigint), 1, 'member', 'staked', now(),"
+                 " now() + interval '30 days' FROM generate_series(1, :members) g"),
             {"members": members, "tenth": TOKEN // 10},
         )
         connection.execute(

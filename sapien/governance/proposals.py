@@ -154,13 +154,14 @@ def create_proposal(author_id: int, draft: ProposalDraft, now: datetime) -> Prop
     return proposal
 
 
-# Every member's power in one statement: staked thousandths of a token × (500 + reputation) / 1000.
+# Every member's power in one statement: their staked positions (economy_stakes, status "staked") in
+# thousandths of a token × (500 + reputation) / 1000.
 _FREEZE = (
     "INSERT INTO governance_power_snapshots (proposal_id, user_id, stake, reputation, power)"
-    " SELECT :proposal, b.user_id, b.amount, COALESCE(r.score, 500),"
-    " (b.amount / :unit) * (500 + COALESCE(r.score, 500)) / 1000"
-    " FROM balances b JOIN users u ON u.id = b.user_id LEFT JOIN reputations r ON r.user_id = b.user_id"
-    " WHERE b.currency = 'stake' AND NOT u.is_banned AND (b.amount / :unit) * (500 + COALESCE(r.score, 500)) / 1000 > 0"
+    " SELECT :proposal, s.user_id, s.stake, COALESCE(r.score, 500), (s.stake / :unit) * (500 + COALESCE(r.score, 500)) / 1000"
+    " FROM (SELECT user_id, CAST(SUM(amount) AS BIGINT) AS stake FROM economy_stakes WHERE status = 'staked' GROUP BY user_id) s"
+    " JOIN users u ON u.id = s.user_id LEFT JOIN reputations r ON r.user_id = s.user_id"
+    " WHERE NOT u.is_banned AND (s.stake / :unit) * (500 + COALESCE(r.score, 500)) / 1000 > 0"
 )
 
 

@@ -4,8 +4,8 @@ Voting power (frozen when a proposal opens)
 -------------------------------------------
 ``power = floor(stake / 10**15) × (500 + reputation) // 1000``
 
-*stake* is the member's staked tokens (the ledger's ``stake`` balance, in 10**-18 base units) counted in
-thousandths of a token; *reputation* is quality's 0–1000 score (500 for a new member). The reputation
+*stake* is the member's staked tokens (their economy stake positions still ``staked``: locked, or past
+their lock but not asked back; tokens cooling down to leave do not count), in thousandths of a token; *reputation* is quality's 0–1000 score (500 for a new member). The reputation
 factor ``(500 + reputation) / 1000`` runs from 0.5 (reputation 0) through 1.0 (a new member) to 1.5
 (reputation 1000): a member whose work is trusted weighs up to three times as much per staked token as
 one whose work is not, so tokens bought without a record of good work cannot carry a vote alone. Power
@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
 
 from sapien.accounts.models import User
+from sapien.economy.models import StakePosition
 from sapien.extensions import db
 from sapien.governance.settings import setting
-from sapien.ledger import service as ledger
 from sapien.progression.levels import member_level
 from sapien.quality.reputation import reputation_of
 
@@ -68,10 +69,17 @@ class Standing:
         return not self.missing
 
 
+def staked_amount(user_id: int) -> int:
+    """The member's tokens in `staked` positions (base units): what voting power and proposing count."""
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(StakePosition.amount), 0)).where(StakePosition.user_id == user_id, StakePosition.status == "staked")
+    ))
+
+
 def standing(user_id: int) -> Standing:
     level = member_level(user_id)
     reputation = reputation_of(user_id)
-    stake = ledger.balance(user_id, "stake")
+    stake = staked_amount(user_id)
     missing = []
     min_level = setting("governance.proposal_min_level")
     min_reputation = setting("governance.proposal_min_reputation")

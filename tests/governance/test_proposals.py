@@ -73,6 +73,23 @@ def test_voting_power_is_stake_times_reputation_factor_frozen_at_open(ctx):
     assert proposal.closes_at == NOW + 72 * HOUR and proposal.quorum_bp == 1000 and proposal.threshold_bp == 5000
 
 
+def test_stake_asked_back_no_longer_counts(ctx):
+    """A member who asked to unstake (their tokens cool down to leave) has no say in later proposals."""
+    from sapien.economy import staking
+    from sapien.economy.models import StakePosition
+    from sapien.extensions import db
+    from sapien.governance import proposals, rules
+
+    author = proposer()
+    leaving = staker(3 * TOKEN)
+    position = db.session.query(StakePosition).filter_by(user_id=leaving).one()
+    later = NOW + 31 * 24 * HOUR  # past the one-month lock
+    staking.request_unstake(leaving, position.id, now=later)
+    assert rules.staked_amount(leaving) == 0
+    proposal = proposals.create_proposal(author, rate_draft(), later)
+    assert (proposal.eligible_voters, proposal.total_power) == (1, 2200)
+
+
 def _vote_and_close(votes: dict[int, str], *, proposal_id: int):
     from sapien.governance import proposals, voting
 

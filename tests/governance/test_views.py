@@ -110,6 +110,7 @@ def test_moderators_execute_only_after_the_timelock_and_members_cannot(app, make
     assert ana.post(f"/governance/{proposal_id}/execute").status_code == 403
     early = mod.post(f"/governance/{proposal_id}/execute")
     assert early.status_code == 422 and "waits out its timelock" in early.get_data(as_text=True)
+    assert "Apply from" in early.get_data(as_text=True)  # the page offers the change only once the timelock is over
     cancel = ana.post(f"/governance/{proposal_id}/cancel", {"reason": "changed my mind"})
     assert cancel.status_code == 403  # the vote is over: only moderators may cancel now
     no_reason = mod.post(f"/governance/{proposal_id}/cancel", {"reason": ""})

@@ -3,6 +3,8 @@ and the ballot, and the moderators' execute, cancel and done actions. Lists and 
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -46,6 +48,14 @@ def _tally_context(proposal) -> dict:
     )
 
 
+def _shown(name: str, value) -> str:
+    """A value as the store shows it; as JSON for a setting the store no longer knows."""
+    try:
+        return store.display_value(name, value)
+    except store.ParameterError:
+        return json.dumps(value)
+
+
 def _proposal_page(proposal, status: int = 200, **forms):
     context = _tally_context(proposal)
     me = current_user.id if current_user.is_authenticated else None
@@ -56,7 +66,7 @@ def _proposal_page(proposal, status: int = 200, **forms):
         my_power=voting.frozen_power_of(me, proposal.id) if me else 0,
         refusal=rules.may_vote(me, context["now"]) if me else None,
         spec=store.PARAMETERS.get(proposal.parameter_name) if proposal.parameter_name else None,
-        show_value=lambda value: store.display_value(proposal.parameter_name, value),
+        show_value=lambda value: _shown(proposal.parameter_name, value),
         is_moderator=current_user.is_authenticated and current_user.has_role("moderator"),
     )
     forms.setdefault("vote_form", VoteForm(formdata=None))

@@ -92,6 +92,7 @@ def upgrade():
         sa.CheckConstraint('amount >= 0', name=op.f('ck_economy_stakes_amount_not_negative')),
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_economy_stakes_user_id_users'), ondelete='RESTRICT'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_economy_stakes')),
+        sa.UniqueConstraint('conversion_id', name='uq_economy_stakes_conversion_id'),
     )
     op.create_index('ix_economy_stakes_user_status', 'economy_stakes', ['user_id', 'status'], unique=False)
     op.create_table(

@@ -19,19 +19,21 @@ A `Conversion` row is unique per (epoch, member) and its ledger keys are ``conve
 and ``…:stake``. It happens either when the member asks ("convert now", `convert_member`: the current
 epoch's conversion, done at once) or when the epoch closes (`close_epoch`, the job
 ``jobs.economy.convert_epoch``, run by the reconciler once the epoch has ended): the close converts every
-member with points who has no conversion in that epoch yet, in chunks of `CHUNK` members per transaction,
-then writes the epoch's totals (the moderators' report) and closes it. Running it twice converts nobody
-twice: the rows' unique key and the ledger keys hold. A member whose token or stake balance would pass
-the ledger's BIGINT limit is skipped and counted in the report.
+member with points who has no conversion in that epoch yet, `CHUNK` member ids per transaction (on
+PostgreSQL set-based: three statements per chunk, see `_close_set_based`), then writes the epoch's totals
+(the moderators' report) and closes it. Running it twice converts nobody twice: the rows' unique key,
+the auto-stakes' unique conversion and the ledger keys hold. A member whose token or stake balance would
+pass the ledger's BIGINT limit is left out; the report counts the members left with points to convert.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Integer, any_, bindparam, false, func, select, update
+from sqlalchemy import Integer, any_, bindparam, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from sapien.accounts.models import User
@@ -175,12 +177,8 @@ def _convert(epoch: ConversionEpoch, points: dict[int, int], balances: dict[tupl
                          rate=rates.tokens_per_1000_points, requested=requested, created_at=now))
     if not rows:
         return 0, skipped
-    session = db.session
     # A member who converted meanwhile (asked while the close ran) keeps their one row: theirs is skipped here.
-    inserted = dict(session.execute(
-        dialect_insert(Conversion).on_conflict_do_nothing(index_elements=["epoch_id", "user_id"])
-        .returning(Conversion.user_id, Conversion.id, sort_by_parameter_order=True), rows
-    ).tuples().all())
+    inserted = _insert_conversions(rows, now)
     credits, stakes = [], []
     for row in rows:
         if row["user_id"] not in inserted:
@@ -195,8 +193,42 @@ def _convert(epoch: ConversionEpoch, points: dict[int, int], balances: dict[tupl
                                lock_ends_at=now + rates.auto_lock_months * LOCK_MONTH))
     ledger.credit_bulk(credits, now=now)
     if stakes:
-        session.execute(StakePosition.__table__.insert(), stakes)
+        _insert_stakes(stakes, now)
     return len(inserted), skipped
+
+
+# PostgreSQL: the rows travel as one JSON document (as the ledger's bulk credits do), one statement a chunk.
+_CONVERSIONS_PG = text(
+    "INSERT INTO economy_conversions (epoch_id, user_id, points, tokens, staked, rate, requested, created_at)"
+    " SELECT epoch_id, user_id, points, tokens, staked, rate, requested, :now FROM json_to_recordset(CAST(:rows AS json))"
+    " AS batch(epoch_id integer, user_id integer, points bigint, tokens bigint, staked bigint, rate bigint, requested boolean)"
+    " ON CONFLICT (epoch_id, user_id) DO NOTHING RETURNING user_id, id"
+)
+_STAKES_PG = text(
+    "INSERT INTO economy_stakes (user_id, amount, staked_amount, lock_months, source, conversion_id, status, staked_at, lock_ends_at)"
+    " SELECT user_id, amount, staked_amount, lock_months, source, conversion_id, status, :now, CAST(lock_ends_at AS timestamptz)"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS batch(user_id integer, amount bigint, staked_amount bigint, lock_months integer,"
+    " source text, conversion_id bigint, status text, lock_ends_at text)"
+)
+
+
+def _insert_conversions(rows: list[dict], now: datetime) -> dict[int, int]:
+    """Insert the rows that are not there yet; returns {member: conversion id} of those inserted."""
+    if is_postgres():
+        document = json.dumps([{key: value for key, value in row.items() if key != "created_at"} for row in rows])
+        return dict(db.session.execute(_CONVERSIONS_PG, {"rows": document, "now": now}).tuples().all())
+    return dict(db.session.execute(
+        dialect_insert(Conversion.__table__).on_conflict_do_nothing(index_elements=["epoch_id", "user_id"])
+        .returning(Conversion.__table__.c.user_id, Conversion.__table__.c.id, sort_by_parameter_order=True), rows
+    ).tuples().all())
+
+
+def _insert_stakes(stakes: list[dict], now: datetime) -> None:
+    if is_postgres():
+        document = json.dumps([dict(row, staked_at=None, lock_ends_at=row["lock_ends_at"].isoformat()) for row in stakes])
+        db.session.execute(_STAKES_PG, {"rows": document, "now": now})
+    else:
+        db.session.execute(StakePosition.__table__.insert(), stakes)
 
 
 def _balances(user_ids: list[int]) -> dict[tuple[int, str], int]:
@@ -249,22 +281,10 @@ def close_epoch(epoch_id: int, *, now: datetime, chunk: int = CHUNK) -> EpochRep
         raise EconomyError(_l("That epoch does not exist."))
     if epoch.status == "open" and as_utc(epoch.ends_at) > now:
         raise EconomyError(_l("That epoch has not ended yet."))
-    skipped, after = 0, 0
-    while epoch.status == "open":
-        with unit_of_work() as session:
-            ids = list(session.scalars(
-                select(Balance.user_id).join(User, User.id == Balance.user_id)
-                .where(Balance.currency == "points", Balance.amount > 0, Balance.user_id > after, User.is_banned == false())
-                .order_by(Balance.user_id).limit(chunk)
-            ))
-            if not ids:
-                break
-            after = ids[-1]
-            done = set(session.scalars(select(Conversion.user_id).where(Conversion.epoch_id == epoch.id, _one_of(Conversion.user_id, ids))))
-            todo = [user_id for user_id in ids if user_id not in done]
-            points = {user_id: amount for user_id, amount in _convertible(todo).items() if amount > 0} if todo else {}
-            if points:
-                skipped += _convert(epoch, points, _balances(list(points)), requested=False, now=now)[1]
+    if epoch.status == "open" and is_postgres():
+        skipped = _close_set_based(epoch, now=now, chunk=chunk)
+    else:
+        skipped = _close_member_by_member(epoch, now=now, chunk=chunk) if epoch.status == "open" else 0
     with unit_of_work() as session:
         epoch = session.scalar(select(ConversionEpoch).where(ConversionEpoch.id == epoch_id).with_for_update()
                                .execution_options(populate_existing=True))
@@ -279,6 +299,90 @@ def close_epoch(epoch_id: int, *, now: datetime, chunk: int = CHUNK) -> EpochRep
     epoch = db.session.get(ConversionEpoch, epoch_id)
     db.session.refresh(epoch)
     return report_of(epoch)
+
+
+def _close_member_by_member(epoch: ConversionEpoch, *, now: datetime, chunk: int) -> int:
+    """The close through `_convert`, `chunk` members per transaction (SQLite, in development); returns how
+    many members were skipped."""
+    skipped, after = 0, 0
+    while True:
+        with unit_of_work() as session:
+            ids = list(session.scalars(
+                select(Balance.user_id).join(User, User.id == Balance.user_id)
+                .where(Balance.currency == "points", Balance.amount > 0, Balance.user_id > after, User.is_banned == false())
+                .order_by(Balance.user_id).limit(chunk)
+            ))
+            if not ids:
+                break
+            after = ids[-1]
+            done = set(session.scalars(select(Conversion.user_id).where(Conversion.epoch_id == epoch.id, _one_of(Conversion.user_id, ids))))
+            todo = [user_id for user_id in ids if user_id not in done]
+            points = {user_id: amount for user_id, amount in _convertible(todo).items() if amount > 0} if todo else {}
+            if points:
+                skipped += _convert(epoch, points, _balances(list(points)), requested=False, now=now)[1]
+    return skipped
+
+
+# The set-based close (PostgreSQL): per range of member ids, three statements. The conversions, computed in
+# numeric arithmetic (points × rate cannot overflow) and left out where a balance would pass the ledger's
+# limit; the members' token and stake credits (`ledger.credit_set`, keyed as in `_convert`, so members
+# who converted on their own are not paid twice); the auto-stake positions (one per conversion, unique).
+_CONVERT_RANGE = text(
+    "INSERT INTO economy_conversions (epoch_id, user_id, points, tokens, staked, rate, requested, created_at)"
+    " SELECT :epoch, c.user_id, c.points, CAST(c.tokens AS bigint), CAST(floor(c.tokens * :auto / 10000) AS bigint), :rate, false, :now"
+    " FROM (SELECT b.user_id, b.amount - coalesce(done.points, 0) AS points,"
+    "  floor(CAST(b.amount - coalesce(done.points, 0) AS numeric) * :rate / 1000) AS tokens,"
+    "  coalesce(t.amount, 0) AS token_balance, coalesce(s.amount, 0) AS stake_balance"
+    "  FROM balances b JOIN users u ON u.id = b.user_id AND u.is_banned = false"
+    "  LEFT JOIN (SELECT user_id, sum(points) AS points FROM economy_conversions WHERE user_id > :after AND user_id <= :upto"
+    "   GROUP BY user_id) done ON done.user_id = b.user_id"
+    "  LEFT JOIN balances t ON t.user_id = b.user_id AND t.currency = 'token'"
+    "  LEFT JOIN balances s ON s.user_id = b.user_id AND s.currency = 'stake'"
+    "  WHERE b.currency = 'points' AND b.user_id > :after AND b.user_id <= :upto AND b.amount > coalesce(done.points, 0)) c"
+    " WHERE c.tokens > 0 AND c.tokens <= :max AND c.token_balance + c.tokens - floor(c.tokens * :auto / 10000) <= :max"
+    " AND c.stake_balance + floor(c.tokens * :auto / 10000) <= :max"
+    " ON CONFLICT (epoch_id, user_id) DO NOTHING"
+)
+_CREDITS_OF_RANGE = (
+    "SELECT user_id, 'token' AS currency, tokens - staked AS amount, 'conversion' AS kind,"
+    " 'convert:' || CAST(:number AS text) || ':' || CAST(user_id AS text) || ':' || 'token' AS idempotency_key,"
+    " 'epoch ' || CAST(:number AS text) || ': ' || CAST(points AS text) || ' points' AS memo"
+    " FROM economy_conversions WHERE epoch_id = :epoch AND user_id > :after AND user_id <= :upto AND tokens > staked"
+    " UNION ALL"
+    " SELECT user_id, 'stake', staked, 'conversion', 'convert:' || CAST(:number AS text) || ':' || CAST(user_id AS text) || ':' || 'stake',"
+    " 'epoch ' || CAST(:number AS text) || ': ' || CAST(points AS text) || ' points'"
+    " FROM economy_conversions WHERE epoch_id = :epoch AND user_id > :after AND user_id <= :upto AND staked > 0"
+)
+_AUTO_STAKES_OF_RANGE = text(
+    "INSERT INTO economy_stakes (user_id, amount, staked_amount, lock_months, source, conversion_id, status, staked_at, lock_ends_at)"
+    " SELECT user_id, staked, staked, :months, 'auto', id, 'staked', :now, :lock_ends FROM economy_conversions"
+    " WHERE epoch_id = :epoch AND user_id > :after AND user_id <= :upto AND staked > 0"
+    " ON CONFLICT (conversion_id) DO NOTHING"
+)
+_LEFT_UNCONVERTED = text(
+    "SELECT count(*) FROM balances b JOIN users u ON u.id = b.user_id AND u.is_banned = false"
+    " LEFT JOIN (SELECT user_id, sum(points) AS points FROM economy_conversions GROUP BY user_id) done ON done.user_id = b.user_id"
+    " WHERE b.currency = 'points' AND b.amount > coalesce(done.points, 0)"
+    " AND NOT EXISTS (SELECT 1 FROM economy_conversions c WHERE c.epoch_id = :epoch AND c.user_id = b.user_id)"
+)
+
+
+def _close_set_based(epoch: ConversionEpoch, *, now: datetime, chunk: int) -> int:
+    """Convert the epoch's members `chunk` member ids per transaction; returns how many members still have
+    points to convert (too few for a token unit, or at the ledger's limit): the report's "skipped"."""
+    rates = current_rates()
+    top = db.session.scalar(select(func.max(Balance.user_id)).where(Balance.currency == "points")) or 0
+    params = dict(epoch=epoch.id, number=epoch.number, rate=rates.tokens_per_1000_points, auto=rates.auto_stake_bp, max=LEDGER_MAX,
+                  months=rates.auto_lock_months, lock_ends=now + rates.auto_lock_months * LOCK_MONTH, now=now)
+    for after in range(0, top, chunk):
+        with unit_of_work() as session:
+            bounds = dict(params, after=after, upto=after + chunk)
+            # Whole ranges join best by hashing; the planner's row guesses for them would pick nested loops.
+            session.execute(text("SET LOCAL enable_nestloop = off"))
+            session.execute(_CONVERT_RANGE, bounds)
+            ledger.credit_set(_CREDITS_OF_RANGE, bounds, now=now)
+            session.execute(_AUTO_STAKES_OF_RANGE, bounds)
+    return int(db.session.scalar(_LEFT_UNCONVERTED, {"epoch": epoch.id}) or 0)
 
 
 def report_of(epoch: ConversionEpoch) -> EpochReport:

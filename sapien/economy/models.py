@@ -113,6 +113,8 @@ class StakePosition(db.Model):
         CheckConstraint(f"source IN {STAKE_SOURCES!r}", name="source_known"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         Index("ix_economy_stakes_user_status", "user_id", "status"),
+        # One auto-stake per conversion (members' own stakes have none): a rerun of an epoch adds none.
+        UniqueConstraint("conversion_id", name="uq_economy_stakes_conversion_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(db.Integer, "sqlite"), primary_key=True)

@@ -87,6 +87,8 @@ def _register_models() -> None:
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
+    from sapien.economy import models as _economy  # noqa: F401
+    from sapien.governance import models as _governance  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
     from sapien.labeling import models as _labeling  # noqa: F401
     from sapien.leaderboards import models as _leaderboards  # noqa: F401
@@ -100,6 +102,8 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
     from sapien.chain.views import bp as chain_bp
+    from sapien.economy.views import bp as economy_bp
+    from sapien.governance.views import bp as governance_bp
     from sapien.guilds.views import bp as guilds_bp
     from sapien.health import bp as health_bp
     from sapien.home.views import bp as home_bp
@@ -112,7 +116,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp,
+        chain_bp, economy_bp, governance_bp,
     ):
         app.register_blueprint(blueprint)
 

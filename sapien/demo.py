@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sapien.accounts import service as accounts
 from sapien.database import unit_of_work
+from sapien.governance.demo import seed_demo_proposals
 from sapien.guilds import founding, membership
 from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
 from sapien.leaderboards.rebuild import rebuild_all
@@ -171,3 +172,5 @@ def _seed(members: int, now: datetime) -> None:
     seed_demo_packs(now)
     demo_ids = [accounts.get_by_username(DEMO_LOGINS[role]).id for role in ("member", "reviewer")]
     seed_demo_history(demo_ids, now)
+    # Governance: stakers, and a proposal in every state (the demo guild leader, level 3, proposes).
+    seed_demo_proposals(rng, accounts.get_by_username(DEMO_LOGINS["guild_leader"]).id, member_ids, now)

@@ -76,6 +76,12 @@ judge_submission = Question("judge-submission")  # submission_id, now -> Judgeme
 verified_labels = Question("verified-labels")  # item_ids -> dict[int, dict]
 # A member's reputation, 0–1000 (pack and guild requirements).
 reputation_of = Question("reputation-of")  # user_id -> int
+# The reward multiplier of a task type at a difficulty, in basis points (10,000 = 1×): economy's parameter store.
+reward_rate = Question("reward-rate")  # task_type, difficulty -> int
+# labeling asks economy: the stake multipliers (basis points) of these members, only those above 1× (settlement).
+stake_multipliers = Question("stake-multipliers")  # user_ids -> dict[int, int]
+# labeling asks economy: one setting's current value (the priority reserve of scarce packs).
+economy_parameter = Question("economy-parameter")  # name -> object
 # guilds asks progression
 level_of = Question("level-of")  # user_id -> int (from the member's XP)
 # chain asks the wallets area (accounts/SIWE): the address a member linked, if any.

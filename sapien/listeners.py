@@ -13,6 +13,9 @@ from sapien.accounts import service as accounts
 # here so a worker always knows every source.
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
+from sapien.economy import conversion as _conversion  # noqa: F401, E402, I001
+from sapien.economy import parameters, staking
+from sapien.governance import pending as _governance_pending  # noqa: F401, E402, I001
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.labeling import settlement as _settlement  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
@@ -40,6 +43,18 @@ def _reputation_of(_sender=None, *, user_id: int) -> int:
     return reputation.reputation_of(user_id)
 
 
+def _reward_rate(_sender=None, *, task_type: str, difficulty: str) -> int:
+    return parameters.reward_rate_bp(task_type, difficulty)
+
+
+def _stake_multipliers(_sender=None, *, user_ids) -> dict[int, int]:
+    return staking.stake_multipliers(list(user_ids))
+
+
+def _economy_parameter(_sender=None, *, name: str):
+    return parameters.get_parameter(name)
+
+
 def _level_of(_sender=None, *, user_id: int) -> int:
     return levels.member_level(user_id)
 
@@ -60,6 +75,10 @@ def connect() -> None:
     events.reputation_of.connect(_reputation_of, weak=False)
     events.verified_labels.connect(_verified_labels, weak=False)
     events.level_of.connect(_level_of, weak=False)
+    # labeling asks economy (its reward rates are economy's settings)
+    events.reward_rate.connect(_reward_rate, weak=False)
+    events.stake_multipliers.connect(_stake_multipliers, weak=False)
+    events.economy_parameter.connect(_economy_parameter, weak=False)
     # chain and progression ask the wallets area
     events.wallet_of.connect(_wallet_of, weak=False)
     events.submission_settled.connect(online.on_submission_settled, weak=False)

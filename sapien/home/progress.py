@@ -50,18 +50,18 @@ def next_unlock(user_id: int, xp: int) -> NextUnlock | None:
     """The locked pack nearest to the member that only a level stands between (reputation, stake and
     exams have their own paths), with the XP and roughly how many verified answers it takes."""
     from sapien.labeling.models import Campaign, TaskPack
-    from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS
+    from sapien.labeling.packs import reward_multiplier
     from sapien.progression.levels import level_for_xp, xp_for_level
 
     level = level_for_xp(xp)
     rows = db.session.execute(
         select(TaskPack.name, TaskPack.slug, TaskPack.min_level, TaskPack.min_reputation, TaskPack.min_stake,
-               TaskPack.exam_required, TaskPack.reward_xp, TaskPack.difficulty)
+               TaskPack.exam_required, TaskPack.reward_xp, TaskPack.task_type, TaskPack.difficulty)
         .join(Campaign, Campaign.id == TaskPack.campaign_id)
         .where(TaskPack.status == "open", Campaign.status == "active")
     ).all()
     best_xp = max(
-        (int(row.reward_xp * DIFFICULTY_MULTIPLIERS[row.difficulty]) for row in rows
+        (int(row.reward_xp * reward_multiplier(row.task_type, row.difficulty)) for row in rows
          if row.min_level <= level and row.min_reputation <= 0 and row.min_stake <= 0 and not row.exam_required),
         default=0,
     )

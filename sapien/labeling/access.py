@@ -25,7 +25,7 @@ from sapien.labeling.models import (
     Media,
     TaskPack,
 )
-from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, PackCounts, pack_counts, round_down
+from sapien.labeling.packs import TOKEN_UNIT, PackCounts, pack_counts, reward_multiplier, round_down
 from sapien.ledger.models import Balance
 from sapien.progression.levels import level_for_xp
 
@@ -128,7 +128,7 @@ MARKET_SORTS = ("reward", "time", "newest")
 
 def rewards_after_difficulty(pack: TaskPack, campaign: Campaign) -> tuple[int, int, int, int]:
     """(points, xp, partner, revenue shares) one accepted label earns before any streak bonus."""
-    multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty]
+    multiplier = reward_multiplier(pack.task_type, pack.difficulty)
     points = round_down(pack.reward_points * multiplier) if campaign.kind != "community" else 0
     partner = round_down(pack.partner_reward * multiplier) if campaign.kind == "dual" else 0
     shares = round_down(pack.revenue_shares * multiplier) if campaign.kind == "community" else 0

@@ -9,6 +9,9 @@ two members racing for the last slot cannot both win. A lease is unique per (ite
 gets the same item twice, even after their lease ran out. An expired lease or a rejected answer gives
 its slot back. Gold items are mixed in at the pack's gold rate; they take no slots (every member may
 answer each of them once) and look exactly like ordinary items to the member.
+
+Priority access: when a pack's open items are down to economy's reserve, only staked members (those with
+a staking tier) may claim them (`_check_priority`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime, timedelta
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, exists, false, func, literal, select, true, update
 
+from sapien import events
 from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.access import check_unlocked
@@ -137,6 +141,19 @@ def claim_ordinary_statement(user_id: int, pack_id: int):
     )
 
 
+def _check_priority(user_id: int, pack: TaskPack) -> None:
+    """Priority access: once a pack has no more open items than economy's ``staking.priority_reserve_items``
+    (0: off), those scarce items go to members with a staking tier; the others are told why."""
+    reserve = int(events.economy_parameter.ask(name="staking.priority_reserve_items"))
+    if reserve <= 0 or events.stake_multipliers.ask(user_ids=[user_id]):
+        return
+    open_items = select(Item.id).where(
+        Item.pack_id == pack.id, Item.status == "open", Item.is_gold == false(), Item.slots_taken < Item.labels_target
+    ).limit(reserve + 1).subquery()
+    if db.session.scalar(select(func.count()).select_from(open_items)) <= reserve:
+        raise NoWorkLeft(_l("Only a few items are left in this pack, and staked members are served first. Stake tokens to get them."))
+
+
 def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
     return db.session.scalars(
         claim_ordinary_statement(user_id, pack.id), execution_options={"synchronize_session": False, "populate_existing": True}
@@ -191,6 +208,7 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
             used -= 1  # counted while it was active
         check_unlocked(user_id, pack)
         _check_daily_cap(user_id, pack, now, used)
+        _check_priority(user_id, pack)
         for _attempt in range(5):
             item = None
             if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:

@@ -267,6 +267,8 @@ class Submission(db.Model):
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # verified, or found not verified
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The stake tier's reward multiplier the settlement applied to the points (basis points; 10,000 = none).
+    stake_multiplier_bp: Mapped[int] = mapped_column(Integer, default=10_000, server_default="10000")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

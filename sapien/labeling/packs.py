@@ -12,6 +12,7 @@ from decimal import ROUND_FLOOR, Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
 
+from sapien import events
 from sapien.database import as_utc, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.errors import InvalidSettings, LabelingNotFound
@@ -27,12 +28,6 @@ from sapien.labeling.models import (
     TaskPack,
 )
 
-DIFFICULTY_MULTIPLIERS = {
-    "beginner": Decimal(1),
-    "intermediate": Decimal("1.5"),
-    "advanced": Decimal(2),
-    "expert": Decimal(3),
-}
 CLASSIFICATION_TYPES = ("text_classification", "image_classification")
 TEXT_TYPES = ("text_classification", "text_cleaning")
 IMAGE_TYPES = ("image_classification", "bounding_boxes")
@@ -53,6 +48,12 @@ def day_start(now: datetime) -> datetime:
 
 def round_down(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def reward_multiplier(task_type: str, difficulty: str) -> Decimal:
+    """What a pack's base rewards are multiplied by: its difficulty's and its task type's rates, which are
+    economy's settings (asked, as economy sits above labeling)."""
+    return Decimal(events.reward_rate.ask(task_type=task_type, difficulty=difficulty)) / 10_000
 
 
 # --- campaigns and packs --------------------------------------------------------------------------

@@ -28,6 +28,12 @@ one `answers_paid` event per member per batch (progression: levels, quests, stre
 hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two runs
 never pay the same answer and a review reject waits for the batch holding its answer (then reverses the
 pay). The reconciler finds verified rows left unpaid when the queue lost the job.
+
+Stake multipliers
+-----------------
+A member's staking tier multiplies the points of every answer when it is paid (economy answers
+`events.stake_multipliers`; rounded down). The answer records the points paid and the multiplier
+(``stake_multiplier_bp``), so its history shows "×1.05" and a later reversal takes back what was paid.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
-from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
+from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
@@ -59,11 +65,12 @@ SETTLEMENT_JOB_ID = "labeling-settle-rewards"
 # batches cost less per answer (100,000 answers: one batch of a few seconds on PostgreSQL).
 SETTLEMENT_BATCH = 100_000
 OPEN_STATES = ("pending", "verified")  # rewards still to come
+BASIS = 10_000  # basis points in 1× (the stake multipliers economy answers with)
 
 
 def revenue_shares_for(pack: TaskPack, campaign: Campaign) -> int:
     """Community campaigns record shares of the dataset's future revenue for each verified answer."""
-    return round_down(pack.revenue_shares * DIFFICULTY_MULTIPLIERS[pack.difficulty]) if campaign.kind == "community" else 0
+    return round_down(pack.revenue_shares * reward_multiplier(pack.task_type, pack.difficulty)) if campaign.kind == "community" else 0
 
 
 def request_settlement() -> None:
@@ -137,6 +144,7 @@ class MemberPayout:
     task_types: Counter = field(default_factory=Counter)
     answered_at: list[datetime] = field(default_factory=list)
     first_submission_id: int = 0
+    multiplier_bp: int = 10_000  # the member's stake multiplier, applied to the points
 
 
 @dataclass
@@ -180,6 +188,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
             update(Submission).where(_one_of(Submission.id, [row[0] for row in rows])).values(reward_state="paid", paid_at=now)
             .execution_options(synchronize_session=False)
         )
+        boosts = _apply_stake_multipliers(rows)
         packs = {
             pack.id: (pack, campaign) for pack, campaign in session.execute(
                 select(TaskPack, Campaign).join(Campaign, Campaign.id == TaskPack.campaign_id).where(TaskPack.id.in_({row[2] for row in rows}))
@@ -190,6 +199,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         payouts: dict[int, MemberPayout] = defaultdict(MemberPayout)
         for submission_id, user_id, pack_id, points, xp, partner, reversed_at, created_at in rows:
             pack, campaign = packs[pack_id]
+            points = boosted(points, boosts.get(user_id, BASIS))
             task_type, kind, key = pack.task_type, f"labeling:{pack.task_type}", f"submission:{submission_id}"
             memo = f"{pack.name[:200]} #{submission_id}"
             # After a reversal (an overturned rejection) the new payment gets keys of its own.
@@ -205,6 +215,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
                 shares.append(dict(campaign_id=campaign.id, pack_id=pack_id, user_id=user_id, submission_id=submission_id, shares=earned,
                                    void=False, created_at=now))
             payout = payouts[user_id]
+            payout.multiplier_bp = boosts.get(user_id, BASIS)
             payout.answers += 1
             payout.points += points
             payout.xp += xp
@@ -233,6 +244,29 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
     return dict(payouts)
 
 
+def boosted(points: int, multiplier_bp: int) -> int:
+    """Points after the member's stake multiplier (rounded down)."""
+    return points * multiplier_bp // BASIS
+
+
+def _apply_stake_multipliers(rows) -> dict[int, int]:
+    """Ask economy for the stake multipliers of the batch's members and record on each of their answers the
+    points they are paid (`paid_points` times the multiplier, so a reversal takes back what was paid) and the
+    multiplier; returns {member: basis points} for the members above 1×."""
+    boosts = events.stake_multipliers.ask(user_ids=sorted({row[1] for row in rows}))
+    by_multiplier: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        if row[1] in boosts and row[3]:
+            by_multiplier[boosts[row[1]]].append(row[0])
+    for multiplier_bp, ids in sorted(by_multiplier.items()):
+        db.session.execute(
+            update(Submission).where(_one_of(Submission.id, ids))
+            .values(paid_points=Submission.paid_points * multiplier_bp // BASIS, stake_multiplier_bp=multiplier_bp)
+            .execution_options(synchronize_session=False)
+        )
+    return boosts
+
+
 def _distinct_moments(moments: list[datetime]) -> list[datetime]:
     """The earliest answer of each UTC quarter hour, in order: what streaks need to find the member's active
     days (a quarter hour never spans two local days, time zones being offset by whole quarter hours)."""
@@ -249,8 +283,11 @@ def _notice(user_id: int, payout: MemberPayout) -> Notice:
     """"18 answers verified: +396 points" (XP when the work paid no points), once per member per batch."""
     currency = "points" if payout.points else "xp"
     kind = f"{'answers' if payout.answers > 1 else 'answer'}_verified_{currency}"
-    return Notice(user_id, kind, {"count": payout.answers, "amount": payout.points or payout.xp},
-                  key=f"answers-verified:{user_id}:{payout.first_submission_id}", link="/work/history")
+    params = {"count": payout.answers, "amount": payout.points or payout.xp}
+    if payout.points and payout.multiplier_bp > BASIS:
+        kind += "_boosted"
+        params["multiplier"] = f"{payout.multiplier_bp / BASIS:.2f}"
+    return Notice(user_id, kind, params, key=f"answers-verified:{user_id}:{payout.first_submission_id}", link="/work/history")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ everything they wrote was rolled back, and the ledger keys make a re-run pay onc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flask import current_app
@@ -53,8 +53,8 @@ from sapien.labeling.models import (
     Submission,
     TaskPack,
 )
-from sapien.labeling.packs import DIFFICULTY_MULTIPLIERS, TOKEN_UNIT, round_down
-from sapien.labeling.settlement import request_settlement, revenue_shares_for
+from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
+from sapien.labeling.settlement import BASIS, boosted, request_settlement, revenue_shares_for
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
 from sapien.progression.streaks import streak_multiplier
@@ -171,7 +171,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
 
 def reward_for(user_id: int, pack: TaskPack, campaign: Campaign, now: datetime) -> Reward:
     """What an answer given now earns once verified (see the module docstring)."""
-    multiplier = DIFFICULTY_MULTIPLIERS[pack.difficulty] * streak_multiplier(user_id, now)
+    multiplier = reward_multiplier(pack.task_type, pack.difficulty) * streak_multiplier(user_id, now)
     return Reward(
         points=round_down(pack.reward_points * multiplier) if campaign.kind in ("enterprise", "dual") else 0,
         xp=round_down(pack.reward_xp * multiplier),
@@ -192,6 +192,10 @@ def _pay_now(submission: Submission, pack: TaskPack, campaign: Campaign, reward:
     memo = f"{pack.name[:200]} #{submission.id}"
     user_id, key = submission.user_id, f"submission:{submission.id}"
     submission.reward_state, submission.verified_at, submission.paid_at = "paid", now, now
+    multiplier_bp = events.stake_multipliers.ask(user_ids=[user_id]).get(user_id, BASIS) if reward.points else BASIS
+    if multiplier_bp != BASIS:  # the member's staking tier (see settlement.py)
+        reward = replace(reward, points=boosted(reward.points, multiplier_bp))
+        submission.paid_points, submission.stake_multiplier_bp = reward.points, multiplier_bp
     credits = [
         ledger.Credit("points", reward.points, f"{key}:points", memo),
         ledger.Credit("xp", reward.xp, f"{key}:xp", memo),

@@ -350,8 +350,12 @@ def credit_bulk(credits: list[BulkCredit], *, now: datetime) -> dict[str, int]:
         announced = [dict(user_id=u, currency=c, kind=k, now=now, **group) for (u, c, k), group in groups.items()]
 
         def announce() -> None:
-            # The listeners' writes (levels reached) go in one transaction, not one per member.
-            with unit_of_work():
+            # The listeners' writes (levels reached) go in one transaction, not one per member. It is begun
+            # at once, so listeners that defer work to the commit (the member cache's generation bumps) do
+            # it once for every member rather than once per event.
+            with unit_of_work() as session:
+                if not session.in_transaction():
+                    session.begin()
                 for payload in announced:
                     events.ledger_entry_posted.send(None, **payload)
 
@@ -377,6 +381,53 @@ def _post_bulk(credits: list[BulkCredit], now: datetime) -> tuple[dict[str, int]
         rows.append(dict(user_id=one.user_id, currency=one.currency, amount=one.amount, kind=one.kind, idempotency_key=one.key,
                          memo=one.memo[:255], balance_after=running[pair]))
     return _bulk_entries(rows, now), rows
+
+
+_SET_CREDIT_PG = """
+WITH source AS ({source}),
+fresh AS (
+    SELECT s.user_id, s.currency, s.amount, s.kind, s.idempotency_key, s.memo FROM source s
+    WHERE s.amount > 0 AND s.currency IN {currencies}
+      AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.idempotency_key = s.idempotency_key)
+),
+moved AS (
+    INSERT INTO balances (user_id, currency, amount, updated_at)
+    SELECT user_id, currency, sum(amount), :now FROM fresh GROUP BY user_id, currency ORDER BY user_id, currency
+    ON CONFLICT (user_id, currency) DO UPDATE SET amount = balances.amount + excluded.amount, updated_at = excluded.updated_at
+    RETURNING user_id, currency, amount
+)
+INSERT INTO ledger_entries (user_id, currency, amount, kind, idempotency_key, memo, balance_after, created_at)
+SELECT fresh.user_id, fresh.currency, fresh.amount, fresh.kind, fresh.idempotency_key, left(fresh.memo, 255), moved.amount, :now
+FROM fresh JOIN moved ON moved.user_id = fresh.user_id AND moved.currency = fresh.currency
+"""
+
+
+def credit_set(source: str, params: dict, *, now: datetime) -> int:
+    """Post the credits a SQL query lists, set-based, in the caller's transaction; returns how many it posted.
+
+    For credits to a million members at once (a conversion epoch), where `credit_bulk`'s per-credit work
+    in Python would take minutes. `source` is a SELECT of ``user_id, currency, amount, kind,
+    idempotency_key, memo`` with at most one credit per member and currency (each entry's `balance_after`
+    is the member's balance after it). The same rules hold: keys already posted are skipped (a rerun posts
+    nothing), balances move in the ledger's lock order, and a key a concurrent caller posts meanwhile fails
+    the INSERT on the unique key (everything rolls back; run it again). Listeners are not told entry by
+    entry (a million events would cost more than the posting); PostgreSQL only, SQLite (development)
+    goes through `credit_bulk`.
+    """
+    with unit_of_work() as session:
+        if is_postgres():
+            statement = text(_SET_CREDIT_PG.format(source=source, currencies=repr(CURRENCIES)))
+            # The planner cannot size the CTEs and would join them by nested loops (quadratic): hash them.
+            session.execute(text("SET LOCAL enable_nestloop = off"))
+            try:
+                return session.execute(statement, {**params, "now": now}).rowcount
+            finally:
+                session.execute(text("SET LOCAL enable_nestloop = on"))
+        rows = session.execute(text(source), params).all()
+        posted = credit_bulk([BulkCredit(int(user_id), currency, int(amount), key, kind, memo or "")
+                              for user_id, currency, amount, kind, key, memo in rows if amount > 0
+                              and not _posted_keys([key])], now=now)
+        return len(posted)
 
 
 def debit(user_id: int, currency: str, amount: int, *, kind: str, key: str, now: datetime, memo: str = "") -> Posting:

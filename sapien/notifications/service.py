@@ -24,11 +24,21 @@ MESSAGES = {
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
     "no_consensus": _l("Item “%(item)s” of your pack “%(pack)s” got %(answers)s answers that never agreed: review them to verify it."),
     "reviews_escalated": _l("Answers no reviewer took went to the moderators' queue: %(count)s more to take."),
+    # governance: the author's proposal was decided, or its change applied after the timelock.
+    "proposal_passed": _l("Your proposal “%(title)s” passed."),
+    "proposal_failed": _l("Your proposal “%(title)s” did not pass."),
+    "proposal_applied": _l("Your proposal “%(title)s” is applied."),
     # A settlement batch paid the member's verified answers (one notification per member per batch).
     "answers_verified_points": _l("%(count)s answers verified: +%(amount)s points"),
     "answers_verified_xp": _l("%(count)s answers verified: +%(amount)s XP"),
     "answer_verified_points": _l("Your answer was verified: +%(amount)s points"),
     "answer_verified_xp": _l("Your answer was verified: +%(amount)s XP"),
+    # The same, with the member's staking multiplier applied to the points (economy/staking.py).
+    "answers_verified_points_boosted": _l("%(count)s answers verified: +%(amount)s points (×%(multiplier)s stake bonus)"),
+    "answer_verified_points_boosted": _l("Your answer was verified: +%(amount)s points (×%(multiplier)s stake bonus)"),
+    # economy: a moderator's slash of the member's stake, or a warning that took nothing.
+    "stake_slashed": _l("A moderator slashed %(amount)s tokens of your stake (%(severity)s): %(reason)s"),
+    "stake_warning": _l("A moderator warned you about fraud; your stake was not slashed this time: %(reason)s"),
 }
 
 

@@ -36,6 +36,12 @@ def count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+def db_get(model, key):
+    from sapien.extensions import db
+
+    return db.session.get(model, key)
+
+
 class Setups:
     """Data for each kind of job, made before the runs; each check reads the one effect back."""
 
@@ -225,6 +231,50 @@ class Setups:
 
         assert count(Lease, Lease.item_id == self.leased_item, Lease.status == "expired") == 2
         assert db.session.get(Item, self.leased_item).slots_taken == 1  # two slots back, not four (nor clamped to 0)
+
+    def close_proposal(self):
+        """A proposal whose voting period ended a day ago, with one vote for."""
+        from sapien.database import utcnow
+        from sapien.governance import proposals, voting
+        from tests.governance.conftest import proposer
+
+        opened = utcnow() - timedelta(days=4)
+        with self.app.test_request_context():
+            self.closing_author = proposer()
+            draft = proposals.ProposalDraft("parameter", "Close me", parameter_name="reward.rate.text_cleaning", new_value=12_000)
+            self.closing = proposals.create_proposal(self.closing_author, draft, opened).id
+            voting.cast_vote(self.closing_author, self.closing, "for", opened + timedelta(hours=1))
+        return (self.closing,)
+
+    def check_close_proposal(self):
+        from sapien.governance.models import Proposal
+        from sapien.notifications.models import Notification
+
+        proposal = db_get(Proposal, self.closing)
+        assert (proposal.status, proposal.voters, proposal.power_for) == ("queued", 1, 2200)
+        assert count(Notification, Notification.user_id == self.closing_author, Notification.kind == "proposal_passed") == 1
+
+    def execute_proposal(self):
+        """A passed proposal whose timelock ended a day ago."""
+        from sapien.database import utcnow
+        from sapien.governance import proposals, voting
+        from tests.governance.conftest import proposer
+
+        opened = utcnow() - timedelta(days=6)
+        with self.app.test_request_context():
+            author = proposer()
+            draft = proposals.ProposalDraft("parameter", "Apply me", parameter_name="reward.rate.audio_transcription", new_value=15_000)
+            self.executing = proposals.create_proposal(author, draft, opened).id
+            voting.cast_vote(author, self.executing, "for", opened + timedelta(hours=1))
+            proposals.close_proposal(self.executing, opened + timedelta(hours=72))
+        return (self.executing,)
+
+    def check_execute_proposal(self):
+        from sapien.economy.models import ParameterChange
+        from sapien.governance.models import Proposal
+
+        assert db_get(Proposal, self.executing).status == "executed"
+        assert count(ParameterChange, ParameterChange.proposal_id == self.executing) == 1
 
     def rebuild_boards(self):
         from sapien.database import utcnow

@@ -24,7 +24,8 @@ HX = {"HX-Request": "true"}
 
 # Which table holds the rows an `<int:name>` segment names, when the name alone does not say (`<name>_id` →
 # `<name>s` otherwise).
-ID_TABLES = {"award_id": "badge_awards", "application_id": "guild_applications", "invitation_id": "guild_invitations"}
+ID_TABLES = {"award_id": "badge_awards", "application_id": "guild_applications", "invitation_id": "guild_invitations",
+             "proposal_id": "governance_proposals"}
 
 
 class DatabaseWrites:
@@ -131,6 +132,13 @@ def build_world(app, make_member, tmp_path) -> tuple[World, dict]:
             actor_id=members["moderator"].id, now=NOW,
         )
         membership.apply(ana.id, guild_id, "Let me in", NOW)
+        # A proposal open for voting (the admin meets the thresholds: level 3, reputation 550, a staked token).
+        from sapien.governance import proposals
+        from tests.governance.conftest import give
+
+        give(members["admin"].id, xp=300, stake=10**18, reputation=600, tag="walk")
+        proposals.create_proposal(members["admin"].id, proposals.ProposalDraft(
+            "parameter", "Walk", parameter_name="reward.rate.text_classification", new_value=12_000), NOW)
     # Ana answers through the site, so submissions, reviews, notifications and badges exist.
     for _ in range(3):
         start = ana.post(f"/packs/{pack}/work/start")

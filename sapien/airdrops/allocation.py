@@ -1,8 +1,8 @@
 """Scores and allocations: plain integer arithmetic, so the same inputs give the same amounts everywhere.
 
-- Each criterion's value is scaled to 0..SCALE by the largest value among eligible members, then
-  weighted: score = Σ weight × scaled value (integers). With `sqrt`, the score is its integer square root
-  (times SCALE, to keep precision), which damps whales.
+- Each criterion's value is divided by the largest value among eligible members, then weighted:
+  score = Σ weight × value / largest, kept as an exact integer (see `scores`). With `sqrt`, the score is
+  its integer square root (scaled by SCALE, to keep precision), which damps whales.
 - The total is shared pro rata to the scores, then members below the floor are raised to it and members
   above the cap cut to it, the rest shared again among the others, until nobody crosses a bound.
 - Amounts are whole base units: each gets the rounded-down share and the units left over go one by one
@@ -23,16 +23,22 @@ class AllocationError(ValueError):
 
 
 def scores(values: Mapping[int, Mapping[str, int]], weights: Mapping[str, int], sqrt: bool) -> dict[int, int]:
-    """Member id → score."""
-    highest = {name: max((member_values.get(name, 0) for member_values in values.values()), default=0) for name in weights}
+    """Member id → score: Σ weight × value / (the criterion's largest value), kept exact by multiplying
+    every term by the product of the largest values (so ratios between members are exact)."""
+    highest = {name: max((max(0, member_values.get(name, 0)) for member_values in values.values()), default=0) for name in weights}
+    used = {name: weight for name, weight in weights.items() if highest[name] > 0}
+    product = 1
+    for name in used:
+        product *= highest[name]
+    factors = [(name, weight * (product // highest[name])) for name, weight in used.items()]
     result = {}
     for member_id, member_values in values.items():
         score = 0
-        for name, weight in weights.items():
-            top = highest[name]
-            if top > 0:
-                score += weight * (max(0, member_values.get(name, 0)) * SCALE // top)
-        result[member_id] = isqrt(score * SCALE) if sqrt else score
+        for name, factor in factors:
+            value = member_values.get(name, 0)
+            if value > 0:
+                score += factor * value
+        result[member_id] = isqrt(score * SCALE * SCALE // product) if sqrt else score
     return result
 
 

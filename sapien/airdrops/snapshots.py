@@ -291,7 +291,7 @@ def compare(left_id: int, right_id: int, limit: int = 200) -> list[ComparedRow]:
 
     left, right = outcomes(left_id), outcomes(right_id)
     changed = sorted(member_id for member_id in left.keys() | right.keys() if left.get(member_id) != right.get(member_id))[:limit]
-    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(changed)))) if changed else {}
+    names = {row.id: row.username for row in db.session.execute(select(User.id, User.username).where(User.id.in_(changed)))} if changed else {}
     return [
         ComparedRow(
             member_id, names.get(member_id, "?"), left.get(member_id, (None, None))[0], right.get(member_id, (None, None))[0],

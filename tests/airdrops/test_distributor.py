@@ -90,10 +90,8 @@ def test_a_frozen_snapshot_is_published_by_a_job_and_a_member_claims_with_the_si
     member = make_member("claimer")
     with app.app_context():
         from sapien.chain.wallet_models import Wallet
-        from sapien.database import unit_of_work
+        from sapien.database import unit_of_work, utcnow
         from sapien.ledger.service import credit
-
-        from sapien.database import utcnow
 
         chain.w3.provider.make_request("evm_mine", [])
         as_of = max(chain_now(chain), utcnow())  # after the member signed up

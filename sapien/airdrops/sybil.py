@@ -97,7 +97,8 @@ RULES: tuple[Rule, ...] = (
     Rule("shared_wallet", _l("Wallet linked to several accounts"), shared_wallet),
     Rule("shared_funding_source", _l("Shared wallet funding source"), shared_funding_source),
 )
-RULE_LABELS = {rule.name: rule.label for rule in RULES}
+# Eligibility (not Sybil) reasons a member can be left out for, named the same way.
+RULE_LABELS = {"no_wallet": _l("No linked wallet"), "below_minimum": _l("Below a minimum"), **{rule.name: rule.label for rule in RULES}}
 
 
 def exclusions(context: SybilContext) -> dict[int, tuple[str, str]]:

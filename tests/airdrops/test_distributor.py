@@ -16,7 +16,7 @@ from jobs.airdrops import run_snapshot as run_job
 from sapien.airdrops import claims, freezing, merkle, snapshots
 from sapien.airdrops.config import parse_config
 from sapien.airdrops.models import AirdropSnapshot
-from sapien.chain.contracts import deploy_data, revert_reason
+from sapien.chain.contracts import contract_at, deploy_data, revert_reason
 from sapien.extensions import db
 from tests.airdrops.conftest import add_member, base_config
 
@@ -46,9 +46,6 @@ def deploy_distributor(chain, values, deadline: int) -> tuple:
     token = chain.contract("SapienToken")
     data = deploy_data("MerkleDistributor", token.address, tree.root, deadline, FUNDED, FUNDED)
     receipt = chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_transaction({"from": FUNDED, "data": data}), timeout=10)
-    distributor = chain.w3.eth.contract(address=receipt["contractAddress"], abi=chain.contract("SapienToken").abi)  # replaced below
-    from sapien.chain.contracts import contract_at
-
     distributor = contract_at(chain.w3, "MerkleDistributor", receipt["contractAddress"])
     chain.transact(token.functions.mint(distributor.address, sum(amount for _, amount in values)), FUNDED)
     return tree, distributor, token

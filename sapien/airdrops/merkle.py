@@ -15,7 +15,9 @@ pycryptodome through eth-hash when it is missing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 try:  # pragma: no cover - which backend is installed
@@ -34,6 +36,19 @@ _ZERO12 = bytes(12)
 
 class MerkleError(ValueError):
     pass
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while millions of acyclic lists and bytes are built (it would walk them
+    again and again for nothing: about a third of the time at 1,000,000 leaves)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def leaf_hash(address: str, amount: int) -> bytes:
@@ -79,13 +94,14 @@ class StandardTree:
         tree = self.tree
         out = []
         append = out.append
-        for i in self.tree_index:
-            proof = []
-            push = proof.append
-            while i > 0:
-                push(tree[i + 1 if i & 1 else i - 1])
-                i = (i - 1) >> 1
-            append(proof)
+        with paused_gc():
+            for i in self.tree_index:
+                proof = []
+                push = proof.append
+                while i > 0:
+                    push(tree[i + 1 if i & 1 else i - 1])
+                    i = (i - 1) >> 1
+                append(proof)
         return out
 
     def dump(self) -> dict:
@@ -102,6 +118,11 @@ def build(values: Sequence[tuple[str, int]]) -> StandardTree:
     """The tree of (address, amount) pairs, exactly as `StandardMerkleTree.of(values, LEAF_ENCODING)`."""
     if not values:
         raise MerkleError("a Merkle tree needs at least one leaf")
+    with paused_gc():
+        return _build(values)
+
+
+def _build(values: Sequence[tuple[str, int]]) -> StandardTree:
     hashes = [leaf_hash(address, amount) for address, amount in values]
     order = sorted(range(len(hashes)), key=hashes.__getitem__)
     n = len(hashes)

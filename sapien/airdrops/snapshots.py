@@ -169,7 +169,8 @@ def run_snapshot(snapshot_id: int, now: datetime) -> str:
     if addresses:
         funders = _read_chain(snapshot_id, config, members, addresses)
     try:
-        result = compute(config, members, funders, now)
+        with merkle.paused_gc():
+            result = compute(config, members, funders, now)
     except SnapshotError as error:
         _set(snapshot_id, status="failed", error=str(error), finished_at=now)
         return "failed"

@@ -126,7 +126,9 @@ def parse_config(data: dict, now: datetime) -> SnapshotConfig:
     name = str(data.get("name") or "").strip()[:120]
     if not name:
         problems.append(_l("Give the snapshot a name."))
-    as_of = parse_as_of(data.get("as_of", ""))
+    raw_as_of = data.get("as_of", "")
+    # "now" is the run's own time, recorded in the stored config (so a re-run of the stored config reproduces it).
+    as_of = now if str(raw_as_of).strip().lower() == "now" else parse_as_of(raw_as_of)
     if as_of is None:
         problems.append(_l("The as-of time is not a date and time (e.g. 2026-12-01T00:00:00Z)."))
     elif as_of > now:

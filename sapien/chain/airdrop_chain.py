@@ -151,3 +151,12 @@ def distributor_state(distributor: str, w3: Web3 | None = None) -> DistributorSt
 def has_claimed(distributor: str, account: str, w3: Web3 | None = None) -> bool:
     w3 = w3 or web3_client()
     return bool(contract_at(w3, "MerkleDistributor", distributor).functions.isClaimed(Web3.to_checksum_address(account)).call())
+
+
+def demo_wallet_address(seed: str) -> str:
+    """A deterministic wallet for demo data: its key is keccak256("sapien-demo-wallet:" + seed), so
+    whoever runs the demo can claim with it (never for real members)."""
+    from eth_account import Account
+    from eth_utils import keccak
+
+    return Account.from_key(keccak(text=f"sapien-demo-wallet:{seed}")).address

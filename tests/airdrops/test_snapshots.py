@@ -183,8 +183,10 @@ def test_the_cli_runs_a_config_file_and_exports_tree_and_csv(app, app_ctx, tmp_p
     assert bad.exit_code != 0 and "The weight of Points cannot be negative." in bad.output
 
 
-def test_the_documented_example_config_is_valid(app_ctx):
+def test_the_documented_example_is_valid_and_as_of_now_is_recorded_as_the_runs_time(app_ctx):
     from pathlib import Path
 
     example = json.loads((Path(__file__).resolve().parents[2] / "docs" / "examples" / "airdrop.json").read_text())
-    assert parse_config(example, NOW).weights
+    config = parse_config(example, NOW)
+    assert config.as_of == NOW and config.to_json()["as_of"] == NOW.isoformat()
+    # (tests/test_migrations_and_demo.py runs it over the seeded demo community.)

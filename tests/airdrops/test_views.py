@@ -83,3 +83,34 @@ def test_running_redirects_to_a_status_row_that_polls_and_the_result_table(app, 
     csv_text = app.test_client().get(f"/airdrops/{snapshot_id}/allocations.csv").get_data(as_text=True)
     assert csv_text.splitlines()[0] == "address,amount"
     assert moderator.client.get("/airdrops/compare?left=1&right=99999").status_code == 404
+
+
+def test_a_moderator_recognizes_a_guild_and_its_members_meet_the_criterion(app, make_member):
+    from jobs.airdrops import run_snapshot
+    from sapien.airdrops.config import parse_config
+    from sapien.airdrops.snapshots import create_snapshot, entries
+    from sapien.database import unit_of_work
+    from sapien.guilds.models import Guild, GuildMembership
+
+    moderator = make_member(role="moderator")
+    earlier = utcnow() - timedelta(hours=3)
+    with app.app_context():
+        inside, _ = add_member("inside", points=10, at=earlier)
+        outside, _ = add_member("outside", points=10, at=earlier)
+        with unit_of_work() as session:
+            guild = Guild(slug="owls", name="Owls", name_key="owls", created_by=inside, created_at=earlier)
+            session.add(guild)
+            session.flush()
+            session.add(GuildMembership(guild_id=guild.id, user_id=inside, role="leader", joined_at=earlier))
+            guild_id = guild.id
+    assert "Owls" in moderator.client.get("/airdrops/manage").get_data(as_text=True)
+    assert make_member().post(f"/airdrops/guilds/{guild_id}/recognize", {"recognized": "1"}).status_code == 403
+    assert moderator.post(f"/airdrops/guilds/{guild_id}/recognize", {"recognized": "1"}).status_code == 303
+    with app.app_context():
+        config = parse_config({"name": "guilds", "as_of": (utcnow() - timedelta(minutes=1)).isoformat(), "total_tokens": "90",
+                               "weights": {"points": 1, "recognized_guild": 2}}, utcnow())
+        snapshot_id = create_snapshot(config, moderator.id, utcnow()).id
+        assert run_snapshot(snapshot_id) == "done"
+        rows = {entry.user_id: entry for entry, _name in entries(snapshot_id)}
+        assert rows[inside].values["recognized_guild"] == 1 and rows[outside].values["recognized_guild"] == 0
+        assert int(rows[inside].amount) == 675 * 10**17 and int(rows[outside].amount) == 225 * 10**17  # scores 1+2 and 1

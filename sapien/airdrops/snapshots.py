@@ -112,11 +112,11 @@ def compute(config: SnapshotConfig, members: dict[int, MemberInput], funders: di
         if member_id in excluded:
             outcome.rule, outcome.reason = excluded[member_id]
         elif not member.address:
-            outcome.rule, outcome.reason = "no_wallet", str(_l("No linked wallet."))
+            outcome.rule, outcome.reason = "no_wallet", sybil.encode_reason("no_wallet")
         else:
             below = [name for name, minimum in config.minimums.items() if values[name] < minimum]
             if below:
-                outcome.rule, outcome.reason = "below_minimum", str(_l("Below the minimum for: %(names)s.", names=", ".join(below)))
+                outcome.rule, outcome.reason = "below_minimum", sybil.encode_reason("below_minimum", names=", ".join(below))
         outcomes.append(outcome)
     eligible = [outcome for outcome in outcomes if outcome.rule is None]
     member_scores = scores({outcome.user_id: outcome.values for outcome in eligible}, config.weights, config.sqrt)

@@ -10,6 +10,7 @@ and `shared_signal_cluster`. They return nothing until that module exists; the l
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,34 @@ class SybilContext:
     now: datetime
 
 
-Exclusions = dict[int, str]  # member id → reason
+Reason = tuple[str, dict]  # a key of REASONS and its parameters: translated when shown, not when stored
+Exclusions = dict[int, Reason]  # member id → reason
+
+# What a reason says, translated at display time (`reason_text`) into the reader's language.
+REASONS = {
+    "banned_account": _l("The account is banned."),
+    "flagged_by_trust_and_safety": _l("Flagged by trust & safety."),
+    "shared_signal_cluster": _l("Shares %(what)s with member %(keeper)s."),
+    "shared_wallet": _l("Its wallet is also linked to member %(keeper)s."),
+    "shared_funding_source": _l("Its wallet was funded from the same address as member %(keeper)s's."),
+    "no_wallet": _l("No linked wallet."),
+    "below_minimum": _l("Below the minimum for: %(names)s."),
+}
+
+
+def encode_reason(key: str, **params) -> str:
+    return json.dumps({"key": key, "params": params}, sort_keys=True)
+
+
+def reason_text(stored: str | None) -> str:
+    """A stored reason in the current language (plain text stored by hand is shown as it is)."""
+    if not stored:
+        return ""
+    try:
+        found = json.loads(stored)
+        return str(REASONS[found["key"]]) % found.get("params", {})
+    except (ValueError, KeyError, TypeError):
+        return stored
 
 
 @dataclass(frozen=True)
@@ -38,13 +66,13 @@ class Rule:
 
 
 def banned_account(context: SybilContext) -> Exclusions:
-    return {member.user_id: str(_l("The account is banned.")) for member in context.members.values() if member.is_banned}
+    return {member.user_id: ("banned_account", {}) for member in context.members.values() if member.is_banned}
 
 
 def flagged_by_trust_and_safety(context: SybilContext) -> Exclusions:
     """Members trust & safety flagged: `sapien.moderation.verdicts.flagged_member_ids(now)` (wired at merge)."""
     flagged: set[int] = set()
-    return {member_id: str(_l("Flagged by trust & safety.")) for member_id in flagged if member_id in context.members}
+    return {member_id: ("flagged_by_trust_and_safety", {}) for member_id in flagged if member_id in context.members}
 
 
 def shared_signal_cluster(context: SybilContext) -> Exclusions:
@@ -53,7 +81,7 @@ def shared_signal_cluster(context: SybilContext) -> Exclusions:
     clusters: list[tuple[Iterable[int], Iterable[str]]] = []
     found: Exclusions = {}
     for member_ids, shared in clusters:
-        found.update(_merge(context, member_ids, _l("Shares %(what)s with member %(keeper)s.", what=", ".join(sorted(shared)), keeper="%(keeper)s")))
+        found.update(_merge(context, member_ids, "shared_signal_cluster", what=", ".join(sorted(shared))))
     return found
 
 
@@ -65,7 +93,7 @@ def shared_wallet(context: SybilContext) -> Exclusions:
             by_address[member.address.lower()].append(member.user_id)
     found: Exclusions = {}
     for member_ids in by_address.values():
-        found.update(_merge(context, member_ids, _l("Its wallet is also linked to member %(keeper)s.", keeper="%(keeper)s")))
+        found.update(_merge(context, member_ids, "shared_wallet"))
     return found
 
 
@@ -78,16 +106,16 @@ def shared_funding_source(context: SybilContext) -> Exclusions:
             by_funder[funder.lower()].append(member.user_id)
     found: Exclusions = {}
     for member_ids in by_funder.values():
-        found.update(_merge(context, member_ids, _l("Its wallet was funded from the same address as member %(keeper)s's.", keeper="%(keeper)s")))
+        found.update(_merge(context, member_ids, "shared_funding_source"))
     return found
 
 
-def _merge(context: SybilContext, member_ids: Iterable[int], reason) -> Exclusions:
+def _merge(context: SybilContext, member_ids: Iterable[int], key: str, **params) -> Exclusions:
     ids = sorted(set(member_ids) & set(context.members))
     if len(ids) < 2:
         return {}
     keeper = context.members[ids[0]].username
-    return {member_id: str(reason).replace("%(keeper)s", keeper) for member_id in ids[1:]}
+    return {member_id: (key, {**params, "keeper": keeper}) for member_id in ids[1:]}
 
 
 RULES: tuple[Rule, ...] = (
@@ -102,9 +130,9 @@ RULE_LABELS = {"no_wallet": _l("No linked wallet"), "below_minimum": _l("Below a
 
 
 def exclusions(context: SybilContext) -> dict[int, tuple[str, str]]:
-    """Member id → (rule name, reason), the first matching rule winning."""
+    """Member id → (rule name, stored reason), the first matching rule winning."""
     found: dict[int, tuple[str, str]] = {}
     for rule in RULES:
-        for member_id, reason in rule.apply(context).items():
-            found.setdefault(member_id, (rule.name, reason))
+        for member_id, (key, params) in rule.apply(context).items():
+            found.setdefault(member_id, (rule.name, encode_reason(key, **params)))
     return found

@@ -13,7 +13,7 @@ from sapien.airdrops import claims, freezing, snapshots
 from sapien.airdrops.config import CRITERIA, CRITERION_LABELS, ConfigError, parse_as_of, parse_config, units_to_tokens
 from sapien.airdrops.forms import config_from_form
 from sapien.airdrops.models import AirdropSnapshot
-from sapien.airdrops.sybil import RULE_LABELS
+from sapien.airdrops.sybil import RULE_LABELS, reason_text
 from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.web import flash_message, redirect_to, render_page_or_fragment, render_poll, role_required
@@ -22,7 +22,7 @@ bp = Blueprint("airdrops", __name__, url_prefix="/airdrops")
 
 
 def _context(**extra):
-    return {"criteria": CRITERIA, "labels": CRITERION_LABELS, "rule_labels": RULE_LABELS, "tokens": units_to_tokens, **extra}
+    return {"criteria": CRITERIA, "labels": CRITERION_LABELS, "rule_labels": RULE_LABELS, "tokens": units_to_tokens, "reason_text": reason_text, **extra}
 
 
 def _snapshot_or_404(snapshot_id: int) -> AirdropSnapshot:

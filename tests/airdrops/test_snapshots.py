@@ -13,6 +13,7 @@ from jobs.airdrops import run_snapshot as run_job
 from sapien.airdrops import claims, freezing, merkle, snapshots
 from sapien.airdrops.config import parse_config
 from sapien.airdrops.models import AirdropSnapshot, SnapshotEntry
+from sapien.airdrops.sybil import reason_text
 from sapien.extensions import db
 from sapien.moderation.models import AuditLog
 from tests.airdrops.conftest import AS_OF, NOW, add_member, base_config
@@ -47,7 +48,7 @@ def test_a_snapshot_allocates_pro_rata_to_points_as_of_its_time_and_excludes_wit
     assert int(entry(snapshot.id, whale).amount) == 900 * 10**18 and int(entry(snapshot.id, small).amount) == 100 * 10**18
     assert entry(snapshot.id, nowallet).excluded_rule == "no_wallet" and entry(snapshot.id, nowallet).amount == "0"
     assert entry(snapshot.id, banned).excluded_rule == "banned_account"
-    assert entry(snapshot.id, banned).excluded_reason == "The account is banned."
+    assert reason_text(entry(snapshot.id, banned).excluded_reason) == "The account is banned."
     assert snapshot.eligible_count == 2 and snapshot.excluded_count == 2
     # The stored tree is the OpenZeppelin dump, and the stored proof verifies the whale's leaf.
     tree = merkle.load(json.loads(snapshot.tree_dump))
@@ -70,7 +71,12 @@ def test_minimums_and_caps_and_a_shared_wallet_are_applied(app_ctx):
     snapshot = run(base_config(weights={"points": 1}, minimums={"points": 10}, cap_tokens="400"))
     assert entry(snapshot.id, low).excluded_rule == "below_minimum"
     assert entry(snapshot.id, copycat).excluded_rule == "shared_wallet"
-    assert "twin" in entry(snapshot.id, copycat).excluded_reason
+    assert reason_text(entry(snapshot.id, copycat).excluded_reason) == "Its wallet is also linked to member twin."
+    assert reason_text(entry(snapshot.id, low).excluded_reason) == "Below the minimum for: points."
+    from flask_babel import force_locale
+
+    with force_locale("fr"):  # stored as a key and parameters: shown in the reader's language
+        assert reason_text(entry(snapshot.id, copycat).excluded_reason) == "Son portefeuille est aussi lié au membre twin."
     assert int(entry(snapshot.id, first).amount) == 400 * 10**18
     assert int(entry(snapshot.id, second).amount) + int(entry(snapshot.id, twin).amount) == 600 * 10**18
 

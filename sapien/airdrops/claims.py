@@ -66,13 +66,19 @@ def publish_airdrop(snapshot_id: int, now: datetime) -> str:
         raise LookupError(f"airdrop snapshot {snapshot_id} is not to be published")
     if snapshot.funded_at is not None:
         return snapshot.distributor_address
-    chain_id, address = publish_distributor(
-        airdrop_key=f"snapshot-{snapshot_id}", root=snapshot.merkle_root, total=int(snapshot.allocated_amount),
-        deadline=snapshot.claim_deadline, now=now,
-    )
+    try:
+        chain_id, address = publish_distributor(
+            airdrop_key=f"snapshot-{snapshot_id}", root=snapshot.merkle_root, total=int(snapshot.allocated_amount),
+            deadline=snapshot.claim_deadline, now=now,
+        )
+    except Exception as error:
+        db.session.rollback()
+        with unit_of_work():  # shown on the public page while RQ retries
+            db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True).publish_error = f"{type(error).__name__}: {error}"[:2000]
+        raise
     with unit_of_work():
         snapshot = db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True)
-        snapshot.chain_id, snapshot.distributor_address, snapshot.funded_at = chain_id, address, now
+        snapshot.chain_id, snapshot.distributor_address, snapshot.funded_at, snapshot.publish_error = chain_id, address, now, None
         audit(None, "airdrop.published", f"airdrop_snapshot:{snapshot_id}", f"distributor {address} on chain {chain_id}", now)
     return address
 

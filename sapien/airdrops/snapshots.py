@@ -167,7 +167,13 @@ def run_snapshot(snapshot_id: int, now: datetime) -> str:
     _set(snapshot_id, progress_total=total_steps, progress_done=1)
     funders: dict[str, str | None] = {}
     if addresses:
-        funders = _read_chain(snapshot_id, config, members, addresses)
+        try:
+            funders = _read_chain(snapshot_id, config, members, addresses)
+        except Exception as error:
+            # The node is down or failing: the job raises (RQ retries, the reconciler re-enqueues a
+            # running snapshot) and the status row says why it waits.
+            _set(snapshot_id, error=f"waiting for the chain: {type(error).__name__}: {error}"[:2000])
+            raise
     try:
         with merkle.paused_gc():
             result = compute(config, members, funders, now)

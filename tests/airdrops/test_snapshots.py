@@ -196,3 +196,23 @@ def test_the_documented_example_is_valid_and_as_of_now_is_recorded_as_the_runs_t
     config = parse_config(example, NOW)
     assert config.as_of == NOW and config.to_json()["as_of"] == NOW.isoformat()
     # (tests/test_migrations_and_demo.py runs it over the seeded demo community.)
+
+
+def test_a_run_while_the_chain_is_down_waits_with_a_reason_and_finishes_on_retry(app, app_ctx):
+    from tests.conftest import free_port
+
+    add_member("ana", points=40)
+    snapshot = snapshots.create_snapshot(parse_config(base_config(), NOW), None, NOW)
+    url = app.config["CHAIN_RPC_URL"]
+    app.config["CHAIN_RPC_URL"] = f"http://127.0.0.1:{free_port()}"
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whatever the node's client raises; RQ retries it
+            run_job(snapshot.id)
+    finally:
+        app.config["CHAIN_RPC_URL"] = url
+    waiting = db.session.get(AirdropSnapshot, snapshot.id, populate_existing=True)
+    assert waiting.status == "running" and waiting.error.startswith("waiting for the chain")
+    assert [work.job_id for work in snapshots._pending_snapshots()] == [snapshots.run_job_id(snapshot.id)]
+    assert run_job(snapshot.id) == "done"
+    done = db.session.get(AirdropSnapshot, snapshot.id, populate_existing=True)
+    assert done.error is None and done.merkle_root

@@ -216,3 +216,13 @@ def test_a_run_while_the_chain_is_down_waits_with_a_reason_and_finishes_on_retry
     assert run_job(snapshot.id) == "done"
     done = db.session.get(AirdropSnapshot, snapshot.id, populate_existing=True)
     assert done.error is None and done.merkle_root
+
+
+def test_a_floor_the_total_cannot_pay_fails_the_run_with_a_clear_reason(app_ctx):
+    add_member("ana", points=40)
+    add_member("bob", points=60)
+    snapshot = snapshots.create_snapshot(parse_config(base_config(floor_tokens="600"), NOW), None, NOW)
+    assert run_job(snapshot.id) == "failed"
+    assert run_job(snapshot.id) == "failed"  # safe twice
+    failed = db.session.get(AirdropSnapshot, snapshot.id, populate_existing=True)
+    assert failed.error == "The floor times the number of eligible members is more than the total." and failed.merkle_root is None

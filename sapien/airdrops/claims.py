@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -105,9 +106,17 @@ def member_allocation(snapshot_id: int, user_id: int) -> MemberAllocation | None
     return MemberAllocation(snapshot, entry, proof, appeal)
 
 
+@lru_cache(maxsize=4)
+def _tree_nodes(snapshot_id: int, root: str) -> tuple[str, ...]:
+    """A frozen snapshot's tree nodes, parsed once per process (frozen trees never change; the root in the
+    key makes a stale entry impossible)."""
+    snapshot = db.session.get(AirdropSnapshot, snapshot_id)
+    return tuple(json.loads(snapshot.tree_dump)["tree"])
+
+
 def proof_for(snapshot: AirdropSnapshot, tree_index: int) -> list[str]:
     """The proof from the stored tree: the sibling of each node on the way up."""
-    tree = json.loads(snapshot.tree_dump)["tree"]
+    tree = _tree_nodes(snapshot.id, snapshot.merkle_root) if snapshot.frozen else json.loads(snapshot.tree_dump)["tree"]
     proof, i = [], tree_index
     while i > 0:
         proof.append(tree[i + 1 if i & 1 else i - 1])

@@ -85,6 +85,7 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.airdrops import models as _airdrops  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.economy import models as _economy  # noqa: F401
@@ -101,6 +102,7 @@ def _register_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
+    from sapien.airdrops.views import bp as airdrops_bp
     from sapien.chain.views import bp as chain_bp
     from sapien.economy.views import bp as economy_bp
     from sapien.governance.views import bp as governance_bp
@@ -116,7 +118,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp, economy_bp, governance_bp,
+        chain_bp, economy_bp, governance_bp, airdrops_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 from sapien.accounts import service as accounts
+from sapien.airdrops.demo import seed_demo_airdrop_data
 from sapien.database import unit_of_work
 from sapien.governance.demo import seed_demo_proposals
 from sapien.guilds import founding, membership
@@ -68,6 +69,7 @@ def seed_demo(members: int, now: datetime) -> bool:
         return False
     with unit_of_work():  # one commit for the whole community: thousands of entries in seconds
         _seed(members, now)
+        seed_demo_airdrop_data(now)  # linked wallets and a recognized guild, for docs/examples/airdrop.json
     # The boards are a cache of the ledger: build them once the whole history is committed.
     rebuild_all(now)
     rotate_quests(now)  # today's and this week's quests from the default catalogue

@@ -45,6 +45,8 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 
 # Seconds each kind of job may run before RQ stops it (RQ's own default is 180 s for every job).
 JOB_TIMEOUTS = {
+    "jobs.airdrops.publish_airdrop": 300,
+    "jobs.airdrops.run_snapshot": 1800,
     "jobs.chain.mint_badge": 180,
     "jobs.chain.send_transaction": 180,
     "jobs.economy.convert_epoch": 1200,

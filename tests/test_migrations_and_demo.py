@@ -44,6 +44,18 @@ def test_demo_seed_creates_a_community_once_with_every_role(app_ctx):
     from sapien.ledger import service as ledger
 
     assert ledger.find_mismatched_balances() == []
+    _the_airdrop_example_runs_over_the_demo_data(app_ctx)
+
+
+def _the_airdrop_example_runs_over_the_demo_data(app) -> None:
+    """docs/examples/airdrop.json is a working config for the demo data (run here, where the demo is seeded)."""
+    from sapien.airdrops.models import AirdropSnapshot
+
+    result = app.test_cli_runner().invoke(args=["airdrops", "run", str(ROOT / "docs" / "examples" / "airdrop.json")])
+    assert result.exit_code == 0, result.output
+    snapshot = db.session.get(AirdropSnapshot, int(result.output.strip().splitlines()[-1]))
+    assert snapshot.merkle_root and snapshot.eligible_count >= 5 and snapshot.excluded_count >= 1
+    assert int(snapshot.allocated_amount) == 100_000 * 10**18
 
 
 def test_data_commands_on_a_database_nobody_upgraded_say_what_to_run(tmp_path, app):

@@ -50,13 +50,16 @@ def address_hash(address: str, key: str) -> str:
 
 
 def network_of(address: str) -> str:
-    """The /24 of an IPv4 address, the /48 of an IPv6 one; "unknown" for anything that is not an address."""
+    """The /24 of an IPv4 address, the /48 of an IPv6 one; "local" for this machine's own
+    addresses, "unknown" for anything that is not an address. Detectors skip both."""
     try:
         ip = ipaddress.ip_address((address or "").strip())
     except ValueError:
         return "unknown"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
+        return "local"  # this machine: every developer's sign-ins, not a network members share
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 

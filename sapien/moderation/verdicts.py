@@ -94,7 +94,7 @@ def signal_edges(member_ids: Iterable[int] | None = None) -> dict[str, list[tupl
     if ids is not None:
         rows = rows.where(TrustSignal.user_id.in_(ids))
     for user_id, network, device in db.session.execute(rows):
-        if network and network != "unknown":
+        if network and network not in ("unknown", "local"):
             edges["network"].append((user_id, network))
         if device:
             edges["device"].append((user_id, device))

@@ -191,7 +191,7 @@ def signup_bursts(signups: Iterable[tuple[str, datetime, int]]) -> Findings:
     `BURST_WINDOW` flag every account in the burst."""
     by_network: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     for network, when, user_id in signups:
-        if network and network != "unknown":
+        if network and network not in ("unknown", "local"):
             by_network[network].append((when, user_id))
     found: Findings = {}
     for network, rows in by_network.items():

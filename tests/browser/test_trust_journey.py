@@ -32,7 +32,7 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
     first = make_member("trust_mod", role="moderator")
     second = make_member("trust_mod_two", role="moderator")
     with app.test_request_context():
-        pack = make_pack(tmp_path, items=8, gold=3, labels_per_item=3, max_labels_per_item=3)
+        pack = make_pack(tmp_path, items=8, gold=5, labels_per_item=3, max_labels_per_item=3)
         ring = seed_ring(utcnow(), pack_id=pack.id)
         run_scan(utcnow())
         earned = sum(ledger.balance(user_id, "points") for user_id in ring)

@@ -28,7 +28,7 @@ def ring(app_ctx, tmp_path):
     """A pack with honest work on some items, and the seeded ring of cheats."""
     from sapien.moderation.safety.demo_ring import seed_ring
 
-    pack = make_pack(tmp_path, items=10, gold=4, labels_per_item=3, max_labels_per_item=3, reward_points=10, reward_xp=5)
+    pack = make_pack(tmp_path, items=10, gold=5, labels_per_item=3, max_labels_per_item=3, reward_points=10, reward_xp=5)
     ring_ids = seed_ring(NOW, pack_id=pack.id, password_hash=accounts.hash_password("quick-click-ring-2026"))
     return pack, ring_ids
 
@@ -312,3 +312,60 @@ def test_an_appeal_is_heard_once_and_by_a_second_moderator(app_ctx):
     from sapien.moderation.verdicts import is_restricted
 
     assert is_restricted(ana, "labeling", NOW) is None and decision.id
+
+
+@pytest.mark.postgres_only
+def test_two_moderators_undoing_one_decision_at_once_reverse_it_once(app, tmp_path):
+    import threading
+
+    from sapien.ledger.models import LedgerEntry
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+    from sapien.moderation.safety.demo_ring import seed_ring
+    from sapien.moderation.safety.reversal import undo_damage
+
+    with app.test_request_context():
+        pack = make_pack(tmp_path, items=6, gold=5, labels_per_item=3, max_labels_per_item=3)
+        ring_ids = seed_ring(NOW, pack_id=pack.id, password_hash="x")
+        mods = [member("moda", "moderator"), member("modb", "moderator")]
+        decision_id = decide(mods[0], ring_ids[0], DecisionDraft("ban", "ring"), NOW).id
+        before = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+        db.session.remove()
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def undo(moderator_id: int) -> None:
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                results.append(undo_damage(decision_id, moderator_id, NOW))
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=undo, args=(mod,)) for mod in mods]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    with app.app_context():
+        from sapien.labeling.models import Submission
+        from sapien.moderation.models import AuditLog
+
+        # One debit per paid answer and currency (points and XP): the second undo added none.
+        paid = db.session.scalar(select(func.count()).select_from(Submission).where(Submission.user_id == ring_ids[0], Submission.reversed_at.is_not(None)))
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) - before == 2 * paid > 0
+
+        assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "moderation.undo")) == 1
+        assert results[0]["points_reversed"] > 0
+        db.session.remove()
+
+
+def test_the_scan_job_runs_twice_without_opening_flags_twice(app_ctx, tmp_path):
+    from jobs.moderation import scan
+    from sapien.moderation.safety.demo_ring import seed_ring
+
+    pack = make_pack(tmp_path, items=6, gold=5, labels_per_item=3, max_labels_per_item=3)
+    seed_ring(NOW, pack_id=pack.id, password_hash="x")
+    assert scan() > 0
+    assert scan() == 0

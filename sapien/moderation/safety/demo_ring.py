@@ -41,7 +41,7 @@ def ring_pack() -> TaskPack | None:
     return None
 
 
-def seed_ring(now: datetime, *, pack_id: int | None = None, password_hash: str | None = None, items: int = 6, gold: int = 3) -> list[int]:
+def seed_ring(now: datetime, *, pack_id: int | None = None, password_hash: str | None = None, items: int = 6, gold: int = 5) -> list[int]:
     """Create the ring and its work; returns the ring's member ids (empty when there is no suitable pack).
     Idempotent by name: a second call returns the existing ring."""
     existing = accounts.get_by_username(f"{RING_PREFIX}1")

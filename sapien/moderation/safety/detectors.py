@@ -3,7 +3,8 @@ findings `{member id: Finding}`. An empty or one-member community gives no findi
 
 - `fast_answers`: answers faster than the task type's floor, for most of a member's answers;
 - `shared_signals`: accounts joined by a shared device, network or wallet (connected components);
-- `collusion`: pairs giving the *same wrong* answer to gold items far more often than chance allows;
+- `collusion`: pairs giving the *same wrong* answer to gold items far more often than chance allows (a
+  binomial tail, corrected for the number of pairs tested);
 - `rubber_stamp`: reviewers who accept nearly everything, fast, and fail their planted audits;
 - `review_rings`: members who review each other's work in a circle (cycles of up to four);
 - `signup_bursts`: many sign-ups from one network within an hour.
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from itertools import combinations
 
 import networkx as nx
+from scipy.stats import binom
 
 from sapien.moderation.verdicts import Cluster
 
@@ -33,7 +35,7 @@ DEFAULT_FLOOR_MS = 1500
 FAST_MIN_ANSWERS = 5
 FAST_SHARE = 0.5
 COLLUSION_MIN_SHARED = 3
-COLLUSION_MIN_RATIO = 5.0
+COLLUSION_ALPHA = 0.01
 PRIOR_ERROR = 0.2  # the share of gold answers a community gets wrong, before it has answered many
 PRIOR_WEIGHT = 20
 RUBBER_MIN_REVIEWS = 10
@@ -101,32 +103,36 @@ class WrongGold:
 
 
 def collusion(wrong: Iterable[WrongGold], gold_answered: dict[int, int]) -> Findings:
-    """Pairs agreeing on the same wrong gold answers. With the community wrong on a share `p` of gold answers
-    (shrunk towards `PRIOR_ERROR`), two independent members who both answered `n` gold items share about
-    n·p² wrong items, and agree on the wrong answer at most half as often: a pair is flagged from
-    `COLLUSION_MIN_SHARED` agreements at `COLLUSION_MIN_RATIO` times that."""
+    """Pairs agreeing on the same wrong gold answers far beyond chance.
+
+    With the community wrong on a share `p` of gold answers (shrunk towards `PRIOR_ERROR`), two independent
+    members agree on a wrong answer to a gold item they both answered with probability at most q = p²/2. A
+    pair sharing k wrong answers over n common gold items is flagged when k ≥ `COLLUSION_MIN_SHARED` and the
+    binomial tail P(X ≥ k | n, q) is below `COLLUSION_ALPHA` divided by the number of pairs tested (a
+    Bonferroni correction: among a million honest pairs a one-in-a-million coincidence is not evidence).
+    """
     wrong = list(wrong)
     answered = sum(gold_answered.values())
     p = (len(wrong) + PRIOR_ERROR * PRIOR_WEIGHT) / (answered + PRIOR_WEIGHT)
+    q = min(0.5, p * p / 2)
     by_item: dict[tuple[int, str], list[int]] = defaultdict(list)
-    wrong_count: dict[int, int] = defaultdict(int)
     for row in wrong:
         by_item[(row.item_id, row.answer_key)].append(row.user_id)
-        wrong_count[row.user_id] += 1
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for users in by_item.values():
         for a, b in combinations(sorted(set(users)), 2):
             shared[(a, b)] += 1
     found: Findings = {}
+    threshold = COLLUSION_ALPHA / max(1, len(shared))
     for (a, b), count in shared.items():
         if count < COLLUSION_MIN_SHARED:
             continue
-        common = min(gold_answered.get(a, count), gold_answered.get(b, count))
-        expected = max(common * p * p / 2, 0.01)
-        ratio = count / expected
-        if ratio < COLLUSION_MIN_RATIO:
+        common = max(count, min(gold_answered.get(a, count), gold_answered.get(b, count)))
+        tail = float(binom.sf(count - 1, common, q))
+        if tail >= threshold:
             continue
-        score = min(1.0, 0.5 + count / max(1, min(gold_answered.get(a, count), gold_answered.get(b, count))))
+        ratio = count / max(common * q, 1e-9)
+        score = min(1.0, 0.5 + count / common)
         for me, other in ((a, b), (b, a)):
             finding = found.get(me)
             if finding is None:

@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, user_logged_in
 
 from sapien.database import utcnow
-from sapien.extensions import db
+from sapien.extensions import db, limiter
 from sapien.moderation import signals, users
 from sapien.moderation.forms import (
     ACTION_LABELS,
@@ -320,6 +320,7 @@ def appeal(decision_id: int):
 
 
 @standing_bp.route("/appeal", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], methods=["POST"], scope="ban-appeal-address")
 def ban_appeal():
     form = BanAppealForm()
     if form.validate_on_submit():

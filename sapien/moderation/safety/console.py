@@ -59,6 +59,7 @@ class TrustPage:
     decisions: list[Decision] = field(default_factory=list)
     appeals: dict[int, DecisionAppeal] = field(default_factory=dict)
     restrictions: list[Restriction] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # every member the evidence names
 
 
 def _shown(kind: str, value: str) -> str:
@@ -83,7 +84,9 @@ def trust_page(user_id: int, now: datetime) -> TrustPage | None:
         flags[flag.user_id].append(flag)
     decisions = list(db.session.scalars(select(Decision).where(Decision.user_id.in_(member_ids)).order_by(Decision.id.desc())))
     appeals = {a.decision_id: a for a in db.session.scalars(select(DecisionAppeal).where(DecisionAppeal.user_id.in_(member_ids)))}
-    return TrustPage(user, cluster, members, shared, dict(flags), decisions, appeals, active_restrictions(user_id, now))
+    named = {other for member_flags in flags.values() for flag in member_flags for other in (flag.evidence or {}).get("members", [])}
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(sorted(named | set(member_ids))))).tuples().all())
+    return TrustPage(user, cluster, members, shared, dict(flags), decisions, appeals, active_restrictions(user_id, now), names)
 
 
 def pack_choices() -> list[tuple[str, str]]:

@@ -166,6 +166,30 @@ def test_a_scan_flags_the_seeded_ring_with_scores_and_the_features_that_drove_th
     # A second scan (the job, run twice) refreshes the open flags rather than adding more.
     assert scan() == 0 and scan() == 0
     assert db.session.scalar(select(func.count()).select_from(Flag)) == report.flags_opened
+    # A dismissal closes the member's flags, and later scans leave them quiet.
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+
+    decide(member("mod", "moderator"), ring_ids[0], DecisionDraft("dismiss", "a shared office, checked"), NOW)
+    assert run_scan(NOW).flags_opened == 0
+    assert ring_ids[0] not in flagged_member_ids(NOW) and set(ring_ids[1:]) <= flagged_member_ids(NOW)
+
+
+def test_the_model_learns_from_moderators_decisions_and_explains_its_scores():
+    import numpy as np
+
+    from sapien.moderation.safety.community import FEATURES
+    from sapien.moderation.safety.model import train
+
+    # Fast answers alone, nothing else: moderators dismissed twenty such members as honest speed-readers.
+    speedy = [3.0, 0.9, 0.1, 0.0, 1.0, 0.05, 0.0, 0.0, 0.0]
+    before = float(train().scores(np.asarray([speedy]))[0])
+    after = float(train([(speedy, 0)] * 20).scores(np.asarray([speedy]))[0])
+    assert after < before
+    model = train()
+    cheat = [3.0, 1.0, 0.9, 12.0, 5.0, 0.5, 0.0, 0.0, 1.0]
+    drivers = model.contributions(cheat)
+    assert model.scores(np.asarray([cheat]))[0] > 0.99 and drivers and all(weight > 0 for _name, _value, weight in drivers)
+    assert {name for name, _value, _weight in drivers} <= set(FEATURES)
 
 
 def test_a_decision_needs_a_reason_and_moderators_are_never_restricted(app_ctx):
@@ -294,6 +318,10 @@ def test_a_rubber_stamp_reviewers_reviews_are_reopened(app_ctx, tmp_path):
     for review in reviews:
         claim_review(review.id, stamper, NOW)
         decide_review(review.id, stamper, outcome="accepted", now=NOW + timedelta(seconds=1))
+    from sapien.moderation.safety.community import review_edges, reviewer_rows
+
+    row = next(r for r in reviewer_rows() if r.reviewer_id == stamper)
+    assert (row.reviews, row.accepted) == (2, 2) and review_edges() == [(stamper, author, 2)]
     summary = undo_damage(decide(mod, stamper, DecisionDraft("restrict", "stamps", scope="review", days=30), NOW).id, mod, NOW)
     assert summary["reviews_reopened"] == 2
     db.session.expire_all()

@@ -74,3 +74,10 @@ def test_the_public_ban_appeal_checks_credentials_and_says_what_is_wrong(app, ma
     assert response.status_code == 422 and "not right" in response.get_data(as_text=True)
     response = client.post("/appeal", data={"csrf_token": token, "login": "ana", "password": ana.password, "message": "hi"})
     assert response.status_code == 422 and "not banned" in response.get_data(as_text=True)
+
+
+def test_the_scan_command_reports_what_it_found(app):
+    result = app.test_cli_runner().invoke(args=["moderation", "scan"])
+    assert result.exit_code == 0 and "0 member(s) scored" in result.output and "0 flag(s) opened" in result.output
+    result = app.test_cli_runner().invoke(args=["moderation", "retention"])
+    assert result.exit_code == 0 and "older than 90 days deleted" in result.output

@@ -98,8 +98,13 @@ def signal_edges(member_ids: Iterable[int] | None = None) -> dict[str, list[tupl
             edges["network"].append((user_id, network))
         if device:
             edges["device"].append((user_id, device))
-    wallets = db.session.execute(select(db.metadata.tables["wallets"].c.user_id, db.metadata.tables["wallets"].c.address))
-    for user_id, address in wallets:
+    # Wallets: every address a member linked, now or before (a used sign-in nonce is a completed link; the
+    # wallets table holds only the current one), so a wallet passed from account to account joins them.
+    nonces, wallets = db.metadata.tables["siwe_nonces"], db.metadata.tables["wallets"]
+    linked = select(nonces.c.user_id, nonces.c.address).where(nonces.c.used_at.is_not(None)).union(
+        select(wallets.c.user_id, wallets.c.address)
+    )
+    for user_id, address in db.session.execute(linked):
         if ids is None or user_id in ids:
             edges["wallet"].append((user_id, address.lower()))
     return edges

@@ -54,6 +54,24 @@ def test_signals_keep_no_clear_address_and_group_by_network(app_ctx):
     assert db.session.scalar(select(func.count()).select_from(TrustSignal)) == 2
 
 
+def test_a_wallet_passed_from_account_to_account_joins_them_in_a_cluster(app_ctx):
+    from sapien.chain.wallet_models import SiweNonce, Wallet
+    from sapien.moderation.verdicts import shared_signal_clusters
+
+    ana, bob, cy = member("ana"), member("bob"), member("cyd")
+    address = "0x" + "ab" * 20
+    # Ana linked the wallet, unlinked it; Bob linked it next (only his link is current).
+    db.session.add_all([
+        SiweNonce(nonce="n1", user_id=ana, address=address, chain_id=1, issued_at=NOW, expires_at=NOW, used_at=NOW),
+        SiweNonce(nonce="n2", user_id=bob, address=address, chain_id=1, issued_at=NOW, expires_at=NOW, used_at=NOW),
+        SiweNonce(nonce="n3", user_id=cy, address=address, chain_id=1, issued_at=NOW, expires_at=NOW, used_at=None),  # never signed
+        Wallet(user_id=bob, address=address, linked_at=NOW),
+    ])
+    db.session.commit()
+    assert [(c.member_ids, c.shared) for c in shared_signal_clusters()] == [((ana, bob), ("wallet",))]
+    assert shared_signal_clusters([cy]) == []
+
+
 def test_retention_deletes_old_signals_and_the_job_runs_twice(app_ctx):
     from jobs.moderation import enforce_retention
     from sapien.moderation.models import TrustSignal

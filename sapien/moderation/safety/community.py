@@ -29,12 +29,13 @@ def speed_rows() -> list[detectors.SpeedRow]:
         else_=detectors.DEFAULT_FLOOR_MS,
     )
     fast = func.sum(case((and_(Submission.time_spent_ms.is_not(None), Submission.time_spent_ms < floor), 1), else_=0))
+    rejected = func.sum(case((Submission.status == "rejected", 1), else_=0))
     rows = db.session.execute(
-        select(Submission.user_id, TaskPack.task_type, func.count(), cast(fast, Integer))
+        select(Submission.user_id, TaskPack.task_type, func.count(), cast(fast, Integer), cast(rejected, Integer))
         .join(TaskPack, TaskPack.id == Submission.pack_id)
         .group_by(Submission.user_id, TaskPack.task_type)
     )
-    return [detectors.SpeedRow(user_id, task_type, answers, fast or 0) for user_id, task_type, answers, fast in rows]
+    return [detectors.SpeedRow(user_id, task_type, answers, fast or 0, rejected or 0) for user_id, task_type, answers, fast, rejected in rows]
 
 
 def _answer_key(answer) -> str:
@@ -108,14 +109,6 @@ def signups() -> list[tuple]:
     ).tuples())
 
 
-def answer_counts() -> dict[int, tuple[int, int]]:
-    """{member: (answers, rejected answers)}."""
-    return {user_id: (total, rejected or 0) for user_id, total, rejected in db.session.execute(
-        select(Submission.user_id, func.count(), cast(func.sum(case((Submission.status == "rejected", 1), else_=0)), Integer))
-        .group_by(Submission.user_id)
-    )}
-
-
 @dataclass
 class Community:
     """Everything one scan found: each detector's findings and each member's features."""
@@ -143,10 +136,12 @@ def read_community() -> Community:
 
 
 def member_features(speed, wrong, gold_answered, reviewers, clusters, found) -> dict[int, list[float]]:
-    answers = answer_counts()
+    answers: dict[int, tuple[int, int]] = {}
     fast: dict[int, int] = {}
     for row in speed:
         fast[row.user_id] = fast.get(row.user_id, 0) + row.fast
+        total, rejected = answers.get(row.user_id, (0, 0))
+        answers[row.user_id] = (total + row.answers, rejected + row.rejected)
     wrong_by: dict[int, int] = {}
     for row in wrong:
         wrong_by[row.user_id] = wrong_by.get(row.user_id, 0) + 1

@@ -65,6 +65,7 @@ class SpeedRow:
     task_type: str
     answers: int
     fast: int  # answers under the floor
+    rejected: int = 0  # answers rejected (a wrong gold answer, a reviewer's reject)
 
 
 def fast_answers(rows: Iterable[SpeedRow]) -> Findings:

@@ -81,3 +81,30 @@ def test_the_scan_command_reports_what_it_found(app):
     assert result.exit_code == 0 and "0 member(s) scored" in result.output and "0 flag(s) opened" in result.output
     result = app.test_cli_runner().invoke(args=["moderation", "retention"])
     assert result.exit_code == 0 and "older than 90 days deleted" in result.output
+
+
+def test_the_cluster_page_puts_every_kind_of_evidence_in_words(app, make_member):
+    from sapien.database import utcnow
+    from sapien.moderation.models import Flag
+
+    mod, ana, bob = make_member("mod", role="moderator"), make_member("ana"), make_member("bob")
+    now = utcnow()
+    evidence = {
+        "fast_answers": {"summary": "", "members": [], "answers": 20, "fast": 18},
+        "shared_signals": {"summary": "", "members": [bob.id], "shared": ["device", "network"]},
+        "collusion": {"summary": "", "members": [bob.id], "pairs": [[bob.id, 4, 40.0]]},
+        "rubber_stamp": {"summary": "", "members": [], "accept_rate": 1.0, "median_seconds": None, "planted": 4, "planted_failed": 3},
+        "review_ring": {"summary": "", "members": [bob.id], "rings": [[ana.id, bob.id]]},
+        "signup_burst": {"summary": "", "members": [bob.id], "network": "203.0.113.0/24"},
+        "model": {"summary": "0.97", "members": [], "features": [["fast_share", 0.9, 3.2]]},
+    }
+    with app.app_context():
+        db.session.add_all([Flag(user_id=ana.id, kind=kind, score=0.9, evidence=e, status="open", created_at=now, updated_at=now)
+                            for kind, e in evidence.items()])
+        db.session.commit()
+    text = mod.client.get(f"/moderation/trust/{ana.id}").get_data(as_text=True)
+    for words in ("18 of 20 answers under the task type", "shares a device, a network with @bob", "4 identical wrong gold answers with @bob",
+                  "accepts 100% of reviews", "failed 3 of 4 planted audits", "reviews in a circle with @bob",
+                  "from 203.0.113.0/24 within an hour", "Share of too-fast answers"):
+        assert words in text, words
+    assert "@ana" in mod.client.get("/moderation/flags").get_data(as_text=True)

@@ -153,7 +153,7 @@ def _record_sign_in(app, user, **_extra) -> None:
 
 
 def _set_device_cookie(response):
-    if request.cookies.get(signals.DEVICE_COOKIE) is None and not request.path.startswith("/static/"):
+    if request.cookies.get(signals.DEVICE_COOKIE) is None and not request.path.startswith(("/static/", "/api/", "/healthz")):
         response.set_cookie(signals.DEVICE_COOKIE, _device_id(), max_age=signals.DEVICE_COOKIE_DAYS * 86400, httponly=True,
                             samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response

@@ -112,13 +112,14 @@ def _register_blueprints(app: Flask) -> None:
     from sapien.labeling.views import bp as labeling_bp
     from sapien.leaderboards.views import bp as leaderboards_bp
     from sapien.moderation.views import bp as moderation_bp
+    from sapien.moderation.views import standing_bp
     from sapien.notifications.views import bp as notifications_bp
     from sapien.progression.views import bp as progression_bp
     from sapien.quality.views import bp as quality_bp
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp, economy_bp, governance_bp, airdrops_bp,
+        chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -1,5 +1,5 @@
 """Flask CLI commands: `flask demo seed`, `flask users ban|unban|role`, `flask jobs reconcile`, `flask jobs worker`, `flask chain status`,
-`flask quests rotate`."""
+`flask quests rotate`, `flask moderation scan|retention`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sapien.database import needs_schema, utcnow
 from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from sapien.labeling.cli import labeling_cli
 from sapien.leaderboards.rebuild import enqueue_rebuild, rebuild_all
+from sapien.moderation.cli import moderation_cli
 from sapien.moderation.users import UserAdminError, ban, change_role, unban
 from sapien.progression.quest_catalogue import rotate_quests
 from sapien.progression.summary import enqueue_member_syncs
@@ -164,5 +165,5 @@ def chain_deploy_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli, airdrops_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli, airdrops_cli, moderation_cli):
         app.cli.add_command(group)

@@ -13,6 +13,8 @@ from sapien.guilds import founding, membership
 from sapien.labeling.seeding import seed_demo_history, seed_demo_packs
 from sapien.leaderboards.rebuild import rebuild_all
 from sapien.ledger import service as ledger
+from sapien.moderation.safety.demo_ring import seed_ring
+from sapien.moderation.safety.scan import run_scan
 from sapien.progression.levels import xp_for_level
 from sapien.progression.quest_catalogue import rotate_quests
 
@@ -73,6 +75,7 @@ def seed_demo(members: int, now: datetime) -> bool:
     # The boards are a cache of the ledger: build them once the whole history is committed.
     rebuild_all(now)
     rotate_quests(now)  # today's and this week's quests from the default catalogue
+    run_scan(now)  # the seeded ring of cheats is flagged in the moderators' console
     return True
 
 
@@ -176,3 +179,5 @@ def _seed(members: int, now: datetime) -> None:
     seed_demo_history(demo_ids, now)
     # Governance: stakers, and a proposal in every state (the demo guild leader, level 3, proposes).
     seed_demo_proposals(rng, accounts.get_by_username(DEMO_LOGINS["guild_leader"]).id, member_ids, now)
+    # A ring of cheating accounts for the trust & safety console (they sign in with the demo password too).
+    seed_ring(now, password_hash=password_hash)

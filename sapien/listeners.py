@@ -22,6 +22,8 @@ from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.labeling import settlement as _settlement  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
+from sapien.moderation import signals as _trust_signals  # noqa: F401, E402, I001
+from sapien.moderation.safety import scan as _trust_scan  # noqa: F401, E402, I001
 from sapien.progression import levels, live, mint_queue, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001

@@ -56,6 +56,8 @@ JOB_TIMEOUTS = {
     "jobs.labeling.settle_rewards": 600,
     "jobs.leaderboards.rebuild_boards": 600,
     "jobs.maintenance.reconcile_pending_work": 300,
+    "jobs.moderation.enforce_retention": 300,
+    "jobs.moderation.scan": 900,
     "jobs.progression.rotate_quests": 60,
     "jobs.progression.sync_member_progress": 60,
     "jobs.quality.aggregate_pack": 1200,

@@ -40,7 +40,13 @@ def test_demo_seed_creates_a_community_once_with_every_role(app_ctx):
     assert seed_demo(members=30, now=utcnow()) is False
     for role, username in DEMO_LOGINS.items():
         assert accounts.get_by_username(username).role == role
-    assert accounts.count_members() == 30 + len(DEMO_LOGINS)
+    from sapien.moderation.safety.demo_ring import RING_SIZE
+    from sapien.moderation.verdicts import flagged_member_ids, shared_signal_clusters
+
+    assert accounts.count_members() == 30 + len(DEMO_LOGINS) + RING_SIZE
+    # The seeded ring of cheats is one cluster, and flagged.
+    ring = shared_signal_clusters()[0].member_ids
+    assert len(ring) == RING_SIZE and set(ring) <= flagged_member_ids(utcnow())
     from sapien.ledger import service as ledger
 
     assert ledger.find_mismatched_balances() == []

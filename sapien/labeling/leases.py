@@ -27,7 +27,7 @@ from sapien import events
 from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.access import check_unlocked
-from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft
+from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
 from sapien.labeling.models import (
     Item,
     Lease,
@@ -36,6 +36,8 @@ from sapien.labeling.models import (
     TaskPack,
 )
 from sapien.labeling.packs import day_start, get_media
+from sapien.moderation import verdicts
+from sapien.moderation.verdicts import restriction_message
 from sapien.queue import PendingWork, pending_work_source
 
 
@@ -160,17 +162,18 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
     ).first()
 
 
-def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int]:
-    """The member's latest active lease in the pack (or None) and their daily use there, in one statement:
-    the two reads every "next item" starts with."""
+def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool]:
+    """The member's latest active lease in the pack (or None), their daily use there and whether moderation
+    restricted them from labeling it, in one statement: the reads every "next item" starts with."""
     latest = select(func.max(Lease.id)).where(
         Lease.user_id == user_id, Lease.pack_id == pack.id, Lease.status == "active"
     ).scalar_subquery()
     one_row = select(literal(1).label("one")).subquery()
-    lease, used = db.session.execute(
-        select(Lease, _daily_use(user_id, pack, now)).select_from(one_row).outerjoin(Lease, Lease.id == latest)
+    lease, used, restricted = db.session.execute(
+        select(Lease, _daily_use(user_id, pack, now), verdicts.restricted_clause(user_id, "labeling", now, pack.id))
+        .select_from(one_row).outerjoin(Lease, Lease.id == latest)
     ).one()
-    return lease, used or 0
+    return lease, used or 0, bool(restricted)
 
 
 def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
@@ -200,7 +203,9 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
         pack = session.get(TaskPack, pack_id)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
-        current, used = _active_lease_and_daily_use(user_id, pack, now)
+        current, used, restricted = _active_lease_and_daily_use(user_id, pack, now)
+        if restricted:
+            raise PackLocked(restriction_message(verdicts.is_restricted(user_id, "labeling", now, pack.id)))
         if current is not None:
             if as_utc(current.expires_at) > now:
                 return current, None

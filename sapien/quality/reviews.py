@@ -15,6 +15,7 @@ from sapien.extensions import db
 from sapien.labeling import answers, submissions
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Media, Submission, TaskPack
+from sapien.moderation import verdicts
 from sapien.quality.errors import (
     InvalidReview,
     NoReviewsLeft,
@@ -50,7 +51,10 @@ def planted_review_rate_percent() -> float:
     return float(setting("PLANTED_REVIEW_RATE_PERCENT", 10))
 
 
-def _require_reviewer(user_id: int) -> None:
+def _require_reviewer(user_id: int, now: datetime) -> None:
+    restriction = verdicts.is_restricted(user_id, "review", now)
+    if restriction is not None:
+        raise NotAReviewer(verdicts.restriction_message(restriction))
     if not can_review(user_id):
         raise NotAReviewer(
             _l("Reviewing opens at a reputation of %(needed)s (or with the reviewer role).", needed=reviewer_min_reputation())
@@ -149,7 +153,7 @@ def _plant_review(reviewer_id: int, now: datetime) -> Review | None:
 def claim_next_review(reviewer_id: int, now: datetime) -> Review:
     """The reviewer's current claim, or the oldest review they may take (sometimes a planted one)."""
     with unit_of_work() as session:
-        _require_reviewer(reviewer_id)
+        _require_reviewer(reviewer_id, now)
         current = active_claim(reviewer_id, now)
         if current is not None:
             return current
@@ -173,7 +177,7 @@ def claim_next_review(reviewer_id: int, now: datetime) -> Review:
 def claim_review(review_id: int, reviewer_id: int, now: datetime) -> Review:
     """Take one particular review (a link to it). Refused for the reviewer's own work."""
     with unit_of_work() as session:
-        _require_reviewer(reviewer_id)
+        _require_reviewer(reviewer_id, now)
         review = session.get(Review, review_id)
         if review is None or (review.is_planted and review.reviewer_id != reviewer_id):
             raise ReviewNotFound(_l("There is no such review."))

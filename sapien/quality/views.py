@@ -11,6 +11,7 @@ from sapien.forms import EmptyForm
 from sapien.labeling import answers
 from sapien.labeling.packs import get_pack_by_slug
 from sapien.labeling.plain_answers import PLAIN_FORMATS, plain_answer
+from sapien.moderation import verdicts
 from sapien.quality import appeals as quality_appeals
 from sapien.quality import batch, escalation, exports, online, overrides, reviews
 from sapien.quality import errors as quality_errors
@@ -56,6 +57,9 @@ def _media_url(media) -> str | None:
 # --- the review queue ----------------------------------------------------------------------------
 
 def _require_reviewer():
+    restriction = verdicts.is_restricted(current_user.id, "review", utcnow())
+    if restriction is not None:
+        return render_error(403, verdicts.restriction_message(restriction))
     if not quality_reputation.can_review(current_user.id):
         return render_error(
             403,

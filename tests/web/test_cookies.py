@@ -38,7 +38,9 @@ def test_production_cookies_are_secure_httponly_lax_and_host_only(make_app):
     theme = client.post("/theme", data={"theme": "dark", "csrf_token": token}, **https)
     assert theme.status_code == 303
     cookies = {**set_cookies(first), **set_cookies(signed_in), **set_cookies(language), **set_cookies(theme)}
-    assert set(cookies) == {"__Host-session", "__Host-remember_token", "sapien_lang", THEME_COOKIE}, cookies
+    from sapien.moderation.signals import DEVICE_COOKIE
+
+    assert set(cookies) == {"__Host-session", "__Host-remember_token", "sapien_lang", THEME_COOKIE, DEVICE_COOKIE}, cookies
     for name, attributes in cookies.items():
         assert attributes.get("secure") is True, name
         assert attributes.get("httponly") is True, name

@@ -1,7 +1,7 @@
 """moderation: trust signals, flags, decisions (restrictions and bans), appeals
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0024
 Create Date: 2026-12-06 14:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0025'
-down_revision = '0021'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 

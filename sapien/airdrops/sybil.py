@@ -19,6 +19,7 @@ from datetime import datetime
 from flask_babel import lazy_gettext as _l
 
 from sapien.airdrops.criteria import MemberInput
+from sapien.moderation import verdicts
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,14 @@ def banned_account(context: SybilContext) -> Exclusions:
 
 
 def flagged_by_trust_and_safety(context: SybilContext) -> Exclusions:
-    """Members trust & safety flagged: `sapien.moderation.verdicts.flagged_member_ids(now)` (wired at merge)."""
-    flagged: set[int] = set()
+    """Members trust & safety flagged: an open flag, or an active restriction or ban."""
+    flagged = verdicts.flagged_member_ids(context.now)
     return {member_id: ("flagged_by_trust_and_safety", {}) for member_id in flagged if member_id in context.members}
 
 
 def shared_signal_cluster(context: SybilContext) -> Exclusions:
-    """Accounts sharing an IP address or a device: `sapien.moderation.verdicts.shared_signal_clusters()`
-    (each with `member_ids` and the `shared` kinds), wired at merge."""
-    clusters: list[tuple[Iterable[int], Iterable[str]]] = []
+    """Accounts sharing an IP network, a device or a wallet, as trust & safety clusters them."""
+    clusters = [(cluster.member_ids, cluster.shared) for cluster in verdicts.shared_signal_clusters()]
     found: Exclusions = {}
     for member_ids, shared in clusters:
         found.update(_merge(context, member_ids, "shared_signal_cluster", what=", ".join(sorted(shared))))

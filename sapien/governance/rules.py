@@ -40,6 +40,7 @@ from sapien.accounts.models import User
 from sapien.economy.models import StakePosition
 from sapien.extensions import db
 from sapien.governance.settings import setting
+from sapien.moderation import verdicts
 from sapien.progression.levels import member_level
 from sapien.quality.reputation import reputation_of
 
@@ -102,13 +103,9 @@ def _tokens(amount: int) -> str:
 
 
 def flagged(user_id: int, now: datetime) -> bool:
-    """Trust & safety's hook: is this member flagged (an open flag, an active restriction)? Flagged members
-    cannot vote or propose.
-
-    The lead wires this to sapien/moderation (e.g. ``user_id in verdicts.flagged_member_ids(now)`` or
-    ``verdicts.is_restricted(user_id, "governance", now)``); until then nobody is flagged.
-    """
-    return False
+    """Is this member flagged by trust & safety (an open flag, an active restriction or ban)? Flagged members
+    cannot vote or propose."""
+    return verdicts.is_flagged(user_id, now)
 
 
 def may_vote(user_id: int, now: datetime) -> str | None:

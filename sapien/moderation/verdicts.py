@@ -85,6 +85,18 @@ def flagged_member_ids(now: datetime) -> set[int]:
     return flagged | set(db.session.scalars(select(Decision.user_id).where(_active(now)).distinct()))
 
 
+def is_flagged(user_id: int, now: datetime) -> bool:
+    """One member's answer to `flagged_member_ids` (governance asks it at every vote)."""
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(Flag.user_id == user_id, Flag.status == "open")
+                | exists().where(Decision.user_id == user_id, _active(now))
+            )
+        )
+    )
+
+
 def signal_edges(member_ids: Iterable[int] | None = None) -> dict[str, list[tuple[int, str]]]:
     """{kind: [(member id, shared value)]} for the networks and devices members signed up or in from, and
     the wallets they linked."""

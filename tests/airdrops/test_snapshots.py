@@ -81,6 +81,29 @@ def test_minimums_and_caps_and_a_shared_wallet_are_applied(app_ctx):
     assert int(entry(snapshot.id, second).amount) + int(entry(snapshot.id, twin).amount) == 600 * 10**18
 
 
+def test_members_trust_and_safety_flagged_or_clustered_are_excluded_with_reasons(app_ctx):
+    from sapien.database import unit_of_work
+    from sapien.moderation.models import Flag
+    from sapien.moderation.signals import record_signal
+
+    honest, _ = add_member("honest", points=500)
+    cheat, _ = add_member("cheat", points=500)
+    main_account, _ = add_member("main", points=400)
+    sock, _ = add_member("sock", points=300)
+    with unit_of_work() as session:
+        session.add(Flag(user_id=cheat, kind="collusion", score=0.97, evidence={}, status="open", created_at=NOW, updated_at=NOW))
+    for user_id, address in ((main_account, "203.0.113.7"), (sock, "203.0.113.9")):  # one /24 network, one device
+        record_signal(user_id, "login", address, "Firefox", "device-shared-by-two", NOW)
+    snapshot = run(base_config(weights={"points": 1}))
+    assert entry(snapshot.id, cheat).excluded_rule == "flagged_by_trust_and_safety"
+    assert reason_text(entry(snapshot.id, cheat).excluded_reason) == "Flagged by trust & safety."
+    # The cluster keeps one account (the first) and excludes the other, saying what they share.
+    assert entry(snapshot.id, main_account).excluded_rule is None and int(entry(snapshot.id, main_account).amount) > 0
+    assert entry(snapshot.id, sock).excluded_rule == "shared_signal_cluster"
+    assert "main" in reason_text(entry(snapshot.id, sock).excluded_reason)
+    assert entry(snapshot.id, honest).excluded_rule is None
+
+
 def test_the_job_run_twice_changes_nothing_and_the_same_config_gives_the_same_root(app_ctx):
     add_member("ana", points=40)
     add_member("bob", points=60)

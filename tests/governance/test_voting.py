@@ -56,9 +56,11 @@ def test_power_gained_after_the_proposal_opened_does_not_count(ctx):
     assert voting.cast_vote(latecomer, later.id, "for", NOW + 2 * HOUR).power == 7500  # a new proposal sees the new stake
 
 
-def test_banned_and_flagged_members_cannot_vote(ctx, monkeypatch):
+def test_banned_and_flagged_members_cannot_vote(ctx):
     from sapien.accounts import service as accounts
-    from sapien.governance import proposals, rules, voting
+    from sapien.database import unit_of_work
+    from sapien.governance import proposals, voting
+    from sapien.moderation.models import Flag
 
     author = proposer()
     rogue = staker(TOKEN)
@@ -67,7 +69,8 @@ def test_banned_and_flagged_members_cannot_vote(ctx, monkeypatch):
     accounts.ban(rogue, "vote buying")
     with pytest.raises(proposals.NotAllowed, match="Banned members cannot vote"):
         voting.cast_vote(rogue, proposal.id, "for", NOW + HOUR)
-    monkeypatch.setattr(rules, "flagged", lambda user_id, now: user_id == flagged)  # trust & safety's hook
+    with unit_of_work() as session:  # trust & safety's scan flagged them; no moderator has decided yet
+        session.add(Flag(user_id=flagged, kind="too_fast", score=0.9, evidence={}, status="open", created_at=NOW, updated_at=NOW))
     with pytest.raises(proposals.NotAllowed, match="trust & safety"):
         voting.cast_vote(flagged, proposal.id, "for", NOW + HOUR)
     assert voting.tally(proposal.id).voters == 0

@@ -86,6 +86,7 @@ def _register_models() -> None:
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
+    from sapien.chain import payout_models as _payouts  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
     from sapien.labeling import models as _labeling  # noqa: F401

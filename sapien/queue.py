@@ -47,6 +47,7 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 JOB_TIMEOUTS = {
     "jobs.chain.mint_badge": 180,
     "jobs.chain.send_transaction": 180,
+    "jobs.chain.settle_withdrawals": 600,
     "jobs.labeling.expire_leases": 60,
     "jobs.labeling.settle_rewards": 600,
     "jobs.leaderboards.rebuild_boards": 600,

@@ -122,6 +122,9 @@ def _node_call(call):
         raise ChainUnavailable(type(error).__name__) from error
 
 
+node_call = _node_call  # for the outbox's owners' own reads of the chain
+
+
 def _sign(tx_id: int, now: datetime, w3: Web3) -> str:
     """pending → signed: allocate the signer's next nonce under its row lock and store the signed bytes."""
     account = _signer()

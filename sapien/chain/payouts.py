@@ -48,6 +48,7 @@ from sapien.ledger import service as ledger
 
 TOKEN_CONTRACTS = {"token": "SapienToken", "partner": "PartnerToken"}
 BATCH_SIZE = 200  # recipients per transaction: about 10 M gas, well inside a block
+MAX_AMOUNT = 2**63 - 1  # the ledger's BIGINT: no balance holds more
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
 
 
@@ -68,6 +69,8 @@ def request_withdrawal(user_id: int, currency: str, amount: int, key: str, now: 
         raise PayoutError(_l("Only tokens and partner tokens can be withdrawn."), "currency")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise PayoutError(_l("Enter an amount above zero."), "amount")
+    if amount > MAX_AMOUNT:
+        raise PayoutError(_l("That is more than your balance. Withdraw at most what you have."), "amount")
     if not KEY_PATTERN.match(key or ""):
         raise PayoutError(_l("This form is out of date. Reload the page and try again."))
     with unit_of_work() as session:

@@ -50,6 +50,9 @@ quests_moved = signals.signal("quests-moved")  # user_id
 # In the transaction: a member's linked wallet changed to another one or was unlinked (address None);
 # accounts signs out their other sessions. A first link (previous_address None) is not sent.
 wallet_changed = signals.signal("wallet-changed")  # user_id, address, previous_address, now
+# In the transaction: a moderator sent a failed outbox transaction again (chain console); its owner (the
+# badge mint) takes it up again.
+chain_transaction_retried = signals.signal("chain-transaction-retried")  # tx_id, kind, now
 
 # notifications
 notification_added = signals.signal("notification-added")  # user_id

@@ -76,6 +76,7 @@ def connect() -> None:
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
+    events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

@@ -8,15 +8,24 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from sapien.accounts import service as accounts
-from sapien.chain import payouts, wallets
+from sapien.chain import console, payouts, wallets
 from sapien.chain.forms import PayoutChainForm, WalletLinkForm, WalletMessageForm, WithdrawForm
 from sapien.chain.payout_chains import chain_named, enabled_chains
+from sapien.chain.reconciliation import reconcile_payouts
+from sapien.chain.registry import chain_info
 from sapien.chain.siwe import SiweError
 from sapien.database import utcnow
 from sapien.forms import EmptyForm
 from sapien.i18n import CURRENCY_NAMES, format_money
 from sapien.ledger import service as ledger
-from sapien.web import flash_message, redirect_to, render_page_or_fragment, render_poll, show_domain_error
+from sapien.web import (
+    flash_message,
+    redirect_to,
+    render_page_or_fragment,
+    render_poll,
+    role_required,
+    show_domain_error,
+)
 
 bp = Blueprint("chain", __name__)
 
@@ -163,3 +172,36 @@ def withdraw():
 def withdrawals():
     """The member's withdrawals; the list polls itself while one is still on its way."""
     return render_poll("chain/withdrawals.html", "chain/fragments/withdrawals.html", withdrawals=payouts.withdrawal_history(current_user.id))
+
+
+# --- the moderators' chain console ----------------------------------------------------------------
+
+@bp.get("/manage/chain")
+@role_required("moderator")
+def chain_console():
+    report = reconcile_payouts(utcnow())
+    return render_page_or_fragment(
+        "chain/console.html",
+        "chain/fragments/console.html",
+        signer=console.signer_view(),
+        outbox=console.outbox_view(),
+        contracts=console.contracts_by_chain(),
+        batches=console.recent_batches(),
+        report=report,
+        batch_checks={check.batch_id: check for check in report.batches},
+        chain_info=chain_info,
+    )
+
+
+@bp.post("/manage/chain/transactions/<int:tx_id>/retry")
+@role_required("moderator")
+def retry_transaction(tx_id: int):
+    form = EmptyForm()
+    if form.validate_on_submit():
+        try:
+            console.retry_transaction(tx_id, utcnow())
+        except console.ConsoleError as error:
+            flash_message(str(error.message), "error")
+        else:
+            flash_message(_("Transaction %(id)s is queued again.", id=tx_id))
+    return redirect_to(url_for("chain.chain_console"))

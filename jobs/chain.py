@@ -33,3 +33,12 @@ def settle_withdrawals() -> dict:
 
     with app_context():
         return asdict(settle(utcnow()))
+
+
+def mint_ready_badges() -> dict:
+    """Mint every awarded badge whose member has a wallet (up to a batch), pipelined; safe to run twice."""
+    from sapien.database import utcnow
+    from sapien.progression.minting import mint_ready_badges as mint_ready
+
+    with app_context():
+        return mint_ready(utcnow())

@@ -14,13 +14,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import requests
+from sqlalchemy import select
 
 from sapien import events
 from sapien.chain.client import current_chain_id, web3_client
 from sapien.chain.contracts import badge_token_id, call_data, contract_at
 from sapien.chain.deploy import contract_address
 from sapien.chain.models import ChainTransaction
-from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, queue_transaction
+from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, advance_many, queue_transaction
 from sapien.database import unit_of_work
 from sapien.extensions import db
 from sapien.progression.models import MintRequest
@@ -105,3 +106,37 @@ def _note(mint_request_id: int, error: str, now: datetime) -> None:
     with unit_of_work() as session:
         request = session.get(MintRequest, mint_request_id, with_for_update=True, populate_existing=True)
         request.last_error, request.updated_at = error[:2000], now
+
+
+MINT_BATCH = 100
+
+
+def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
+    """Mint many awarded badges at once, pipelined through the outbox (`advance_many`): every request
+    whose member has a wallet is queued, then all their transactions are signed, sent and confirmed
+    together. Each request still goes through its own states and outbox row, so a crash anywhere leaves
+    work that the per-request job (`mint_badge`, queued by the reconciler) finishes. Returns counts by
+    final state."""
+    candidates = list(db.session.scalars(
+        select(MintRequest.id).where(MintRequest.state.in_(("pending", "submitted"))).order_by(MintRequest.id).limit(limit)
+    ))
+    with unit_of_work():  # one commit for all of them
+        ready = [mint_id for mint_id in candidates if _queue_mint(mint_id, now)]
+    if not ready:
+        return {}
+    tx_of = dict(db.session.execute(select(MintRequest.id, MintRequest.tx_id).where(MintRequest.id.in_(ready))).tuples().all())
+    try:
+        statuses = advance_many(list(tx_of.values()), now)
+    except ChainUnavailable as error:
+        for mint_id in ready:
+            _note(mint_id, f"{WAITING_FOR_CHAIN}: {error}", now)
+        raise
+    counts: dict[str, int] = {}
+    with unit_of_work():  # one commit for every minted request
+        states = {mint_id: _set_state(mint_id, "minted", None, now) for mint_id, tx_id in tx_of.items() if statuses.get(tx_id) == "confirmed"}
+    for mint_id, tx_id in tx_of.items():
+        if statuses.get(tx_id) == "failed":
+            states[mint_id] = mint_badge(mint_id, now)  # the per-request rule (already held, or failed with its reason)
+        state = states.get(mint_id, "submitted")
+        counts[state] = counts.get(state, 0) + 1
+    return counts

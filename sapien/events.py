@@ -41,6 +41,8 @@ guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 # progression
 level_reached = signals.signal("level-reached")  # user_id, level, now
 badge_awarded = signals.signal("badge-awarded")  # user_id, badge_slug, award_id, now
+# In the transaction: a moderator revoked an award; the chain burns its token if one was minted.
+badge_revoked = signals.signal("badge-revoked")  # user_id, badge_slug, award_id, now
 quest_completed = signals.signal("quest-completed")  # user_id, quest_id, now
 streak_extended = signals.signal("streak-extended")  # user_id, days (the streak after today's answer), now
 # A member's quest progress moved (or a reward was claimed): quest lists on their page refetch.

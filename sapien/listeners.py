@@ -17,7 +17,7 @@ from sapien.labeling import leases as _leases  # noqa: F401, E402, I001
 from sapien.labeling import settlement as _settlement  # noqa: F401, E402, I001
 from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
-from sapien.progression import levels, live, mint_queue, reactions, streaks
+from sapien.progression import levels, live, mint_queue, minting, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
@@ -77,6 +77,7 @@ def connect() -> None:
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
     events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)
+    events.badge_revoked.connect(minting.on_badge_revoked, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

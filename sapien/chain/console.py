@@ -27,7 +27,7 @@ from sapien.errors import DomainError
 from sapien.extensions import db
 
 SHOWN = 50  # transactions listed per state
-RETRYABLE_FAILED_KINDS = ("badge_mint", "deploy")
+RETRYABLE_FAILED_KINDS = ("badge_mint", "badge_burn", "deploy")
 
 
 class ConsoleError(DomainError):

@@ -22,9 +22,10 @@ from sapien.chain.contracts import badge_token_id, call_data, contract_at
 from sapien.chain.deploy import contract_address
 from sapien.chain.models import ChainTransaction
 from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, advance_many, queue_transaction
-from sapien.database import unit_of_work
+from sapien.chain.pending import enqueue_send
+from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
-from sapien.progression.models import MintRequest
+from sapien.progression.models import BadgeAward, MintRequest
 
 
 class ContractsNotDeployed(RuntimeError):
@@ -50,7 +51,10 @@ def mint_badge(mint_request_id: int, now: datetime) -> str:
         _note(mint_request_id, f"{WAITING_FOR_CHAIN}: {error}", now)
         raise
     if status == "confirmed":
-        return _set_state(mint_request_id, "minted", None, now)
+        state = _set_state(mint_request_id, "minted", None, now)
+        if _revoked(mint_request_id):  # revoked while its mint was on its way: burn it now
+            _queue_burn(mint_request_id, now)
+        return state
     if status == "failed":
         if _already_held(request):
             return _set_state(mint_request_id, "minted", None, now)
@@ -140,3 +144,32 @@ def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
         state = states.get(mint_id, "submitted")
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+# --- revoking = burning --------------------------------------------------------------------------
+
+def on_badge_revoked(_sender=None, *, award_id: int, now: datetime, **_ignored) -> None:
+    """In the revoke's transaction: a minted token is burned (an outbox transaction, sent after the
+    commit). A mint still on its way is burned once it lands (`mint_badge`); a pending one was cancelled."""
+    mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.award_id == award_id, MintRequest.state == "minted"))
+    if mint_id is not None:
+        _queue_burn(mint_id, now)
+
+
+def _revoked(mint_request_id: int) -> bool:
+    return db.session.scalar(
+        select(BadgeAward.revoked_at).join(MintRequest, MintRequest.award_id == BadgeAward.id).where(MintRequest.id == mint_request_id)
+    ) is not None
+
+
+def _queue_burn(mint_request_id: int, now: datetime) -> int:
+    """The burn of the request's token, once (its outbox key), sent after the commit."""
+    with unit_of_work() as session:
+        request = session.get(MintRequest, mint_request_id, populate_existing=True)
+        mint_tx = session.get(ChainTransaction, request.tx_id)
+        tx_id = queue_transaction(
+            key=f"badge-burn:{request.id}", kind="badge_burn", chain_id=request.chain_id, to=mint_tx.payload["to"],
+            data=call_data("SapienBadge", "burn", int(request.token_id)), now=now, extra={"mint_request_id": request.id},
+        )
+        after_commit(lambda: enqueue_send(tx_id))
+    return tx_id

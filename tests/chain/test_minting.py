@@ -191,3 +191,29 @@ def test_ready_badges_mint_together_pipelined_once_each(chain, wallets, make_mem
     assert mint_request(no_wallet).state == "pending"
     nonces = sorted(db.session.scalars(select(ChainTransaction.nonce).where(ChainTransaction.status == "confirmed")))
     assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))  # one nonce each, none skipped
+
+
+def test_revoking_a_minted_badge_burns_its_token_once(chain, wallets, make_member, redis_conn):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from jobs.chain import send_transaction
+    from sapien.accounts import service as accounts
+    from sapien.progression.awards import revoke_badge
+
+    member = make_member("ada")
+    moderator = accounts.sign_up(accounts.SignUp(username="mod", email="mod@example.org", password="correct horse battery"), now=utcnow(), role="moderator")
+    wallets[member.id] = MEMBER_ADDRESS
+    award(member.id)
+    request = mint_request(member.id)
+    assert mint_badge(request.id) == "minted" and owner_count(chain) == 1
+
+    revoke_badge(request.award_id, actor_id=moderator.id, reason="Earned by a bot", now=utcnow())
+    burn = db.session.scalar(select(ChainTransaction).where(ChainTransaction.kind == "badge_burn"))
+    assert burn is not None and burn.status == "pending"
+    assert f"chain-tx-{burn.id}" in Queue("chain", connection=redis_conn, serializer=JSONSerializer).get_job_ids()
+    assert send_transaction(burn.id) == "confirmed"
+    assert send_transaction(burn.id) == "confirmed"  # twice: burned once
+    assert owner_count(chain) == 0
+    with pytest.raises(Exception):  # noqa: B017 - the token is gone: ownerOf reverts
+        chain.contract("SapienBadge").functions.ownerOf(badge_token_id(member.id, "first-label")).call()

@@ -50,7 +50,8 @@ def test_a_mint_killed_mid_flight_finishes_with_exactly_one_token(app, chain, wa
     state, status = state_of(app, mint_id)
     assert state == "submitted" and status == ("signed" if failpoint == "chain.after-sign" else "sent")
     job_id = f"chain-mint-{mint_id}"
-    wait_for(lambda: any(job_id in line for line in broken_invariants_of(app)), timeout=10, what="the abandoned job")
+    # Abandoned once the dead worker's heartbeat lapsed (the pending-work line alone shows at once).
+    wait_for(lambda: any(job_id in line and "dead worker" in line for line in broken_invariants_of(app)), timeout=10, what="the abandoned job")
 
     assert workers.start(burst=True).wait() == 0  # reconciles, re-runs the job, drains
     assert state_of(app, mint_id) == ("minted", "confirmed")
@@ -95,7 +96,9 @@ def test_a_payout_killed_between_sign_and_send_then_between_send_and_receipt_pay
         amounts[address] = amount
 
     def abandoned() -> bool:
-        return any("chain-settle-withdrawals" in line or "chain-tx-" in line for line in broken_invariants_of(app))
+        # The dead worker's job is seen as abandoned once its heartbeat lapsed (not merely "pending work
+        # without a live job", which holds at once): only then does the next worker's reconcile take it up.
+        return any("left running by dead worker" in line for line in broken_invariants_of(app))
 
     # Killed between sign and send: the batch and its signed bytes are stored, nothing was broadcast.
     worker = workers.start("chain.after-sign=kill", queues=["chain"])

@@ -21,8 +21,9 @@ from sapien.chain.client import current_chain_id, web3_client
 from sapien.chain.contracts import badge_token_id, call_data, contract_at
 from sapien.chain.deploy import contract_address
 from sapien.chain.models import ChainTransaction
-from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, advance_many, queue_transaction
+from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, queue_transaction
 from sapien.chain.pending import enqueue_send
+from sapien.chain.pipeline import advance_many
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
 from sapien.progression.models import BadgeAward, MintRequest

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sapien import events
 from sapien.chain.client import current_chain_id, web3_client
@@ -137,8 +137,19 @@ def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
             _note(mint_id, f"{WAITING_FOR_CHAIN}: {error}", now)
         raise
     counts: dict[str, int] = {}
-    with unit_of_work():  # one commit for every minted request
-        states = {mint_id: _set_state(mint_id, "minted", None, now) for mint_id, tx_id in tx_of.items() if statuses.get(tx_id) == "confirmed"}
+    confirmed = [mint_id for mint_id, tx_id in tx_of.items() if statuses.get(tx_id) == "confirmed"]
+    with unit_of_work() as session:  # one statement and one commit for every minted request
+        minted = session.scalars(
+            update(MintRequest).where(MintRequest.id.in_(confirmed), MintRequest.state == "submitted")
+            .values(state="minted", last_error=None, updated_at=now).returning(MintRequest.id)
+        ).all()
+        revoked = session.scalars(
+            select(MintRequest.id).join(BadgeAward, BadgeAward.id == MintRequest.award_id)
+            .where(MintRequest.id.in_(minted), BadgeAward.revoked_at.is_not(None))
+        ).all()
+        for mint_id in revoked:  # revoked while its mint was on its way: burn it now
+            _queue_burn(mint_id, now)
+    states = dict.fromkeys(confirmed, "minted")
     for mint_id, tx_id in tx_of.items():
         if statuses.get(tx_id) == "failed":
             states[mint_id] = mint_badge(mint_id, now)  # the per-request rule (already held, or failed with its reason)

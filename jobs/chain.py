@@ -1,4 +1,5 @@
-"""Chain jobs on the `chain` queue: drive one outbox transaction, mint one badge (both safe to run twice)."""
+"""Chain jobs on the `chain` queue: drive one outbox transaction, mint one badge, settle token withdrawals
+(each safe to run twice)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,23 @@ def mint_badge(mint_request_id: int) -> str:
 
     with app_context():
         return mint(mint_request_id, utcnow())
+
+
+def settle_withdrawals() -> dict:
+    """Batch pending token withdrawals and pay each batch in one transaction; safe to run twice."""
+    from dataclasses import asdict
+
+    from sapien.chain.payouts import settle_withdrawals as settle
+    from sapien.database import utcnow
+
+    with app_context():
+        return asdict(settle(utcnow()))
+
+
+def mint_ready_badges() -> dict:
+    """Mint every awarded badge whose member has a wallet (up to a batch), pipelined; safe to run twice."""
+    from sapien.database import utcnow
+    from sapien.progression.minting import mint_ready_badges as mint_ready
+
+    with app_context():
+        return mint_ready(utcnow())

@@ -87,6 +87,7 @@ def _register_models() -> None:
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.airdrops import models as _airdrops  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
+    from sapien.chain import payout_models as _payouts  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.economy import models as _economy  # noqa: F401
     from sapien.governance import models as _governance  # noqa: F401

@@ -52,6 +52,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "CHAIN_ENABLED_IDS": env.get("CHAIN_ENABLED_IDS", "31337"),
         # How long a job waits for a receipt before it lets RQ retry it later (the row stays "sent").
         "CHAIN_RECEIPT_TIMEOUT_SECONDS": float(env.get("CHAIN_RECEIPT_TIMEOUT_SECONDS", "60")),
+        # A sent transaction still unmined after this long is replaced: same nonce, fees raised by the percent.
+        "CHAIN_REPLACE_AFTER_SECONDS": float(env.get("CHAIN_REPLACE_AFTER_SECONDS", "180")),
+        "CHAIN_FEE_BUMP_PERCENT": int(env.get("CHAIN_FEE_BUMP_PERCENT", "25")),
         # tokenURI's base for badges: the site's public address (the metadata route is appended).
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         "INSTANCE_DIR": str(instance_dir),

@@ -41,6 +41,8 @@ guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 # progression
 level_reached = signals.signal("level-reached")  # user_id, level, now
 badge_awarded = signals.signal("badge-awarded")  # user_id, badge_slug, award_id, now
+# In the transaction: a moderator revoked an award; the chain burns its token if one was minted.
+badge_revoked = signals.signal("badge-revoked")  # user_id, badge_slug, award_id, now
 quest_completed = signals.signal("quest-completed")  # user_id, quest_id, now
 streak_extended = signals.signal("streak-extended")  # user_id, days (the streak after today's answer), now
 # A member's quest progress moved (or a reward was claimed): quest lists on their page refetch.
@@ -50,6 +52,9 @@ quests_moved = signals.signal("quests-moved")  # user_id
 # In the transaction: a member's linked wallet changed to another one or was unlinked (address None);
 # accounts signs out their other sessions. A first link (previous_address None) is not sent.
 wallet_changed = signals.signal("wallet-changed")  # user_id, address, previous_address, now
+# In the transaction: a moderator sent a failed outbox transaction again (chain console); its owner (the
+# badge mint) takes it up again.
+chain_transaction_retried = signals.signal("chain-transaction-retried")  # tx_id, kind, now
 
 # notifications
 notification_added = signals.signal("notification-added")  # user_id

@@ -128,6 +128,8 @@ ENTRY_KIND_LABELS = {
     "signup_bonus": _l("Welcome bonus"),
     "quest_reward": _l("Quest reward"),
     "streak_freeze": _l("Streak freeze bought"),
+    "withdrawal": _l("Withdrawn to your wallet"),
+    "withdrawal_refund": _l("Withdrawal returned (the payout failed)"),
 }
 # Kinds that name a task type after a colon ("labeling:audio_transcription"), read with the type's label.
 ENTRY_KIND_PREFIXES = {

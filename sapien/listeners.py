@@ -24,7 +24,7 @@ from sapien.leaderboards import rebuild as _rebuild  # noqa: F401, E402, I001
 from sapien.leaderboards import recording
 from sapien.moderation import signals as _trust_signals  # noqa: F401, E402, I001
 from sapien.moderation.safety import scan as _trust_scan  # noqa: F401, E402, I001
-from sapien.progression import levels, live, mint_queue, reactions, streaks
+from sapien.progression import levels, live, mint_queue, minting, reactions, streaks
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
@@ -99,6 +99,8 @@ def connect() -> None:
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
+    events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)
+    events.badge_revoked.connect(minting.on_badge_revoked, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

@@ -10,8 +10,16 @@ from web3 import Web3
 
 
 def web3_client(timeout: float = 5.0) -> Web3:
+    """One client per process, URL and timeout: its HTTP session keeps the connection open, and it asks the
+    node's chain id once (web3 asks it before every transaction otherwise); a URL's chain does not change."""
     url = current_app.config["CHAIN_RPC_URL"]
-    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    clients = current_app.extensions.setdefault("sapien_web3_clients", {})
+    key = (url, timeout)
+    if key not in clients:
+        provider = Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
+                                     cacheable_requests={"eth_chainId"}, request_cache_validation_threshold=None)
+        clients[key] = Web3(provider)
+    return clients[key]
 
 
 def signer_address() -> str:

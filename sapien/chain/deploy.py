@@ -15,7 +15,7 @@ from sqlalchemy import select
 from web3 import Web3
 
 from sapien.chain.client import signer_address, web3_client
-from sapien.chain.contracts import deploy_data
+from sapien.chain.contracts import call_data, contract_at, deploy_data
 from sapien.chain.models import CONTRACT_NAMES, ChainTransaction, ContractDeployment
 from sapien.chain.outbox import advance, queue_transaction
 from sapien.database import dialect_insert, unit_of_work
@@ -88,7 +88,29 @@ def deploy_contracts(now: datetime, w3: Web3 | None = None) -> list[Deployed]:
         _record(chain_id, name, row.contract_address, row.tx_hash, now)
         addresses[name] = row.contract_address
         result.append(Deployed(name, row.contract_address, reused=False))
+    _let_the_payout_contract_mint(w3, chain_id, genesis, addresses, now)
     return result
+
+
+MINTED_BY_PAYOUTS = ("SapienToken", "PartnerToken")
+
+
+def _let_the_payout_contract_mint(w3: Web3, chain_id: int, genesis: str, addresses: dict[str, str], now: datetime) -> None:
+    """Grant SapienPayout the MINTER_ROLE of both tokens, so one `payMinting` transaction pays a whole
+    batch of withdrawals (sapien/chain/payouts.py). Skipped where the role is held already."""
+    payout = Web3.to_checksum_address(addresses["SapienPayout"])
+    for name in MINTED_BY_PAYOUTS:
+        token = contract_at(w3, name, addresses[name])
+        role = token.functions.MINTER_ROLE().call()
+        if token.functions.hasRole(role, payout).call():
+            continue
+        tx_id = queue_transaction(
+            key=f"grant-minter:{chain_id}:{genesis}:{addresses[name]}:{payout}", kind="deploy", chain_id=chain_id,
+            to=addresses[name], data=call_data(name, "grantRole", role, payout), now=now, extra={"contract": name, "grant": "MINTER_ROLE"},
+        )
+        if advance(tx_id, now, w3) != "confirmed":
+            row = db.session.get(ChainTransaction, tx_id, populate_existing=True)
+            raise DeployError(f"granting {name}'s minter role to SapienPayout failed: {row.last_error}")
 
 
 def _record(chain_id: int, name: str, address: str, tx_hash: str | None, now: datetime) -> None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal, InvalidOperation
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField, TextAreaField
+from wtforms import HiddenField, StringField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from sapien.chain.payout_chains import enabled_chains
@@ -46,3 +49,37 @@ class PayoutChainForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.chain_id.choices = chain_choices()
+
+
+WITHDRAW_CURRENCIES = (("token", _l("Tokens")), ("partner", _l("Partner tokens")))
+TOKEN_DECIMALS = 18
+MAX_TOKENS = 10**12  # far above any balance; keeps the arithmetic below inside Decimal's precision
+
+
+class WithdrawForm(FlaskForm):
+    """A withdrawal: which token, how much (in whole tokens, up to 18 decimals), and the request's key (a
+    fresh one on every page, so the same form sent twice withdraws once)."""
+
+    currency = ChoiceField(_l("Token"), choices=WITHDRAW_CURRENCIES)
+    amount = StringField(_l("Amount"), validators=[DataRequired(_l("Enter how much to withdraw.")), Length(max=40)])
+    key = HiddenField(validators=[DataRequired(_l("This form is out of date. Reload the page and try again.")), Length(max=100)])
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("key", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
+
+    def validate_amount(self, field) -> None:
+        try:
+            value = Decimal(field.data.strip().replace(",", "."))
+        except (InvalidOperation, AttributeError):
+            raise ValidationError(_l("Enter a number, such as 2.5.")) from None
+        if not value.is_finite() or value <= 0:
+            raise ValidationError(_l("Enter an amount above zero."))
+        if value > MAX_TOKENS:
+            raise ValidationError(_l("That is more than your balance. Withdraw at most what you have."))
+        if value != value.quantize(Decimal(1).scaleb(-TOKEN_DECIMALS)):
+            raise ValidationError(_l("Tokens have at most 18 decimal places."))
+
+    def base_units(self) -> int:
+        """The amount in the ledger's base units (10**-18 of a token)."""
+        return int(Decimal(self.amount.data.strip().replace(",", ".")).scaleb(TOKEN_DECIMALS))

@@ -12,6 +12,11 @@ Invariants (DESIGN rule 3):
   when the nonce went to another transaction (our bytes can never be mined) is the row signed afresh.
 - A row is confirmed only from its receipt, after the chain's confirmations (registry).
 - A transaction that reverts is `failed`, with the reason; nothing resends it on its own.
+- A sent transaction still unmined after `CHAIN_REPLACE_AFTER_SECONDS` (fees too low for the market) is
+  replaced: the same nonce signed again with fees raised by `CHAIN_FEE_BUMP_PERCENT` (at least the
+  market's), stored before its broadcast like any signed bytes. The hashes it replaced are kept in the
+  payload (`replaced_hashes`) and watched too: whichever version is mined (one at most, they share a
+  nonce) gives the receipt.
 
 `advance` drives one row as far as it can go and is safe to call any number of times, from any number of
 workers at once. The node being down raises `ChainUnavailable`, a receipt still missing raises
@@ -36,7 +41,7 @@ from sapien.chain.client import web3_client
 from sapien.chain.contracts import revert_reason
 from sapien.chain.models import ChainTransaction, SignerNonce
 from sapien.chain.registry import confirmations_for
-from sapien.database import dialect_insert, unit_of_work
+from sapien.database import as_utc, dialect_insert, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
 
@@ -122,6 +127,9 @@ def _node_call(call):
         raise ChainUnavailable(type(error).__name__) from error
 
 
+node_call = _node_call  # for the outbox's owners' own reads of the chain
+
+
 def _sign(tx_id: int, now: datetime, w3: Web3) -> str:
     """pending → signed: allocate the signer's next nonce under its row lock and store the signed bytes."""
     account = _signer()
@@ -150,15 +158,18 @@ def _sign(tx_id: int, now: datetime, w3: Web3) -> str:
         )
         transaction.pop("from")
         signed = account.sign_transaction(transaction)
+        fees = {"gas": transaction["gas"], "maxFeePerGas": transaction["maxFeePerGas"], "maxPriorityFeePerGas": priority}
+        row.payload = {**row.payload, "fees": fees}
         row.signer, row.nonce = account.address, nonce
         row.raw_tx, row.tx_hash = "0x" + signed.raw_transaction.hex(), "0x" + signed.hash.hex()
         row.status, row.attempts, row.last_error, row.updated_at = "signed", row.attempts + 1, None, now
         return row.status
 
 
-def _allocate_nonce(session, chain_id: int, address: str, now: datetime, w3: Web3) -> int:
-    """The signer's next nonce, under its row lock. The chain's own count wins when it is ahead (another
-    tool used the key); with nothing of ours in flight it is the truth (a fresh local chain)."""
+def _allocate_nonce(session, chain_id: int, address: str, now: datetime, w3: Web3, count: int = 1) -> int:
+    """The signer's next nonce (the first of `count` in a row), under its row lock. The chain's own count
+    wins when it is ahead (another tool used the key); with nothing of ours in flight it is the truth (a
+    fresh local chain)."""
     session.execute(
         dialect_insert(SignerNonce)
         .values(chain_id=chain_id, address=address, next_nonce=0, updated_at=now)
@@ -172,7 +183,7 @@ def _allocate_nonce(session, chain_id: int, address: str, now: datetime, w3: Web
         .limit(1)
     )
     nonce = max(signer.next_nonce, on_chain) if in_flight is not None else on_chain
-    signer.next_nonce, signer.updated_at = nonce + 1, now
+    signer.next_nonce, signer.updated_at = nonce + count, now
     return nonce
 
 
@@ -220,26 +231,67 @@ def _sign_again(tx_id: int, now: datetime, reason: str) -> str:
 
 
 def _await_receipt(tx_id: int, now: datetime, w3: Web3) -> str:
-    """sent → confirmed | failed, from the receipt once the chain's confirmations are on top of it."""
+    """sent → confirmed | failed, from the receipt once the chain's confirmations are on top of it. A
+    transaction left unmined too long is replaced with higher fees (once per call)."""
     row = db.session.get(ChainTransaction, tx_id, populate_existing=True)
     needed = confirmations_for(row.chain_id)
-    deadline = time.monotonic() + float(current_app.config.get("CHAIN_RECEIPT_TIMEOUT_SECONDS", 60))
+    started = time.monotonic()
+    deadline = started + float(current_app.config.get("CHAIN_RECEIPT_TIMEOUT_SECONDS", 60))
+    replace_after = float(current_app.config.get("CHAIN_REPLACE_AFTER_SECONDS", 180))
+    age = (now - as_utc(row.sent_at or row.updated_at)).total_seconds()
+    replaced = False
     pause = 0.02
     while True:
-        receipt = _receipt(w3, row.tx_hash)
+        hashes = [row.tx_hash, *row.payload.get("replaced_hashes", [])]
+        receipt = next((found for found in (_receipt(w3, tx_hash) for tx_hash in hashes) if found is not None), None)
         if receipt is not None:
             mined_in = receipt["blockNumber"]
             if needed == 0 or _node_call(lambda: w3.eth.block_number) - mined_in + 1 >= needed:
                 return _finish(tx_id, receipt, now)
+        elif not replaced and age + (time.monotonic() - started) >= replace_after:
+            row = _replace(tx_id, now, w3)
+            replaced = True
+            continue
         elif not _known(w3, row.tx_hash):
             # The node forgot it (restarted, evicted from its pool): the same bytes again.
             # A refusal means mined meanwhile, or its nonce is taken: the next look at the receipt tells.
             with contextlib.suppress(Web3RPCError):
-                _node_call(lambda: w3.eth.send_raw_transaction(row.raw_tx))
+                _node_call(lambda raw=row.raw_tx: w3.eth.send_raw_transaction(raw))
         if time.monotonic() > deadline:
             raise TransactionPending(f"transaction {tx_id} ({row.tx_hash}) has no receipt with {needed} confirmation(s) yet")
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+def _replace(tx_id: int, now: datetime, w3: Web3) -> ChainTransaction:
+    """Sign the stuck transaction again with the same nonce and higher fees, store it, then broadcast it.
+    The old hash stays watched: if the old version is mined after all, its receipt counts."""
+    bump = 100 + int(current_app.config.get("CHAIN_FEE_BUMP_PERCENT", 25))
+    account = _signer()
+    with unit_of_work() as session:
+        row = session.get(ChainTransaction, tx_id, with_for_update=True, populate_existing=True)
+        if row.status != "sent" or row.nonce is None:
+            return row
+        old = row.payload.get("fees") or {}
+        base_fee = _node_call(lambda: w3.eth.get_block("latest")["baseFeePerGas"])
+        market_priority = _node_call(lambda: w3.eth.max_priority_fee)
+        priority = max(int(old.get("maxPriorityFeePerGas", 0)) * bump // 100 + 1, market_priority)
+        max_fee = max(int(old.get("maxFeePerGas", 0)) * bump // 100 + 1, 2 * base_fee + priority)
+        gas = int(old.get("gas") or _node_call(lambda: w3.eth.estimate_gas({"from": account.address, "to": row.payload.get("to"), "data": row.payload["data"]})))
+        transaction = {"data": row.payload["data"], "value": int(row.payload.get("value", 0)), "chainId": row.chain_id, "nonce": row.nonce,
+                       "gas": gas, "maxPriorityFeePerGas": priority, "maxFeePerGas": max_fee, "type": 2}
+        if row.payload.get("to"):
+            transaction["to"] = Web3.to_checksum_address(row.payload["to"])
+        signed = account.sign_transaction(transaction)
+        row.payload = {**row.payload, "fees": {"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority},
+                       "replaced_hashes": [row.tx_hash, *row.payload.get("replaced_hashes", [])]}
+        row.raw_tx, row.tx_hash = "0x" + signed.raw_transaction.hex(), "0x" + signed.hash.hex()
+        row.attempts, row.updated_at = row.attempts + 1, now
+        row.last_error = f"replaced with higher fees after {current_app.config.get('CHAIN_REPLACE_AFTER_SECONDS')} s unmined"
+    failpoint("chain.after-replace-sign")
+    with contextlib.suppress(Web3RPCError):  # refused (underpriced, or an older version was mined): still watched
+        _node_call(lambda: w3.eth.send_raw_transaction(row.raw_tx))
+    return db.session.get(ChainTransaction, tx_id, populate_existing=True)
 
 
 def _receipt(w3: Web3, tx_hash: str):
@@ -256,6 +308,11 @@ def _finish(tx_id: int, receipt, now: datetime) -> str:
         if row.finished:
             return row.status
         row.status = "confirmed" if succeeded else "failed"
+        mined = receipt["transactionHash"]
+        mined = mined.to_0x_hex() if hasattr(mined, "to_0x_hex") else str(mined)
+        if mined.lower() != (row.tx_hash or "").lower():  # an earlier version of a replaced transaction
+            row.payload = {**row.payload, "replaced_hashes": [row.tx_hash, *[h for h in row.payload.get("replaced_hashes", []) if h.lower() != mined.lower()]]}
+            row.tx_hash = mined
         row.block_number = receipt["blockNumber"]
         row.contract_address = receipt.get("contractAddress") or None
         row.last_error = None if succeeded else "the transaction reverted"

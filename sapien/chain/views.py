@@ -1,4 +1,5 @@
-"""The member's wallet page: link a wallet by Sign-In with Ethereum, unlink it, choose the payout chain."""
+"""The member's wallet page: link a wallet by Sign-In with Ethereum, unlink it, choose the payout chain,
+withdraw tokens and follow the withdrawals; and the moderators' chain console."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from sapien.accounts import service as accounts
-from sapien.chain import wallets
-from sapien.chain.forms import PayoutChainForm, WalletLinkForm, WalletMessageForm
+from sapien.chain import console, payouts, wallets
+from sapien.chain.forms import PayoutChainForm, WalletLinkForm, WalletMessageForm, WithdrawForm
 from sapien.chain.payout_chains import chain_named, enabled_chains
+from sapien.chain.reconciliation import reconcile_payouts
+from sapien.chain.registry import chain_info
 from sapien.chain.siwe import SiweError
 from sapien.database import utcnow
 from sapien.forms import EmptyForm
-from sapien.web import flash_message, redirect_to, render_page_or_fragment, show_domain_error
+from sapien.i18n import CURRENCY_NAMES, format_money
+from sapien.ledger import service as ledger
+from sapien.web import (
+    flash_message,
+    redirect_to,
+    render_page_or_fragment,
+    render_poll,
+    role_required,
+    show_domain_error,
+)
 
 bp = Blueprint("chain", __name__)
 
@@ -24,7 +36,7 @@ def this_site() -> wallets.Site:
     return wallets.Site(domain=request.host, uri=url_for("chain.wallet", _external=True))
 
 
-def _render(status: int = 200, *, message_form=None, link_form=None, message_text: str | None = None):
+def _render(status: int = 200, *, message_form=None, link_form=None, message_text: str | None = None, withdraw_form=None):
     wallet = wallets.wallet_for(current_user.id)
     payout_form = PayoutChainForm(formdata=None, chain_id=wallet.payout_chain_id if wallet else None)
     return render_page_or_fragment(
@@ -40,6 +52,9 @@ def _render(status: int = 200, *, message_form=None, link_form=None, message_tex
         message_text=message_text,
         payout_form=payout_form,
         unlink_form=EmptyForm(formdata=None),
+        withdraw_form=withdraw_form or WithdrawForm(formdata=None),
+        balances=ledger.balances(current_user.id),
+        withdrawals=payouts.withdrawal_history(current_user.id),
     )
 
 
@@ -131,3 +146,62 @@ def payout_chain():
     else:
         flash_message(_("Choose a chain from the list."), "error")
     return redirect_to(url_for("chain.wallet"))
+
+
+# --- withdrawals ----------------------------------------------------------------------------------
+
+@bp.post("/wallet/withdraw")
+@login_required
+def withdraw():
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        amount = form.base_units()
+        try:
+            payouts.request_withdrawal(current_user.id, form.currency.data, amount, form.key.data, utcnow())
+        except payouts.PayoutError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_("%(amount)s %(token)s are on their way to your wallet.", amount=format_money(amount, form.currency.data),
+                            token=CURRENCY_NAMES[form.currency.data]))
+            return redirect_to(url_for("chain.wallet"))
+    return _render(422, withdraw_form=form)
+
+
+@bp.get("/wallet/withdrawals")
+@login_required
+def withdrawals():
+    """The member's withdrawals; the list polls itself while one is still on its way."""
+    return render_poll("chain/withdrawals.html", "chain/fragments/withdrawals.html", withdrawals=payouts.withdrawal_history(current_user.id))
+
+
+# --- the moderators' chain console ----------------------------------------------------------------
+
+@bp.get("/manage/chain")
+@role_required("moderator")
+def chain_console():
+    report = reconcile_payouts(utcnow())
+    return render_page_or_fragment(
+        "chain/console.html",
+        "chain/fragments/console.html",
+        signer=console.signer_view(),
+        outbox=console.outbox_view(),
+        contracts=console.contracts_by_chain(),
+        batches=console.recent_batches(),
+        report=report,
+        batch_checks={check.batch_id: check for check in report.batches},
+        chain_info=chain_info,
+    )
+
+
+@bp.post("/manage/chain/transactions/<int:tx_id>/retry")
+@role_required("moderator")
+def retry_transaction(tx_id: int):
+    form = EmptyForm()
+    if form.validate_on_submit():
+        try:
+            console.retry_transaction(tx_id, utcnow())
+        except console.ConsoleError as error:
+            flash_message(str(error.message), "error")
+        else:
+            flash_message(_("Transaction %(id)s is queued again.", id=tx_id))
+    return redirect_to(url_for("chain.chain_console"))

@@ -124,6 +124,7 @@ def revoke_badge(award_id: int, *, actor_id: int, reason: str, now: datetime) ->
             .where(MintRequest.award_id == award_id, MintRequest.state == "pending")
             .values(state="cancelled", updated_at=now)
         )
+        events.badge_revoked.send(None, user_id=award.user_id, badge_slug=award.badge_slug, award_id=award.id, now=now)
         record(actor_id, "badge.revoke", f"badge_award:{award.id}", reason.strip(), now)
         notify(award.user_id, "badge_revoked", {"badge": award.badge_slug}, now=now)
     return award

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sapien import events
 from sapien.chain.models import ChainTransaction
 from sapien.chain.registry import chain_info
+from sapien.database import after_commit
 from sapien.extensions import db
 from sapien.progression.models import BadgeAward, MintRequest
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
@@ -49,6 +50,19 @@ def on_badge_awarded(_sender=None, *, user_id: int, award_id: int, **_ignored) -
     mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.award_id == award_id, MintRequest.state == "pending"))
     if mint_id is not None and events.wallet_of.ask(user_id=user_id):
         enqueue_mint(mint_id)
+
+
+def on_transaction_retried(_sender=None, *, tx_id: int, kind: str, now, **_ignored) -> None:
+    """A moderator retried a failed mint's transaction (chain console): in the retry's transaction the
+    request is submitted again, and its job queued after the commit (the token id is fixed, so it can
+    still mint only once)."""
+    if kind != "badge_mint":
+        return
+    request = db.session.scalar(select(MintRequest).where(MintRequest.tx_id == tx_id, MintRequest.state == "failed").with_for_update())
+    if request is not None:
+        request.state, request.last_error, request.updated_at = "submitted", None, now
+        mint_id = request.id
+        after_commit(lambda: enqueue_mint(mint_id))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import requests
+from sqlalchemy import select, update
 
 from sapien import events
 from sapien.chain.client import current_chain_id, web3_client
@@ -21,9 +22,11 @@ from sapien.chain.contracts import badge_token_id, call_data, contract_at
 from sapien.chain.deploy import contract_address
 from sapien.chain.models import ChainTransaction
 from sapien.chain.outbox import WAITING_FOR_CHAIN, ChainUnavailable, advance, queue_transaction
-from sapien.database import unit_of_work
+from sapien.chain.pending import enqueue_send
+from sapien.chain.pipeline import advance_many
+from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
-from sapien.progression.models import MintRequest
+from sapien.progression.models import BadgeAward, MintRequest
 
 
 class ContractsNotDeployed(RuntimeError):
@@ -49,7 +52,10 @@ def mint_badge(mint_request_id: int, now: datetime) -> str:
         _note(mint_request_id, f"{WAITING_FOR_CHAIN}: {error}", now)
         raise
     if status == "confirmed":
-        return _set_state(mint_request_id, "minted", None, now)
+        state = _set_state(mint_request_id, "minted", None, now)
+        if _revoked(mint_request_id):  # revoked while its mint was on its way: burn it now
+            _queue_burn(mint_request_id, now)
+        return state
     if status == "failed":
         if _already_held(request):
             return _set_state(mint_request_id, "minted", None, now)
@@ -105,3 +111,77 @@ def _note(mint_request_id: int, error: str, now: datetime) -> None:
     with unit_of_work() as session:
         request = session.get(MintRequest, mint_request_id, with_for_update=True, populate_existing=True)
         request.last_error, request.updated_at = error[:2000], now
+
+
+MINT_BATCH = 100
+
+
+def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
+    """Mint many awarded badges at once, pipelined through the outbox (`advance_many`): every request
+    whose member has a wallet is queued, then all their transactions are signed, sent and confirmed
+    together. Each request still goes through its own states and outbox row, so a crash anywhere leaves
+    work that the per-request job (`mint_badge`, queued by the reconciler) finishes. Returns counts by
+    final state."""
+    candidates = list(db.session.scalars(
+        select(MintRequest.id).where(MintRequest.state.in_(("pending", "submitted"))).order_by(MintRequest.id).limit(limit)
+    ))
+    with unit_of_work():  # one commit for all of them
+        ready = [mint_id for mint_id in candidates if _queue_mint(mint_id, now)]
+    if not ready:
+        return {}
+    tx_of = dict(db.session.execute(select(MintRequest.id, MintRequest.tx_id).where(MintRequest.id.in_(ready))).tuples().all())
+    try:
+        statuses = advance_many(list(tx_of.values()), now)
+    except ChainUnavailable as error:
+        for mint_id in ready:
+            _note(mint_id, f"{WAITING_FOR_CHAIN}: {error}", now)
+        raise
+    counts: dict[str, int] = {}
+    confirmed = [mint_id for mint_id, tx_id in tx_of.items() if statuses.get(tx_id) == "confirmed"]
+    with unit_of_work() as session:  # one statement and one commit for every minted request
+        minted = session.scalars(
+            update(MintRequest).where(MintRequest.id.in_(confirmed), MintRequest.state == "submitted")
+            .values(state="minted", last_error=None, updated_at=now).returning(MintRequest.id)
+        ).all()
+        revoked = session.scalars(
+            select(MintRequest.id).join(BadgeAward, BadgeAward.id == MintRequest.award_id)
+            .where(MintRequest.id.in_(minted), BadgeAward.revoked_at.is_not(None))
+        ).all()
+        for mint_id in revoked:  # revoked while its mint was on its way: burn it now
+            _queue_burn(mint_id, now)
+    states = dict.fromkeys(confirmed, "minted")
+    for mint_id, tx_id in tx_of.items():
+        if statuses.get(tx_id) == "failed":
+            states[mint_id] = mint_badge(mint_id, now)  # the per-request rule (already held, or failed with its reason)
+        state = states.get(mint_id, "submitted")
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+# --- revoking = burning --------------------------------------------------------------------------
+
+def on_badge_revoked(_sender=None, *, award_id: int, now: datetime, **_ignored) -> None:
+    """In the revoke's transaction: a minted token is burned (an outbox transaction, sent after the
+    commit). A mint still on its way is burned once it lands (`mint_badge`); a pending one was cancelled."""
+    mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.award_id == award_id, MintRequest.state == "minted"))
+    if mint_id is not None:
+        _queue_burn(mint_id, now)
+
+
+def _revoked(mint_request_id: int) -> bool:
+    return db.session.scalar(
+        select(BadgeAward.revoked_at).join(MintRequest, MintRequest.award_id == BadgeAward.id).where(MintRequest.id == mint_request_id)
+    ) is not None
+
+
+def _queue_burn(mint_request_id: int, now: datetime) -> int:
+    """The burn of the request's token, once (its outbox key), sent after the commit."""
+    with unit_of_work() as session:
+        request = session.get(MintRequest, mint_request_id, populate_existing=True)
+        mint_tx = session.get(ChainTransaction, request.tx_id)
+        tx_id = queue_transaction(
+            key=f"badge-burn:{request.id}", kind="badge_burn", chain_id=request.chain_id, to=mint_tx.payload["to"],
+            data=call_data("SapienBadge", "burn", int(request.token_id)), now=now, extra={"mint_request_id": request.id},
+        )
+        after_commit(lambda: enqueue_send(tx_id))
+    return tx_id

@@ -114,3 +114,28 @@ def test_a_batch_payout_pays_every_member_once_in_one_transaction(chain):
         payout.functions.pay(b"\x03" * 32, recipients, amounts[:2]).call({"from": signer(chain)})
     with pytest.raises(ContractLogicError):  # no more than it holds
         payout.functions.pay(b"\x04" * 32, [MEMBER_ADDRESS], [10_000]).call({"from": signer(chain)})
+
+
+def test_a_minting_batch_payout_pays_once_and_only_with_the_tokens_minter_role(chain):
+    token, payout = chain.contract("SapienToken"), chain.contract("SapienPayout")
+    recipients, amounts = [MEMBER_ADDRESS, OTHER_ADDRESS], [11, 31]
+    batch = b"\x05" * 32
+    # The deployment granted the payout contract the minter role of both tokens.
+    assert token.functions.hasRole(token.functions.MINTER_ROLE().call(), payout.address).call() is True
+    receipt = chain.transact(payout.functions.payMinting(batch, token.address, recipients, amounts), signer(chain))
+    (minted,) = payout.events.BatchMinted().process_receipt(receipt, errors=DISCARD)
+    assert (minted["args"]["token"], minted["args"]["recipients"], minted["args"]["total"]) == (token.address, 2, 42)
+    assert [token.functions.balanceOf(a).call() for a in recipients] == amounts
+    assert token.functions.totalSupply().call() == 42  # minted, not taken from a float
+
+    with pytest.raises(ContractLogicError) as refused:  # the same batch id never pays twice, by either function
+        payout.functions.payMinting(batch, token.address, recipients, amounts).call({"from": signer(chain)})
+    assert revert_reason(refused.value.data) == "BatchAlreadyPaid(bytes32)"
+    with pytest.raises(ContractLogicError):
+        payout.functions.pay(batch, recipients, amounts).call({"from": signer(chain)})
+    with pytest.raises(ContractLogicError):  # only the payer role pays
+        payout.functions.payMinting(b"\x06" * 32, token.address, recipients, amounts).call({"from": MEMBER_ADDRESS})
+    partner = chain.contract("PartnerToken")
+    chain.transact(partner.functions.revokeRole(partner.functions.MINTER_ROLE().call(), payout.address), signer(chain))
+    with pytest.raises(ContractLogicError):  # a token that did not grant it its minter role cannot be paid out
+        payout.functions.payMinting(b"\x07" * 32, partner.address, recipients, amounts).call({"from": signer(chain)})

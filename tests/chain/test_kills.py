@@ -1,5 +1,6 @@
 """A real worker killed with SIGKILL between sign and send, and between send and receipt, on real anvil:
-a fresh worker finishes the mint from the stored bytes, and the member ends with exactly one token."""
+a fresh worker finishes the mint (or the payout batch) from the stored bytes, and the member ends with
+exactly one token (each withdrawal with exactly one payout)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_a_mint_killed_mid_flight_finishes_with_exactly_one_token(app, chain, wa
     state, status = state_of(app, mint_id)
     assert state == "submitted" and status == ("signed" if failpoint == "chain.after-sign" else "sent")
     job_id = f"chain-mint-{mint_id}"
-    wait_for(lambda: any(job_id in line for line in broken_invariants_of(app)), timeout=10, what="the abandoned job")
+    # Abandoned once the dead worker's heartbeat lapsed (the pending-work line alone shows at once).
+    wait_for(lambda: any(job_id in line and "dead worker" in line for line in broken_invariants_of(app)), timeout=10, what="the abandoned job")
 
     assert workers.start(burst=True).wait() == 0  # reconciles, re-runs the job, drains
     assert state_of(app, mint_id) == ("minted", "confirmed")
@@ -59,4 +61,62 @@ def test_a_mint_killed_mid_flight_finishes_with_exactly_one_token(app, chain, wa
     with app.app_context():
         db.session.remove()
         assert db.session.scalar(select(func.count()).select_from(ChainTransaction)) == 1
+    assert_invariants(app)
+
+
+def payout_state(app) -> tuple[list[str], list[str], list[str]]:
+    from sapien.chain.models import ChainTransaction
+    from sapien.chain.payout_models import PayoutBatch, Withdrawal
+    from sapien.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        return (
+            list(db.session.scalars(select(Withdrawal.status).order_by(Withdrawal.id))),
+            list(db.session.scalars(select(PayoutBatch.status).order_by(PayoutBatch.id))),
+            list(db.session.scalars(select(ChainTransaction.status).where(ChainTransaction.kind == "payout"))),
+        )
+
+
+def test_a_payout_killed_between_sign_and_send_then_between_send_and_receipt_pays_exactly_once(app, chain, workers):  # noqa: F811
+    from sapien.chain.payouts import request_withdrawal
+    from sapien.chain.wallet_models import Wallet
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.ledger import service as ledger
+    from tests.chain.conftest import OTHER_ADDRESS, new_member
+
+    amounts = {}
+    for name, address, amount in (("ada", MEMBER_ADDRESS, 3 * 10**16), ("bob", OTHER_ADDRESS, 5 * 10**16 + 1)):
+        user_id = new_member(name)
+        db.session.add(Wallet(user_id=user_id, address=address, payout_chain_id=31337, linked_at=utcnow()))
+        db.session.commit()
+        ledger.credit(user_id, "token", amount, kind="test_grant", key=f"grant:{name}", now=utcnow())
+        request_withdrawal(user_id, "token", amount, f"withdraw-{name}-1", utcnow())  # queues the settlement job
+        amounts[address] = amount
+
+    def abandoned() -> bool:
+        # The dead worker's job is seen as abandoned once its heartbeat lapsed (not merely "pending work
+        # without a live job", which holds at once): only then does the next worker's reconcile take it up.
+        return any("left running by dead worker" in line for line in broken_invariants_of(app))
+
+    # Killed between sign and send: the batch and its signed bytes are stored, nothing was broadcast.
+    worker = workers.start("chain.after-sign=kill", queues=["chain"])
+    assert worker.wait() == -9
+    worker.kill9()
+    assert payout_state(app) == (["batched", "batched"], ["queued"], ["signed"])
+    wait_for(abandoned, timeout=10, what="the abandoned job")
+
+    # The next worker reconciles, broadcasts those very bytes, and is killed before the receipt.
+    worker = workers.start("chain.after-send=kill")
+    assert worker.wait() == -9
+    worker.kill9()
+    assert payout_state(app) == (["batched", "batched"], ["queued"], ["sent"])
+    wait_for(abandoned, timeout=10, what="the abandoned job")
+
+    assert workers.start(burst=True).wait() == 0  # reconciles, re-runs the jobs, drains
+    assert payout_state(app) == (["confirmed", "confirmed"], ["confirmed"], ["confirmed"])
+    token = chain.contract("SapienToken")
+    assert {address: token.functions.balanceOf(address).call() for address in amounts} == amounts
+    assert token.functions.totalSupply().call() == sum(amounts.values())
     assert_invariants(app)

@@ -164,3 +164,56 @@ def test_without_deployed_contracts_the_job_fails_loudly(app_ctx, wallets, make_
     with pytest.raises(ContractsNotDeployed):
         mint_badge(mint_request(member.id).id)
     assert mint_request(member.id).state == "pending"
+
+
+def test_ready_badges_mint_together_pipelined_once_each(chain, wallets, make_member):
+    from jobs.chain import mint_ready_badges
+    from tests.chain.conftest import OTHER_ADDRESS, THIRD_ADDRESS, new_member
+
+    member = make_member("ada")
+    others = [new_member("bob"), new_member("cyd")]
+    for user_id, address in zip([member.id, *others], [MEMBER_ADDRESS, OTHER_ADDRESS, THIRD_ADDRESS], strict=True):
+        wallets[user_id] = address
+    award(member.id)
+    award(member.id, "warming-up")
+    for user_id in others:
+        award(user_id)
+    no_wallet = new_member("dee")
+    award(no_wallet)
+    # One of them was minted by an earlier life of the database: its mint reverts and still counts as minted.
+    from sapien.chain.client import signer_address
+
+    chain.transact(chain.contract("SapienBadge").functions.mint(OTHER_ADDRESS, others[0], "first-label"), signer_address())
+
+    assert mint_ready_badges() == {"minted": 4}
+    assert mint_ready_badges() == {}  # twice: nothing more (the member without a wallet waits)
+    assert owner_count(chain) == 2 and owner_count(chain, OTHER_ADDRESS) == 1 and owner_count(chain, THIRD_ADDRESS) == 1
+    assert mint_request(no_wallet).state == "pending"
+    nonces = sorted(db.session.scalars(select(ChainTransaction.nonce).where(ChainTransaction.status == "confirmed")))
+    assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))  # one nonce each, none skipped
+
+
+def test_revoking_a_minted_badge_burns_its_token_once(chain, wallets, make_member, redis_conn):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from jobs.chain import send_transaction
+    from sapien.accounts import service as accounts
+    from sapien.progression.awards import revoke_badge
+
+    member = make_member("ada")
+    moderator = accounts.sign_up(accounts.SignUp(username="mod", email="mod@example.org", password="correct horse battery"), now=utcnow(), role="moderator")
+    wallets[member.id] = MEMBER_ADDRESS
+    award(member.id)
+    request = mint_request(member.id)
+    assert mint_badge(request.id) == "minted" and owner_count(chain) == 1
+
+    revoke_badge(request.award_id, actor_id=moderator.id, reason="Earned by a bot", now=utcnow())
+    burn = db.session.scalar(select(ChainTransaction).where(ChainTransaction.kind == "badge_burn"))
+    assert burn is not None and burn.status == "pending"
+    assert f"chain-tx-{burn.id}" in Queue("chain", connection=redis_conn, serializer=JSONSerializer).get_job_ids()
+    assert send_transaction(burn.id) == "confirmed"
+    assert send_transaction(burn.id) == "confirmed"  # twice: burned once
+    assert owner_count(chain) == 0
+    with pytest.raises(Exception):  # noqa: B017 - the token is gone: ownerOf reverts
+        chain.contract("SapienBadge").functions.ownerOf(badge_token_id(member.id, "first-label")).call()

@@ -159,3 +159,37 @@ def test_the_reconciler_lists_half_done_rows_on_the_chain_queue_until_confirmed(
     assert send_transaction(tx_id) == "confirmed"  # the job twice
     assert [work for source, work in pending_rows() if source == "chain-outbox"] == []
     assert balance(chain) == 5
+
+
+def test_a_stuck_transaction_is_replaced_with_higher_fees_and_mined_once(chain, app_ctx):
+    from web3.exceptions import TransactionNotFound
+
+    from sapien.chain import outbox
+    from sapien.chain.client import web3_client
+
+    tx_id = queue_mint_tokens(chain, "test:stuck", amount=7)
+    app_ctx.config.update(CHAIN_RECEIPT_TIMEOUT_SECONDS=0.3, CHAIN_REPLACE_AFTER_SECONDS=0)
+    chain.w3.provider.make_request("evm_setAutomine", [False])  # nothing is mined: the transaction sits in the pool
+    try:
+        outbox._sign(tx_id, utcnow(), web3_client())
+        first = row(tx_id)
+        first_hash, first_fees = first.tx_hash, first.payload["fees"]
+        with pytest.raises(outbox.TransactionPending):
+            advance(tx_id, utcnow())
+        stuck = row(tx_id)
+        assert stuck.status == "sent" and stuck.payload["replaced_hashes"] == [first_hash] and stuck.attempts == 2
+        second = chain.w3.eth.get_transaction(stuck.tx_hash)
+        assert second["nonce"] == first.nonce == stuck.nonce  # the same nonce: only one can ever be mined
+        assert second["maxPriorityFeePerGas"] >= first_fees["maxPriorityFeePerGas"] * 125 // 100
+        assert second["maxFeePerGas"] >= first_fees["maxFeePerGas"] * 125 // 100
+        with pytest.raises(TransactionNotFound):  # the node dropped the old version for the new one
+            chain.w3.eth.get_transaction(first_hash)
+        chain.w3.provider.make_request("evm_mine", [])
+    finally:
+        chain.w3.provider.make_request("evm_setAutomine", [True])
+    app_ctx.config["CHAIN_REPLACE_AFTER_SECONDS"] = 180
+    assert advance(tx_id, utcnow()) == "confirmed"
+    done = row(tx_id)
+    assert chain.w3.eth.get_transaction_receipt(done.tx_hash)["status"] == 1
+    assert chain.w3.eth.get_transaction_receipt(done.tx_hash)["transactionHash"].to_0x_hex() == done.tx_hash
+    assert balance(chain) == 7  # paid once, whichever version was mined

@@ -85,6 +85,7 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.api import models as _api  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
@@ -115,6 +116,9 @@ def _register_blueprints(app: Flask) -> None:
         chain_bp,
     ):
         app.register_blueprint(blueprint)
+    from sapien.api.views import register_api
+
+    register_api(app)
 
 
 def _register_template_context(app: Flask) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sapien import events, member_cache
 from sapien.accounts import service as accounts
+from sapien.api import webhooks
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
@@ -76,6 +77,9 @@ def connect() -> None:
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
+
+    # api: client webhooks (item.verified, then campaign.done and budget.low)
+    events.item_verified.connect(webhooks.on_item_verified, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

@@ -219,8 +219,7 @@ def upload_items(
                 raise ApiError(error.message, field="items") from None
         others = [p.status for p in owned if p.id != pack.id]
         if pack.status == "draft" and report.imported > report.gold + report.exam and "paused" not in others:
-            packs.publish_pack(pack.id, now=now)
-        session.refresh(pack)
+            pack = packs.publish_pack(pack.id, now=now)
         return UploadReport(pack.id, report.imported, report.gold, report.media_stored, report.problems, pack.status)
 
 

@@ -197,7 +197,7 @@ def upload_items(
     suffix = ITEM_FILE_SUFFIXES.get(Path(filename or "").suffix.lower())
     if suffix is None:
         raise ApiError(_l("Items files are .jsonl or .csv."), field="items")
-    with unit_of_work() as session:
+    with unit_of_work():
         campaign = own_campaign(organization_id, campaign_id)
         owned = campaign_packs(campaign.id)
         pack = next((p for p in owned if p.id == pack_id), None) if pack_id is not None else (owned[0] if owned else None)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien.api.errors import ApiError, NotFound
@@ -360,3 +360,45 @@ def paid_total(campaign_ids: list[int]) -> dict[int, int]:
             .group_by(CampaignPayment.campaign_id)
         ).tuples().all()
     )
+
+
+# --- the dashboard --------------------------------------------------------------------------------
+
+@dataclass
+class DashboardRow:
+    progress: Progress
+    name: str
+    mean_confidence: float | None
+    gold_accuracy: float | None
+    paid: int
+
+
+def dashboard_rows(organization_id: int, limit: int = 100) -> list[DashboardRow]:
+    """Each campaign's progress, mean confidence of its verified labels, members' gold accuracy, points
+    spent and payments, for the organization dashboard."""
+    found = list_campaigns(organization_id, after_id=None, limit=limit)
+    ids = [campaign.id for campaign in found]
+    if not ids:
+        return []
+    confidence = dict(db.session.execute(
+        select(TaskPack.campaign_id, func.avg(VerifiedLabel.confidence)).join(TaskPack, TaskPack.id == VerifiedLabel.pack_id)
+        .where(TaskPack.campaign_id.in_(ids)).group_by(TaskPack.campaign_id)
+    ).tuples().all())
+    gold = {
+        campaign_id: (right, total) for campaign_id, right, total in db.session.execute(
+            select(TaskPack.campaign_id, func.sum(case((Submission.gold_correct.is_(True), 1), else_=0)), func.count(Submission.id))
+            .join(TaskPack, TaskPack.id == Submission.pack_id)
+            .where(TaskPack.campaign_id.in_(ids), Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
+            .group_by(TaskPack.campaign_id)
+        )
+    }
+    paid = paid_total(ids)
+    rows = []
+    for campaign in found:
+        right, total = gold.get(campaign.id, (0, 0))
+        rows.append(DashboardRow(
+            progress(organization_id, campaign.id), campaign.name,
+            float(confidence[campaign.id]) if confidence.get(campaign.id) is not None else None,
+            int(right or 0) / total if total else None, int(paid.get(campaign.id, 0) or 0),
+        ))
+    return rows

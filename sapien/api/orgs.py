@@ -73,3 +73,11 @@ def membership(user_id: int, organization_id: int) -> OrganizationMember | None:
 
 def get_organization(organization_id: int) -> Organization | None:
     return db.session.get(Organization, organization_id)
+
+
+def is_org_member(user_id: int) -> bool:
+    return db.session.scalar(select(OrganizationMember.id).where(OrganizationMember.user_id == user_id).limit(1)) is not None
+
+
+def organization_by_slug(slug: str) -> Organization | None:
+    return db.session.scalar(select(Organization).where(Organization.slug == slug))

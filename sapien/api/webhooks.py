@@ -269,13 +269,13 @@ def attempt_delivery(delivery_id: int, *, now: datetime) -> str:
     return status
 
 
-def redeliver(organization_id: int, delivery_id: int, *, now: datetime) -> WebhookDelivery:
-    """Send a delivery again (a new round of attempts), whatever its state."""
+def redeliver(organization_id: int, webhook_id: int, delivery_id: int, *, now: datetime) -> WebhookDelivery:
+    """Send a delivery of one of the organization's webhooks again (a new round of attempts), whatever its state."""
     with unit_of_work() as session:
+        own_webhook(organization_id, webhook_id)
         delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None:
+        if delivery is None or delivery.webhook_id != webhook_id:
             raise NotFound(_l("There is no such delivery."))
-        own_webhook(organization_id, delivery.webhook_id)
         delivery.status = "pending"
         delivery.attempts = 0
         delivery.round += 1

@@ -58,3 +58,16 @@ def register_api(app: Flask) -> None:
     limiter.exempt(blp)  # limited per key instead (`keys.count_request`)
     api.register_blueprint(blp)
     app.register_blueprint(dashboard_bp)
+
+    @app.context_processor
+    def _organizations_nav():
+        # Called by the nav only for a signed-in member on a full page: one indexed lookup.
+        return {"nav_organizations": lambda: _member_of_an_organization()}
+
+
+def _member_of_an_organization() -> bool:
+    from flask_login import current_user
+
+    from sapien.api.orgs import is_org_member
+
+    return is_org_member(current_user.id)

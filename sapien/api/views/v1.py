@@ -425,8 +425,7 @@ def list_deliveries(webhook_id: int):
 @idempotent
 def redeliver(webhook_id: int, delivery_id: int):
     """Send a delivery again (a new round of attempts)."""
-    webhooks.own_webhook(g.api_caller.organization_id, webhook_id)
-    return delivery_out(webhooks.redeliver(g.api_caller.organization_id, delivery_id, now=utcnow()))
+    return delivery_out(webhooks.redeliver(g.api_caller.organization_id, webhook_id, delivery_id, now=utcnow()))
 
 
 __all__ = ["blp", "PROBLEM_JSON"]

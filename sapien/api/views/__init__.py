@@ -37,6 +37,7 @@ class ProblemApi(Api):
 
 def register_api(app: Flask) -> None:
     from sapien.api.views.dashboard import bp as dashboard_bp
+    from sapien.api.views.docs import bp as docs_bp
     from sapien.api.views.v1 import blp
 
     app.config.setdefault("API_TITLE", "Sapien API")
@@ -44,8 +45,6 @@ def register_api(app: Flask) -> None:
     app.config.setdefault("OPENAPI_VERSION", "3.1.0")
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/static/vendor/swagger-ui/")
     api = ProblemApi(
         app,
         spec_kwargs={
@@ -58,6 +57,7 @@ def register_api(app: Flask) -> None:
     limiter.exempt(blp)  # limited per key instead (`keys.count_request`)
     api.register_blueprint(blp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(docs_bp)
 
     @app.context_processor
     def _organizations_nav():

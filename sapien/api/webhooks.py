@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 from sapien.api.campaigns import spent_points
 from sapien.api.errors import ApiError, NotFound
 from sapien.api.models import WEBHOOK_EVENTS, CampaignTerms, Webhook, WebhookDelivery
+from sapien.api.status import forget_status
 from sapien.database import after_commit, as_utc, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
@@ -156,6 +157,7 @@ def on_item_verified(_sender=None, *, item_id: int, pack_id: int, confidence: fl
     if row is None or row[1] is None:
         return
     campaign_id, organization_id = row
+    forget_status(campaign_id)
     label = db.session.execute(
         select(VerifiedLabel.answer, VerifiedLabel.labels_used, Item.external_id).join(Item, Item.id == VerifiedLabel.item_id)
         .where(VerifiedLabel.item_id == item_id)

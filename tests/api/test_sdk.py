@@ -115,6 +115,11 @@ def test_async_client(ctx, live_server):
             results = [record async for record in client.results(created["id"])]
             return report, progress, results
 
-    report, progress, results = asyncio.run(journey())
+    # In a thread of its own: a Playwright session in this process keeps an event loop on the main thread.
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(asyncio.run(journey())))
+    runner.start()
+    runner.join(timeout=60)
+    report, progress, results = outcome[0]
     assert report["imported"] == 1 and report["rejected"] == 1
     assert progress.items == 1 and not progress.done and results == []

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_smorest import Blueprint
 from werkzeug.exceptions import HTTPException
 
-from sapien.api import campaigns, idempotency, keys, results, webhooks
+from sapien.api import campaigns, idempotency, keys, results, status, webhooks
 from sapien.api.errors import ApiError, RateLimited
 from sapien.api.models import Organization
 from sapien.api.schemas import (
@@ -212,7 +212,9 @@ def read_campaign(campaign_id: int):
 @idempotent
 def pause_campaign(campaign_id: int):
     """Pause every open pack: members get no more of its items."""
-    return campaign_out(campaigns.set_paused(g.api_caller.organization_id, campaign_id, True, now=utcnow()))
+    campaign = campaigns.set_paused(g.api_caller.organization_id, campaign_id, True, now=utcnow())
+    status.forget_status(campaign_id)
+    return campaign_out(campaign)
 
 
 @blp.route("/campaigns/<int:campaign_id>/resume", methods=["POST"])
@@ -221,7 +223,9 @@ def pause_campaign(campaign_id: int):
 @idempotent
 def resume_campaign(campaign_id: int):
     """Open every paused (or draft, with items) pack again."""
-    return campaign_out(campaigns.set_paused(g.api_caller.organization_id, campaign_id, False, now=utcnow()))
+    campaign = campaigns.set_paused(g.api_caller.organization_id, campaign_id, False, now=utcnow())
+    status.forget_status(campaign_id)
+    return campaign_out(campaign)
 
 
 @blp.route("/campaigns/<int:campaign_id>/packs", methods=["POST"])
@@ -280,6 +284,7 @@ def upload_items(args, campaign_id: int):
     report = campaigns.upload_items(
         g.api_caller.organization_id, campaign_id, filename=filename, content=content, media=media, pack_id=args["pack_id"], now=utcnow()
     )
+    status.forget_status(campaign_id)
     return {
         "pack_id": report.pack_id, "imported": report.imported, "gold": report.gold, "media_stored": report.media_stored,
         "rejected": len(report.problems), "problems": [{"line": p.line, "message": str(p.message)} for p in report.problems],
@@ -291,8 +296,8 @@ def upload_items(args, campaign_id: int):
 @blp.response(200, ProgressSchema)
 @errors(*READ_ERRORS)
 def campaign_progress(campaign_id: int):
-    """Items, verified labels, answers, spend and state (the status endpoint to poll)."""
-    return campaigns.progress(g.api_caller.organization_id, campaign_id)
+    """Items, verified labels, answers, spend and state (the status endpoint to poll; it may lag a change by up to 2 s)."""
+    return status.campaign_status(g.api_caller.organization_id, campaign_id)
 
 
 @blp.route("/campaigns/<int:campaign_id>/quality")

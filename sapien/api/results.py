@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -93,39 +94,46 @@ def results_page(organization_id: int, campaign_id: int, *, cursor: str | None, 
     return ResultsPage(records, encode_cursor(records[-1]["item_id"]) if more and records else None)
 
 
-def stream_records(organization_id: int, campaign_id: int, *, cursor: str | None, limit: int | None) -> Iterator[dict]:
-    """Every verified label after the cursor (up to `limit`), read in keyset batches."""
+def stream_records(organization_id: int, campaign_id: int, *, cursor: str | None, limit: int | None) -> Iterator[list[dict]]:
+    """Every verified label after the cursor (up to `limit`), in batches read by keyset."""
     campaign = own_campaign(organization_id, campaign_id)
     pack_ids = [pack.id for pack in campaign_packs(campaign.id)]
     after = decode_cursor(cursor)
     return _stream(pack_ids, after, limit)
 
 
-def _stream(pack_ids: list[int], after: int | None, limit: int | None) -> Iterator[dict]:
+def _stream(pack_ids: list[int], after: int | None, limit: int | None) -> Iterator[list[dict]]:
+    """Batches of records (one list per keyset query), so a stream writes a batch at a time."""
     sent = 0
     while pack_ids and (limit is None or sent < limit):
         batch = STREAM_BATCH if limit is None else min(STREAM_BATCH, limit - sent)
         rows = db.session.execute(_page_query(pack_ids, after, batch)).all()
-        for row in rows:
-            yield _record(row)
+        if rows:
+            yield [_record(row) for row in rows]
         sent += len(rows)
         if len(rows) < batch:
             return
         after = rows[-1][0]
 
 
-def as_jsonl(records: Iterator[dict]) -> Iterator[str]:
-    for record in records:
-        yield json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+def as_jsonl(batches: Iterator[list[dict]]) -> Iterator[str]:
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    for batch in batches:
+        yield "".join(encode(record) + "\n" for record in batch)
 
 
-def as_csv(records: Iterator[dict]) -> Iterator[str]:
+def as_csv(batches: Iterator[list[dict]]) -> Iterator[str]:
     rows = (
         (r["item_id"], r["external_id"], r["pack_id"], r["label"], json.dumps(r["answer"], ensure_ascii=False, sort_keys=True), r["confidence"],
          r["answers"], r["method"], r["verified_at"])
-        for r in records
+        for batch in batches for r in batch
     )
-    return csv_lines(CSV_COLUMNS, rows)
+    lines = csv_lines(CSV_COLUMNS, rows)
+    while True:  # a write per batch, not per line
+        chunk = "".join(islice(lines, STREAM_BATCH))
+        if not chunk:
+            return
+        yield chunk
 
 
 def coco(organization_id: int, campaign_id: int, pack_id: int | None) -> Iterator[str]:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from sapien.api.campaigns import spent_points
 from sapien.api.errors import ApiError, NotFound
@@ -227,47 +227,45 @@ def attempt_delivery(delivery_id: int, *, now: datetime) -> str:
     last attempt, DeliveryFailed is raised so RQ retries after its backoff; the last failure marks it failed."""
     import httpx2
 
-    delivery = db.session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.status != "pending":
-        return delivery.status if delivery is not None else "missing"
-    webhook = db.session.get(Webhook, delivery.webhook_id)
-    round_ = delivery.round
-    body = json.dumps({"id": delivery.id, **delivery.payload}, separators=(",", ":"), sort_keys=True).encode()
-    timestamp = int(time.time())
+    row = db.session.execute(
+        select(WebhookDelivery.status, WebhookDelivery.round, WebhookDelivery.event, WebhookDelivery.payload, Webhook.url, Webhook.secret)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id).where(WebhookDelivery.id == delivery_id)
+    ).first()
+    db.session.commit()  # no transaction stays open while the receiver answers
+    if row is None or row.status != "pending":
+        return row.status if row is not None else "missing"
+    body = json.dumps({"id": delivery_id, **row.payload}, separators=(",", ":"), sort_keys=True).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Sapien-Webhooks/1",
-        "Sapien-Event": delivery.event,
-        "Sapien-Delivery": str(delivery.id),
-        SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
+        "Sapien-Event": row.event,
+        "Sapien-Delivery": str(delivery_id),
+        SIGNATURE_HEADER: sign(row.secret, int(time.time()), body),
     }
-    url = webhook.url
-    db.session.commit()  # no transaction stays open while the receiver answers
     status_code: int | None = None
     error = ""
     try:
-        response = _http_client().post(url, content=body, headers=headers)
+        response = _http_client().post(row.url, content=body, headers=headers)
         status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except httpx2.HTTPError as failure:
         error = f"{type(failure).__name__}: {failure}"[:500]
+    # One guarded UPDATE records the attempt; a redelivery made meanwhile (another round) is left to its own job.
+    attempts = WebhookDelivery.attempts + 1
+    next_status = "delivered" if not error else case((attempts >= MAX_ATTEMPTS, "failed"), else_="pending")
     with unit_of_work() as session:
-        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery.status != "pending" or delivery.round != round_:
-            return delivery.status  # redelivered meanwhile: that round's job owns it
-        delivery.attempts += 1
-        delivery.last_attempt_at = now
-        delivery.last_status_code = status_code
-        delivery.last_error = error
-        if not error:
-            delivery.status = "delivered"
-            delivery.delivered_at = now
-        elif delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = "failed"
-        status = delivery.status
+        status = session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending", WebhookDelivery.round == row.round)
+            .values(attempts=attempts, last_attempt_at=now, last_status_code=status_code, last_error=error, status=next_status,
+                    delivered_at=now if not error else None)
+            .returning(WebhookDelivery.status)
+        ).scalar()
+        if status is None:
+            return session.scalar(select(WebhookDelivery.status).where(WebhookDelivery.id == delivery_id))
     if status == "pending":
-        raise DeliveryFailed(f"delivery {delivery_id} to {url}: {error}")
+        raise DeliveryFailed(f"delivery {delivery_id} to {row.url}: {error}")
     return status
 
 

@@ -336,7 +336,7 @@ def campaign_results(args, campaign_id: int):
     if limit is not None:
         # A limited stream says where the next one starts (read the page first: it is at most `limit` rows).
         page = results.results_page(organization_id, campaign_id, cursor=args["cursor"], limit=limit)
-        records = iter(page.records)
+        records = iter([page.records])
         if page.next_cursor:
             headers["Sapien-Next-Cursor"] = page.next_cursor
     else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from sapien.api.campaigns import campaign_packs, own_campaign
 from sapien.api.errors import ApiError
@@ -50,7 +50,8 @@ def decode_cursor(cursor: str | None) -> int | None:
 def _page_query(pack_ids: list[int], after: int | None, limit: int):
     query = (
         select(
-            VerifiedLabel.item_id, Item.external_id, VerifiedLabel.pack_id, VerifiedLabel.answer, VerifiedLabel.confidence,
+            # The answer as its JSON text: a stream copies it as it is, and equal answers are parsed once.
+            VerifiedLabel.item_id, Item.external_id, VerifiedLabel.pack_id, cast(VerifiedLabel.answer, Text), VerifiedLabel.confidence,
             VerifiedLabel.labels_used, VerifiedLabel.method, VerifiedLabel.verified_at,
         )
         .join(Item, Item.id == VerifiedLabel.item_id)
@@ -63,13 +64,23 @@ def _page_query(pack_ids: list[int], after: int | None, limit: int):
     return query
 
 
-def _record(row) -> dict:
-    item_id, external_id, pack_id, answer, confidence, answers, method, verified_at = row
+class _Answers(dict):
+    """JSON text → (answer, flattened label), parsed once per distinct answer (a class label repeats)."""
+
+    def __missing__(self, text: str) -> tuple[dict, str]:
+        answer = json.loads(text) if text else {}
+        self[text] = value = (answer, exports._flat_answer(answer or {}))
+        return value
+
+
+def _record(row, answers_seen: _Answers) -> dict:
+    item_id, external_id, pack_id, answer_text, confidence, answers, method, verified_at = row
+    answer, label = answers_seen[answer_text]
     return {
         "item_id": item_id,
         "external_id": external_id,
         "pack_id": pack_id,
-        "label": exports._flat_answer(answer or {}),
+        "label": label,
         "answer": answer,
         "confidence": confidence,
         "answers": answers,
@@ -90,43 +101,52 @@ def results_page(organization_id: int, campaign_id: int, *, cursor: str | None, 
     after = decode_cursor(cursor)
     rows = db.session.execute(_page_query(pack_ids, after, limit + 1)).all() if pack_ids else []
     more = len(rows) > limit
-    records = [_record(row) for row in rows[:limit]]
+    seen = _Answers()
+    records = [_record(row, seen) for row in rows[:limit]]
     return ResultsPage(records, encode_cursor(records[-1]["item_id"]) if more and records else None)
 
 
-def stream_records(organization_id: int, campaign_id: int, *, cursor: str | None, limit: int | None) -> Iterator[list[dict]]:
-    """Every verified label after the cursor (up to `limit`), in batches read by keyset."""
+def stream_rows(organization_id: int, campaign_id: int, *, cursor: str | None, limit: int | None) -> Iterator[list]:
+    """Every verified label after the cursor (up to `limit`), in batches of rows read by keyset."""
     campaign = own_campaign(organization_id, campaign_id)
     pack_ids = [pack.id for pack in campaign_packs(campaign.id)]
     after = decode_cursor(cursor)
     return _stream(pack_ids, after, limit)
 
 
-def _stream(pack_ids: list[int], after: int | None, limit: int | None) -> Iterator[list[dict]]:
-    """Batches of records (one list per keyset query), so a stream writes a batch at a time."""
-    sent = 0
-    while pack_ids and (limit is None or sent < limit):
-        batch = STREAM_BATCH if limit is None else min(STREAM_BATCH, limit - sent)
-        rows = db.session.execute(_page_query(pack_ids, after, batch)).all()
-        if rows:
-            yield [_record(row) for row in rows]
-        sent += len(rows)
-        if len(rows) < batch:
-            return
-        after = rows[-1][0]
+def _stream(pack_ids: list[int], after: int | None, limit: int | None) -> Iterator[list]:
+    """Batches of rows from one server-side cursor (Core rows, no ORM loading), so a stream writes a batch at a time."""
+    if not pack_ids:
+        return
+    query = _page_query(pack_ids, after, limit) if limit is not None else _page_query(pack_ids, after, 0).limit(None)
+    result = db.session.connection().execution_options(yield_per=STREAM_BATCH).execute(query)
+    yield from result.partitions()
 
 
-def as_jsonl(batches: Iterator[list[dict]]) -> Iterator[str]:
-    encode = json.JSONEncoder(ensure_ascii=False).encode
+def as_jsonl(batches: Iterator[list]) -> Iterator[str]:
+    """One JSON object per line, the same fields as a JSON page; written by hand around the stored
+    answer's own JSON text (the stream's hot loop: no dict is built per row)."""
+    text = json.JSONEncoder(ensure_ascii=False).encode
+    seen = _Answers()
     for batch in batches:
-        yield "".join(encode(record) + "\n" for record in batch)
+        lines = []
+        for item_id, external_id, pack_id, answer_text, confidence, answers, method, verified_at in batch:
+            label = seen[answer_text][1]
+            lines.append(
+                f'{{"item_id": {item_id}, "external_id": {text(external_id)}, "pack_id": {pack_id}, "label": {text(label)}, '
+                f'"answer": {answer_text or "{}"}, "confidence": {confidence!r}, "answers": {answers}, "method": {text(method)}, '
+                f'"verified_at": "{as_utc(verified_at).isoformat()}"}}\n'
+            )
+        yield "".join(lines)
 
 
-def as_csv(batches: Iterator[list[dict]]) -> Iterator[str]:
+def as_csv(batches: Iterator[list]) -> Iterator[str]:
+    seen = _Answers()
+    records = (_record(row, seen) for batch in batches for row in batch)
     rows = (
         (r["item_id"], r["external_id"], r["pack_id"], r["label"], json.dumps(r["answer"], ensure_ascii=False, sort_keys=True), r["confidence"],
          r["answers"], r["method"], r["verified_at"])
-        for batch in batches for r in batch
+        for r in records
     )
     lines = csv_lines(CSV_COLUMNS, rows)
     while True:  # a write per batch, not per line

@@ -334,14 +334,15 @@ def campaign_results(args, campaign_id: int):
     limit = args["limit"]
     headers = {}
     if limit is not None:
-        # A limited stream says where the next one starts (read the page first: it is at most `limit` rows).
-        page = results.results_page(organization_id, campaign_id, cursor=args["cursor"], limit=limit)
-        records = iter([page.records])
-        if page.next_cursor:
-            headers["Sapien-Next-Cursor"] = page.next_cursor
+        # A limited stream says where the next one starts.
+        rows = [row for batch in results.stream_rows(organization_id, campaign_id, cursor=args["cursor"], limit=limit + 1) for row in batch]
+        if len(rows) > limit:
+            rows = rows[:limit]
+            headers["Sapien-Next-Cursor"] = results.encode_cursor(rows[-1][0])
+        batches = iter([rows])
     else:
-        records = results.stream_records(organization_id, campaign_id, cursor=args["cursor"], limit=None)
-    body = results.as_jsonl(records) if fmt == "jsonl" else results.as_csv(records)
+        batches = results.stream_rows(organization_id, campaign_id, cursor=args["cursor"], limit=None)
+    body = results.as_jsonl(batches) if fmt == "jsonl" else results.as_csv(batches)
     mimetype = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     return Response(stream_with_context(body), mimetype=mimetype, headers=headers)
 

@@ -29,6 +29,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq import Retry
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sapien.api.campaigns import spent_points
 from sapien.api.errors import ApiError, NotFound
@@ -138,9 +139,12 @@ def raise_event(organization_id: int, event: str, event_key: str, data: dict, *,
                 webhook_id=webhook.id, event=event, event_key=event_key, status="pending", attempts=0, round=1, last_error="", created_at=now,
                 payload={"event": event, "created_at": as_utc(now).isoformat(), "data": data},
             )
-            with session.begin_nested():
-                session.add(delivery)
-                session.flush()
+            try:
+                with session.begin_nested():
+                    session.add(delivery)
+                    session.flush()
+            except IntegrityError:
+                continue  # raised at the same moment elsewhere: that one is delivered
             created.append((delivery.id, delivery.round))
         for delivery_id, round_ in created:
             after_commit(lambda delivery_id=delivery_id, round_=round_: _enqueue(delivery_id, round_))

@@ -4,8 +4,8 @@
   at p99 under 20 ms, one client polling; the ceiling is a static file through the same app, polled the same way;
 - exporting 100,000 verified labels as a JSONL stream over HTTP takes under 5 s; the ceiling is a bare
   `COPY (SELECT …) TO STDOUT` of the same rows (the same join) read by psycopg;
-- 10,000 webhook deliveries (the job path: load, sign, POST, record) to a receiver on 127.0.0.1 take
-  under 60 s; the ceiling is 10,000 bare POSTs of the same bodies with the same client.
+- 10,000 webhook deliveries (the webhook's sending job: read a batch, sign, POST each over one kept-alive
+  connection, record the batch) to a receiver on 127.0.0.1 take under 60 s; the ceiling is 10,000 bare POSTs of the same bodies with the same client.
 
 `BENCH_API_LABELS` and `BENCH_API_DELIVERIES` shrink the run (the figures then say so).
 """
@@ -130,7 +130,7 @@ def _deliveries(app, organization_id: int, receiver_url: str, count: int, now) -
     """(seconds for `count` deliveries through the job, seconds for `count` bare POSTs of the same bodies)."""
     from sqlalchemy import select, text
 
-    from jobs.api import deliver_webhook
+    from jobs.api import deliver_webhooks
     from sapien.api import webhooks
     from sapien.api.models import WebhookDelivery
     from sapien.extensions import db
@@ -146,10 +146,10 @@ def _deliveries(app, organization_id: int, receiver_url: str, count: int, now) -
     db.session.commit()
     ids = list(db.session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id).order_by(WebhookDelivery.id)))
     started = time.perf_counter()
-    for delivery_id in ids:
-        if deliver_webhook(delivery_id) != "delivered":
-            raise RuntimeError(f"delivery {delivery_id} was not delivered")
+    delivered = deliver_webhooks(webhook.id)
     job_seconds = time.perf_counter() - started
+    if delivered != len(ids):
+        raise RuntimeError(f"{delivered} of {len(ids)} deliveries were delivered")
     client = webhooks._http_client()
     body = b'{"data":{"answers":3,"confidence":0.97,"item_id":1,"label":"pos"},"event":"item.verified","id":1}'
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def run() -> list[Figure]:
         Figure(NAME, f"export {LABELS:,} verified labels as a JSONL stream over HTTP{scale}", round(export_seconds, 2), "s",
                ceiling=f"bare COPY of the same rows: {dump_seconds:.2f} s", goal=f"< {GOAL_EXPORT_SECONDS:.0f} s",
                met=export_seconds < GOAL_EXPORT_SECONDS if not scale else None),
-        Figure(NAME, f"{DELIVERIES:,} webhook deliveries through the job to a local receiver{scale}", round(job_seconds, 2), "s",
+        Figure(NAME, f"{DELIVERIES:,} webhook deliveries by the sending job to a local receiver{scale}", round(job_seconds, 2), "s",
                ceiling=f"{DELIVERIES:,} bare POSTs: {bare_seconds:.2f} s", goal=f"< {GOAL_DELIVERY_SECONDS:.0f} s",
                met=job_seconds < GOAL_DELIVERY_SECONDS if not scale else None),
     ]

@@ -12,3 +12,12 @@ def deliver_webhook(delivery_id: int) -> str:
 
     with app_context():
         return attempt_delivery(delivery_id, now=utcnow())
+
+
+def deliver_webhooks(webhook_id: int) -> int:
+    """Send a webhook's new deliveries in batches (safe to run twice: only first attempts still pending are sent)."""
+    from sapien.api.webhooks import deliver_pending
+    from sapien.database import utcnow
+
+    with app_context():
+        return deliver_pending(webhook_id, now=utcnow())

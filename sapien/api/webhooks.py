@@ -22,13 +22,13 @@ import logging
 import secrets
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq import Retry
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien.api.campaigns import spent_points
@@ -42,7 +42,7 @@ from sapien.labeling.models import Campaign, Item, TaskPack
 from sapien.labeling.packs import pack_counts
 from sapien.quality import exports
 from sapien.quality.models import VerifiedLabel
-from sapien.queue import PendingWork, enqueue_once, pending_work_source
+from sapien.queue import PendingWork, enqueue_once, get_queue, is_live, job_timeout_for, pending_work_source
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Sapien-Signature"
@@ -123,9 +123,24 @@ def _enqueue(delivery_id: int, round_: int) -> None:
     enqueue_once("jobs.api.deliver_webhook", delivery_id, job_id=f"api-webhook-{delivery_id}-r{round_}", retry=RETRY)
 
 
+def _enqueue_batch(webhook_id: int) -> None:
+    enqueue_once("jobs.api.deliver_webhooks", webhook_id, job_id=f"api-webhooks-{webhook_id}")
+
+
+def _enqueue_retry(delivery_id: int, round_: int) -> None:
+    """A first attempt failed: the delivery's own job tries again after the first backoff, then RQ retries it."""
+    job = f"api-webhook-{delivery_id}-r{round_}"
+    if is_live(job):
+        return
+    get_queue().enqueue_in(
+        timedelta(seconds=RETRY.intervals[0]), "jobs.api.deliver_webhook", delivery_id, job_id=job, retry=RETRY,
+        job_timeout=job_timeout_for("jobs.api.deliver_webhook"), result_ttl=86400, failure_ttl=7 * 86400,
+    )
+
+
 def raise_event(organization_id: int, event: str, event_key: str, data: dict, *, now: datetime) -> list[int]:
     """A delivery for each active webhook of the organization that listens to `event` (once per event key);
-    their jobs are queued after the commit."""
+    each webhook's sending job (`deliver_pending`) is queued after the commit."""
     created: list[tuple[int, int]] = []
     with unit_of_work() as session:
         hooks = session.scalars(select(Webhook).where(Webhook.organization_id == organization_id, Webhook.active.is_(True))).all()
@@ -145,9 +160,9 @@ def raise_event(organization_id: int, event: str, event_key: str, data: dict, *,
                     session.flush()
             except IntegrityError:
                 continue  # raised at the same moment elsewhere: that one is delivered
-            created.append((delivery.id, delivery.round))
-        for delivery_id, round_ in created:
-            after_commit(lambda delivery_id=delivery_id, round_=round_: _enqueue(delivery_id, round_))
+            created.append((delivery.id, webhook.id))
+        for webhook_id in sorted({hook_id for _, hook_id in created}):
+            after_commit(lambda webhook_id=webhook_id: _enqueue_batch(webhook_id))
     return [delivery_id for delivery_id, _ in created]
 
 
@@ -226,11 +241,72 @@ def _http_client():
     return client
 
 
+def _post(url: str, secret: str, delivery_id: int, event: str, payload: dict) -> tuple[int | None, str]:
+    """POST one signed delivery; (status code, error) where the error is empty for a 2xx answer."""
+    import httpx2
+
+    body = json.dumps({"id": delivery_id, **payload}, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Sapien-Webhooks/1",
+        "Sapien-Event": event,
+        "Sapien-Delivery": str(delivery_id),
+        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+    }
+    try:
+        response = _http_client().post(url, content=body, headers=headers)
+    except httpx2.HTTPError as failure:
+        return None, f"{type(failure).__name__}: {failure}"[:500]
+    return response.status_code, "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+
+
+BATCH = 200
+
+
+def deliver_pending(webhook_id: int, *, now: datetime, batch: int = BATCH) -> int:
+    """Send a webhook's new deliveries (their first attempt), oldest first, a batch at a time over one
+    kept-alive connection, writing each batch's outcomes in one statement. A delivery that failed gets its
+    own job (`attempt_delivery`), retried with backoff. Returns how many were delivered."""
+    hook = db.session.execute(select(Webhook.url, Webhook.secret).where(Webhook.id == webhook_id)).first()
+    db.session.commit()
+    if hook is None:
+        return 0
+    delivered = 0
+    after = 0
+    table = WebhookDelivery.__table__
+    record = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.round == bindparam("b_round"), table.c.status == "pending", table.c.attempts == 0)
+        .values(attempts=1, last_attempt_at=now, last_status_code=bindparam("b_code"), last_error=bindparam("b_error"),
+                status=bindparam("b_status"), delivered_at=bindparam("b_at"))
+    )
+    while True:
+        rows = db.session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.round, WebhookDelivery.event, WebhookDelivery.payload)
+            .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == "pending", WebhookDelivery.attempts == 0,
+                   WebhookDelivery.id > after)
+            .order_by(WebhookDelivery.id).limit(batch)
+        ).all()
+        db.session.commit()  # no transaction stays open while the receiver answers
+        if not rows:
+            return delivered
+        outcomes = []
+        for row in rows:
+            code, error = _post(hook.url, hook.secret, row.id, row.event, row.payload)
+            outcomes.append({"b_id": row.id, "b_round": row.round, "b_code": code, "b_error": error,
+                             "b_status": "pending" if error else "delivered", "b_at": None if error else now})
+        with unit_of_work() as session:
+            session.connection().execute(record, outcomes)
+            for outcome in outcomes:
+                if outcome["b_error"]:
+                    after_commit(lambda outcome=outcome: _enqueue_retry(outcome["b_id"], outcome["b_round"]))
+        delivered += sum(1 for outcome in outcomes if not outcome["b_error"])
+        after = rows[-1].id
+
+
 def attempt_delivery(delivery_id: int, *, now: datetime) -> str:
     """Send one pending delivery. 2xx: delivered. Otherwise the attempt is written down and, before the
     last attempt, DeliveryFailed is raised so RQ retries after its backoff; the last failure marks it failed."""
-    import httpx2
-
     row = db.session.execute(
         select(WebhookDelivery.status, WebhookDelivery.round, WebhookDelivery.event, WebhookDelivery.payload, Webhook.url, Webhook.secret)
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id).where(WebhookDelivery.id == delivery_id)
@@ -238,23 +314,7 @@ def attempt_delivery(delivery_id: int, *, now: datetime) -> str:
     db.session.commit()  # no transaction stays open while the receiver answers
     if row is None or row.status != "pending":
         return row.status if row is not None else "missing"
-    body = json.dumps({"id": delivery_id, **row.payload}, separators=(",", ":"), sort_keys=True).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Sapien-Webhooks/1",
-        "Sapien-Event": row.event,
-        "Sapien-Delivery": str(delivery_id),
-        SIGNATURE_HEADER: sign(row.secret, int(time.time()), body),
-    }
-    status_code: int | None = None
-    error = ""
-    try:
-        response = _http_client().post(row.url, content=body, headers=headers)
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except httpx2.HTTPError as failure:
-        error = f"{type(failure).__name__}: {failure}"[:500]
+    status_code, error = _post(row.url, row.secret, delivery_id, row.event, row.payload)
     # One guarded UPDATE records the attempt; a redelivery made meanwhile (another round) is left to its own job.
     attempts = WebhookDelivery.attempts + 1
     next_status = "delivered" if not error else case((attempts >= MAX_ATTEMPTS, "failed"), else_="pending")

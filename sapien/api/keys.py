@@ -9,6 +9,7 @@ dashboard can list what a key did and when it was last used.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -21,14 +22,14 @@ from sqlalchemy import or_, select, update
 
 from sapien.api.errors import ApiError, Forbidden, NotFound, RateLimited, Unauthorized
 from sapien.api.models import KEY_SCOPES, ApiKey, Organization
-from sapien.database import unit_of_work
+from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
 
 log = logging.getLogger(__name__)
 TOKEN_START = "sk_"
-LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key
+LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key (see `authenticate`)
 
 
 def hash_token(token: str) -> str:
@@ -72,6 +73,8 @@ def revoke_key(organization_id: int, key_id: int, *, now: datetime) -> ApiKey:
         key = _own_key(session, organization_id, key_id)
         if key.revoked_at is None:
             key.revoked_at = now
+        secret_hash = key.secret_hash
+        after_commit(lambda: _forget_key(secret_hash))
     return key
 
 
@@ -82,6 +85,8 @@ def rotate_key(organization_id: int, key_id: int, *, actor_id: int | None, now: 
         if key.revoked_at is not None:
             raise ApiError(_l("A revoked key cannot be rotated: create a new one."))
         key.revoked_at = now
+        secret_hash = key.secret_hash
+        after_commit(lambda: _forget_key(secret_hash))
         return create_key(organization_id, name=key.name, scope=key.scope, actor_id=actor_id, now=now, rotated_from_id=key.id)
 
 
@@ -100,14 +105,42 @@ class Caller:
             raise Forbidden(_l("This key may only read. Use a key with the write scope."))
 
 
+KEY_CACHE_SECONDS = 60  # a known key is read from Redis for this long; revoking or rotating forgets it at once
+
+
+def _key_cache(secret_hash: str) -> str:
+    return redis_key(f"api:key:{secret_hash}")
+
+
+def _forget_key(secret_hash: str) -> None:
+    try:
+        redis_connection().delete(_key_cache(secret_hash))
+    except RedisError as error:
+        log.warning("API key cache unavailable: %s", error)
+
+
 def authenticate(header: str | None, *, now: datetime) -> Caller:
-    """The caller a request's `Authorization: Bearer <token>` header names (401 when missing, unknown or revoked)."""
+    """The caller a request's `Authorization: Bearer <token>` header names (401 when missing, unknown or revoked).
+
+    A valid key is kept in Redis for `KEY_CACHE_SECONDS` (its id, organization and scope: never the token),
+    so a busy client's calls touch no table; each time it is read from the database its last-used time is
+    written (so that time is exact to about a minute). Revoking or rotating deletes the entry after the commit.
+    """
     scheme, _, token = (header or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith(TOKEN_START):
         raise Unauthorized(_l("Send your API key as “Authorization: Bearer sk_…”."))
+    secret_hash = hash_token(token)
+    try:
+        cached = redis_connection().get(_key_cache(secret_hash))
+    except RedisError as error:
+        log.warning("API key cache unavailable: %s", error)
+        cached = None
+    if cached is not None:
+        key_id, organization_id, scope = json.loads(cached)
+        return Caller(key_id, organization_id, scope)
     row = db.session.execute(
-        select(ApiKey.id, ApiKey.organization_id, ApiKey.scope, ApiKey.revoked_at, ApiKey.last_used_at).where(ApiKey.secret_hash == hash_token(token))
+        select(ApiKey.id, ApiKey.organization_id, ApiKey.scope, ApiKey.revoked_at, ApiKey.last_used_at).where(ApiKey.secret_hash == secret_hash)
     ).first()
     if row is None:
         raise Unauthorized(_l("This API key is not valid."))
@@ -120,6 +153,10 @@ def authenticate(header: str | None, *, now: datetime) -> Caller:
                 update(ApiKey).where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_EVERY))
                 .values(last_used_at=now)
             )
+    try:
+        redis_connection().set(_key_cache(secret_hash), json.dumps([key_id, organization_id, scope]), ex=KEY_CACHE_SECONDS)
+    except RedisError as error:
+        log.warning("API key cache unavailable: %s", error)
     return Caller(key_id, organization_id, scope)
 
 

@@ -233,3 +233,16 @@ class MeSchema(Schema):
     organization = fields.String(required=True)
     key_id = fields.Integer(required=True)
     scope = fields.String(required=True, validate=validate.OneOf(KEY_SCOPES))
+
+
+class CocoSchema(Schema):
+    """COCO object detection (`format=coco`, bounding-box packs): each image carries its label's confidence
+    and provenance under "sapien"; each annotation's "score" is that confidence."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    info = fields.Dict(required=True)
+    categories = fields.List(fields.Dict(), required=True)
+    images = fields.List(fields.Dict(), required=True)
+    annotations = fields.List(fields.Dict(), required=True)

@@ -131,7 +131,7 @@ def test_uploads_keep_good_rows_and_report_bad_lines(api, app):
     assert api.get(f"/api/v1/campaigns/{campaign['id']}/progress").get_json()["items"] == 4
 
 
-def test_media_upload_as_multipart(api):
+def test_media_upload_as_multipart(app, api):
     from tests.labeling.conftest import png_bytes
 
     campaign = create(api, task_type="bounding_boxes", labels=["cat"], gold_items=[])
@@ -146,6 +146,22 @@ def test_media_upload_as_multipart(api):
     report = response.get_json()
     assert report["imported"] == 1 and report["media_stored"] == 1
     assert report["problems"][0]["line"] == 3 and "missing" in report["problems"][0]["message"]
+    # Once a label is verified, the boxes come out as COCO with each image's confidence.
+    from sqlalchemy import select
+
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.labeling.models import Item
+    from sapien.quality.models import VerifiedLabel
+
+    with app.app_context():
+        item = db.session.scalar(select(Item).where(Item.external_id == "img1"))
+        db.session.add(VerifiedLabel(item_id=item.id, pack_id=item.pack_id, answer={"boxes": [{"x": 1, "y": 2, "w": 10, "h": 8, "label": "cat"}]},
+                                     confidence=0.9, method="box_consensus", labels_used=3, verified_at=utcnow()))
+        db.session.commit()
+    coco = json.loads(api.get(f"/api/v1/campaigns/{campaign['id']}/results?format=coco").get_data(as_text=True))
+    assert coco["categories"][0]["name"] == "cat" and coco["images"][0]["sapien"]["confidence"] == 0.9
+    assert coco["annotations"][0]["bbox"] == [1, 2, 10, 8]
 
 
 def test_idempotency_keys_replay_and_refuse_another_body(api):

@@ -8,7 +8,7 @@ from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
-from sapien.api.schemas import ProblemSchema
+from sapien.api.schemas import CocoSchema, ProblemSchema, ResultPageSchema
 from sapien.extensions import csrf, limiter
 from sapien.problems import PROBLEM_JSON
 
@@ -52,6 +52,9 @@ def register_api(app: Flask) -> None:
             "security": [{"bearerAuth": []}],
         },
     )
+    # The results' JSON answer is one of two documents (named here: the route's doc lists them by reference).
+    api.spec.components.schema("ResultPage", schema=ResultPageSchema)
+    api.spec.components.schema("Coco", schema=CocoSchema)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "description": "An organization's API key (sk_…)."})
     csrf.exempt(blp)
     limiter.exempt(blp)  # limited per key instead (`keys.count_request`)

@@ -309,6 +309,8 @@ def campaign_quality(campaign_id: int):
 
 
 RESULT_STREAMS = {
+    # JSON is a page of results, or COCO with format=coco.
+    "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/ResultPage"}, {"$ref": "#/components/schemas/Coco"}]}},
     "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON result per line (the fields of Result)."}},
     "text/csv": {"schema": {"type": "string"}},
 }

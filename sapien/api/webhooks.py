@@ -115,10 +115,6 @@ def deliveries(organization_id: int, webhook_id: int, limit: int = 100) -> list[
     ))
 
 
-def job_id(delivery: WebhookDelivery) -> str:
-    return f"api-webhook-{delivery.id}-r{delivery.round}"
-
-
 def _enqueue(delivery_id: int, round_: int) -> None:
     enqueue_once("jobs.api.deliver_webhook", delivery_id, job_id=f"api-webhook-{delivery_id}-r{round_}", retry=RETRY)
 

@@ -43,7 +43,7 @@ from sapien.api.schemas import (
 from sapien.database import utcnow
 from sapien.errors import DomainError
 from sapien.extensions import db
-from sapien.problems import PROBLEM_JSON, problem
+from sapien.problems import problem
 
 blp = Blueprint("api_v1", __name__, url_prefix="/api/v1", description="Campaigns, items, results, payments and webhooks of a client organization.")
 
@@ -435,5 +435,3 @@ def redeliver(webhook_id: int, delivery_id: int):
     """Send a delivery again (a new round of attempts)."""
     return delivery_out(webhooks.redeliver(g.api_caller.organization_id, webhook_id, delivery_id, now=utcnow()))
 
-
-__all__ = ["blp", "PROBLEM_JSON"]

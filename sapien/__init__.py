@@ -86,6 +86,7 @@ def _register_models() -> None:
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.airdrops import models as _airdrops  # noqa: F401
+    from sapien.api import models as _api  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import payout_models as _payouts  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
@@ -123,6 +124,9 @@ def _register_blueprints(app: Flask) -> None:
         chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp,
     ):
         app.register_blueprint(blueprint)
+    from sapien.api.views import register_api
+
+    register_api(app)
 
 
 def _register_template_context(app: Flask) -> None:

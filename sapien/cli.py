@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from sapien.accounts.models import ROLES
 from sapien.accounts.service import get_by_username
 from sapien.airdrops.cli import airdrops_cli
+from sapien.api.cli import api_cli
 from sapien.database import needs_schema, utcnow
 from sapien.demo import DEMO_LOGINS, DEMO_PASSWORD, seed_demo
 from sapien.labeling.cli import labeling_cli
@@ -165,5 +166,5 @@ def chain_deploy_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli, airdrops_cli, moderation_cli):
+    for group in (demo_cli, users_cli, jobs_cli, chain_cli, progression_cli, quests_cli, leaderboards_cli, labeling_cli, quality_cli, airdrops_cli, moderation_cli, api_cli):
         app.cli.add_command(group)

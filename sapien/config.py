@@ -118,6 +118,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "REVIEW_ESCALATION_MINUTES": int(env.get("REVIEW_ESCALATION_MINUTES", "15")),
         "EXAM_RETAKE_COOLDOWN_HOURS": int(env.get("EXAM_RETAKE_COOLDOWN_HOURS", "12")),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(64 * 1024 * 1024))),
+        # The client API (sapien/api): requests per minute per key (0: no limit), and the largest upload.
+        "API_RATE_LIMIT_PER_MINUTE": int(env.get("API_RATE_LIMIT_PER_MINUTE", "600")),
+        "API_MAX_UPLOAD_BYTES": int(env.get("API_MAX_UPLOAD_BYTES", str(32 * 1024 * 1024))),
     }
     if overrides:
         config.update(overrides)

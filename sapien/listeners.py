@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sapien import events, member_cache
 from sapien.accounts import service as accounts
+from sapien.api import webhooks
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
@@ -101,6 +102,9 @@ def connect() -> None:
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
     events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)
     events.badge_revoked.connect(minting.on_badge_revoked, weak=False)
+
+    # api: client webhooks (item.verified, then campaign.done and budget.low)
+    events.item_verified.connect(webhooks.on_item_verified, weak=False)
 
     # leaderboards
     events.ledger_entry_posted.connect(recording.on_ledger_entry_posted, weak=False)

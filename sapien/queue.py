@@ -47,6 +47,8 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 JOB_TIMEOUTS = {
     "jobs.airdrops.publish_airdrop": 300,
     "jobs.airdrops.run_snapshot": 1800,
+    "jobs.api.deliver_webhook": 60,
+    "jobs.api.deliver_webhooks": 600,
     "jobs.chain.mint_badge": 180,
     "jobs.chain.mint_ready_badges": 600,
     "jobs.chain.send_transaction": 180,

@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from sapien.extensions import db, htmx, login_manager
+from sapien.problems import is_api_path, problem
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -188,6 +189,8 @@ def _forget_the_transaction() -> None:
 
 
 def render_error(status: int, message: str | None = None) -> Response:
+    if is_api_path(request.path):
+        return problem(status, str(message) if message else None)  # RFC 9457 problem+json (the API area)
     if request.path.startswith("/api/") or request.path == "/healthz":
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         return make_response({"error": phrase, "message": message or phrase}, status)

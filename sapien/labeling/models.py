@@ -78,6 +78,8 @@ class Campaign(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The client organization that owns it (the API area); None for the platform's own campaigns.
+    organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"), index=True, default=None)
 
 
 class TaskPack(db.Model):

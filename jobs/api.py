@@ -1,0 +1,23 @@
+"""API jobs: webhook deliveries (one job per delivery and round; RQ retries a failed send with backoff)."""
+
+from __future__ import annotations
+
+from jobs import app_context
+
+
+def deliver_webhook(delivery_id: int) -> str:
+    """Send one webhook delivery (safe to run twice: a delivered or failed row is left as it is)."""
+    from sapien.api.webhooks import attempt_delivery
+    from sapien.database import utcnow
+
+    with app_context():
+        return attempt_delivery(delivery_id, now=utcnow())
+
+
+def deliver_webhooks(webhook_id: int) -> int:
+    """Send a webhook's new deliveries in batches (safe to run twice: only first attempts still pending are sent)."""
+    from sapien.api.webhooks import deliver_pending
+    from sapien.database import utcnow
+
+    with app_context():
+        return deliver_pending(webhook_id, now=utcnow())

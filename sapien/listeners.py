@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from sapien import events, member_cache
 from sapien.accounts import service as accounts
-from sapien.api import webhooks
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
 from sapien.airdrops import claims as _airdrop_claims  # noqa: F401, E402, I001
 from sapien.airdrops import snapshots as _airdrop_snapshots  # noqa: F401, E402, I001
+from sapien.api import webhooks
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
 from sapien.economy import conversion as _conversion  # noqa: F401, E402, I001

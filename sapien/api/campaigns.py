@@ -20,6 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sapien.api.errors import ApiError, NotFound
 from sapien.api.models import CampaignPayment, CampaignTerms, Organization
 from sapien.database import as_utc, unit_of_work
+from sapien.economy import revenue
+from sapien.economy.errors import EconomyError
 from sapien.extensions import db
 from sapien.labeling import imports, packs
 from sapien.labeling.errors import LabelingError
@@ -302,6 +304,8 @@ def progress(organization_id: int, campaign_id: int) -> Progress:
 
 # --- payments -------------------------------------------------------------------------------------
 
+REVENUE_CURRENCY = "SAPIEN"  # payments in the reward token's base units feed the revenue share
+
 def record_payment(
     organization_id: int, campaign_id: int, *, amount: int, currency: str, external_ref: str, key_id: int | None, now: datetime
 ) -> tuple[CampaignPayment, bool]:
@@ -315,6 +319,8 @@ def record_payment(
     currency = (currency or "USD").strip().upper()
     if not currency.isalpha() or not 3 <= len(currency) <= 8:
         raise ApiError(_l("The currency is a code such as USD."), field="currency")
+    if currency == REVENUE_CURRENCY and amount > revenue.LEDGER_MAX:
+        raise ApiError(_l("That is more than the ledger can hold in one payment."), field="amount")
     with unit_of_work() as session:
         campaign = own_campaign(organization_id, campaign_id)
         existing = session.scalar(select(CampaignPayment).where(CampaignPayment.campaign_id == campaign.id, CampaignPayment.external_ref == external_ref))
@@ -331,19 +337,27 @@ def record_payment(
         except IntegrityError:
             existing = session.scalar(select(CampaignPayment).where(CampaignPayment.campaign_id == campaign.id, CampaignPayment.external_ref == external_ref))
             return existing, False
-        forward_payment_to_economy(payment.id, now=now)
+    forward_payment_to_economy(payment.id, now=now)  # after the commit: the economy runs its own transaction
     return payment, True
 
 
 def forward_payment_to_economy(payment_id: int, *, now: datetime) -> bool:
-    """THE MERGE HOOK: hand a recorded payment to the economy area (the revenue share).
+    """Hand a recorded payment to the economy's revenue share, once (True when it was shared now).
 
-    To wire at merge: call `sapien.economy…record_campaign_payment(payment.campaign_id, payment.amount,
-    external_ref=f"api-payment:{payment.id}", actor_id=None, now=now)` here and set `payment.forwarded_at =
-    now`, in the caller's transaction. Until then the payment stays with `forwarded_at` empty, so every
-    payment recorded before the wiring can be forwarded later (nothing is lost).
+    Only payments in SAPIEN (token base units) are shared: the split pays members in tokens, and a payment in
+    another currency is converted off the platform first, so it stays recorded for the accounts. The
+    economy keys the distribution by (campaign, reference), so a second call shares nothing twice.
     """
-    return False
+    payment = db.session.get(CampaignPayment, payment_id)
+    if payment is None or payment.forwarded_at is not None or payment.currency != REVENUE_CURRENCY:
+        return False
+    try:
+        revenue.record_campaign_payment(payment.campaign_id, payment.amount, external_ref=f"api-payment:{payment.id}", actor_id=None, now=now)
+    except EconomyError:  # the split is being fixed, say: the payment stays recorded, unshared, and can go again
+        return False
+    with unit_of_work():
+        db.session.get(CampaignPayment, payment_id).forwarded_at = now
+    return True
 
 
 def payments(organization_id: int, campaign_id: int) -> list[CampaignPayment]:

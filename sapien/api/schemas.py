@@ -175,8 +175,8 @@ class ResultPageSchema(Schema):
 
 
 class PaymentInSchema(Schema):
-    amount = fields.Integer(required=True, strict=True, validate=validate.Range(1), metadata={"description": "In the currency's smallest unit (cents)."})
-    currency = fields.String(load_default="USD", validate=validate.Length(3, 8))
+    amount = fields.Integer(required=True, strict=True, validate=validate.Range(1), metadata={"description": "In the currency's smallest unit (cents; SAPIEN: token base units)."})
+    currency = fields.String(load_default="USD", validate=validate.Length(3, 8), metadata={"description": "A payment in SAPIEN is shared at once among the campaign's contributors, the stakers and the treasury; other currencies are recorded for the accounts."})
     external_ref = fields.String(required=True, validate=validate.Length(1, 200))
 
 
@@ -187,6 +187,7 @@ class PaymentSchema(Schema):
     currency = fields.String(required=True)
     external_ref = fields.String(required=True)
     created_at = fields.DateTime(required=True)
+    revenue_shared_at = fields.DateTime(allow_none=True, attribute="forwarded_at", metadata={"description": "When the revenue share paid it out (SAPIEN payments)."})
 
 
 class PaymentListSchema(Schema):

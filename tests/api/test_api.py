@@ -199,7 +199,22 @@ def test_pause_resume_and_payments(api):
     assert api.post(path, {"amount": -5, "external_ref": "inv-2"}).status_code == 422
     assert api.post(path, {"amount": "12", "external_ref": "inv-2"}).status_code == 422
     listed = api.get(path).get_json()
-    assert listed["total"] == 50000 and len(listed["data"]) == 1
+    assert listed["total"] == 50000 and len(listed["data"]) == 1 and listed["data"][0]["revenue_shared_at"] is None
+
+
+def test_a_payment_in_tokens_is_shared_by_the_economy_once(ctx, api):
+    from sapien.economy.models import RevenuePayment
+    from sapien.extensions import db
+
+    campaign = create(api)
+    path = f"/api/v1/campaigns/{campaign['id']}/payments"
+    paid = api.post(path, {"amount": 1_000_000, "currency": "SAPIEN", "external_ref": "inv-tokens"})
+    assert paid.status_code == 201 and paid.get_json()["revenue_shared_at"] is not None
+    assert api.post(path, {"amount": 1_000_000, "currency": "SAPIEN", "external_ref": "inv-tokens"}).status_code == 200
+    db.session.remove()
+    shared = db.session.scalars(db.select(RevenuePayment).where(RevenuePayment.campaign_id == campaign["id"])).all()
+    assert len(shared) == 1 and shared[0].amount == 1_000_000  # one distribution, of the whole payment
+    assert shared[0].contributors + shared[0].stakers + shared[0].treasury == 1_000_000
 
 
 def test_progress_quality_and_results_after_members_label(ctx, app, api):

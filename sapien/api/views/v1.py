@@ -353,7 +353,7 @@ def campaign_results(args, campaign_id: int):
 
 def payment_out(payment) -> dict:
     return {"id": payment.id, "campaign_id": payment.campaign_id, "amount": payment.amount, "currency": payment.currency,
-            "external_ref": payment.external_ref, "created_at": payment.created_at}
+            "external_ref": payment.external_ref, "created_at": payment.created_at, "forwarded_at": payment.forwarded_at}
 
 
 @blp.route("/campaigns/<int:campaign_id>/payments", methods=["POST"])

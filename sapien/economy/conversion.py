@@ -377,8 +377,6 @@ def _close_set_based(epoch: ConversionEpoch, *, now: datetime, chunk: int) -> in
     for after in range(0, top, chunk):
         with unit_of_work() as session:
             bounds = dict(params, after=after, upto=after + chunk)
-            # Whole ranges join best by hashing; the planner's row guesses for them would pick nested loops.
-            session.execute(text("SET LOCAL enable_nestloop = off"))
             session.execute(_CONVERT_RANGE, bounds)
             ledger.credit_set(_CREDITS_OF_RANGE, bounds, now=now)
             session.execute(_AUTO_STAKES_OF_RANGE, bounds)

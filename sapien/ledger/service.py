@@ -383,22 +383,23 @@ def _post_bulk(credits: list[BulkCredit], now: datetime) -> tuple[dict[str, int]
     return _bulk_entries(rows, now), rows
 
 
-_SET_CREDIT_PG = """
-WITH source AS ({source}),
-fresh AS (
-    SELECT s.user_id, s.currency, s.amount, s.kind, s.idempotency_key, s.memo FROM source s
-    WHERE s.amount > 0 AND s.currency IN {currencies}
-      AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.idempotency_key = s.idempotency_key)
-),
-moved AS (
+# Two steps, so each is planned well: the credits not posted yet go to a temporary table (each key looked up
+# in the unique index), then the balances move and the entries go in, joined on that table's index.
+_SET_FRESH_PG = (
+    "CREATE TEMPORARY TABLE ledger_fresh AS SELECT s.user_id, s.currency, s.amount, s.kind, s.idempotency_key, s.memo"
+    " FROM ({source}) AS s WHERE s.amount > 0 AND s.currency IN {currencies}"
+    " AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.idempotency_key = s.idempotency_key)"
+)
+_SET_POST_PG = """
+WITH moved AS (
     INSERT INTO balances (user_id, currency, amount, updated_at)
-    SELECT user_id, currency, sum(amount), :now FROM fresh GROUP BY user_id, currency ORDER BY user_id, currency
+    SELECT user_id, currency, sum(amount), :now FROM ledger_fresh GROUP BY user_id, currency ORDER BY user_id, currency
     ON CONFLICT (user_id, currency) DO UPDATE SET amount = balances.amount + excluded.amount, updated_at = excluded.updated_at
     RETURNING user_id, currency, amount
 )
 INSERT INTO ledger_entries (user_id, currency, amount, kind, idempotency_key, memo, balance_after, created_at)
 SELECT fresh.user_id, fresh.currency, fresh.amount, fresh.kind, fresh.idempotency_key, left(fresh.memo, 255), moved.amount, :now
-FROM fresh JOIN moved ON moved.user_id = fresh.user_id AND moved.currency = fresh.currency
+FROM ledger_fresh AS fresh JOIN moved ON moved.user_id = fresh.user_id AND moved.currency = fresh.currency
 """
 
 
@@ -416,13 +417,13 @@ def credit_set(source: str, params: dict, *, now: datetime) -> int:
     """
     with unit_of_work() as session:
         if is_postgres():
-            statement = text(_SET_CREDIT_PG.format(source=source, currencies=repr(CURRENCIES)))
-            # The planner cannot size the CTEs and would join them by nested loops (quadratic): hash them.
-            session.execute(text("SET LOCAL enable_nestloop = off"))
+            session.execute(text(_SET_FRESH_PG.format(source=source, currencies=repr(CURRENCIES))), params)
             try:
-                return session.execute(statement, {**params, "now": now}).rowcount
+                session.execute(text("CREATE INDEX ON ledger_fresh (user_id, currency)"))
+                session.execute(text("ANALYZE ledger_fresh"))
+                return session.execute(text(_SET_POST_PG), {"now": now}).rowcount
             finally:
-                session.execute(text("SET LOCAL enable_nestloop = on"))
+                session.execute(text("DROP TABLE ledger_fresh"))
         rows = session.execute(text(source), params).all()
         posted = credit_bulk([BulkCredit(int(user_id), currency, int(amount), key, kind, memo or "")
                               for user_id, currency, amount, kind, key, memo in rows if amount > 0

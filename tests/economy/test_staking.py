@@ -46,14 +46,13 @@ def test_tiers_need_their_lock_and_amount_and_give_their_multiplier(ctx):
     assert summary.multiplier == "1.50" and summary.tier.months == 12
 
 
-@pytest.mark.parametrize(("amount", "months", "message"), [
-    (0, 1, "above zero"), (-5, 1, "above zero"), (T // 10, 2, "lock periods"), (3 * T, 1, "You have 2 tokens to stake"),
-])
-def test_bad_stakes_are_refused_and_move_nothing(ctx, amount, months, message):
+def test_bad_stakes_are_refused_and_move_nothing(ctx):
     ana = make_user()
     give(ana, "token", 2 * T)
-    with pytest.raises(EconomyError, match=message):
-        staking.stake(ana, amount, months, now=NOW)
+    for amount, months, message in ((0, 1, "above zero"), (-5, 1, "above zero"), (T // 10, 2, "lock periods"),
+                                    (3 * T, 1, "You have 2 tokens to stake")):
+        with pytest.raises(EconomyError, match=message):
+            staking.stake(ana, amount, months, now=NOW)
     assert ledger.balance(ana, "token") == 2 * T and ledger.balance(ana, "stake") == 0
     assert db.session.scalar(select(StakePosition.id)) is None
 

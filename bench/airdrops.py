@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench.harness import ROOT, Figure
+from sapien.i18n import TOKEN_UNIT
 
 NAME = "Airdrop snapshot"
 GOAL_SECONDS = 60.0
@@ -52,7 +53,7 @@ def members(count: int, seed: int = 14) -> tuple[list[str], dict[int, dict[str, 
 def python_snapshot(addresses: list[str], values: dict[int, dict[str, int]]) -> tuple[float, str, list]:
     from sapien.airdrops import merkle
 
-    total = 10_000_000 * 10**18
+    total = 10_000_000 * TOKEN_UNIT
     started = time.perf_counter()
     with merkle.paused_gc():
         return _timed(addresses, values, total, started)
@@ -63,7 +64,7 @@ def _timed(addresses: list[str], values: dict[int, dict[str, int]], total: int, 
     from sapien.airdrops.allocation import allocate, scores
 
     member_scores = scores(values, {"points": 5, "active_days": 2, "gold_accuracy": 2, "reputation": 1}, sqrt=True)
-    amounts = allocate(member_scores, total, floor=1 * 10**18, cap=5_000 * 10**18)
+    amounts = allocate(member_scores, total, floor=1 * TOKEN_UNIT, cap=5_000 * TOKEN_UNIT)
     leaves = [(addresses[n], amounts[n]) for n in range(len(addresses))]
     tree = merkle.build(leaves)
     proofs = tree.all_proofs()

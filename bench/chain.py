@@ -20,6 +20,7 @@ import subprocess
 import time
 
 from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, free_port, recreate_database
+from sapien.i18n import TOKEN_UNIT
 
 NAME = "Chain, anvil"
 MINTS = int(os.environ.get("BENCH_CHAIN_MINTS", 300))
@@ -27,7 +28,7 @@ SINGLE_MINTS = max(MINTS // 6, 10)  # the one-mint-per-job path, for comparison
 PAYOUTS = int(os.environ.get("BENCH_CHAIN_PAYOUTS", 10_000))
 MINT_GOAL_PER_SECOND = 50
 PAYOUT_GOAL_SECONDS = 60.0
-AMOUNT = 10**15  # a thousandth of a token each
+AMOUNT = TOKEN_UNIT // 1000  # a thousandth of a token each
 
 
 def _anvil() -> tuple[subprocess.Popen, str]:

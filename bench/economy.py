@@ -18,6 +18,7 @@ import time
 from datetime import timedelta
 
 from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from sapien.i18n import TOKEN_UNIT
 
 NAME = "Economy, PostgreSQL"
 GOAL_SECONDS = 60.0
@@ -146,9 +147,9 @@ def _revenue(now) -> Figure:
     seed_members(CONTRIBUTORS, prefix="rev", now=now)
     seed_accepted_labels(pack.id, "rev", items=1000, now=now)
     started = time.perf_counter()
-    recorded = revenue.record_campaign_payment(campaign.id, 10**18, external_ref="BENCH-1", actor_id=None, now=now)
+    recorded = revenue.record_campaign_payment(campaign.id, TOKEN_UNIT, external_ref="BENCH-1", actor_id=None, now=now)
     seconds = time.perf_counter() - started
-    again = revenue.record_campaign_payment(campaign.id, 10**18, external_ref="BENCH-1", actor_id=None, now=now)
+    again = revenue.record_campaign_payment(campaign.id, TOKEN_UNIT, external_ref="BENCH-1", actor_id=None, now=now)
     if again.created or recorded.payment.recipients < CONTRIBUTORS:
         raise RuntimeError(f"the payment reached {recorded.payment.recipients} members, expected {CONTRIBUTORS}+ once")
     ceiling = _aggregate_seconds(

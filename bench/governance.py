@@ -13,11 +13,12 @@ import os
 import time
 
 from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from sapien.i18n import TOKEN_UNIT
 
 NAME = "Governance tally, PostgreSQL"
 GOAL_SECONDS = 5.0
 VOTERS = int(os.environ.get("BENCH_GOVERNANCE_VOTERS", 100_000))
-TOKEN = 10**18
+TOKEN = TOKEN_UNIT
 
 
 def seed_stakers(members: int) -> None:

@@ -14,6 +14,12 @@ contract PartnerToken is ERC20, AccessControl {
         _grantRole(MINTER_ROLE, admin);
     }
 
+    /// Six decimals, as USDC: the platform's ledger keeps amounts in 64-bit base units, and a base unit of
+    /// 10**-6 lets one balance hold 9.2 trillion tokens where 10**-18 would stop at 9.2.
+    function decimals() public pure override returns (uint8) {
+        return 6;
+    }
+
     function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
         _mint(to, amount);
     }

@@ -204,11 +204,14 @@ def format_duration(value) -> str:
     return dates.format_timedelta(value, threshold=1, granularity="minute", locale=request_i18n()[1])
 
 
-TOKEN_UNIT = 10**18
+# Tokens count in base units of 10**-TOKEN_DECIMALS (the contracts' `decimals()`): six, so that a 64-bit
+# ledger amount holds 9.2 trillion tokens (eighteen would stop at 9.2).
+TOKEN_DECIMALS = 6
+TOKEN_UNIT = 10**TOKEN_DECIMALS
 
 
 def format_money(amount: int, currency: str) -> str:
-    """Points and XP are whole numbers; tokens are shown from their 10**-18 base units."""
+    """Points and XP are whole numbers; tokens are shown from their base units (TOKEN_UNIT)."""
     if currency in ("token", "stake", "partner"):
         return numbers.format_decimal(amount / TOKEN_UNIT, format="#,##0.####", locale=request_i18n()[1])
     return numbers.format_decimal(amount, locale=request_i18n()[1])

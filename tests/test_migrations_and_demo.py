@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 
 from sapien import create_app
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,7 +62,7 @@ def _the_airdrop_example_runs_over_the_demo_data(app) -> None:
     assert result.exit_code == 0, result.output
     snapshot = db.session.get(AirdropSnapshot, int(result.output.strip().splitlines()[-1]))
     assert snapshot.merkle_root and snapshot.eligible_count >= 5 and snapshot.excluded_count >= 1
-    assert int(snapshot.allocated_amount) == 100_000 * 10**18
+    assert int(snapshot.allocated_amount) == 100_000 * TOKEN_UNIT
 
 
 def test_data_commands_on_a_database_nobody_upgraded_say_what_to_run(tmp_path, app):

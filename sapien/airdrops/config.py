@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 
-from sapien.ledger.models import TOKEN_DECIMALS
+from sapien.i18n import TOKEN_DECIMALS
 
 # The published criteria, in the order pages show them.
 CRITERIA = ("points", "active_days", "gold_accuracy", "reputation", "special_tasks", "recognized_guild", "wallet_tx_count", "wallet_age_days")

@@ -1,7 +1,7 @@
 """Airdrop tables: snapshots (config, run state, hashes, freezing, publishing), one row per member's
 result, appeals against exclusions, and the guilds moderators recognize.
 
-Token amounts are base units (10**-18 of a token) and can pass 2**63, so they are stored as decimal
+Token amounts are base units (10**-6 of a token) and can pass 2**63, so they are stored as decimal
 strings: exact on every database.
 """
 

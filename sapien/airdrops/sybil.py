@@ -78,7 +78,8 @@ def flagged_by_trust_and_safety(context: SybilContext) -> Exclusions:
 
 def shared_signal_cluster(context: SybilContext) -> Exclusions:
     """Accounts sharing an IP network, a device or a wallet, as trust & safety clusters them."""
-    clusters = [(cluster.member_ids, cluster.shared) for cluster in verdicts.shared_signal_clusters()]
+    # A cluster joined by wallets alone is left to the wallet rules below, which say so more precisely.
+    clusters = [(c.member_ids, c.shared) for c in verdicts.shared_signal_clusters() if set(c.shared) - {"wallet"}]
     found: Exclusions = {}
     for member_ids, shared in clusters:
         found.update(_merge(context, member_ids, "shared_signal_cluster", what=", ".join(sorted(shared))))

@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, Length
 
 from sapien.chain.payout_chains import enabled_chains
 from sapien.forms import ChoiceField
+from sapien.i18n import TOKEN_DECIMALS
 
 
 def chain_choices() -> list[tuple[int, str]]:
@@ -52,12 +53,11 @@ class PayoutChainForm(FlaskForm):
 
 
 WITHDRAW_CURRENCIES = (("token", _l("Tokens")), ("partner", _l("Partner tokens")))
-TOKEN_DECIMALS = 18
 MAX_TOKENS = 10**12  # far above any balance; keeps the arithmetic below inside Decimal's precision
 
 
 class WithdrawForm(FlaskForm):
-    """A withdrawal: which token, how much (in whole tokens, up to 18 decimals), and the request's key (a
+    """A withdrawal: which token, how much (in whole tokens, up to TOKEN_DECIMALS decimals), and the request's key (a
     fresh one on every page, so the same form sent twice withdraws once)."""
 
     currency = ChoiceField(_l("Token"), choices=WITHDRAW_CURRENCIES)
@@ -78,8 +78,8 @@ class WithdrawForm(FlaskForm):
         if value > MAX_TOKENS:
             raise ValidationError(_l("That is more than your balance. Withdraw at most what you have."))
         if value != value.quantize(Decimal(1).scaleb(-TOKEN_DECIMALS)):
-            raise ValidationError(_l("Tokens have at most 18 decimal places."))
+            raise ValidationError(_l("Tokens have at most 6 decimal places."))
 
     def base_units(self) -> int:
-        """The amount in the ledger's base units (10**-18 of a token)."""
+        """The amount in the ledger's base units (TOKEN_UNIT to a token)."""
         return int(Decimal(self.amount.data.strip().replace(",", ".")).scaleb(TOKEN_DECIMALS))

@@ -68,12 +68,11 @@ def _week_start(now: datetime) -> datetime:
     return (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def current_epoch(now: datetime) -> ConversionEpoch:
-    """The epoch `now` falls in, opened if it is not there yet."""
-    session = db.session
-    last = session.scalar(select(ConversionEpoch).order_by(ConversionEpoch.number.desc()).limit(1))
+def _epoch_holding(now: datetime) -> tuple[ConversionEpoch | None, int, datetime, datetime]:
+    """The stored epoch `now` falls in, or None with the number and bounds that epoch will have."""
+    last = db.session.scalar(select(ConversionEpoch).order_by(ConversionEpoch.number.desc()).limit(1))
     if last is not None and as_utc(last.starts_at) <= now < as_utc(last.ends_at):
-        return last
+        return last, last.number, as_utc(last.starts_at), as_utc(last.ends_at)
     length = timedelta(days=int(get_parameter("conversion.epoch_days")))
     if last is None:
         number, starts_at = 1, _week_start(now)
@@ -81,14 +80,28 @@ def current_epoch(now: datetime) -> ConversionEpoch:
         number, starts_at = last.number + 1, as_utc(last.ends_at)
         if now >= starts_at + length:  # nobody came by for a while: the new epoch is the one holding now
             starts_at += ((now - starts_at) // length) * length
+    return None, number, starts_at, starts_at + length
+
+
+def current_epoch(now: datetime) -> ConversionEpoch:
+    """The epoch `now` falls in, opened if it is not there yet."""
+    stored, number, starts_at, ends_at = _epoch_holding(now)
+    if stored is not None:
+        return stored
     with unit_of_work() as session:
         session.execute(
-            dialect_insert(ConversionEpoch).values(number=number, starts_at=starts_at, ends_at=starts_at + length, status="open",
+            dialect_insert(ConversionEpoch).values(number=number, starts_at=starts_at, ends_at=ends_at, status="open",
                                                    members=0, points=0, tokens=0, staked=0, skipped=0)
             .on_conflict_do_nothing(index_elements=[ConversionEpoch.number])
         )
-    epoch = session.scalar(select(ConversionEpoch).where(ConversionEpoch.number == number))
-    return epoch
+    return db.session.scalar(select(ConversionEpoch).where(ConversionEpoch.number == number))
+
+
+def epoch_to_show(now: datetime) -> ConversionEpoch:
+    """The epoch `now` falls in, for a page: an unsaved one when nobody has opened it yet (a GET writes nothing)."""
+    stored, number, starts_at, ends_at = _epoch_holding(now)
+    return stored or ConversionEpoch(number=number, starts_at=starts_at, ends_at=ends_at, status="open",
+                                     members=0, points=0, tokens=0, staked=0, skipped=0)
 
 
 def due_epochs(now: datetime) -> list[ConversionEpoch]:
@@ -144,10 +157,12 @@ class Outlook:
 
 def outlook(user_id: int, now: datetime) -> Outlook:
     """The member's next conversion: the epoch, its end, and what their points would make now."""
-    epoch = current_epoch(now)
+    epoch = epoch_to_show(now)
     points = _convertible([user_id])[user_id]
     tokens, staked = current_rates().tokens_for(points)
-    done = db.session.scalar(select(Conversion).where(Conversion.epoch_id == epoch.id, Conversion.user_id == user_id))
+    done = None if epoch.id is None else db.session.scalar(
+        select(Conversion).where(Conversion.epoch_id == epoch.id, Conversion.user_id == user_id)
+    )
     return Outlook(epoch, points, tokens, staked, done)
 
 

@@ -27,8 +27,8 @@ from sapien.database import dialect_insert, unit_of_work
 from sapien.economy.models import Parameter, ParameterChange
 from sapien.errors import DomainError
 from sapien.extensions import db
+from sapien.i18n import TOKEN_DECIMALS, TOKEN_UNIT
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
-from sapien.labeling.packs import TOKEN_UNIT
 
 BASIS = 10_000  # basis points in 100 % (or in a 1× multiplier)
 KINDS = ("int", "basis_points", "token_amount", "json")
@@ -109,8 +109,8 @@ def _tiers(value: object) -> None:
 
 # --- the catalogue --------------------------------------------------------------------------------
 
-# The ledger keeps amounts in BIGINT base units, so one balance holds at most ~9.22 tokens: the defaults are
-# sized to fit (docs/economy.md).
+# The ledger keeps amounts in BIGINT base units (10**-6 of a token), so one balance holds at most about
+# 9.2 trillion tokens (docs/economy.md).
 LEDGER_MAX = 2**63 - 1
 DEFAULT_TIERS = [
     {"months": 1, "min_amount": TOKEN_UNIT // 10, "multiplier_bp": 10_500},
@@ -250,14 +250,14 @@ def parse_tokens(text: str) -> int:
         raise ParameterError(_l("Amounts cannot be negative."))
     units = amount * TOKEN_UNIT
     if units != units.to_integral_value():
-        raise ParameterError(_l("Tokens have 18 decimals: that amount is finer than the token allows."))
+        raise ParameterError(_l("Tokens have 6 decimals: that amount is finer than the token allows."))
     return int(units)
 
 
 def format_tokens(units: int) -> str:
-    """Base units as tokens for people: 1500000000000000000 → "1.5"."""
+    """Base units as tokens for people: 1,500,000 → "1.5"."""
     whole, fraction = divmod(abs(int(units)), TOKEN_UNIT)
-    text = f"{whole:,}" + (f".{fraction:018d}".rstrip("0") if fraction else "")
+    text = f"{whole:,}" + (f".{fraction:0{TOKEN_DECIMALS}d}".rstrip("0") if fraction else "")
     return ("-" if units < 0 else "") + text
 
 

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 
 from sapien.economy import staking
 from sapien.governance import proposals, voting
+from sapien.i18n import TOKEN_UNIT
 from sapien.ledger import service as ledger
 
-TOKEN = 10**18
+TOKEN = TOKEN_UNIT
 
 
 def _stake(user_id: int, tokens_tenths: int, now: datetime) -> None:

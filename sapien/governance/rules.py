@@ -2,7 +2,7 @@
 
 Voting power (frozen when a proposal opens)
 -------------------------------------------
-``power = floor(stake / 10**15) × (500 + reputation) // 1000``
+``power = floor(stake / a thousandth of a token) × (500 + reputation) // 1000``
 
 *stake* is the member's staked tokens (their economy stake positions still ``staked``: locked, or past
 their lock but not asked back; tokens cooling down to leave do not count), in thousandths of a token; *reputation* is quality's 0–1000 score (500 for a new member). The reputation
@@ -40,11 +40,12 @@ from sapien.accounts.models import User
 from sapien.economy.models import StakePosition
 from sapien.extensions import db
 from sapien.governance.settings import setting
+from sapien.i18n import TOKEN_DECIMALS, TOKEN_UNIT
 from sapien.moderation import verdicts
 from sapien.progression.levels import member_level
 from sapien.quality.reputation import reputation_of
 
-POWER_UNIT = 10**15  # a thousandth of a token: stake counts in these
+POWER_UNIT = TOKEN_UNIT // 1000  # a thousandth of a token: stake counts in these
 REPUTATION_BASE = 500  # factor (500 + reputation) / 1000: 0.5 … 1.5
 
 
@@ -98,8 +99,8 @@ def standing(user_id: int) -> Standing:
 
 
 def _tokens(amount: int) -> str:
-    whole, fraction = divmod(amount, 10**18)
-    return f"{whole:,}" + (f".{fraction:018d}".rstrip("0") if fraction else "")
+    whole, fraction = divmod(amount, TOKEN_UNIT)
+    return f"{whole:,}" + (f".{fraction:0{TOKEN_DECIMALS}d}".rstrip("0") if fraction else "")
 
 
 def flagged(user_id: int, now: datetime) -> bool:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from flask_babel import lazy_gettext as _l
 
 from sapien.economy import parameters as store
+from sapien.i18n import TOKEN_UNIT
 
-TOKEN = 10**18
+TOKEN = TOKEN_UNIT
 
 
 def _whole(low: int, high: int) -> Callable[[object], None]:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sapien import events
 from sapien.database import as_utc
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling import media as media_files
 from sapien.labeling.errors import LabelingNotFound, PackLocked
 from sapien.labeling.models import (
@@ -25,7 +26,7 @@ from sapien.labeling.models import (
     Media,
     TaskPack,
 )
-from sapien.labeling.packs import TOKEN_UNIT, PackCounts, pack_counts, reward_multiplier, round_down
+from sapien.labeling.packs import PackCounts, pack_counts, reward_multiplier, round_down
 from sapien.ledger.models import Balance
 from sapien.progression.levels import level_for_xp
 

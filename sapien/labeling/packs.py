@@ -38,7 +38,6 @@ MAX_BOXES = 100
 MAX_LABELS = 50
 LABEL_MAX_LENGTH = 64
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-TOKEN_UNIT = 10**18
 
 
 def day_start(now: datetime) -> datetime:

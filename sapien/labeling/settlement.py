@@ -51,8 +51,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
-from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
+from sapien.labeling.packs import reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
 from sapien.queue import PendingWork, enqueue_once, pending_work_source

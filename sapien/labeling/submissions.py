@@ -10,7 +10,7 @@ per submission and currency (``submission:<id>:points`` …). An answer that dis
 earns nothing. Enterprise campaigns pay points and XP, dual-reward campaigns add the partner token (ledger
 currency ``partner``; the symbol is in the memo), community campaigns pay XP and record revenue shares.
 Packs count partner rewards and minimum stakes in whole tokens (``partner_reward``, ``min_stake``,
-``Submission.paid_partner``); the ledger holds them in base units (10**-18 of a token). Rejecting a paid
+``Submission.paid_partner``); the ledger holds them in base units (10**-6 of a token). Rejecting a paid
 submission reverses what was paid, never taking a balance below zero; rejecting an unpaid one voids its
 reward.
 
@@ -41,6 +41,7 @@ from sapien import events
 from sapien.database import after_commit, as_utc, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling.answers import parse_answer_form, validate_answer
 from sapien.labeling.errors import AlreadySubmitted, LabelingError, LabelingNotFound, LeaseExpired
 from sapien.labeling.leases import WorkItem, free_slot
@@ -53,7 +54,7 @@ from sapien.labeling.models import (
     Submission,
     TaskPack,
 )
-from sapien.labeling.packs import TOKEN_UNIT, reward_multiplier, round_down
+from sapien.labeling.packs import reward_multiplier, round_down
 from sapien.labeling.settlement import BASIS, boosted, request_settlement, revenue_shares_for
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance

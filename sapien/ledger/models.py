@@ -7,9 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sapien.extensions import db
 
-# Integer base units everywhere: points and XP count whole units; tokens count 10**-18 of a token.
+# Integer base units everywhere: points and XP count whole units; tokens count base units (sapien.i18n.TOKEN_UNIT).
 CURRENCIES = ("points", "xp", "token", "stake", "partner")
-TOKEN_DECIMALS = 18
 
 
 class LedgerEntry(db.Model):

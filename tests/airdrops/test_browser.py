@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 from playwright.sync_api import expect
 
+from sapien.i18n import TOKEN_UNIT
 from tests.airdrops.test_distributor import chain_now, fund_gas, send_from
 from tests.browser.test_nav import sign_in
 
@@ -140,7 +141,7 @@ def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page
     member_page.get_by_role("button", name="Claim from my wallet").click()
     expect(member_page.locator("#claim-status")).to_have_text("Claimed.")  # read back from the chain
     assert len(sent) == 1 and sent[0]["status"] == 1
-    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 500 * 10**18
+    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 500 * TOKEN_UNIT
     member_page.goto(f"/airdrops/{snapshot_id}")
     expect(member_page.locator("#claimed-share")).to_have_text("100%")
     member_context.close()

@@ -8,6 +8,7 @@ import pytest
 
 from sapien.airdrops.allocation import AllocationError, allocate, scores
 from sapien.airdrops.config import ConfigError, parse_config
+from sapien.i18n import TOKEN_UNIT
 from tests.airdrops.conftest import NOW, base_config
 
 
@@ -19,7 +20,7 @@ def problems(data) -> list[str]:
 
 def test_a_good_config_is_parsed_with_base_units(app_ctx):
     config = parse_config(base_config(floor_tokens="1.5", cap_tokens="400", sqrt=True), NOW)
-    assert config.total_amount == 1000 * 10**18 and config.floor_amount == 15 * 10**17 and config.cap_amount == 400 * 10**18
+    assert config.total_amount == 1000 * TOKEN_UNIT and config.floor_amount == 3 * TOKEN_UNIT // 2 and config.cap_amount == 400 * TOKEN_UNIT
     assert config.weights == {"points": 3, "reputation": 1} and config.sqrt
 
 

@@ -19,6 +19,7 @@ from sapien.airdrops.models import AirdropSnapshot
 from sapien.airdrops.sybil import reason_text
 from sapien.chain.contracts import contract_at, deploy_data, revert_reason
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from tests.airdrops.conftest import add_member, base_config
 
 FUNDED = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's first account: the platform signer
@@ -54,7 +55,7 @@ def deploy_distributor(chain, values, deadline: int) -> tuple:
 
 def test_the_contract_refuses_a_wrong_proof_a_second_claim_a_late_claim_and_an_early_clawback(chain):
     members = [Account.create() for _ in range(3)]
-    values = [(member.address, (index + 1) * 10**18) for index, member in enumerate(members)]
+    values = [(member.address, (index + 1) * TOKEN_UNIT) for index, member in enumerate(members)]
     deadline = int(chain_now(chain).timestamp()) + 3600
     tree, distributor, token = deploy_distributor(chain, values, deadline)
     first = members[0].address
@@ -111,7 +112,7 @@ def test_a_frozen_snapshot_is_published_by_a_job_and_a_member_claims_with_the_si
         snapshot = db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True)
         assert snapshot.distributor_address == address and snapshot.funded_at is not None
         token = chain.contract("SapienToken")
-        assert token.functions.balanceOf(address).call() == int(snapshot.allocated_amount) == 1000 * 10**18
+        assert token.functions.balanceOf(address).call() == int(snapshot.allocated_amount) == 1000 * TOKEN_UNIT
         root = snapshot.merkle_root
         with pytest.raises(claims.ClaimError, match="already published"):
             claims.request_publish(snapshot_id, mod1, now + timedelta(days=30), now)
@@ -125,7 +126,7 @@ def test_a_frozen_snapshot_is_published_by_a_job_and_a_member_claims_with_the_si
     fund_gas(chain, key.address)
     receipt = send_from(chain, key, to, data)
     assert receipt["status"] == 1
-    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 750 * 10**18
+    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 750 * TOKEN_UNIT
     page = member.client.get(f"/airdrops/{snapshot_id}/claim").get_data(as_text=True)
     assert "Claimed." in page
     public = member.client.get(f"/airdrops/{snapshot_id}").get_data(as_text=True)

@@ -15,6 +15,7 @@ from sapien.airdrops.config import parse_config
 from sapien.airdrops.models import AirdropSnapshot, SnapshotEntry
 from sapien.airdrops.sybil import reason_text
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from sapien.moderation.models import AuditLog
 from tests.airdrops.conftest import AS_OF, NOW, add_member, base_config
 
@@ -45,7 +46,7 @@ def test_a_snapshot_allocates_pro_rata_to_points_as_of_its_time_and_excludes_wit
     snapshot = run(base_config(weights={"points": 1}))
     assert snapshot.status == "done" and snapshot.progress_percent == 100
     assert entry(snapshot.id, whale).values["points"] == 900 and entry(snapshot.id, small).values["points"] == 100
-    assert int(entry(snapshot.id, whale).amount) == 900 * 10**18 and int(entry(snapshot.id, small).amount) == 100 * 10**18
+    assert int(entry(snapshot.id, whale).amount) == 900 * TOKEN_UNIT and int(entry(snapshot.id, small).amount) == 100 * TOKEN_UNIT
     assert entry(snapshot.id, nowallet).excluded_rule == "no_wallet" and entry(snapshot.id, nowallet).amount == "0"
     assert entry(snapshot.id, banned).excluded_rule == "banned_account"
     assert reason_text(entry(snapshot.id, banned).excluded_reason) == "The account is banned."
@@ -77,8 +78,8 @@ def test_minimums_and_caps_and_a_shared_wallet_are_applied(app_ctx):
 
     with force_locale("fr"):  # stored as a key and parameters: shown in the reader's language
         assert reason_text(entry(snapshot.id, copycat).excluded_reason) == "Son portefeuille est aussi lié au membre twin."
-    assert int(entry(snapshot.id, first).amount) == 400 * 10**18
-    assert int(entry(snapshot.id, second).amount) + int(entry(snapshot.id, twin).amount) == 600 * 10**18
+    assert int(entry(snapshot.id, first).amount) == 400 * TOKEN_UNIT
+    assert int(entry(snapshot.id, second).amount) + int(entry(snapshot.id, twin).amount) == 600 * TOKEN_UNIT
 
 
 def test_members_trust_and_safety_flagged_or_clustered_are_excluded_with_reasons(app_ctx):
@@ -134,7 +135,7 @@ def test_comparing_two_snapshots_lists_the_members_whose_outcome_differs(app_ctx
     right = run(base_config(weights={"points": 1}, minimums={"points": 50}))
     rows = snapshots.compare(left.id, right.id)
     assert [(row.username, row.right_rule) for row in rows] == [("ana", "below_minimum"), ("bob", None)]
-    assert rows[1].right == 1000 * 10**18 and rows[1].left == 600 * 10**18
+    assert rows[1].right == 1000 * TOKEN_UNIT and rows[1].left == 600 * TOKEN_UNIT
     assert snapshots.compare(left.id, left.id) == []
 
 
@@ -206,7 +207,7 @@ def test_the_cli_runs_a_config_file_and_exports_tree_and_csv(app, app_ctx, tmp_p
     assert dump["format"] == "standard-v1" and dump["tree"][0] == snapshot.merkle_root
     lines = (tmp_path / "out" / "allocations.csv").read_text().splitlines()
     assert lines[0] == "address,amount" and len(lines) == 3
-    assert sum(int(line.split(",")[1]) for line in lines[1:]) == 1000 * 10**18
+    assert sum(int(line.split(",")[1]) for line in lines[1:]) == 1000 * TOKEN_UNIT
     path.write_text(json.dumps(base_config(weights={"points": -1})))
     bad = runner.invoke(args=["airdrops", "run", str(path)])
     assert bad.exit_code != 0 and "The weight of Points cannot be negative." in bad.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sapien.database import utcnow
+from sapien.i18n import TOKEN_UNIT
 from tests.airdrops.conftest import add_member
 
 
@@ -113,4 +114,4 @@ def test_a_moderator_recognizes_a_guild_and_its_members_meet_the_criterion(app, 
         assert run_snapshot(snapshot_id) == "done"
         rows = {entry.user_id: entry for entry, _name in entries(snapshot_id)}
         assert rows[inside].values["recognized_guild"] == 1 and rows[outside].values["recognized_guild"] == 0
-        assert int(rows[inside].amount) == 675 * 10**17 and int(rows[outside].amount) == 225 * 10**17  # scores 1+2 and 1
+        assert int(rows[inside].amount) == 135 * TOKEN_UNIT // 2 and int(rows[outside].amount) == 45 * TOKEN_UNIT // 2  # scores 1+2 and 1

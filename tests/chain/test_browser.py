@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from sapien.i18n import TOKEN_UNIT
 from tests.chain.conftest import MEMBER_ADDRESS
 
 pytestmark = [pytest.mark.browser, pytest.mark.chain]
@@ -61,7 +62,7 @@ def test_a_member_links_a_wallet_withdraws_tokens_and_sees_them_arrive(app, chai
 
     app.config["WITHDRAWAL_POLL_SECONDS"] = 1
     member, key = make_member("ada"), Account.create()
-    ledger.credit(member.id, "token", 3 * 10**17, kind="test_grant", key="grant", now=utcnow())
+    ledger.credit(member.id, "token", 3 * TOKEN_UNIT // 10, kind="test_grant", key="grant", now=utcnow())
 
     page.expose_function("pythonPersonalSign", lambda data_hex, _address: sign(key, bytes.fromhex(data_hex.removeprefix("0x")).decode()))
     page.add_init_script(FAKE_PROVIDER % {"address": key.address})
@@ -82,4 +83,4 @@ def test_a_member_links_a_wallet_withdraws_tokens_and_sees_them_arrive(app, chai
     assert settle_withdrawals()["confirmed"] == 1  # the chain queue's job, run here
     expect(status).to_have_text("Confirmed")  # the list polls itself: no reload
     expect(page.get_by_test_id("withdrawal").locator("code")).to_have_text(re.compile(r"^0x[0-9a-f]{64}$"))
-    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 25 * 10**16
+    assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == TOKEN_UNIT // 4

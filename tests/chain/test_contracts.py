@@ -33,6 +33,19 @@ def test_only_the_minter_role_mints_reward_and_partner_tokens(chain):
     assert chain.contract("PartnerToken").functions.symbol().call() == "PARTNER"
 
 
+def test_the_tokens_count_in_the_ledgers_base_unit_so_big_balances_fit(chain, app_ctx):
+    from sapien.i18n import TOKEN_DECIMALS, TOKEN_UNIT
+    from sapien.ledger import service as ledger
+    from tests.chain.conftest import NOW, new_member
+
+    for name in ("SapienToken", "PartnerToken"):
+        assert chain.contract(name).functions.decimals().call() == TOKEN_DECIMALS == 6
+    # A million tokens on one balance (with 18 decimals a 64-bit ledger amount stops at 9.2 tokens).
+    member = new_member("whale")
+    ledger.credit(member, "token", 1_000_000 * TOKEN_UNIT, kind="test_grant", key="whale", now=NOW)
+    assert ledger.balance(member, "token") == 1_000_000 * TOKEN_UNIT
+
+
 def test_badges_are_soulbound_every_transfer_and_approval_reverts(chain):
     badge = chain.contract("SapienBadge")
     chain.transact(badge.functions.mint(MEMBER_ADDRESS, 1, "first-label"), signer(chain))

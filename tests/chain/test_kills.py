@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from sapien.i18n import TOKEN_UNIT
 from tests.chain.conftest import MEMBER_ADDRESS
 from tests.faults.conftest import assert_invariants, broken_invariants_of, wait_for, workers  # noqa: F401
 
@@ -87,7 +88,7 @@ def test_a_payout_killed_between_sign_and_send_then_between_send_and_receipt_pay
     from tests.chain.conftest import OTHER_ADDRESS, new_member
 
     amounts = {}
-    for name, address, amount in (("ada", MEMBER_ADDRESS, 3 * 10**16), ("bob", OTHER_ADDRESS, 5 * 10**16 + 1)):
+    for name, address, amount in (("ada", MEMBER_ADDRESS, 3 * TOKEN_UNIT // 100), ("bob", OTHER_ADDRESS, 5 * TOKEN_UNIT // 100 + 1)):
         user_id = new_member(name)
         db.session.add(Wallet(user_id=user_id, address=address, payout_chain_id=31337, linked_at=utcnow()))
         db.session.commit()

@@ -12,11 +12,12 @@ from jobs.chain import settle_withdrawals
 from sapien.chain.models import ChainTransaction
 from sapien.database import utcnow
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from tests.chain.conftest import MEMBER_ADDRESS
 
 pytestmark = pytest.mark.chain
 
-TOKEN = 10**18
+TOKEN = TOKEN_UNIT
 KEY = re.compile(r'name="key" type="hidden" value="([0-9a-f]+)"')
 
 
@@ -66,7 +67,7 @@ BAD_AMOUNTS = [
     ("lots", "Enter a number, such as 2.5."),
     ("-1", "Enter an amount above zero."),
     ("NaN", "Enter an amount above zero."),
-    ("0.0000000000000000001", "Tokens have at most 18 decimal places."),
+    ("0.0000001", "Tokens have at most 6 decimal places."),
     ("0.5", "That is more than your balance."),
     ("1e40", "That is more than your balance."),
 ]

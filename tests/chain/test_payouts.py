@@ -15,9 +15,10 @@ from sapien.chain.models import ChainTransaction
 from sapien.chain.payout_models import PayoutBatch, Withdrawal
 from sapien.database import utcnow
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from tests.chain.conftest import MEMBER_ADDRESS, OTHER_ADDRESS, new_member
 
-TOKEN = 10**16  # a hundredth of a token: the ledger's BIGINT balances hold at most ~9.2 whole tokens
+TOKEN = TOKEN_UNIT // 100  # a hundredth of a token
 
 pytestmark = pytest.mark.chain
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from itertools import count
 
+from sapien.i18n import TOKEN_UNIT
 from sapien.ledger import service as ledger
 
 from .conftest import NOW
 
-T = 10**18  # one token in base units
+T = TOKEN_UNIT  # one token in base units
 _keys = count(1)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from sapien.i18n import TOKEN_UNIT
 from tests.labeling.conftest import make_pack
 
 pytestmark = pytest.mark.browser
@@ -47,7 +48,7 @@ def test_a_member_converts_stakes_and_sees_the_multiplier_on_the_next_reward(app
         lease = leases.lease_next_item(member.id, pack_id, utcnow())
         submissions.submit_answer(member.id, lease.id, {"labels": ["pos"]}, now=utcnow())
         verify_and_settle(pack_id=pack_id)
-        revenue.record_campaign_payment(campaign_id, 10**17, external_ref="INV-JOURNEY", actor_id=None, now=utcnow())
+        revenue.record_campaign_payment(campaign_id, TOKEN_UNIT // 10, external_ref="INV-JOURNEY", actor_id=None, now=utcnow())
     page.goto("/work/history")
     row = page.locator("tr[data-reward=paid]").first
     expect(row).to_contain_text("+115 points")

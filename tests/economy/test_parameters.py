@@ -8,6 +8,7 @@ import pytest
 
 from sapien.economy import parameters
 from sapien.economy.parameters import ParameterError, get_parameter, parameter_history, set_parameter
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling import leases, submissions
 
 from .conftest import NOW, make_pack, make_user
@@ -57,13 +58,13 @@ def test_a_change_needs_a_reason(ctx):
 
 
 def test_typed_values_parse_tokens_to_base_units_and_refuse_finer_fractions(ctx):
-    assert parameters.parse_value("conversion.tokens_per_1000_points", "0.5") == 5 * 10**17
+    assert parameters.parse_value("conversion.tokens_per_1000_points", "0.5") == TOKEN_UNIT // 2
     assert parameters.parse_value("conversion.epoch_days", "14") == 14
     assert parameters.parse_value("revenue.split", '{"a": 1}') == {"a": 1}
-    for text in ("-1", "0.0000000000000000001", "abc"):
+    for text in ("-1", "0.0000001", "abc"):
         with pytest.raises(ParameterError):
             parameters.parse_value("conversion.tokens_per_1000_points", text)
-    assert parameters.format_tokens(15 * 10**17) == "1.5"
+    assert parameters.format_tokens(3 * TOKEN_UNIT // 2) == "1.5"
 
 
 def test_the_next_reward_uses_a_changed_reward_rate(ctx, tmp_path):

@@ -13,6 +13,7 @@ from sapien.economy.errors import EconomyError
 from sapien.economy.models import RevenuePayment
 from sapien.economy.treasury import treasury_id
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling import leases, submissions
 from sapien.labeling.models import Campaign
 from sapien.ledger import service as ledger
@@ -43,7 +44,7 @@ def test_a_payment_splits_by_the_shares_and_adds_up_to_the_unit(ctx, tmp_path):
     carl = make_user()
     give(carl, "token", T)
     staking.stake(carl, T // 2, 1, now=NOW - timedelta(days=1))
-    amount = 10**17 + 7  # an odd amount: rounding leaves a remainder
+    amount = TOKEN_UNIT // 10 + 7  # an odd amount: rounding leaves a remainder
     recorded = revenue.record_campaign_payment(campaign_id, amount, external_ref="INV-1", actor_id=None, now=NOW)
     payment = recorded.payment
     assert recorded.created and payment.contributors + payment.stakers + payment.treasury == amount

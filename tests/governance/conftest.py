@@ -7,9 +7,10 @@ from itertools import count
 
 import pytest
 
+from sapien.i18n import TOKEN_UNIT
 from tests.labeling.conftest import NOW
 
-TOKEN = 10**18
+TOKEN = TOKEN_UNIT
 HOUR = timedelta(hours=1)
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from sapien.i18n import TOKEN_UNIT
 from tests.governance.conftest import HOUR, NOW, TOKEN, give, make_user, proposer, rate_draft, staker
 
 
@@ -45,7 +46,7 @@ def test_invalid_parameter_values_are_refused_with_the_stores_message(ctx):
         proposals.create_proposal(author, proposals.ProposalDraft("task_type", "New", task_type_name=" "), NOW)
     assert db.session.query(Proposal).count() == 0
     # What a member types is read by the setting's kind: tokens as decimals, numbers with separators.
-    assert proposals.parse_value("governance.proposal_min_stake", "1.5") == 1_500_000_000_000_000_000
+    assert proposals.parse_value("governance.proposal_min_stake", "1.5") == 3 * TOKEN_UNIT // 2
     assert proposals.parse_value("reward.rate.text_classification", "12,500") == 12_500
     with pytest.raises(proposals.GovernanceError, match="whole number"):
         proposals.parse_value("reward.rate.text_classification", "lots")
@@ -60,7 +61,7 @@ def test_voting_power_is_stake_times_reputation_factor_frozen_at_open(ctx):
     author = proposer(stake=2 * TOKEN)  # reputation 600: factor 1.1
     trusted = staker(2 * TOKEN, reputation=1000)  # factor 1.5
     untrusted = staker(2 * TOKEN, reputation=0)  # factor 0.5
-    dust = staker(10**14)  # below a thousandth of a token: no power
+    dust = staker(TOKEN_UNIT // 10_000)  # below a thousandth of a token: no power
     banned = staker(3 * TOKEN)
     accounts.ban(banned, "spam")
     proposal = proposals.create_proposal(author, rate_draft(), NOW)

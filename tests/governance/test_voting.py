@@ -172,8 +172,9 @@ def test_a_vote_racing_the_close_is_either_counted_or_refused(app):
         assert (outcome["vote"], final.status) in (("counted", "queued"), ("refused", "failed"))
 
 
-# A vote: the member (banned?), the proposal under a share lock, the frozen power, the upsert, the vote read back.
-VOTE_STATEMENTS = 5
+# A vote: the member (banned?), flagged by trust & safety?, the proposal under a share lock, the frozen power,
+# the upsert, the vote read back.
+VOTE_STATEMENTS = 6
 # The live tally a proposal page polls every few seconds: the proposal, the tally, the breakdown.
 TALLY_POLL_STATEMENTS = 3
 

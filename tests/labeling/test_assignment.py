@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 from sapien.labeling import access as labeling_access
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling import exams, leases, packs, submissions
@@ -64,7 +65,7 @@ def test_dual_and_community_campaigns(ctx, tmp_path):
     ana = make_user()
     _lease, result = do_one(ana, dual.id)
     verify_and_settle(pack_id=dual.id)
-    assert ledger.balance(ana, "partner") == 3 * 10**18 and result.partner == 3
+    assert ledger.balance(ana, "partner") == 3 * TOKEN_UNIT and result.partner == 3
     community = make_pack(tmp_path, kind="community", items=1, labels_per_item=1, reward_xp=5, revenue_shares=4, difficulty="advanced")
     ben = make_user()
     _lease, result = do_one(ben, community.id)
@@ -257,7 +258,7 @@ def test_unlock_requirements_and_reasons(ctx, tmp_path):
     with pytest.raises(labeling_errors.PackLocked, match="Reach level 3"):
         leases.lease_next_item(ana, pack.id, NOW)
     ledger.credit(ana, "xp", 300, kind="test", key="xp", now=NOW)
-    ledger.credit(ana, "stake", 2 * 10**18, kind="test", key="stake", now=NOW)
+    ledger.credit(ana, "stake", 2 * TOKEN_UNIT, kind="test", key="stake", now=NOW)
     from sapien.quality.reputation import record_reputation
 
     for n in range(6):

@@ -189,8 +189,8 @@ def test_a_lost_settlement_job_is_found_by_the_reconciler(ctx, tmp_path, redis_c
 
 
 def test_dual_and_community_rewards_wait_for_verification_too(ctx, tmp_path, verify_and_settle):
+    from sapien.i18n import TOKEN_UNIT
     from sapien.labeling.models import RevenueShare
-    from sapien.labeling.packs import TOKEN_UNIT
 
     dual = make_pack(tmp_path, kind="dual", partner_token="ABC", items=1, labels_per_item=3, reward_points=10, reward_xp=2, partner_reward=3)
     community = make_pack(tmp_path, kind="community", items=1, labels_per_item=3, reward_xp=2, revenue_shares=4)

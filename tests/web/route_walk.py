@@ -17,6 +17,7 @@ from sqlalchemy import event, text
 from werkzeug.routing import IntegerConverter
 
 from sapien.extensions import db
+from sapien.i18n import TOKEN_UNIT
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|CREATE|ALTER|DROP|UPSERT|REPLACE)\b", re.IGNORECASE)
@@ -136,7 +137,7 @@ def build_world(app, make_member, tmp_path) -> tuple[World, dict]:
         from sapien.governance import proposals
         from tests.governance.conftest import give
 
-        give(members["admin"].id, xp=300, stake=10**18, reputation=600, tag="walk")
+        give(members["admin"].id, xp=300, stake=TOKEN_UNIT, reputation=600, tag="walk")
         proposals.create_proposal(members["admin"].id, proposals.ProposalDraft(
             "parameter", "Walk", parameter_name="reward.rate.text_classification", new_value=12_000), NOW)
     # Ana answers through the site, so submissions, reviews, notifications and badges exist.

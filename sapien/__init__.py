@@ -85,6 +85,7 @@ def _register_models() -> None:
     # Import every area's models so Alembic and relationships see the whole schema.
     from sapien import job_attempts as _job_attempts  # noqa: F401
     from sapien.accounts import models as _accounts  # noqa: F401
+    from sapien.arena import models as _arena  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
     from sapien.guilds import models as _guilds  # noqa: F401
@@ -99,6 +100,7 @@ def _register_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
+    from sapien.arena.views import bp as arena_bp
     from sapien.chain.views import bp as chain_bp
     from sapien.guilds.views import bp as guilds_bp
     from sapien.health import bp as health_bp
@@ -112,7 +114,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp,
+        chain_bp, arena_bp,
     ):
         app.register_blueprint(blueprint)
 

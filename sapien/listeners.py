@@ -74,6 +74,7 @@ def connect() -> None:
     events.gold_answered.connect(reactions.on_gold_answered, weak=False)
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
+    events.arena_tier_reached.connect(reactions.on_arena_tier_reached, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
 

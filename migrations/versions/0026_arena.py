@@ -29,8 +29,8 @@ def upgrade():
     )
     op.create_table('arena_prize_pool',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('budget_tokens', sa.BigInteger(), nullable=False),
-    sa.Column('paid_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('budget_tokens', sa.Numeric(precision=38, scale=0), nullable=False),
+    sa.Column('paid_tokens', sa.Numeric(precision=38, scale=0), nullable=False),
     sa.Column('prize_tokens', sa.BigInteger(), nullable=False),
     sa.Column('entry_fee_points', sa.Integer(), nullable=False),
     sa.Column('updated_by', sa.Integer(), nullable=True),

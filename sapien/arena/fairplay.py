@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
@@ -19,7 +20,7 @@ from sapien.extensions import db
 
 REPEAT_WINDOW = timedelta(hours=24)
 REPEAT_LIMIT = 3  # this many matches of one pair within the window (this one included) is a flag
-MIN_MS_PER_ITEM = 1500  # a whole run faster than this per item is not reading
+MIN_MS_PER_ITEM = 1500  # a whole run faster than this per item is not reading (config ARENA_MIN_MS_PER_ITEM)
 
 REASONS = {
     "shared_identity": _l("The two members share an IP address or a device"),
@@ -55,8 +56,9 @@ def flags_for(match: ArenaMatch, seats: list[ArenaPlayer], now: datetime) -> lis
         if _pair_count(a, b, now) >= REPEAT_LIMIT:
             reasons.append("repeat_pairing")
     items = len(match.item_ids) or 1
+    floor = int(current_app.config.get("ARENA_MIN_MS_PER_ITEM", MIN_MS_PER_ITEM))
     for seat in humans:
-        if seat.answered == items and seat.time_ms is not None and seat.time_ms < MIN_MS_PER_ITEM * items:
+        if seat.answered == items and seat.time_ms is not None and seat.time_ms < floor * items:
             reasons.append("impossible_speed")
             break
     return reasons

@@ -97,7 +97,8 @@ def start_match(user_ids: list[int], now: datetime, *, rng: random.Random | None
         hunt = items.choose_hunt(sorted(user_ids), match_size(), rng)
         if hunt is None:
             raise NotEnoughItems(_l("There are not enough verified items for a match right now. Try again later."))
-        match = _open(hunt, [(user_id, False) for user_id in user_ids], now)
+        # Seats in user id order: two attempts to seat the same pair lock the seat index in one order.
+        match = _open(hunt, [(user_id, False) for user_id in sorted(user_ids)], now)
         seats = _seats(match.id)
     after_commit(lambda: live.publish(match, seats))
     return match

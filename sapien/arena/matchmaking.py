@@ -32,12 +32,13 @@ local user, now = ARGV[1], tonumber(ARGV[3])
 local base, widen, join = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local since = redis.call('HGET', joined, user)
 if not since then
-  if join ~= '1' then return {'gone', ''} end
+  if join == '0' then return {'gone', ''} end
   redis.call('ZADD', queue, tonumber(ARGV[2]), user)
   redis.call('HSET', joined, user, ARGV[3])
   redis.call('HDEL', pairing, user)
   since = ARGV[3]
 end
+if join == '2' then return {'waiting', since} end
 local rating = tonumber(redis.call('ZSCORE', queue, user))
 local rank = redis.call('ZRANK', queue, user)
 local lowest = rank - 1
@@ -93,6 +94,11 @@ def pair(user_id: int, rating_mu: float, now: datetime, *, join: bool, mode: str
     return status.decode(), value.decode() if isinstance(value, bytes) else str(value)
 
 
+def requeue(user_id: int, now: datetime, mode: str = matches.MODE) -> None:
+    """Put a member back in the queue without pairing them (their pairing fell through): whoever polls next pairs."""
+    _script(PAIR_SCRIPT)(keys=_keys(mode), args=[user_id, _mu(user_id, now, mode), now.timestamp(), BASE_WINDOW, WIDEN_PER_SECOND, "2"])
+
+
 def leave_queue(user_id: int, mode: str = matches.MODE) -> bool:
     """Take the member out of the queue; False when they were not in it (already paired, say)."""
     keys = _keys(mode)
@@ -114,11 +120,11 @@ def _start(user_id: int, opponent_id: int, now: datetime, mode: str) -> QueueSta
         # One of the two was seated elsewhere in the meantime: whoever is free waits again.
         for member in (user_id, opponent_id):
             if matches.active_match_id(member) is None:
-                pair(member, _mu(member, now, mode), now, join=True, mode=mode)
+                requeue(member, now, mode)
         return queue_state(user_id, now, mode, retry=False)
     except ArenaError:
         for member in (user_id, opponent_id):
-            pair(member, _mu(member, now, mode), now, join=True, mode=mode)
+            requeue(member, now, mode)
         raise
     finally:
         redis_connection().hdel(_keys(mode)[2], user_id, opponent_id)
@@ -159,7 +165,7 @@ def queue_state(user_id: int, now: datetime, mode: str = matches.MODE, retry: bo
         try:
             match = matches.start_ghost_match(user_id, now)
         except NoGhost as error:
-            pair(user_id, _mu(user_id, now, mode), now, join=True, mode=mode)
+            requeue(user_id, now, mode)
             return QueueState("waiting", waited=0, message=str(error))
         return QueueState("matched", match.id)
     return QueueState("waiting", waited=waited)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -172,8 +173,9 @@ class ArenaPrizePool(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    budget_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    paid_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Base units; a budget of many tokens passes a BIGINT (9.2 tokens), so these two are NUMERIC(38, 0).
+    budget_tokens: Mapped[int] = mapped_column(Numeric(38, 0), default=0)
+    paid_tokens: Mapped[int] = mapped_column(Numeric(38, 0), default=0)
     prize_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     entry_fee_points: Mapped[int] = mapped_column(Integer, default=0)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -91,7 +91,7 @@ def pay_winner(match_id: int, user_id: int, pot_points: int, now: datetime) -> P
         left = db.session.execute(
             select(ArenaPrizePool.budget_tokens - ArenaPrizePool.paid_tokens).where(ArenaPrizePool.id == POOL_ID).with_for_update()
         ).scalar_one()
-        tokens = max(0, min(wanted, left))
+        tokens = int(max(0, min(wanted, left)))
         if tokens:
             db.session.execute(update(ArenaPrizePool).where(ArenaPrizePool.id == POOL_ID).values(paid_tokens=ArenaPrizePool.paid_tokens + tokens))
             ledger.credit(user_id, "token", tokens, kind="arena:prize", key=f"arena:prize:{match_id}", now=now, memo=f"arena match {match_id}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.harness import ROOT, Figure, python_version
 
 # Each module has `run() -> list[Figure]`.
-BENCHMARKS = ["bench.dashboard", "bench.fanout", "bench.leaderboards", "bench.labeling_http", "bench.settlement", "bench.quality"]
+BENCHMARKS = ["bench.dashboard", "bench.fanout", "bench.leaderboards", "bench.labeling_http", "bench.settlement", "bench.quality", "bench.arena"]
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
 HEADER = "| benchmark | figure | value | ceiling (same run) | goal | met | measured (UTC) |"
 

@@ -246,11 +246,11 @@ def finish_if_due(match_id: int, now: datetime) -> bool:
 def finish(match_id: int, now: datetime) -> bool:
     """Score the match once: the conditional UPDATE lets exactly one caller through, whoever races."""
     with unit_of_work() as session:
-        moved = session.execute(update(ArenaMatch).where(ArenaMatch.id == match_id, ArenaMatch.status == "active")
-                                .values(status="finished", finished_at=now).returning(ArenaMatch.id)).scalar()
-        if moved is None:
+        match = session.scalars(update(ArenaMatch).where(ArenaMatch.id == match_id, ArenaMatch.status == "active")
+                                .values(status="finished", finished_at=now).returning(ArenaMatch)
+                                .execution_options(populate_existing=True)).one_or_none()
+        if match is None:
             return False
-        match = session.scalars(select(ArenaMatch).where(ArenaMatch.id == match_id).execution_options(populate_existing=True)).one()
         seats = _seats(match_id, lock=True)
         full_ms = int((as_utc(match.deadline) - as_utc(match.started_at)).total_seconds() * 1000)
         answers = list(session.scalars(select(ArenaAnswer).where(ArenaAnswer.match_id == match_id)))

@@ -107,6 +107,12 @@ def standing(user_id: int, mode: str, season: ArenaSeason) -> Standing:
 
 
 def _locked_row(user_id: int, mode: str, season: ArenaSeason, now: datetime) -> ArenaRating:
+    """The member's rating row for the season, locked; made (carried over softly) on their first match in it."""
+    query = (select(ArenaRating).where(ArenaRating.user_id == user_id, ArenaRating.mode == mode, ArenaRating.season_id == season.id)
+             .with_for_update().execution_options(populate_existing=True))
+    row = db.session.scalars(query).one_or_none()
+    if row is not None:
+        return row
     mu, sigma = _carried_over(user_id, mode, season)
     db.session.execute(
         dialect_insert(ArenaRating)
@@ -114,10 +120,7 @@ def _locked_row(user_id: int, mode: str, season: ArenaSeason, now: datetime) -> 
                 best_tier=tier_of(shown_rating(mu, sigma)), updated_at=now)
         .on_conflict_do_nothing()
     )
-    return db.session.scalars(
-        select(ArenaRating).where(ArenaRating.user_id == user_id, ArenaRating.mode == mode, ArenaRating.season_id == season.id)
-        .with_for_update().execution_options(populate_existing=True)
-    ).one()
+    return db.session.scalars(query).one()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from itertools import count
 
 import pytest
 
-from tests.labeling.conftest import make_pack, make_user
+from tests.labeling.conftest import make_pack
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 _names = count(1)
@@ -26,6 +26,19 @@ def config(app, monkeypatch):
             monkeypatch.setitem(app.config, key, value)
 
     return setter
+
+
+_HASH: list[str] = []
+
+
+def make_user(username: str) -> int:
+    """A member signed up with one shared password hash (scrypt once, not once per member: the tests' time)."""
+    from sapien.accounts import service as accounts
+
+    if not _HASH:
+        _HASH.append(accounts.hash_password("correct horse battery"))
+    return accounts.sign_up(accounts.SignUp(username=username, email=f"{username}@example.org", password="correct horse battery"),
+                            now=NOW, password_hash=_HASH[0]).id
 
 
 def verified_pack(tmp_path, items: int = 12, confusions: bool = True):

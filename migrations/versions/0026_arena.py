@@ -1,5 +1,5 @@
 """arena: seasons, openskill ratings per mode, matches with their seats and answers, items seen, the prize
-pool, challenges
+pool, challenges, stump-the-model items
 
 Revision ID: 0026
 Revises: 0021
@@ -166,7 +166,33 @@ def upgrade():
     )
 
 
+    op.create_table('arena_stumps',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('pack_id', sa.Integer(), nullable=False),
+    sa.Column('author_id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('label', sa.String(length=120), nullable=False),
+    sa.Column('model_label', sa.String(length=120), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('votes', sa.JSON(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'confirmed', 'rejected')", name=op.f('ck_arena_stumps_status_known')),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_arena_stumps_author_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_arena_stumps_item_id_items'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['pack_id'], ['task_packs.id'], name=op.f('fk_arena_stumps_pack_id_task_packs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arena_stumps'))
+    )
+    with op.batch_alter_table('arena_stumps', schema=None) as batch_op:
+        batch_op.create_index('ix_arena_stumps_status_pack', ['status', 'pack_id'], unique=False)
+
+
 def downgrade():
+    with op.batch_alter_table('arena_stumps', schema=None) as batch_op:
+        batch_op.drop_index('ix_arena_stumps_status_pack')
+
+    op.drop_table('arena_stumps')
     op.drop_table('arena_seen')
     op.drop_table('arena_answers')
     with op.batch_alter_table('arena_players', schema=None) as batch_op:

@@ -197,3 +197,30 @@ class ArenaChallenge(db.Model):
     match_id: Mapped[int | None] = mapped_column(ForeignKey("arena_matches.id", ondelete="SET NULL"))
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+STUMP_STATES = ("pending", "confirmed", "rejected")
+
+
+class ArenaStump(db.Model):
+    """Stump the model: a text item a member wrote that the pack's baseline classifier gets wrong. Other members
+    confirm its true label; once confirmed it becomes a gold item of the pack (`item_id`)."""
+
+    __tablename__ = "arena_stumps"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STUMP_STATES!r}", name="status_known"),
+        Index("ix_arena_stumps_status_pack", "status", "pack_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pack_id: Mapped[int] = mapped_column(ForeignKey("task_packs.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(120))
+    model_label: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # {"<user id>": "<label>"}: the other members' confirmations.
+    votes: Mapped[dict] = mapped_column(JSON, default=dict)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from sapien.accounts.models import User
-from sapien.arena import challenges, fairplay, live, matches, matchmaking, prizes, ratings, results
+from sapien.arena import challenges, fairplay, live, matches, matchmaking, prizes, ratings, results, stump
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ChallengeForm, PoolForm, SeasonForm
 from sapien.database import as_utc, utcnow
@@ -280,3 +280,41 @@ def decide_flag(match_id: int, decision: str):
     else:
         flash_message(_("That flag was already decided."), "error")
     return redirect_to(url_for("arena.flags"))
+
+
+# --- stump the model -------------------------------------------------------------------------------
+
+def _stump_page(status: int = 200, error: str = "", draft: dict | None = None):
+    return render_page_or_fragment("arena/stump.html", "arena/fragments/stump.html", status=status, packs=stump.stump_packs(),
+                                   to_confirm=stump.to_confirm(current_user.id), mine=stump.mine(current_user.id), error=error,
+                                   draft=draft or {}, points=stump.STUMP_POINTS)
+
+
+@bp.get("/stump")
+@login_required
+def stump_page():
+    return _stump_page()
+
+
+@bp.post("/stump")
+@login_required
+def stump_submit():
+    draft = {"pack_id": request.form.get("pack_id", type=int), "text": request.form.get("text", "")[:2000], "label": request.form.get("label", "")}
+    try:
+        stump.submit(current_user.id, draft["pack_id"] or 0, draft["text"], draft["label"], utcnow())
+    except ArenaError as error:
+        return _stump_page(422, str(error), draft)
+    flash_message(_("You stumped the model! Other members will now confirm the true label."))
+    return redirect_to(url_for("arena.stump_page"))
+
+
+@bp.post("/stump/<int:stump_id>/confirm")
+@login_required
+def stump_confirm(stump_id: int):
+    try:
+        row = stump.confirm(stump_id, current_user.id, request.form.get("label", ""), utcnow())
+    except ArenaError as error:
+        flash_message(str(error), "error")
+        return _stump_page(422)
+    flash_message(_("Confirmed: the item is now gold data of its pack.") if row.status == "confirmed" else _("Thanks: your label was counted."))
+    return redirect_to(url_for("arena.stump_page"))

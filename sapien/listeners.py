@@ -11,6 +11,7 @@ from sapien.accounts import service as accounts
 
 # The modules that register pending work for the reconciler (`queue.pending_work_source`) are imported
 # here so a worker always knows every source.
+from sapien.arena import sweep as _arena_sweep  # noqa: F401, E402, I001
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
 from sapien.labeling import leases as _leases  # noqa: F401, E402, I001

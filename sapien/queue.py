@@ -45,6 +45,7 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 
 # Seconds each kind of job may run before RQ stops it (RQ's own default is 180 s for every job).
 JOB_TIMEOUTS = {
+    "jobs.arena.finish_due_matches": 60,
     "jobs.chain.mint_badge": 180,
     "jobs.chain.send_transaction": 180,
     "jobs.labeling.expire_leases": 60,

@@ -270,3 +270,26 @@ def test_reaching_a_tier_awards_its_badge(ctx, tmp_path):
     for tier in reached:
         after_commit(lambda tier=tier: events.arena_tier_reached.send(None, user_id=a, tier=tier, season_id=season.id, now=NOW))
     assert "arena-silver" in {held.badge.slug for held in member_badges(a)}
+
+
+def test_the_sweep_job_finishes_matches_nobody_polled_and_runs_twice_safely(app, tmp_path):
+    from jobs.arena import finish_due_matches
+    from sapien.arena import matches
+    from sapien.database import utcnow
+    from sapien.extensions import db
+
+    with app.test_request_context():
+        verified_pack(tmp_path)
+        a, b = members(2)
+        past = utcnow() - timedelta(minutes=10)
+        match = matches.start_match([a, b], past)  # both players walked away long ago
+        match_id = match.id
+        db.session.remove()
+    with app.app_context():
+        assert finish_due_matches() == 1
+    with app.app_context():
+        assert finish_due_matches() == 0
+    with app.test_request_context():
+        done = matches.get_match(match_id)
+        assert done.status == "finished" and done.winner_id is None
+        assert matches.active_match_id(a) is None and matches.active_match_id(b) is None

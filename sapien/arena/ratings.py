@@ -160,6 +160,12 @@ def rate(mode: str, season: ArenaSeason, ranked: list[tuple[int, int, bool]], no
     return moves
 
 
+def profile_standing(user_id: int, now: datetime) -> Standing | None:
+    """A member's error hunt standing this season for their profile, or None before their first match."""
+    row = db.session.get(ArenaRating, (user_id, "error_hunt", current_season(now).id))
+    return Standing(row.mu, row.sigma, row.matches, row.wins) if row is not None and row.matches else None
+
+
 @dataclass(frozen=True)
 class BoardRow:
     rank: int

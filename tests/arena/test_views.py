@@ -86,6 +86,8 @@ def test_the_live_poll_shows_progress_and_sends_players_to_the_results(app, tmp_
     assert "Defeat" in bob.client.get(f"/arena/matches/{match_id}").get_data(as_text=True)
     history = bob.client.get("/arena/members/alice").get_data(as_text=True)
     assert f"#{match_id}" in history and "Won" in history
+    profile = bob.client.get("/u/alice", headers=HX).get_data(as_text=True)
+    assert 'id="profile-arena"' in profile and "/arena/members/alice" in profile
     board = bob.client.get("/arena/leaderboard", headers=HX).get_data(as_text=True)
     assert board.index("alice") < board.index("bob")
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
-from sapien.arena import matches, ratings
+from sapien.arena import matches, prizes, ratings
 from sapien.arena.errors import AlreadyInMatch, ArenaError, NoGhost
+from sapien.ledger import service as ledger
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
 
@@ -140,6 +142,9 @@ def join(user_id: int, now: datetime, mode: str = matches.MODE) -> QueueState:
     active = matches.active_match_id(user_id)
     if active is not None:
         return QueueState("matched", active)
+    fee = prizes.entry_fee()
+    if fee and ledger.balance(user_id, "points") < fee:
+        raise ArenaError(_l("You need %(points)s points for the entry fee.", points=fee))
     status, value = pair(user_id, _mu(user_id, now, mode), now, join=True, mode=mode)
     if status == "paired":
         return _start(user_id, int(value), now, mode)

@@ -26,11 +26,24 @@ def test_joining_twice_is_one_entry_and_two_close_members_are_paired(ctx, tmp_pa
     assert matchmaking.join(a, NOW + timedelta(seconds=3)).match_id == state.match_id  # in a match: not queued again
 
 
+def test_a_member_who_cannot_pay_the_entry_fee_is_not_queued(ctx, tmp_path):
+    from sapien.arena import errors, matchmaking, prizes
+    from sapien.ledger import service as ledger
+
+    a, b = members(2)
+    prizes.set_pool(prizes.PoolSettings(budget_tokens=0, prize_tokens=0, entry_fee_points=10), actor_id=a, now=NOW)
+    with pytest.raises(errors.ArenaError, match="10 points"):
+        matchmaking.join(a, NOW)
+    assert matchmaking.queue_state(a, NOW).status == "idle"
+    ledger.credit(b, "points", 10, kind="test", key="seed:b", now=NOW)
+    assert matchmaking.join(b, NOW).status == "waiting"
+
+
 def test_the_window_widens_with_the_wait(ctx, tmp_path):
     from sapien.arena import matchmaking
 
     a, b = members(2)
-    assert matchmaking.pair(a, 25.0, NOW, join=True) [0] == "waiting"
+    assert matchmaking.pair(a, 25.0, NOW, join=True)[0] == "waiting"
     assert matchmaking.pair(b, 35.0, NOW, join=True)[0] == "waiting"  # 10 apart: too far at first
     assert matchmaking.pair(b, 0, NOW + timedelta(seconds=10), join=False)[0] == "waiting"  # window 2 + 0.5 × 10 = 7
     assert matchmaking.pair(b, 0, NOW + timedelta(seconds=17), join=False) == ("paired", str(a))

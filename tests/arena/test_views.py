@@ -122,3 +122,17 @@ def test_challenging_a_member(app, tmp_path, make_member):
     assert "/arena/matches/" in accepted.headers["Location"]
     again = bob.post(f"/arena/challenges/{challenge_id}/accept")
     assert again.status_code == 303
+
+
+def test_the_live_poll_reads_at_most_the_signed_in_member_from_the_database(app, tmp_path, make_member):
+    """The poll is the arena's hot path (every player, every second): its state comes from Redis."""
+    from tests.labeling.test_submit_cost import counted_statements
+
+    alice, bob = make_member("alice"), make_member("bob")
+    match_id, _items, _planted, _truth = _match_between(app, tmp_path, alice, bob)
+    alice.client.get(f"/arena/matches/{match_id}/live", headers=HX)  # warm: the member's cached pages
+    with app.app_context(), counted_statements() as statements:
+        response = alice.client.get(f"/arena/matches/{match_id}/live", headers=HX)
+    assert response.status_code == 200 and "0/6" in response.get_data(as_text=True)
+    # One statement: the nav's balances, read by the base context for any template (the member comes cached).
+    assert len(statements) <= 1, "\n".join(statements)

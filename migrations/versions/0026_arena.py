@@ -80,7 +80,7 @@ def upgrade():
     sa.Column('deadline', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("flag_state IN ('none', 'open', 'cleared', 'upheld')", name=op.f('ck_arena_matches_flag_state_known')),
-    sa.CheckConstraint("mode IN ('error_hunt')", name=op.f('ck_arena_matches_mode_known')),
+    sa.CheckConstraint("mode IN ('error_hunt', 'accuracy_duel')", name=op.f('ck_arena_matches_mode_known')),
     sa.CheckConstraint("status IN ('active', 'finished', 'void')", name=op.f('ck_arena_matches_status_known')),
     sa.CheckConstraint('entry_fee >= 0', name=op.f('ck_arena_matches_entry_fee_not_negative')),
     sa.ForeignKeyConstraint(['flag_decided_by'], ['users.id'], name=op.f('fk_arena_matches_flag_decided_by_users'), ondelete='SET NULL'),

@@ -96,3 +96,35 @@ def choose_hunt(user_ids: list[int], size: int, rng: random.Random | None = None
                 shown[str(item_id)] = planted[str(item_id)] = wrong[0] if confused.get(label) else rng.choice(wrong)
         return HuntSet(pack.id, [item_id for item_id, _label_ in picked], truth, shown, planted)
     return None
+
+
+def choose_duel(user_ids: list[int], size: int, rng: random.Random | None = None) -> HuntSet | None:
+    """An accuracy duel: mostly gold items (their known answers are the truth), and one live item whose
+    answers go to the crowd as ordinary labels. None when no pack has enough unseen gold."""
+    from sapien.labeling.models import Lease
+
+    rng = rng or random.Random()  # noqa: S311 - a game's shuffle, not a secret
+    live_count = 1 if size >= 4 else 0
+    seen = select(ArenaSeen.item_id).where(ArenaSeen.user_id.in_(user_ids))
+    packs = _eligible_packs()
+    rng.shuffle(packs)
+    for pack in packs:
+        gold = db.session.execute(
+            select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True), Item.is_exam.is_(False),
+                                                    Item.status == "open", Item.id.not_in(seen))
+            .order_by(func.random()).limit(size - live_count)
+        ).all()
+        gold = [(item_id, answer) for item_id, answer in gold if _label(answer)]
+        if len(gold) < size - live_count:
+            continue
+        leased = select(Lease.item_id).where(Lease.user_id.in_(user_ids))
+        live = list(db.session.scalars(
+            select(Item.id).where(Item.pack_id == pack.id, Item.is_gold.is_(False), Item.status == "open", Item.id.not_in(seen),
+                                  Item.id.not_in(leased), Item.id.not_in(select(VerifiedLabel.item_id).where(VerifiedLabel.pack_id == pack.id)))
+            .order_by(func.random()).limit(live_count)
+        ))
+        item_ids = [item_id for item_id, _answer in gold] + live
+        rng.shuffle(item_ids)
+        truth = {str(item_id): _label(answer) for item_id, answer in gold}
+        return HuntSet(pack.id, item_ids, truth, {}, {})
+    return None

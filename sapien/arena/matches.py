@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.arena import fairplay, items, live, prizes, ratings
+from sapien.arena import credit, fairplay, items, live, prizes, ratings
 from sapien.arena.errors import (
     AlreadyInMatch,
     ArenaError,
@@ -38,6 +38,7 @@ from sapien.extensions import db
 from sapien.labeling.models import TaskPack
 
 MODE = "error_hunt"
+DUEL = "accuracy_duel"
 DEFAULT_ITEMS = 6
 DEFAULT_SECONDS = 120
 
@@ -62,12 +63,12 @@ def _seats(match_id: int, lock: bool = False) -> list[ArenaPlayer]:
     return list(db.session.scalars(query))
 
 
-def _open(hunt: items.HuntSet, seats: list[tuple[int, bool]], now: datetime, ghost_of: int | None = None) -> ArenaMatch:
+def _open(hunt: items.HuntSet, seats: list[tuple[int, bool]], now: datetime, ghost_of: int | None = None, mode: str = MODE) -> ArenaMatch:
     """Insert the match and its seats; the caller's unit of work commits. `seats` is (user id, is_ghost)."""
     session = db.session
     season = ratings.current_season(now)
     fee = 0 if ghost_of else prizes.entry_fee()
-    match = ArenaMatch(mode=MODE, season_id=season.id, pack_id=hunt.pack_id, status="active", item_ids=hunt.item_ids, shown=hunt.shown,
+    match = ArenaMatch(mode=mode, season_id=season.id, pack_id=hunt.pack_id, status="active", item_ids=hunt.item_ids, shown=hunt.shown,
                        planted=hunt.planted, truth=hunt.truth, ghost_of_match_id=ghost_of, entry_fee=fee, rated=True, flag_state="none",
                        flag_reasons=[], started_at=now, deadline=now + timedelta(seconds=match_seconds()))
     try:
@@ -77,7 +78,7 @@ def _open(hunt: items.HuntSet, seats: list[tuple[int, bool]], now: datetime, gho
             for seat, (user_id, is_ghost) in enumerate(seats):
                 session.add(ArenaPlayer(match_id=match.id, user_id=user_id, seat=seat, is_ghost=is_ghost,
                                         status="done" if is_ghost else "active",
-                                        rating_before=ratings.standing(user_id, MODE, season).rating))
+                                        rating_before=ratings.standing(user_id, mode, season).rating))
             session.flush()
     except IntegrityError as error:
         raise AlreadyInMatch(_l("You are already in a match.")) from error
@@ -89,30 +90,31 @@ def _open(hunt: items.HuntSet, seats: list[tuple[int, bool]], now: datetime, gho
     return match
 
 
-def start_match(user_ids: list[int], now: datetime, *, rng: random.Random | None = None) -> ArenaMatch:
-    """A live error hunt between two members."""
+def start_match(user_ids: list[int], now: datetime, *, mode: str = MODE, rng: random.Random | None = None) -> ArenaMatch:
+    """A live match between two members: an error hunt, or an accuracy duel."""
     if len(set(user_ids)) != 2:
         raise ArenaError(_l("A match needs two different members."))
     with unit_of_work():
-        hunt = items.choose_hunt(sorted(user_ids), match_size(), rng)
+        choose = items.choose_duel if mode == DUEL else items.choose_hunt
+        hunt = choose(sorted(user_ids), match_size(), rng)
         if hunt is None:
             raise NotEnoughItems(_l("There are not enough verified items for a match right now. Try again later."))
         # Seats in user id order: two attempts to seat the same pair lock the seat index in one order.
-        match = _open(hunt, [(user_id, False) for user_id in sorted(user_ids)], now)
+        match = _open(hunt, [(user_id, False) for user_id in sorted(user_ids)], now, mode=mode)
         seats = _seats(match.id)
     after_commit(lambda: live.publish(match, seats))
     return match
 
 
-def start_ghost_match(user_id: int, now: datetime) -> ArenaMatch:
+def start_ghost_match(user_id: int, now: datetime, mode: str = MODE) -> ArenaMatch:
     """An asynchronous duel against the recorded run of a member of similar rating, on items this member has
     not seen: the ghost's answers replay on its own clock."""
     season = ratings.current_season(now)
-    mine = ratings.standing(user_id, MODE, season).rating
+    mine = ratings.standing(user_id, mode, season).rating
     seen = select(ArenaSeen.item_id).where(ArenaSeen.user_id == user_id)
     candidates = db.session.execute(
         select(ArenaPlayer, ArenaMatch).join(ArenaMatch, ArenaMatch.id == ArenaPlayer.match_id)
-        .where(ArenaMatch.mode == MODE, ArenaMatch.status == "finished", ArenaMatch.ghost_of_match_id.is_(None),
+        .where(ArenaMatch.mode == mode, ArenaMatch.status == "finished", ArenaMatch.ghost_of_match_id.is_(None),
                ArenaPlayer.is_ghost.is_(False), ArenaPlayer.forfeited.is_(False), ArenaPlayer.user_id != user_id, ArenaPlayer.answered > 0)
         .order_by(func.abs(func.coalesce(ArenaPlayer.rating_before, 1000) - mine), ArenaMatch.id.desc()).limit(20)
     ).all()
@@ -122,7 +124,7 @@ def start_ghost_match(user_id: int, now: datetime) -> ArenaMatch:
             continue
         hunt = items.HuntSet(recorded.pack_id, list(recorded.item_ids), dict(recorded.truth), dict(recorded.shown), dict(recorded.planted))
         with unit_of_work() as session:
-            match = _open(hunt, [(user_id, False), (run.user_id, True)], now, ghost_of=recorded.id)
+            match = _open(hunt, [(user_id, False), (run.user_id, True)], now, ghost_of=recorded.id, mode=mode)
             answers = list(session.scalars(select(ArenaAnswer).where(ArenaAnswer.match_id == recorded.id, ArenaAnswer.user_id == run.user_id)))
             for answer in answers:
                 session.add(ArenaAnswer(match_id=match.id, user_id=run.user_id, item_id=answer.item_id, flagged=answer.flagged,
@@ -162,17 +164,21 @@ def answer(match_id: int, user_id: int, item_id: int, *, flagged: bool, label: s
         if item_id not in match.item_ids:
             raise ArenaError(_l("That item is not in this match."))
         label = (label or "").strip()
-        if flagged:
+        duel = match.mode == DUEL
+        if flagged or duel:
             options = db.session.scalar(select(TaskPack.label_options).where(TaskPack.id == match.pack_id)) or []
             if label not in options:
-                raise ArenaError(_l("Pick the right label for the item you flag."), "label")
+                raise ArenaError(_l("Pick the right label for the item you flag.") if not duel else _l("Pick one of the pack's labels."), "label")
+            flagged = flagged and not duel
         try:
             with session.begin_nested():
-                session.add(ArenaAnswer(match_id=match_id, user_id=user_id, item_id=item_id, flagged=flagged, label=label if flagged else "",
+                session.add(ArenaAnswer(match_id=match_id, user_id=user_id, item_id=item_id, flagged=flagged, label=label if flagged or duel else "",
                                         offset_ms=int((now - as_utc(match.started_at)).total_seconds() * 1000), created_at=now))
                 session.flush()
         except IntegrityError as error:
             raise ArenaError(_l("You already answered that item.")) from error
+        if duel and str(item_id) not in match.truth:
+            _feed_quality(user_id, item_id, label, now)
         count = session.execute(update(ArenaPlayer).where(ArenaPlayer.id == seat.id).values(answered=ArenaPlayer.answered + 1)
                                 .returning(ArenaPlayer.answered)).scalar_one()
         done = count >= len(match.item_ids)
@@ -183,6 +189,22 @@ def answer(match_id: int, user_id: int, item_id: int, *, flagged: bool, label: s
     if done:
         finish_if_due(match_id, now)
     return count
+
+
+def _feed_quality(user_id: int, item_id: int, label: str, now: datetime) -> None:
+    """A duel's live item: the answer goes to labeling as an ordinary label (a lease and a submission), so
+    quality aggregates it like any other. A member the pack would refuse (its daily cap, say) still plays;
+    only the label is not recorded."""
+    from sapien.errors import DomainError
+    from sapien.labeling import leases as labeling_leases
+    from sapien.labeling import submissions as labeling_submissions
+
+    try:
+        with db.session.begin_nested():
+            lease = labeling_leases.lease_item(user_id, item_id, now)
+            labeling_submissions.submit_answer(user_id, lease.id, {"labels": [label]}, now=now)
+    except DomainError:
+        pass
 
 
 def leave(match_id: int, user_id: int, now: datetime) -> None:
@@ -200,15 +222,18 @@ def leave(match_id: int, user_id: int, now: datetime) -> None:
 class Tally:
     found: int
     false_alarms: int
-
-    @property
-    def score(self) -> int:
-        return self.found - self.false_alarms
+    score: int
 
 
 def tally(match: ArenaMatch, answers: list[ArenaAnswer]) -> Tally:
-    """Errors found (a planted item flagged with its true label) minus false alarms (a sound item flagged).
-    Flagging a planted item with another wrong label counts neither way."""
+    """Error hunt: errors found (a planted item flagged with its true label) minus false alarms (a sound item
+    flagged); flagging a planted item with another wrong label counts neither way. Accuracy duel: the
+    partial credit on the gold items, as a percentage (`found` counts the fully right ones)."""
+    if match.mode == DUEL:
+        gold = match.truth
+        scored = [credit.credit("text_classification", {"labels": [one.label]}, {"labels": [gold[str(one.item_id)]]})
+                  for one in answers if str(one.item_id) in gold]
+        return Tally(sum(1 for value in scored if value >= 1), 0, round(100 * sum(scored) / len(gold)) if gold else 0)
     found = false_alarms = 0
     for one in answers:
         key = str(one.item_id)
@@ -218,7 +243,7 @@ def tally(match: ArenaMatch, answers: list[ArenaAnswer]) -> Tally:
             found += one.label == match.truth.get(key)
         else:
             false_alarms += 1
-    return Tally(found, false_alarms)
+    return Tally(found, false_alarms, found - false_alarms)
 
 
 def _ranks(seats: list[ArenaPlayer], full_ms: int) -> list[int]:

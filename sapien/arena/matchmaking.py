@@ -19,6 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 from sapien.arena import matches, prizes, ratings
 from sapien.arena.errors import AlreadyInMatch, ArenaError, NoGhost
+from sapien.arena.models import MODES
 from sapien.ledger import service as ledger
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
@@ -101,10 +102,12 @@ def requeue(user_id: int, now: datetime, mode: str = matches.MODE) -> None:
     _script(PAIR_SCRIPT)(keys=_keys(mode), args=[user_id, _mu(user_id, now, mode), now.timestamp(), BASE_WINDOW, WIDEN_PER_SECOND, "2"])
 
 
-def leave_queue(user_id: int, mode: str = matches.MODE) -> bool:
-    """Take the member out of the queue; False when they were not in it (already paired, say)."""
-    keys = _keys(mode)
-    return bool(_script(LEAVE_SCRIPT)(keys=keys[:2], args=[user_id]))
+def leave_queue(user_id: int, mode: str | None = None) -> bool:
+    """Take the member out of the queue (of one mode, or of every mode); False when they were not in it."""
+    left = False
+    for one in [mode] if mode else list(MODES):
+        left = bool(_script(LEAVE_SCRIPT)(keys=_keys(one)[:2], args=[user_id])) or left
+    return left
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class QueueState:
 
 def _start(user_id: int, opponent_id: int, now: datetime, mode: str) -> QueueState:
     try:
-        match = matches.start_match([user_id, opponent_id], now)
+        match = matches.start_match([user_id, opponent_id], now, mode=mode)
     except AlreadyInMatch:
         # One of the two was seated elsewhere in the meantime: whoever is free waits again.
         for member in (user_id, opponent_id):
@@ -151,13 +154,18 @@ def join(user_id: int, now: datetime, mode: str = matches.MODE) -> QueueState:
     return QueueState("waiting", waited=max(0, int(now.timestamp() - float(value))))
 
 
-def queue_state(user_id: int, now: datetime, mode: str = matches.MODE, retry: bool = True) -> QueueState:
+def queue_state(user_id: int, now: datetime, mode: str | None = None, retry: bool = True) -> QueueState:
     """What the waiting page polls: the match once there is one; else pair again with the wider window; past
-    `ghost_after` seconds, a ghost match."""
+    `ghost_after` seconds, a ghost match. Without `mode`, whichever mode's queue the member waits in."""
     active = matches.active_match_id(user_id)
     if active is not None:
         return QueueState("matched", active)
-    status, value = pair(user_id, 0.0, now, join=False, mode=mode)
+    status, value = "gone", ""
+    for one in [mode] if mode else list(MODES):
+        mode = one
+        status, value = pair(user_id, 0.0, now, join=False, mode=one)
+        if status != "gone":
+            break
     if status == "paired":
         return _start(user_id, int(value), now, mode)
     if status == "gone":
@@ -168,7 +176,7 @@ def queue_state(user_id: int, now: datetime, mode: str = matches.MODE, retry: bo
     waited = max(0, int(now.timestamp() - float(value)))
     if retry and waited >= ghost_after() and leave_queue(user_id, mode):
         try:
-            match = matches.start_ghost_match(user_id, now)
+            match = matches.start_ghost_match(user_id, now, mode)
         except NoGhost as error:
             requeue(user_id, now, mode)
             return QueueState("waiting", waited=0, message=str(error))

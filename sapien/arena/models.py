@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sapien.extensions import db
 
-MODES = ("error_hunt",)
+MODES = ("error_hunt", "accuracy_duel")
 MATCH_STATES = ("active", "finished", "void")
 SEAT_STATES = ("active", "done")
 # A fair-play flag: none, open (waiting for a moderator; the match stays unrated and unpaid), cleared

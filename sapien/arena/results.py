@@ -23,12 +23,14 @@ class BreakdownRow:
     guideline: str
     mine: ArenaAnswer | None
     theirs: ArenaAnswer | None
+    duel: bool = False
 
-    @staticmethod
-    def outcome(answer: ArenaAnswer | None, planted: bool, truth: str) -> str:
-        """found, missed, false_alarm, wrong_fix, fine or skipped."""
+    def outcome(self, answer: ArenaAnswer | None, planted: bool, truth: str) -> str:
+        """found, missed, false_alarm, wrong_fix, fine or skipped; in a duel right, wrong, live or skipped."""
         if answer is None:
             return "skipped"
+        if self.duel:
+            return "live" if not truth else ("right" if answer.label == truth else "wrong")
         if answer.flagged:
             if not planted:
                 return "false_alarm"
@@ -100,6 +102,7 @@ def match_view(match: ArenaMatch, user_id: int, *, with_answers: bool) -> MatchV
             guideline=(item.gold_explanation if item else "") or pack.instructions if with_answers else "",
             mine=answers.get((user_id, item_id)),
             theirs=answers.get((opponent.seat.user_id, item_id)) if opponent and with_answers else None,
+            duel=match.mode == "accuracy_duel",
         ))
     return MatchView(match, me, opponent, pack, rows)
 

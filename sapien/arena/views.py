@@ -11,6 +11,7 @@ from sapien.accounts.models import User
 from sapien.arena import challenges, fairplay, live, matches, matchmaking, prizes, ratings, results, stump
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ChallengeForm, PoolForm, SeasonForm
+from sapien.arena.models import MODES
 from sapien.database import as_utc, utcnow
 from sapien.extensions import db, htmx
 from sapien.web import (
@@ -48,8 +49,12 @@ def lobby():
 @bp.post("/queue")
 @login_required
 def join_queue():
+    mode = request.form.get("mode", MODE)
+    if mode not in MODES:
+        flash_message(_("Choose a game to play."), "error")
+        return redirect_to(url_for("arena.lobby"))
     try:
-        state = matchmaking.join(current_user.id, utcnow())
+        state = matchmaking.join(current_user.id, utcnow(), mode)
     except ArenaError as error:
         flash_message(str(error), "error")
         return redirect_to(url_for("arena.lobby"))
@@ -171,8 +176,10 @@ def leaderboard():
     all_seasons = ratings.seasons()
     season_id = request.args.get("season", current.id, type=int)
     season = next((one for one in all_seasons if one.id == season_id), current)
+    mode = request.args.get("mode", MODE)
+    mode = mode if mode in MODES else MODE
     return render_page_or_fragment("arena/leaderboard.html", "arena/fragments/leaderboard.html", season=season, seasons=all_seasons,
-                                   board=ratings.season_board(season.id, MODE), tier_names=ratings.TIER_NAMES)
+                                   board=ratings.season_board(season.id, mode), tier_names=ratings.TIER_NAMES, mode=mode, modes=MODES)
 
 
 @bp.get("/members/<username>")

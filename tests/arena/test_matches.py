@@ -293,3 +293,36 @@ def test_the_sweep_job_finishes_matches_nobody_polled_and_runs_twice_safely(app,
         done = matches.get_match(match_id)
         assert done.status == "finished" and done.winner_id is None
         assert matches.active_match_id(a) is None and matches.active_match_id(b) is None
+
+
+def test_an_accuracy_duel_scores_gold_with_partial_credit_and_sends_live_answers_to_quality(ctx, tmp_path):
+    from sapien.arena import credit, errors, matches
+    from sapien.extensions import db
+    from sapien.labeling.models import Submission
+    from tests.labeling.conftest import make_pack
+
+    make_pack(tmp_path, items=3, gold=6)
+    a, b = members(2)
+    match = matches.start_match([a, b], NOW, mode="accuracy_duel")
+    gold = [item_id for item_id in match.item_ids if str(item_id) in match.truth]
+    live = [item_id for item_id in match.item_ids if str(item_id) not in match.truth]
+    assert match.mode == "accuracy_duel" and len(gold) == 5 and len(live) == 1
+    with pytest.raises(errors.ArenaError, match="pack's labels"):
+        matches.answer(match.id, a, gold[0], flagged=False, label="bogus", now=NOW + timedelta(seconds=1))
+    for step, item_id in enumerate(match.item_ids):
+        when = NOW + timedelta(seconds=3 * step + 3)
+        matches.answer(match.id, a, item_id, flagged=False, label=match.truth.get(str(item_id), "pos"), now=when)
+        matches.answer(match.id, b, item_id, flagged=False, label="neg" if step % 2 else match.truth.get(str(item_id), "pos"), now=when)
+    db.session.expire_all()
+    done = matches.get_match(match.id)
+    seat_a, seat_b = matches.seat_of(match.id, a), matches.seat_of(match.id, b)
+    assert done.status == "finished" and done.winner_id == a
+    assert (seat_a.score, seat_a.found) == (100, 5)
+    assert 0 < seat_b.score < 100 and seat_b.found < 5
+    live_labels = db.session.execute(select(Submission.user_id, Submission.answer).where(Submission.item_id == live[0])).all()
+    assert sorted(user_id for user_id, _answer in live_labels) == sorted([a, b])  # ordinary labels for quality
+    # Partial credit per task type.
+    assert credit.credit("text_classification", {"labels": ["a", "b"]}, {"labels": ["a"]}) == 0.5
+    assert credit.credit("bounding_boxes", {"boxes": [{"x": 0, "y": 0, "w": 10, "h": 10, "label": "c"}]},
+                         {"boxes": [{"x": 5, "y": 0, "w": 10, "h": 10, "label": "c"}]}) == pytest.approx(50 / 150)
+    assert credit.credit("audio_transcription", {"text": "hello wrld"}, {"text": "Hello world"}) == pytest.approx(1 - 1 / 11)

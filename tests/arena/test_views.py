@@ -136,3 +136,31 @@ def test_the_live_poll_reads_at_most_the_signed_in_member_from_the_database(app,
     assert response.status_code == 200 and "0/6" in response.get_data(as_text=True)
     # One statement: the nav's balances, read by the base context for any template (the member comes cached).
     assert len(statements) <= 1, "\n".join(statements)
+
+
+def test_two_members_queue_for_an_accuracy_duel_and_play_it(app, tmp_path, make_member, config):
+    from tests.labeling.conftest import make_pack
+
+    config(ARENA_MIN_MS_PER_ITEM=0)
+    alice, bob = make_member("alice"), make_member("bob")
+    with app.test_request_context():
+        make_pack(tmp_path, items=3, gold=6)
+    assert "Choose a game" in alice.post("/arena/queue", {"mode": "chess"}, follow_redirects=True).get_data(as_text=True)
+    assert alice.post("/arena/queue", {"mode": "accuracy_duel"}).headers["Location"].endswith("/arena/queue")
+    assert bob.post("/arena/queue", {"mode": "error_hunt"}).headers["Location"].endswith("/arena/queue")  # another game's queue
+    started = bob.post("/arena/queue/leave") and bob.post("/arena/queue", {"mode": "accuracy_duel"})
+    match_url = started.headers["Location"]
+    page = alice.client.get(match_url).get_data(as_text=True)
+    assert "Accuracy duel in" in page and 'name="label" value="neg"' in page
+    match_id = int(match_url.rsplit("/", 1)[1])
+    with app.test_request_context():
+        from sapien.arena import matches
+
+        item_ids, truth = list(matches.get_match(match_id).item_ids), dict(matches.get_match(match_id).truth)
+    for item_id in item_ids:
+        alice.post(f"/arena/matches/{match_id}/answer", {"item_id": item_id, "verdict": "ok", "label": truth.get(str(item_id), "pos")})
+        bob.post(f"/arena/matches/{match_id}/answer", {"item_id": item_id, "verdict": "ok", "label": "neg"})
+    results = alice.client.get(match_url).get_data(as_text=True)
+    assert "Victory!" in results and "5 right on gold" in results and "a live item" in results
+    board = alice.client.get("/arena/leaderboard?mode=accuracy_duel", headers=HX).get_data(as_text=True)
+    assert board.index("alice") < board.index("bob")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, make_response, request, url_for
+from flask import Blueprint, abort, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -132,7 +132,12 @@ def match_live(match_id: int):
         return response
     if not htmx:
         return redirect_to(url_for("arena.match", match_id=match_id), 303)
-    return render_poll("arena/match.html", "arena/fragments/live.html", state=state, match_id=match_id)
+    # Rendered from the template alone, without the site's context processors: the strip needs none of the
+    # nav's figures, and skipping them keeps the poll off the database.
+    body = current_app.jinja_env.get_template("arena/fragments/live.html").render(state=state, match_id=match_id, me=current_user)
+    response = make_response(body)
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 @bp.post("/matches/<int:match_id>/answer")

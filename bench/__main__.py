@@ -19,7 +19,7 @@ from bench.harness import ROOT, Figure, python_version
 # Each module has `run() -> list[Figure]`.
 BENCHMARKS = ["bench.dashboard", "bench.fanout", "bench.leaderboards", "bench.labeling_http", "bench.settlement", "bench.quality", "bench.economy",
               "bench.governance",
-              "bench.airdrops", "bench.trust", "bench.chain", "bench.api"]
+              "bench.airdrops", "bench.trust", "bench.chain", "bench.api", "bench.arena"]
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
 HEADER = "| benchmark | figure | value | ceiling (same run) | goal | met | measured (UTC) |"
 

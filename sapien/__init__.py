@@ -87,6 +87,7 @@ def _register_models() -> None:
     from sapien.accounts import models as _accounts  # noqa: F401
     from sapien.airdrops import models as _airdrops  # noqa: F401
     from sapien.api import models as _api  # noqa: F401
+    from sapien.arena import models as _arena  # noqa: F401
     from sapien.chain import models as _chain  # noqa: F401
     from sapien.chain import payout_models as _payouts  # noqa: F401
     from sapien.chain import wallet_models as _wallets  # noqa: F401
@@ -105,6 +106,7 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
     from sapien.airdrops.views import bp as airdrops_bp
+    from sapien.arena.views import bp as arena_bp
     from sapien.chain.views import bp as chain_bp
     from sapien.economy.views import bp as economy_bp
     from sapien.governance.views import bp as governance_bp
@@ -121,7 +123,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp,
+        chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp, arena_bp,
     ):
         app.register_blueprint(blueprint)
     from sapien.api.views import register_api

@@ -38,6 +38,13 @@ item_verified = signals.signal("item-verified")  # item_id, pack_id, task_type, 
 guild_joined = signals.signal("guild-joined")  # user_id, guild_id, now
 guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 
+# arena (sent after the commit)
+# A match was scored: every human seat's user id, the winner (None for a draw), whether it was rated
+# (a flagged match is not until a moderator clears it) and whether it was a guild clash (guild boards).
+match_finished = signals.signal("match-finished")  # match_id, mode, user_ids, winner_id, rated, now
+# A member reached an arena rank tier above any they held this season (progression awards its badge).
+arena_tier_reached = signals.signal("arena-tier-reached")  # user_id, tier, season_id, now
+
 # progression
 level_reached = signals.signal("level-reached")  # user_id, level, now
 badge_awarded = signals.signal("badge-awarded")  # user_id, badge_slug, award_id, now

@@ -14,6 +14,7 @@ from sapien.accounts import service as accounts
 from sapien.airdrops import claims as _airdrop_claims  # noqa: F401, E402, I001
 from sapien.airdrops import snapshots as _airdrop_snapshots  # noqa: F401, E402, I001
 from sapien.api import webhooks
+from sapien.arena import sweep as _arena_sweep  # noqa: F401, E402, I001
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001
 from sapien.chain import wallets
 from sapien.economy import conversion as _conversion  # noqa: F401, E402, I001
@@ -98,6 +99,7 @@ def connect() -> None:
     events.gold_answered.connect(reactions.on_gold_answered, weak=False)
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
+    events.arena_tier_reached.connect(reactions.on_arena_tier_reached, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
     events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)

@@ -49,6 +49,7 @@ JOB_TIMEOUTS = {
     "jobs.airdrops.run_snapshot": 1800,
     "jobs.api.deliver_webhook": 60,
     "jobs.api.deliver_webhooks": 600,
+    "jobs.arena.finish_due_matches": 60,
     "jobs.chain.mint_badge": 180,
     "jobs.chain.mint_ready_badges": 600,
     "jobs.chain.send_transaction": 180,

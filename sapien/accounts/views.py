@@ -10,6 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from sapien.accounts import service
 from sapien.accounts.forms import LanguageForm, LoginForm, PasswordForm, ProfileForm, SignUpForm
+from sapien.arena import ratings as arena_ratings
 from sapien.database import utcnow
 from sapien.extensions import limiter
 from sapien.home.service import profile_page
@@ -185,4 +186,5 @@ def profile(username: str):
         guild=page.guild,
         rank=None if user.hide_from_boards else page.rank,
         reputation=page.reputation,
+        arena_rating=arena_ratings.profile_standing(user.id, utcnow()),
     )

@@ -72,6 +72,10 @@ CATALOGUE: tuple[Badge, ...] = (
     Badge("quester", _l("Quester"), _l("Completed a first quest."), "bronze", "flag", lambda s: s.quests_completed >= 1),
     Badge("quest-master", _l("Quest master"), _l("Completed 25 quests."), "silver", "flag",
           lambda s: s.quests_completed >= 25),
+    # Arena rank tiers: awarded when a member first reaches the tier in a season (the arena's tier event).
+    Badge("arena-silver", _l("Arena silver"), _l("Reached the silver tier in the arena."), "silver", "bolt"),
+    Badge("arena-gold", _l("Arena gold"), _l("Reached the gold tier in the arena."), "gold", "bolt"),
+    Badge("arena-diamond", _l("Arena diamond"), _l("Reached the diamond tier in the arena."), "gold", "star"),
     Badge("founding-member", _l("Founding member"), _l("Was there in the first season."), "silver", "heart"),
     Badge("community-hero", _l("Community hero"), _l("Went far beyond the call for the community."), "gold", "heart"),
 )
@@ -102,6 +106,7 @@ ICONS = {
     "check": "M9 16.2l-4.2-4.2L3.4 13.4 9 19 21 7l-1.4-1.4z",
     "shield": "M12 2l8 3v6c0 5-3.4 9.3-8 11-4.6-1.7-8-6-8-11V5z",
     "flag": "M5 21V3h2v1h12l-2 4 2 4H7v9z",
+    "bolt": "M13 2L4 14h6l-1 8 9-12h-6z",
     "heart": "M12 21s-8-5.3-8-11a4.5 4.5 0 0 1 8-2.8A4.5 4.5 0 0 1 20 10c0 5.7-8 11-8 11z",
 }
 

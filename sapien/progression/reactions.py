@@ -11,7 +11,7 @@ from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
 from sapien.ledger import service as ledger
 from sapien.notifications.service import notify
-from sapien.progression.awards import award_rule_badges
+from sapien.progression.awards import award_badge, award_rule_badges
 from sapien.progression.levels import bump_progress, level_for_xp, record_level_ups
 from sapien.progression.models import (
     MemberProgress,
@@ -91,6 +91,12 @@ def on_review_completed(
                 key=f"review:{submission_id}:{reviewer_id}",
                 now=now,
             )
+
+
+def on_arena_tier_reached(_sender=None, *, user_id: int, tier: str, now: datetime, **_ignored) -> None:
+    """The arena's rank tiers from silver up carry a badge (never awarded twice)."""
+    if tier in ("silver", "gold", "diamond"):
+        award_badge(user_id, f"arena-{tier}", now, quiet_if_held=True)
 
 
 def on_guild_joined(_sender=None, *, user_id: int, now: datetime, **_ignored) -> None:

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-MEMBER_SECTIONS = ["Dashboard", "Work", "Quests", "Badges", "Leaderboards", "Guilds"]
+MEMBER_SECTIONS = ["Dashboard", "Work", "Quests", "Badges", "Leaderboards", "Guilds", "Arena"]
 MODERATOR_LINKS = ["Campaigns", "Appeals", "Manage quests", "Members", "Jobs"]
 
 
@@ -55,7 +55,7 @@ def assert_one_row(page, expected_links: int) -> None:
     assert page.locator(".topbar").bounding_box()["height"] < 80
 
 
-@pytest.mark.parametrize("role, links", [("member", 6), ("moderator", 7)])  # a moderator also reviews
+@pytest.mark.parametrize("role, links", [("member", 7), ("moderator", 8)])  # a moderator also reviews
 def test_the_nav_is_one_row_at_1280px(app, make_member, page, role, links):
     member = make_member(role=role)
     with_big_balances(app, member)
@@ -92,7 +92,9 @@ def test_on_a_phone_every_section_is_behind_the_menu_button(app, make_member, pa
     toggle.click()
     nav.locator(".navgroup > summary").click()
     for name in MODERATOR_LINKS:
-        expect(nav.get_by_role("link", name=name, exact=True)).to_be_in_viewport()
+        link = nav.get_by_role("link", name=name, exact=True)
+        link.scroll_into_view_if_needed()  # the open menu scrolls (max-height 75vh) once the sections outgrow a phone
+        expect(link).to_be_in_viewport()
     nav.get_by_role("link", name="Guilds", exact=True).click()
     expect(page).to_have_url(re.compile(r"/guilds/$"))
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()  # the new page starts with it closed
@@ -113,7 +115,7 @@ def test_the_phone_menu_works_by_keyboard(app, make_member, page):
     expect(nav).to_be_hidden()
     expect(toggle).to_be_focused()
     page.keyboard.press("Enter")
-    for _ in MEMBER_SECTIONS:
+    for _ in MEMBER_SECTIONS[: MEMBER_SECTIONS.index("Guilds") + 1]:
         page.keyboard.press("Tab")
     expect(nav.get_by_role("link", name="Guilds")).to_be_focused()
     page.keyboard.press("Enter")

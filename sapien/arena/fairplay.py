@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sapien.arena.errors import ArenaError
 from sapien.arena.models import ArenaMatch, ArenaPlayer
 from sapien.extensions import db
+from sapien.moderation import verdicts
 
 REPEAT_WINDOW = timedelta(hours=24)
 REPEAT_LIMIT = 3  # this many matches of one pair within the window (this one included) is a flag
@@ -30,10 +31,11 @@ REASONS = {
 
 
 def suspected_pair(a: int, b: int, now: datetime) -> str | None:
-    """Why members `a` and `b` look like one person (a shared IP address or device), or None.
-
-    The hook for trust & safety: the lead wires it to `sapien/moderation/verdicts.py`. Until then no pair
-    is suspected."""
+    """Why members `a` and `b` look like one person (a shared IP network, device or wallet, as trust & safety
+    records them), or None."""
+    for cluster in verdicts.clusters_from_edges(verdicts.signal_edges([a, b])):
+        if a in cluster.member_ids and b in cluster.member_ids:
+            return _l("They share %(what)s.", what=", ".join(sorted(cluster.shared)))
     return None
 
 

@@ -17,8 +17,7 @@ class ChallengeForm(FlaskForm):
 class PoolForm(FlaskForm):
     budget = DecimalField(_l("Prize pool budget (tokens)"), places=4,
                           validators=[DataRequired(message=_l("Give a budget, 0 or more.")), NumberRange(min=0, max=10**9)])
-    # One ledger entry holds at most 9.2 tokens (a BIGINT of base units).
-    prize = DecimalField(_l("Prize per win (tokens)"), places=4, validators=[Optional(), NumberRange(min=0, max=9)])
+    prize = DecimalField(_l("Prize per win (tokens)"), places=4, validators=[Optional(), NumberRange(min=0, max=1_000_000)])
     entry_fee = IntegerField(_l("Entry fee (points)"), validators=[Optional(), NumberRange(min=0, max=100_000)])
 
     def settings(self) -> PoolSettings:

@@ -21,6 +21,7 @@ from sapien.arena import matches, prizes, ratings
 from sapien.arena.errors import AlreadyInMatch, ArenaError, NoGhost
 from sapien.arena.models import MODES
 from sapien.ledger import service as ledger
+from sapien.moderation import verdicts
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
 
@@ -145,6 +146,9 @@ def join(user_id: int, now: datetime, mode: str = matches.MODE) -> QueueState:
     active = matches.active_match_id(user_id)
     if active is not None:
         return QueueState("matched", active)
+    restriction = verdicts.is_restricted(user_id, "arena", now)
+    if restriction is not None:
+        raise ArenaError(verdicts.restriction_message(restriction))
     fee = prizes.entry_fee()
     if fee and ledger.balance(user_id, "points") < fee:
         raise ArenaError(_l("You need %(points)s points for the entry fee.", points=fee))

@@ -173,7 +173,7 @@ class ArenaPrizePool(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Base units; a budget of many tokens passes a BIGINT (9.2 tokens), so these two are NUMERIC(38, 0).
+    # Base units, NUMERIC(38, 0): a pool's budget has room beyond any one ledger balance.
     budget_tokens: Mapped[int] = mapped_column(Numeric(38, 0), default=0)
     paid_tokens: Mapped[int] = mapped_column(Numeric(38, 0), default=0)
     prize_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

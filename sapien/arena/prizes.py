@@ -16,18 +16,19 @@ from sqlalchemy import select, update
 from sapien.arena.errors import ArenaError
 from sapien.arena.models import ArenaPrizePool
 from sapien.database import dialect_insert, unit_of_work
+from sapien.economy.parameters import BASIS
+from sapien.economy.staking import multiplier_of
 from sapien.extensions import db
+from sapien.i18n import TOKEN_DECIMALS
 from sapien.ledger import service as ledger
-from sapien.ledger.models import TOKEN_DECIMALS
 
 TOKEN_UNIT = 10**TOKEN_DECIMALS
 POOL_ID = 1
 
 
-def staking_multiplier(user_id: int, now: datetime) -> float:
-    """How much a member's stake scales their arena prize. 1.0 until `sapien.economy` exists: the lead wires
-    this one function to the economy area's staking tiers."""
-    return 1.0
+def staked_prize(user_id: int, prize: int) -> int:
+    """A prize scaled by the member's staking tier, as every reward is (integer base units, rounded down)."""
+    return int(prize) * multiplier_of(user_id) // BASIS
 
 
 def pool() -> ArenaPrizePool | None:
@@ -87,7 +88,7 @@ def pay_winner(match_id: int, user_id: int, pot_points: int, now: datetime) -> P
     row = pool()
     tokens = 0
     if row is not None and row.prize_tokens > 0:
-        wanted = int(row.prize_tokens * staking_multiplier(user_id, now))
+        wanted = staked_prize(user_id, row.prize_tokens)
         left = db.session.execute(
             select(ArenaPrizePool.budget_tokens - ArenaPrizePool.paid_tokens).where(ArenaPrizePool.id == POOL_ID).with_for_update()
         ).scalar_one()

@@ -233,6 +233,35 @@ def test_repeated_pairs_and_impossible_speed_are_flagged_and_unrated_until_clear
     assert fairplay.open_flags() == []
 
 
+def test_two_members_sharing_a_device_are_flagged_and_a_stakers_prize_is_scaled(ctx, tmp_path):
+    from sapien.arena import matches, prizes
+    from sapien.economy import staking
+    from sapien.extensions import db
+    from sapien.ledger import service as ledger
+    from sapien.moderation.signals import record_signal
+
+    verified_pack(tmp_path)
+    a, b, c = members(3)
+    prizes.set_pool(prizes.PoolSettings(budget_tokens=100 * prizes.TOKEN_UNIT, prize_tokens=prizes.TOKEN_UNIT, entry_fee_points=0),
+                    actor_id=a, now=NOW)
+    for member in (a, b):  # one person, two accounts: the same device
+        record_signal(member, "login", "198.51.100.4", "Firefox", "one-device", NOW)
+    shared = matches.start_match([a, b], NOW)
+    play(shared, a, perfect=True, now=NOW)
+    play(shared, b, perfect=False, now=NOW)
+    db.session.expire_all()
+    assert matches.get_match(shared.id).flag_reasons == ["shared_identity"] and ledger.balance(a, "token") == 0
+
+    # A member staked for a year wins 1.50× the prize, as on every reward.
+    ledger.credit(c, "token", 200 * prizes.TOKEN_UNIT, kind="test", key="seed:c", now=NOW)
+    staking.stake(c, 100 * prizes.TOKEN_UNIT, 12, now=NOW)
+    later = NOW + timedelta(minutes=10)
+    match = matches.start_match([c, b], later)
+    play(match, c, perfect=True, now=later)
+    play(match, b, perfect=False, now=later)
+    assert ledger.balance(c, "token") == 100 * prizes.TOKEN_UNIT + prizes.TOKEN_UNIT * 3 // 2
+
+
 def test_a_new_season_soft_resets_ratings(ctx, tmp_path):
     from sapien.arena import matches, ratings
 

@@ -139,3 +139,19 @@ def test_two_results_posted_at_once_give_one_result_and_one_payout(app, tmp_path
         assert db.session.scalar(select(ArenaRating.matches).where(ArenaRating.user_id == a)) == 1
         with pytest.raises(Exception, match="over"):
             matches.answer(match_id, b, last_item, flagged=False, label="", now=NOW + timedelta(seconds=55))
+
+
+def test_a_member_restricted_from_the_arena_is_told_why_and_not_queued(ctx, tmp_path):
+    from sapien.accounts.models import User
+    from sapien.arena import errors, matchmaking
+    from sapien.database import unit_of_work
+    from sapien.extensions import db
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+
+    moderator, cheat = members(2)
+    with unit_of_work():
+        db.session.get(User, moderator).role = "moderator"
+    decide(moderator, cheat, DecisionDraft("restrict", "duel boosting", scope="arena", days=7), NOW)
+    with pytest.raises(errors.ArenaError, match="duel boosting"):
+        matchmaking.join(cheat, NOW + timedelta(minutes=1))
+    assert matchmaking.queue_state(cheat, NOW + timedelta(minutes=1)).status == "idle"

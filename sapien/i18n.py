@@ -12,6 +12,7 @@ from flask_babel import get_locale, get_timezone, get_translations, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from sapien.database import as_utc
 from sapien.extensions import babel
 
 LANGUAGE_COOKIE = "sapien_lang"
@@ -232,6 +233,7 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["utc"] = as_utc  # a stored time to compare with `now` (SQLite hands back naive ones)
     app.jinja_env.filters["task_type"] = task_type_name
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.globals["get_locale"] = get_locale

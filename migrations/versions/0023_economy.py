@@ -57,7 +57,7 @@ def upgrade():
     )
     op.create_table(
         'economy_conversions',
-        sa.Column('id', sa.BigInteger(), nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('epoch_id', sa.Integer(), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('points', sa.BigInteger(), nullable=False),
@@ -74,7 +74,7 @@ def upgrade():
     op.create_index('ix_economy_conversions_user', 'economy_conversions', ['user_id', 'epoch_id'], unique=False)
     op.create_table(
         'economy_stakes',
-        sa.Column('id', sa.BigInteger(), nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('amount', sa.BigInteger(), nullable=False),
         sa.Column('staked_amount', sa.BigInteger(), nullable=False),
@@ -134,7 +134,7 @@ def upgrade():
     )
     op.create_table(
         'economy_statement_lines',
-        sa.Column('id', sa.BigInteger(), nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('payment_id', sa.Integer(), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('role', sa.String(length=16), nullable=False),

@@ -56,7 +56,7 @@ def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, br
 
     sign_in(page, moderator)
     nav = page.get_by_role("navigation", name="Main")
-    nav.locator(".navgroup > summary").click()  # the moderators' pages sit in the Moderation menu
+    nav.locator(".navgroup > summary", has_text="Moderation").click()  # the moderators' pages sit in the Moderation menu
     nav.get_by_role("link", name="Campaigns").click()
     page.get_by_role("link", name="New campaign").click()
     page.get_by_label("Campaign name").fill("Loop reviews")
@@ -94,7 +94,7 @@ def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, br
 
     # From the Campaigns page to the results, then the item browser.
     nav = page.get_by_role("navigation", name="Main")
-    nav.locator(".navgroup > summary").click()  # the moderators' pages sit in the Moderation menu
+    nav.locator(".navgroup > summary", has_text="Moderation").click()  # the moderators' pages sit in the Moderation menu
     nav.get_by_role("link", name="Campaigns").click()
     page.get_by_role("row", name="Loop sentiment").get_by_role("link", name="Results").click()
     expect(page.get_by_role("heading", name="Results: Loop sentiment")).to_be_visible()

@@ -24,7 +24,7 @@ def test_a_moderator_takes_an_escalated_review_and_accepts_it(app, browser, live
 
     sign_in(page, moderator)
     nav = page.get_by_role("navigation", name="Main")
-    nav.locator(".navgroup > summary").click()  # the moderators' pages sit in the Moderation menu
+    nav.locator(".navgroup > summary", has_text="Moderation").click()  # the moderators' pages sit in the Moderation menu
     nav.get_by_role("link", name="Reviews to take").click()
     expect(page.get_by_role("heading", name="Reviews to take")).to_be_visible()
     page.wait_for_load_state("load")

@@ -42,7 +42,7 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
 
     sign_in(page, first.username, first.password)
     nav = page.get_by_role("navigation", name="Main")
-    nav.locator(".navgroup > summary").click()
+    nav.locator(".navgroup > summary", has_text="Moderation").click()
     nav.get_by_role("link", name="Fraud flags").click()
     queue = page.locator("table.flagqueue")
     expect(queue).to_contain_text(f"@{RING_PREFIX}1")
@@ -90,7 +90,7 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
     other = second_context.new_page()
     sign_in(other, second.username, second.password)
     nav = other.get_by_role("navigation", name="Main")
-    nav.locator(".navgroup > summary").click()
+    nav.locator(".navgroup > summary", has_text="Moderation").click()
     nav.get_by_role("link", name="Moderation appeals").click()
     appeal = other.locator("article.appeal", has_text=f"@{RING_PREFIX}1 appeals")
     expect(appeal).to_contain_text("My little brother")

@@ -30,7 +30,9 @@ def test_a_member_converts_stakes_and_sees_the_multiplier_on_the_next_reward(app
     page.fill("input[name=password]", member.password)
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard")
-    page.get_by_role("link", name="Tokens").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator(".navgroup > summary", has_text="Rewards").click()  # the token pages sit in the Rewards menu
+    nav.get_by_role("link", name="Tokens & stake").click()
     expect(page.get_by_test_id("expected-conversion")).to_contain_text("5,000")
     page.get_by_role("button", name="Convert now").click()
     expect(page.locator("#flashes")).to_contain_text("Converted 5,000 points into 0.5 tokens (0.1 staked)")

@@ -35,7 +35,9 @@ def test_a_reward_rate_change_is_proposed_voted_passed_applied_after_its_timeloc
         open_pack(make_pack(tmp_path, items=3, name="Governed sentiment", reward_points=10, reward_xp=4))
 
     sign_in(page, ana)
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Governance").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator(".navgroup > summary", has_text="Community").click()  # governance sits in the Community menu
+    nav.get_by_role("link", name="Governance").click()
     expect(page.get_by_role("heading", name="Governance", exact=True)).to_be_visible()
     page.get_by_role("link", name="New proposal").click()
     page.get_by_label("Title").fill("Double the text classification rate")

@@ -61,6 +61,14 @@
     closeMenu(open[open.length - 1], true);
     event.preventDefault();
   });
+  // Opening a menu closes the others it is not inside (the nav's groups open one at a time, by keyboard too).
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.matches || !details.matches("details[data-menu]") || !details.open) return;
+    document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
+      if (menu !== details && !menuContains(menu, details)) menu.open = false;
+    });
+  }, true);
   // A confirmation opened from a menu puts the focus on its first field, or its button.
   document.addEventListener("toggle", function (event) {
     var details = event.target;

@@ -72,6 +72,12 @@ def current_season(now: datetime) -> ArenaSeason:
     return db.session.scalar(select(ArenaSeason).where(ArenaSeason.ended_at.is_(None)).order_by(ArenaSeason.number.desc()).limit(1))
 
 
+def season_to_show(now: datetime) -> ArenaSeason:
+    """The open season for a page: before the first match ever, an unsaved "Season 1" (a GET writes nothing)."""
+    season = db.session.scalar(select(ArenaSeason).where(ArenaSeason.ended_at.is_(None)).order_by(ArenaSeason.number.desc()).limit(1))
+    return season or ArenaSeason(number=1, name="Season 1", started_at=now)
+
+
 def start_season(name: str, now: datetime) -> ArenaSeason:
     """Close the open season and open the next; ratings carry over softly (see the module docstring)."""
     with unit_of_work() as session:
@@ -99,7 +105,7 @@ def _carried_over(user_id: int, mode: str, season: ArenaSeason) -> tuple[float, 
 
 
 def standing(user_id: int, mode: str, season: ArenaSeason) -> Standing:
-    row = db.session.get(ArenaRating, (user_id, mode, season.id))
+    row = None if season.id is None else db.session.get(ArenaRating, (user_id, mode, season.id))
     if row is not None:
         return Standing(row.mu, row.sigma, row.matches, row.wins)
     mu, sigma = _carried_over(user_id, mode, season)
@@ -162,7 +168,8 @@ def rate(mode: str, season: ArenaSeason, ranked: list[tuple[int, int, bool]], no
 
 def profile_standing(user_id: int, now: datetime) -> Standing | None:
     """A member's error hunt standing this season for their profile, or None before their first match."""
-    row = db.session.get(ArenaRating, (user_id, "error_hunt", current_season(now).id))
+    season = season_to_show(now)
+    row = None if season.id is None else db.session.get(ArenaRating, (user_id, "error_hunt", season.id))
     return Standing(row.mu, row.sigma, row.matches, row.wins) if row is not None and row.matches else None
 
 

@@ -59,7 +59,7 @@ def baseline(pack_id: int) -> Pipeline | None:
 
 
 def _pack(pack_id: int) -> TaskPack:
-    pack = db.session.get(TaskPack, pack_id)
+    pack = db.session.get(TaskPack, pack_id) if 0 < pack_id < 2**31 else None  # a junk id is not a database error
     if pack is None or pack not in stump_packs():
         raise ArenaError(_l("Choose an open text classification pack."), "pack")
     return pack

@@ -29,7 +29,7 @@ MODE = matches.MODE
 
 def _lobby(status: int = 200, challenge_form: ChallengeForm | None = None):
     now = utcnow()
-    season = ratings.current_season(now)
+    season = ratings.season_to_show(now)
     mine = ratings.standing(current_user.id, MODE, season)
     return render_page_or_fragment(
         "arena/lobby.html", "arena/fragments/lobby.html", status=status,
@@ -177,7 +177,7 @@ def leave(match_id: int):
 @login_required
 def leaderboard():
     now = utcnow()
-    current = ratings.current_season(now)
+    current = ratings.season_to_show(now)
     all_seasons = ratings.seasons()
     season_id = request.args.get("season", current.id, type=int)
     season = next((one for one in all_seasons if one.id == season_id), current)
@@ -194,7 +194,7 @@ def member_history(username: str):
     if user is None:
         abort(404)
     now = utcnow()
-    mine = ratings.standing(user.id, MODE, ratings.current_season(now))
+    mine = ratings.standing(user.id, MODE, ratings.season_to_show(now))
     return render_page_or_fragment("arena/history.html", "arena/fragments/history.html", member=user, standing=mine,
                                    history=results.history(user.id, limit=50), tier_names=ratings.TIER_NAMES)
 
@@ -239,7 +239,7 @@ def _admin_page(status: int = 200, pool_form: PoolForm | None = None, season_for
             pool_form.prize.data = pool.prize_tokens / prizes.TOKEN_UNIT
             pool_form.entry_fee.data = pool.entry_fee_points
     return render_page_or_fragment("arena/admin.html", "arena/fragments/admin.html", status=status, pool=pool, pool_form=pool_form,
-                                   season_form=season_form or SeasonForm(formdata=None), season=ratings.current_season(utcnow()))
+                                   season_form=season_form or SeasonForm(formdata=None), season=ratings.season_to_show(utcnow()))
 
 
 @bp.get("/admin")
@@ -280,9 +280,11 @@ def flags():
     return render_page_or_fragment("arena/flags.html", "arena/fragments/flags.html", matches=fairplay.open_flags(), reasons=fairplay.REASONS)
 
 
-@bp.post("/flags/<int:match_id>/<any(clear, uphold):decision>")
+@bp.post("/flags/<int:match_id>/<decision>")
 @role_required("moderator")
 def decide_flag(match_id: int, decision: str):
+    if decision not in ("clear", "uphold"):
+        abort(404)
     try:
         done = matches.clear_flag(match_id, moderator_id=current_user.id, clear=decision == "clear", now=utcnow())
     except ArenaError:

@@ -7,13 +7,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
 from redis.exceptions import RedisError
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -168,6 +169,50 @@ def dialect_insert(model):
 
 def is_postgres() -> bool:
     return db.engine.dialect.name == "postgresql"
+
+
+def _lock_space(scope: str) -> int:
+    return zlib.crc32(scope.encode()) - 2**31  # pg_advisory_lock(int4, int4): the scope, then the key
+
+
+@contextmanager
+def one_at_a_time(scope: str, key: int) -> Iterator[None]:
+    """Callers with the same (scope, key) take turns: on PostgreSQL a session-level advisory lock on a
+    connection of its own, held across the caller's commits (a long job that commits as it goes) and let go
+    at the end, or by the server when the process dies. SQLite has one writer at a time anyway."""
+    if not is_postgres():
+        yield
+        return
+    params = {"space": _lock_space(scope), "key": key}
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:space, :key)"), params)
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), params)
+            connection.commit()
+
+
+@contextmanager
+def claimed(scope: str, keys: Iterable[int]) -> Iterator[set[int]]:
+    """The keys of `keys` that no other caller holds right now, held by this one until the block ends (the
+    same advisory locks as `one_at_a_time`, without waiting): work another process is doing is skipped,
+    not done twice. On SQLite every key."""
+    keys = sorted(set(keys))
+    if not is_postgres() or not keys:
+        yield set(keys)
+        return
+    space = _lock_space(scope)
+    with db.engine.connect() as connection:
+        got = {key for key in keys if connection.scalar(text("SELECT pg_try_advisory_lock(:space, :key)"), {"space": space, "key": key})}
+        connection.commit()
+        try:
+            yield got
+        finally:
+            for key in got:
+                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), {"space": space, "key": key})
+            connection.commit()
 
 
 def configure_sqlite(engine: Engine) -> None:

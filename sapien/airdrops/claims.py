@@ -78,9 +78,11 @@ def publish_airdrop(snapshot_id: int, now: datetime) -> str:
             db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True).publish_error = f"{type(error).__name__}: {error}"[:2000]
         raise
     with unit_of_work():
-        snapshot = db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True)
-        snapshot.chain_id, snapshot.distributor_address, snapshot.funded_at, snapshot.publish_error = chain_id, address, now, None
-        audit(None, "airdrop.published", f"airdrop_snapshot:{snapshot_id}", f"distributor {address} on chain {chain_id}", now)
+        # Locked: a second run at the same moment finds it published and writes no second audit entry.
+        snapshot = db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True, with_for_update=True)
+        if snapshot.funded_at is None:
+            snapshot.chain_id, snapshot.distributor_address, snapshot.funded_at, snapshot.publish_error = chain_id, address, now, None
+            audit(None, "airdrop.published", f"airdrop_snapshot:{snapshot_id}", f"distributor {address} on chain {chain_id}", now)
     return address
 
 

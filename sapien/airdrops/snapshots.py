@@ -25,7 +25,7 @@ from sapien.airdrops.allocation import AllocationError, allocate, scores
 from sapien.airdrops.config import CRITERIA, SnapshotConfig, parse_config
 from sapien.airdrops.criteria import MemberInput, gather
 from sapien.airdrops.models import AirdropSnapshot, SnapshotEntry
-from sapien.database import after_commit, unit_of_work
+from sapien.database import after_commit, one_at_a_time, unit_of_work
 from sapien.extensions import db
 from sapien.moderation.service import record as audit
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
@@ -150,7 +150,13 @@ def _set(snapshot_id: int, **values) -> None:
 
 
 def run_snapshot(snapshot_id: int, now: datetime) -> str:
-    """Run one snapshot to `done` (or `failed` with a reason); returns its status. Safe to run twice."""
+    """Run one snapshot to `done` (or `failed` with a reason); returns its status. Safe to run twice, also
+    at once: the second run waits for the first and finds the snapshot done."""
+    with one_at_a_time("airdrop-snapshot-run", snapshot_id):
+        return _run_snapshot(snapshot_id, now)
+
+
+def _run_snapshot(snapshot_id: int, now: datetime) -> str:
     snapshot = db.session.get(AirdropSnapshot, snapshot_id, populate_existing=True)
     if snapshot is None:
         raise LookupError(f"no airdrop snapshot {snapshot_id}")

@@ -35,7 +35,7 @@ from sapien.api.campaigns import spent_points
 from sapien.api.errors import ApiError, NotFound
 from sapien.api.models import WEBHOOK_EVENTS, CampaignTerms, Webhook, WebhookDelivery
 from sapien.api.status import forget_status
-from sapien.database import after_commit, as_utc, unit_of_work
+from sapien.database import after_commit, as_utc, claimed, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.labeling.models import Campaign, Item, TaskPack
@@ -47,6 +47,7 @@ from sapien.queue import PendingWork, enqueue_once, get_queue, is_live, job_time
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Sapien-Signature"
 MAX_ATTEMPTS = 5
+DELIVERY_LOCK = "api-webhook-delivery"  # `claimed` by whichever run is sending a delivery
 # Seconds RQ waits before each retry of a failed delivery (backoff).
 RETRY = Retry(max=MAX_ATTEMPTS - 1, interval=[10, 60, 300, 1800])
 TIMEOUT_SECONDS = 10
@@ -286,23 +287,39 @@ def deliver_pending(webhook_id: int, *, now: datetime, batch: int = BATCH) -> in
         db.session.commit()  # no transaction stays open while the receiver answers
         if not rows:
             return delivered
-        outcomes = []
-        for row in rows:
-            code, error = _post(hook.url, hook.secret, row.id, row.event, row.payload)
-            outcomes.append({"b_id": row.id, "b_round": row.round, "b_code": code, "b_error": error,
-                             "b_status": "pending" if error else "delivered", "b_at": None if error else now})
-        with unit_of_work() as session:
-            session.connection().execute(record, outcomes)
-            for outcome in outcomes:
-                if outcome["b_error"]:
-                    after_commit(lambda outcome=outcome: _enqueue_retry(outcome["b_id"], outcome["b_round"]))
+        # Another run sending some of them this moment (the same job twice, a delivery's own job) keeps them.
+        with claimed(DELIVERY_LOCK, [row.id for row in rows]) as mine:
+            still_new = set(db.session.scalars(select(WebhookDelivery.id).where(
+                WebhookDelivery.id.in_(mine), WebhookDelivery.status == "pending", WebhookDelivery.attempts == 0)))
+            db.session.commit()
+            outcomes = []
+            for row in rows:
+                if row.id not in still_new:
+                    continue
+                code, error = _post(hook.url, hook.secret, row.id, row.event, row.payload)
+                outcomes.append({"b_id": row.id, "b_round": row.round, "b_code": code, "b_error": error,
+                                 "b_status": "pending" if error else "delivered", "b_at": None if error else now})
+            if outcomes:
+                with unit_of_work() as session:
+                    session.connection().execute(record, outcomes)
+                    for outcome in outcomes:
+                        if outcome["b_error"]:
+                            after_commit(lambda outcome=outcome: _enqueue_retry(outcome["b_id"], outcome["b_round"]))
         delivered += sum(1 for outcome in outcomes if not outcome["b_error"])
         after = rows[-1].id
 
 
 def attempt_delivery(delivery_id: int, *, now: datetime) -> str:
     """Send one pending delivery. 2xx: delivered. Otherwise the attempt is written down and, before the
-    last attempt, DeliveryFailed is raised so RQ retries after its backoff; the last failure marks it failed."""
+    last attempt, DeliveryFailed is raised so RQ retries after its backoff; the last failure marks it failed.
+    While another run sends it (the same job twice at once, the webhook's batch) this one leaves it to that run."""
+    with claimed(DELIVERY_LOCK, [delivery_id]) as mine:
+        if not mine:
+            return db.session.scalar(select(WebhookDelivery.status).where(WebhookDelivery.id == delivery_id)) or "missing"
+        return _attempt_delivery(delivery_id, now)
+
+
+def _attempt_delivery(delivery_id: int, now: datetime) -> str:
     row = db.session.execute(
         select(WebhookDelivery.status, WebhookDelivery.round, WebhookDelivery.event, WebhookDelivery.payload, Webhook.url, Webhook.secret)
         .join(Webhook, Webhook.id == WebhookDelivery.webhook_id).where(WebhookDelivery.id == delivery_id)

@@ -8,6 +8,7 @@ each kind really overlap, one in each process.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -45,8 +46,8 @@ def db_get(model, key):
 class Setups:
     """Data for each kind of job, made before the runs; each check reads the one effect back."""
 
-    def __init__(self, app, tmp_path, redis_conn, chain):
-        self.app, self.tmp_path, self.redis, self.chain = app, tmp_path, redis_conn, chain
+    def __init__(self, app, tmp_path, redis_conn, chain, receiver):
+        self.app, self.tmp_path, self.redis, self.chain, self.receiver = app, tmp_path, redis_conn, chain, receiver
 
     def mint_badge(self):
         from eth_account import Account
@@ -309,24 +310,313 @@ class Setups:
         queued = get_queue().get_job_ids()
         assert all(queued.count(f"quality-aggregate-{pack_id}") == 1 for pack_id in self.requested), queued
 
+    # --- airdrops ---------------------------------------------------------------------------------
 
-def test_every_kind_of_job_twice_at_once_has_one_effect(app, chain, workers, redis_conn, tmp_path):
+    def _airdrop_members(self):
+        from tests.airdrops.conftest import add_member
+
+        if not hasattr(self, "airdrop_members"):
+            self.airdrop_members = [add_member(f"twice-drop-{n}", points=points) for n, points in enumerate((40, 60))]
+        return self.airdrop_members
+
+    def run_snapshot(self):
+        from sapien.airdrops import snapshots
+        from sapien.airdrops.config import parse_config
+        from tests.airdrops.conftest import NOW, base_config
+
+        with self.app.test_request_context():
+            self._airdrop_members()
+            self.snapshot = snapshots.create_snapshot(parse_config(base_config(), NOW), None, NOW).id
+        return (self.snapshot,)
+
+    def check_run_snapshot(self):
+        from sapien.airdrops.models import AirdropSnapshot, SnapshotEntry
+        from sapien.moderation.models import AuditLog
+
+        snapshot = db_get(AirdropSnapshot, self.snapshot)
+        assert snapshot.status == "done" and snapshot.merkle_root and snapshot.eligible_count >= 2
+        # One entry per member, not two: the counts the result page shows match the rows.
+        assert count(SnapshotEntry, SnapshotEntry.snapshot_id == self.snapshot) == snapshot.eligible_count + snapshot.excluded_count
+        for user_id, _address in self.airdrop_members:
+            assert count(SnapshotEntry, SnapshotEntry.snapshot_id == self.snapshot, SnapshotEntry.user_id == user_id) == 1
+        assert count(AuditLog, AuditLog.action == "airdrop.snapshot.done", AuditLog.target == f"airdrop_snapshot:{self.snapshot}") == 1
+
+    def publish_airdrop(self):
+        """A snapshot run, frozen by two moderators and asked to be published (its own job is dropped below)."""
+        from sapien.airdrops import claims, freezing, snapshots
+        from sapien.airdrops.config import parse_config
+        from sapien.database import utcnow
+        from tests.airdrops.conftest import NOW, add_member, base_config
+
+        with self.app.test_request_context():
+            self._airdrop_members()
+            first, _ = add_member("twice-drop-mod1", role="moderator", wallet=None)
+            second, _ = add_member("twice-drop-mod2", role="moderator", wallet=None)
+            self.published = snapshots.create_snapshot(parse_config(base_config(name="Published"), NOW), first, NOW).id
+            assert snapshots.run_snapshot(self.published, NOW) == "done"
+            freezing.propose_freeze(self.published, first, NOW)
+            freezing.approve_freeze(self.published, second, NOW)
+            claims.request_publish(self.published, first, utcnow() + timedelta(days=30), utcnow())
+        return (self.published,)
+
+    def check_publish_airdrop(self):
+        from sapien.airdrops.models import AirdropSnapshot
+        from sapien.chain.models import ChainTransaction
+        from sapien.extensions import db
+        from sapien.moderation.models import AuditLog
+
+        snapshot = db_get(AirdropSnapshot, self.published)
+        assert snapshot.distributor_address and snapshot.funded_at is not None and snapshot.publish_error is None
+        keys = list(db.session.scalars(select(ChainTransaction.key).where(ChainTransaction.key.like(f"airdrop:%:snapshot-{self.published}:%"))))
+        assert sorted(key.rsplit(":", 1)[1] for key in keys) == ["deploy", "fund"], keys  # one distributor, funded once
+        token = self.chain.contract("SapienToken")
+        assert token.functions.balanceOf(snapshot.distributor_address).call() == int(snapshot.allocated_amount) > 0
+        assert count(AuditLog, AuditLog.action == "airdrop.published", AuditLog.target == f"airdrop_snapshot:{self.published}") == 1
+
+    # --- api --------------------------------------------------------------------------------------
+
+    def _webhook_with_deliveries(self, events: int) -> tuple[int, list[int]]:
+        from sapien.api.webhooks import raise_event, register_webhook
+        from sapien.database import utcnow
+        from tests.api.conftest import make_org
+
+        with self.app.test_request_context():
+            org = make_org()
+            webhook, _secret = register_webhook(org.id, url=self.receiver.url, events=["campaign.done"], now=utcnow())
+            deliveries = [
+                delivery_id
+                for number in range(events)
+                for delivery_id in raise_event(org.id, "campaign.done", f"campaign.done:{number}", {"campaign_id": number}, now=utcnow())
+            ]
+        return webhook.id, deliveries
+
+    def _received(self, delivery_id: int) -> int:
+        return sum(1 for headers, _body in self.receiver.requests if headers.get("Sapien-Delivery") == str(delivery_id))
+
+    def deliver_webhook(self):
+        _webhook, (self.delivery,) = self._webhook_with_deliveries(1)
+        return (self.delivery,)
+
+    def check_deliver_webhook(self):
+        from sapien.api.models import WebhookDelivery
+
+        row = db_get(WebhookDelivery, self.delivery)
+        assert (row.status, row.attempts) == ("delivered", 1)
+        assert self._received(self.delivery) == 1  # the receiver got it once, not twice
+
+    def deliver_webhooks(self):
+        self.hook, self.batch_deliveries = self._webhook_with_deliveries(3)
+        return (self.hook,)
+
+    def check_deliver_webhooks(self):
+        from sapien.api.models import WebhookDelivery
+        from sapien.extensions import db
+
+        rows = list(db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == self.hook)))
+        assert sorted((row.id, row.status, row.attempts) for row in rows) == [(i, "delivered", 1) for i in self.batch_deliveries]
+        assert [self._received(delivery_id) for delivery_id in self.batch_deliveries] == [1, 1, 1]
+
+    # --- arena ------------------------------------------------------------------------------------
+
+    def finish_due_matches(self):
+        """A match long past its deadline: one player found every planted error, the other walked away."""
+        from sapien.arena import matches, prizes
+        from sapien.database import utcnow
+        from tests.arena.conftest import members, play, verified_pack
+
+        with self.app.test_request_context():
+            verified_pack(self.tmp_path)
+            self.hunter, self.walker = members(2)
+            past = utcnow() - timedelta(minutes=10)
+            prizes.set_pool(prizes.PoolSettings(budget_tokens=5 * prizes.TOKEN_UNIT, prize_tokens=2 * prizes.TOKEN_UNIT, entry_fee_points=0),
+                            actor_id=self.hunter, now=past)
+            match = matches.start_match([self.hunter, self.walker], past)
+            play(match, self.hunter, perfect=True, now=past)
+            self.match = match.id
+        return ()
+
+    def check_finish_due_matches(self):
+        from sapien.arena import prizes
+        from sapien.arena.models import ArenaMatch
+        from sapien.ledger import service as ledger
+        from sapien.ledger.models import LedgerEntry
+
+        match = db_get(ArenaMatch, self.match)
+        assert (match.status, match.winner_id) == ("finished", self.hunter)
+        assert count(LedgerEntry, LedgerEntry.user_id == self.hunter, LedgerEntry.kind == "arena:prize") == 1  # one prize
+        assert ledger.balance(self.hunter, "token") == prizes.pool().paid_tokens > 0
+
+    # --- chain ------------------------------------------------------------------------------------
+
+    def settle_withdrawals(self):
+        from eth_account import Account
+
+        from sapien.chain.payouts import request_withdrawal
+        from sapien.database import utcnow
+        from sapien.i18n import TOKEN_UNIT
+        from tests.chain.test_payouts import funded_member
+
+        with self.app.test_request_context():
+            self.withdrawers = []
+            for number, amount in enumerate((3 * TOKEN_UNIT, 7 * TOKEN_UNIT + 5)):
+                address = Account.create().address
+                member = funded_member(f"twice-payee-{number}", address, tokens=10 * TOKEN_UNIT)
+                request_withdrawal(member.id, "token", amount, uuid.uuid4().hex, utcnow())
+                self.withdrawers.append((member.id, address, amount))
+        return ()
+
+    def check_settle_withdrawals(self):
+        from sapien.chain.payout_models import PayoutBatch, Withdrawal
+        from sapien.extensions import db
+        from sapien.i18n import TOKEN_UNIT
+        from sapien.ledger import service as ledger
+
+        assert count(PayoutBatch) == 1 and count(PayoutBatch, PayoutBatch.status == "confirmed") == 1  # one batch, paid once
+        token = self.chain.contract("SapienToken")
+        for user_id, address, amount in self.withdrawers:
+            assert list(db.session.scalars(select(Withdrawal.status).where(Withdrawal.user_id == user_id))) == ["confirmed"]
+            assert token.functions.balanceOf(address).call() == amount
+            assert ledger.balance(user_id, "token") == 10 * TOKEN_UNIT - amount
+
+    def mint_ready_badges(self):
+        from eth_account import Account
+
+        from sapien.chain.wallet_models import Wallet
+        from sapien.database import unit_of_work, utcnow
+        from sapien.extensions import db
+        from sapien.progression.awards import award_badge
+        from sapien.progression.models import MintRequest
+
+        with self.app.test_request_context():
+            self.badge_holders = []
+            for _ in range(2):
+                user_id = make_user()
+                award_badge(user_id, "first-label", utcnow())  # before the wallet: the award queues no job of its own
+                address = Account.create().address
+                with unit_of_work() as session:
+                    session.add(Wallet(user_id=user_id, address=address, linked_at=utcnow()))
+                mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.user_id == user_id))
+                self.badge_holders.append((user_id, address, mint_id))
+        return ()
+
+    def check_mint_ready_badges(self):
+        from sapien.chain.models import ChainTransaction
+        from sapien.progression.models import MintRequest
+
+        badge = self.chain.contract("SapienBadge")
+        for _user_id, address, mint_id in self.badge_holders:
+            assert db_get(MintRequest, mint_id).state == "minted"
+            assert count(ChainTransaction, ChainTransaction.key == f"badge-mint:{mint_id}") == 1
+            assert badge.functions.balanceOf(address).call() == 1  # one token, not two
+
+    # --- economy ----------------------------------------------------------------------------------
+
+    def convert_epoch(self):
+        """An epoch that ended weeks ago, with two members' points unconverted."""
+        from sapien.economy import conversion
+        from tests.economy.helpers import give
+        from tests.labeling.conftest import NOW
+        from tests.labeling.conftest import make_user as make_member
+
+        with self.app.test_request_context():
+            self.converting = [make_member(f"twice-convert-{n}") for n in range(2)]
+            for user_id, points in zip(self.converting, (1000, 3000), strict=True):
+                give(user_id, "points", points, now=NOW)
+            self.epoch = conversion.current_epoch(NOW).id
+        return (self.epoch,)
+
+    def check_convert_epoch(self):
+        from sapien.economy.models import Conversion, ConversionEpoch
+        from sapien.extensions import db
+        from sapien.ledger import service as ledger
+
+        assert db_get(ConversionEpoch, self.epoch).status == "closed"
+        for user_id in self.converting:
+            made = list(db.session.scalars(select(Conversion).where(Conversion.user_id == user_id, Conversion.epoch_id == self.epoch)))
+            assert len(made) == 1 and made[0].tokens > 0  # one conversion per member
+            assert ledger.balance(user_id, "token") + ledger.balance(user_id, "stake") == made[0].tokens  # paid once
+
+    # --- trust & safety ---------------------------------------------------------------------------
+
+    def enforce_retention(self):
+        """Old and fresh signals, and a week's ban that ended yesterday."""
+        from sapien.database import utcnow
+        from sapien.moderation.safety.decisions import DecisionDraft, decide
+        from sapien.moderation.signals import record_signal
+        from tests.moderation.test_trust import member
+
+        with self.app.test_request_context():
+            self.retained = member("twice-retained")
+            for age in (400, 200, 0):
+                record_signal(self.retained, "login", "198.51.100.7", "", "", utcnow() - timedelta(days=age))
+            self.unbanned = member("twice-banned")
+            decide(member("twice-banner", "moderator"), self.unbanned, DecisionDraft("ban", "spam"), utcnow() - timedelta(days=8))
+        return ()
+
+    def check_enforce_retention(self):
+        from sapien.accounts.models import User
+        from sapien.moderation.models import AuditLog, TrustSignal
+
+        assert count(TrustSignal, TrustSignal.user_id == self.retained) == 1  # the old ones deleted, the fresh one kept
+        assert not db_get(User, self.unbanned).is_banned
+        assert count(AuditLog, AuditLog.action == "user.unban", AuditLog.target == f"user:{self.unbanned}") == 1  # lifted once
+
+    def scan(self):
+        """Two accounts on one device: the shared-signals detector flags both."""
+        from sapien.database import utcnow
+        from sapien.moderation.signals import record_signal
+        from tests.moderation.test_trust import member
+
+        with self.app.test_request_context():
+            self.sharing = [member(f"twice-sharing-{n}") for n in range(2)]
+            for user_id in self.sharing:
+                record_signal(user_id, "login", "203.0.113.9", "Firefox", "cd" * 16, utcnow())
+        return ()
+
+    def check_scan(self):
+        from sapien.extensions import db
+        from sapien.moderation.models import Flag
+
+        flags = list(db.session.execute(select(Flag.user_id, Flag.kind).where(Flag.status == "open")).tuples())
+        assert len(flags) == len(set(flags))  # one open flag per member and kind
+        assert {(user_id, "shared_signals") for user_id in self.sharing} <= set(flags), flags
+
+
+def copy_id(name: str, copy: str) -> str:
+    return f"{name.rsplit('.', 1)[1].replace('_', '-')}-{copy}"
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that records every delivery it is sent."""
+    from tests.api.test_webhooks import Receiver
+
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def test_every_kind_of_job_twice_at_once_has_one_effect(app, chain, workers, redis_conn, tmp_path, receiver):
     from sapien.extensions import db
     from sapien.queue import enqueue_once, get_queue, reconcile
     from tests.jobs.test_queue import job_functions
 
-    setups = Setups(app, tmp_path, redis_conn, chain)
+    setups = Setups(app, tmp_path, redis_conn, chain, receiver)
     kinds = job_functions()
     args = {name: getattr(setups, name.rsplit(".", 1)[1])() for name in kinds}  # every kind has a setup and a check
     with app.app_context():
+        get_queue("chain").empty()  # the jobs the setups' own actions queued there (a publish, a settlement): only the copies run
         for name in kinds:
             for copy in ("a", "b"):
-                enqueue_once(name, *args[name], job_id=f"{name.rsplit('.', 1)[1].replace('_', '-')}-{copy}", queue="chain")
+                enqueue_once(name, *args[name], job_id=copy_id(name, copy), queue="chain")
     pair = [workers.start("job.start=barrier:2", burst=True, queues=["chain"]) for _ in range(2)]
     assert [worker.wait(timeout=90) for worker in pair] == [0, 0], [worker.output()[-3000:] for worker in pair]
     with app.app_context():
         finished = FinishedJobRegistry(queue=get_queue("chain")).get_job_ids()
-        assert len(finished) == 2 * len(kinds), finished
+        copies = [copy_id(name, copy) for name in kinds for copy in ("a", "b")]
+        unfinished = {job_id: (job.get_status(), (job.exc_info or "")[-1500:]) if job else None
+                      for job_id in copies if job_id not in finished for job in [get_queue("chain").fetch_job(job_id)]}
+        assert len(finished) == 2 * len(kinds), unfinished
         # Both copies of every kind were inside at once, one in each process.
         reached = [entry.decode().split() for entry in Redis.from_url(app.config["REDIS_URL"]).lrange("sapien:failpoints:reached", 0, -1)]
         assert len(reached) == 2 * len(kinds) and {pid for _, pid in reached} == {str(worker.pid) for worker in pair}
@@ -340,6 +630,6 @@ def test_every_kind_of_job_twice_at_once_has_one_effect(app, chain, workers, red
                 getattr(setups, "check_" + name.rsplit(".", 1)[1])()
             except AssertionError as error:
                 failures[name] = str(error)[:500]
-        assert failures == {}
+        assert failures == {}, "\n".join(f"{name}: {message}" for name, message in failures.items())
         reconcile()  # the heal step: whatever is still pending (the boards, the syncs) gets its job
     assert_invariants(app)

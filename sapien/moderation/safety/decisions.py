@@ -136,6 +136,9 @@ def lift_expired_bans(now: datetime) -> int:
     ).all()
     for decision in ended:
         with unit_of_work() as session:
+            # Locked and read again: a sweep running at the same moment lifts it once.
+            if session.get(Decision, decision.id, with_for_update=True, populate_existing=True).lifted_at is not None:
+                continue
             later = session.scalar(select(func.count()).select_from(Decision).where(
                 Decision.user_id == decision.user_id, Decision.action == "ban", Decision.lifted_at.is_(None), Decision.id != decision.id,
                 (Decision.ends_at.is_(None)) | (Decision.ends_at > now),

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import select
 
-from sapien.database import unit_of_work
+from sapien.database import one_at_a_time, unit_of_work
 from sapien.extensions import db
 from sapien.moderation.models import Decision, Flag
 from sapien.moderation.safety import community
@@ -64,7 +64,9 @@ def run_scan(now: datetime, model: FraudModel | None = None) -> ScanReport:
     all_findings = {**data.findings, "model": found_by_model}
     opened = refreshed = 0
     banned = banned_member_ids(now)
-    with unit_of_work() as session:
+    # One scan writes at a time: a second one at the same moment refreshes the flags the first opened
+    # (one open flag per member and kind) instead of tripping over them.
+    with one_at_a_time("moderation-scan", 0), unit_of_work() as session:
         open_flags = {(f.user_id, f.kind): f for f in session.scalars(select(Flag).where(Flag.status == "open"))}
         quiet = set(session.execute(
             select(Flag.user_id, Flag.kind).where(Flag.status != "open", Flag.updated_at >= now - timedelta(days=QUIET_DAYS))

@@ -18,6 +18,11 @@ EVENT_CHOICES = [
 ]
 
 
+class MemberForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(_l("Give the member's username.")), Length(1, 80, _l("Usernames are at most 80 characters long."))])
+    role = ChoiceField(_l("Role"), choices=[("member", _l("Member")), ("owner", _l("Owner"))], default="member")
+
+
 class KeyForm(FlaskForm):
     name = StringField(_l("Key name"), validators=[DataRequired(_l("Name the key.")), Length(1, 120, _l("Key names are 1 to 120 characters long."))])
     scope = ChoiceField(_l("Scope"), choices=SCOPE_CHOICES, default="read")

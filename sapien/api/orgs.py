@@ -56,6 +56,40 @@ def add_member(organization_id: int, username: str, *, role: str = "member", now
     return member
 
 
+def members_of(organization_id: int) -> list[tuple[OrganizationMember, User]]:
+    return list(
+        db.session.execute(
+            select(OrganizationMember, User).join(User, User.id == OrganizationMember.user_id)
+            .where(OrganizationMember.organization_id == organization_id).order_by(OrganizationMember.role.desc(), User.username)
+        ).tuples()
+    )
+
+
+def require_owner(user_id: int, organization_id: int) -> None:
+    member = membership(user_id, organization_id)
+    if member is None or member.role != "owner":
+        raise ApiError(_l("Only the organization's owners manage its members."))
+
+
+def remove_member(organization_id: int, user_id: int) -> None:
+    """Take a member out of the organization; the last owner stays (someone must be able to manage it)."""
+    with unit_of_work() as session:
+        member = session.scalar(
+            select(OrganizationMember).where(OrganizationMember.organization_id == organization_id, OrganizationMember.user_id == user_id)
+            .with_for_update()
+        )
+        if member is None:
+            raise NotFound(_l("That member is not in the organization."))
+        if member.role == "owner":
+            owners = session.scalars(
+                select(OrganizationMember.id).where(OrganizationMember.organization_id == organization_id, OrganizationMember.role == "owner")
+                .with_for_update()
+            ).all()
+            if len(owners) == 1:
+                raise ApiError(_l("An organization keeps at least one owner: make someone else an owner first."))
+        session.delete(member)
+
+
 def organizations_of(user_id: int) -> list[Organization]:
     return list(
         db.session.scalars(

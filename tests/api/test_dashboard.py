@@ -59,3 +59,33 @@ def test_members_see_campaigns_keys_and_webhooks(app, make_member):
     assert "campaign.done" in log and "Pending" in log
     assert owner.post(f"/org/{org.id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver").status_code == 303
     assert outsider.client.get(f"/org/{org.id}/webhooks/{webhook_id}").status_code == 404
+
+
+def test_owners_add_and_remove_members_in_the_browser_and_the_last_owner_stays(app, make_member):
+    from sapien.api import orgs
+    from sapien.database import utcnow
+
+    owner = make_member("ophelia")
+    newcomer = make_member("nadia")
+    make_member("ned")
+    with app.test_request_context():
+        org = make_org("Hooli")
+        orgs.add_member(org.id, "ophelia", role="owner", now=utcnow())
+    assert newcomer.client.get(f"/org/{org.id}/members").status_code == 404  # not in it yet: not shown
+
+    added = owner.post(f"/org/{org.id}/members", {"username": "nadia", "role": "member"})
+    assert added.status_code == 303
+    page = newcomer.client.get(f"/org/{org.id}/members").get_data(as_text=True)
+    assert "@nadia" in page and "@ophelia" in page and "Add member" not in page  # a member sees, an owner manages
+    assert newcomer.post(f"/org/{org.id}/members", {"username": "ned", "role": "owner"}).status_code == 422
+    missing = owner.post(f"/org/{org.id}/members", {"username": "nobody-here", "role": "member"})
+    assert missing.status_code == 422 and "There is no member called" in missing.get_data(as_text=True)
+
+    with app.app_context():
+        nadia_id = next(user.id for _member, user in orgs.members_of(org.id) if user.username == "nadia")
+        ophelia_id = next(user.id for _member, user in orgs.members_of(org.id) if user.username == "ophelia")
+    owner.post(f"/org/{org.id}/members/{ophelia_id}/remove")  # the last owner: refused, with the reason
+    page = owner.client.get(f"/org/{org.id}/members").get_data(as_text=True)
+    assert "@ophelia" in page and "at least one owner" in page
+    assert owner.post(f"/org/{org.id}/members/{nadia_id}/remove").status_code == 303
+    assert newcomer.client.get(f"/org/{org.id}").status_code == 404

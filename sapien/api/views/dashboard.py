@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from sapien.api import campaigns, keys, orgs, webhooks
 from sapien.api.errors import ApiError
-from sapien.api.forms import KeyForm, WebhookForm
+from sapien.api.forms import KeyForm, MemberForm, WebhookForm
 from sapien.database import utcnow
 from sapien.forms import EmptyForm
 from sapien.web import flash_message, form_status, redirect_to, render_page_or_fragment, show_domain_error
@@ -40,6 +40,46 @@ def overview(organization_id: int):
     organization = _organization(organization_id)
     rows = campaigns.dashboard_rows(organization.id)
     return render_page_or_fragment("api/overview.html", "api/fragments/campaigns.html", organization=organization, rows=rows)
+
+
+def _members_page(organization, form, *, status: int = 200):
+    mine = orgs.membership(current_user.id, organization.id)
+    return render_page_or_fragment(
+        "api/members.html", "api/members.html", status=status, organization=organization, form=form,
+        members=orgs.members_of(organization.id), is_owner=mine is not None and mine.role == "owner", action_form=EmptyForm(),
+    )
+
+
+@bp.route("/<int:organization_id>/members", methods=["GET", "POST"])
+@login_required
+def members(organization_id: int):
+    """Everyone in the organization sees who is in it; owners add members (or change a role) by username."""
+    organization = _organization(organization_id)
+    form = MemberForm()
+    if form.validate_on_submit():
+        try:
+            orgs.require_owner(current_user.id, organization.id)
+            orgs.add_member(organization.id, form.username.data, role=form.role.data, now=utcnow())
+        except ApiError as error:
+            show_domain_error(form, error)
+        else:
+            flash_message(_l("%(name)s is in the organization now.", name=form.username.data.strip()), "success")
+            return redirect_to(url_for("org.members", organization_id=organization.id))
+    return _members_page(organization, form, status=form_status(form) if form.errors else 200)
+
+
+@bp.post("/<int:organization_id>/members/<int:user_id>/remove")
+@login_required
+def remove_member(organization_id: int, user_id: int):
+    organization = _organization(organization_id)
+    try:
+        orgs.require_owner(current_user.id, organization.id)
+        orgs.remove_member(organization.id, user_id)
+    except ApiError as error:
+        flash_message(str(error), "error")
+    else:
+        flash_message(_l("The member left the organization."), "success")
+    return redirect_to(url_for("org.members", organization_id=organization.id))
 
 
 def _keys_page(organization, form, *, token: str | None = None, status: int = 200):

@@ -180,6 +180,21 @@ def test_the_phone_menu_works_by_keyboard(app, make_member, page):
     expect(page).to_have_url(re.compile(r"/guilds/$"))
 
 
+def test_a_group_opened_before_the_phone_menus_toggle_event_stays_open(app, make_member, page):
+    """The toggle event of the phone's menu button comes a task after it opens: a quick keyboard user may
+    have opened a group inside the nav by then, and that group must stay open."""
+    member = make_member()
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, member)
+    community = group(page, "Community")
+    page.evaluate("""() => {
+        document.querySelector('.navtoggle').open = true;
+        [...document.querySelectorAll('details.navgroup')].find(d => d.textContent.includes('Community')).open = true;
+    }""")  # both in one task: both toggle events come after
+    page.evaluate("() => new Promise(resolve => setTimeout(resolve, 50))")  # let the toggle events run
+    expect(community.get_by_role("link", name="Guilds")).to_be_visible()
+
+
 def test_the_menus_work_by_keyboard_on_a_wide_screen(app, make_member, page):
     moderator = make_member(role="moderator")
     sign_in(page, moderator)  # the default 1280 px wide screen

@@ -61,12 +61,14 @@
     closeMenu(open[open.length - 1], true);
     event.preventDefault();
   });
-  // Opening a menu closes the others it is not inside (the nav's groups open one at a time, by keyboard too).
+  // Opening a menu closes the others it is not inside (the nav's groups open one at a time, by keyboard too),
+  // but never one inside it: the toggle event comes a task later, after a quick keyboard user may already
+  // have opened a group inside the phone's nav.
   document.addEventListener("toggle", function (event) {
     var details = event.target;
     if (!details.matches || !details.matches("details[data-menu]") || !details.open) return;
     document.querySelectorAll("details[data-menu][open]").forEach(function (menu) {
-      if (menu !== details && !menuContains(menu, details)) menu.open = false;
+      if (menu !== details && !menuContains(menu, details) && !menuContains(details, menu)) menu.open = false;
     });
   }, true);
   // A confirmation opened from a menu puts the focus on its first field, or its button.

@@ -18,7 +18,13 @@ import subprocess
 import sys
 import time
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, app_env, gunicorn, recreate_database
+from bench.harness import (
+    BENCH_DATABASE_URL,
+    Figure,
+    app_env,
+    fresh_app,
+    gunicorn,
+)
 
 NAME = "Client API, gunicorn 2 workers, PostgreSQL"
 LABELS = int(os.environ.get("BENCH_API_LABELS", "100000"))
@@ -46,22 +52,6 @@ print(server.server_port, flush=True)
 server.serve_forever()
 """
 
-
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
 
 
 def seed_campaign(organization_id: int, *, items: int, verified: bool, now) -> int:
@@ -164,7 +154,7 @@ def run() -> list[Figure]:
     from sapien.api import keys, orgs
     from sapien.database import utcnow
 
-    app = _app()
+    app = fresh_app()
     with app.app_context():
         now = utcnow()
         organization_id = orgs.create_organization("Bench Corp", "bench-corp", now=now).id

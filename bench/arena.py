@@ -15,7 +15,7 @@ import statistics
 import time
 from datetime import timedelta
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from bench.harness import Figure, fresh_app
 
 NAME = "Arena"
 QUEUERS = 1_000
@@ -26,23 +26,6 @@ POLLS = 1_000
 def _p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[98] if len(samples) > 1 else samples[0]
 
-
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-        "ARENA_MIN_MS_PER_ITEM": 0,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
 
 
 def _members(count: int, now, prefix: str) -> list[int]:
@@ -180,7 +163,7 @@ def _poll(app, now) -> tuple[list[float], list[float], list[float]]:
 def run() -> list[Figure]:
     from sapien.database import utcnow
 
-    app = _app()
+    app = fresh_app(ARENA_MIN_MS_PER_ITEM=0)
     with app.test_request_context():
         now = utcnow()
         seconds, ceiling, rounds = _pairing(now)

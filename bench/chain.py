@@ -19,7 +19,7 @@ import secrets
 import subprocess
 import time
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, free_port, recreate_database
+from bench.harness import ROOT, Figure, free_port, fresh_app
 from sapien.i18n import TOKEN_UNIT
 
 NAME = "Chain, anvil"
@@ -46,23 +46,6 @@ def _anvil() -> tuple[subprocess.Popen, str]:
     process.kill()
     raise RuntimeError("anvil did not start")
 
-
-def _app(rpc_url: str):
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "CHAIN_RPC_URL": rpc_url,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
 
 
 def seed_members(count: int, prefix: str, now, *, address_offset: int) -> list[tuple[int, str]]:
@@ -221,7 +204,7 @@ def run() -> list[Figure]:
 
     anvil, rpc_url = _anvil()
     try:
-        app = _app(rpc_url)
+        app = fresh_app(CHAIN_RPC_URL=rpc_url)
         with app.app_context():
             now = utcnow()
             deploy_contracts(now)

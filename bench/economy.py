@@ -17,7 +17,7 @@ import os
 import time
 from datetime import timedelta
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from bench.harness import Figure, fresh_app
 from sapien.i18n import TOKEN_UNIT
 
 NAME = "Economy, PostgreSQL"
@@ -25,22 +25,6 @@ GOAL_SECONDS = 60.0
 MEMBERS = int(os.environ.get("BENCH_ECONOMY_MEMBERS", 1_000_000))
 CONTRIBUTORS = int(os.environ.get("BENCH_ECONOMY_CONTRIBUTORS", 100_000))
 
-
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
 
 
 def seed_members(count: int, *, prefix: str, now) -> None:
@@ -163,7 +147,7 @@ def _revenue(now) -> Figure:
 def run() -> list[Figure]:
     from sapien.database import utcnow
 
-    app = _app()
+    app = fresh_app()
     with app.test_request_context():
         now = utcnow()
         return [_revenue(now), _conversion(now)]

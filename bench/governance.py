@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from bench.harness import Figure, fresh_app
 from sapien.i18n import TOKEN_UNIT
 
 NAME = "Governance tally, PostgreSQL"
@@ -73,22 +73,6 @@ def cast_every_vote(proposal_id: int, now) -> None:
         connection.execute(text("ANALYZE governance_votes"))
 
 
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
-
 
 def run() -> list[Figure]:
     from sqlalchemy import text
@@ -98,7 +82,7 @@ def run() -> list[Figure]:
     from sapien.governance import proposals, voting
     from sapien.ledger import service as ledger
 
-    app = _app()
+    app = fresh_app()
     with app.test_request_context():
         now = utcnow()
         seed_stakers(VOTERS)

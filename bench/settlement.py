@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from bench.harness import Figure, fresh_app
 
 NAME = "Settlement, PostgreSQL"
 GOAL_SECONDS = 10.0
@@ -58,22 +58,6 @@ def seed_verified_answers(pack_id: int, *, members: int, items: int, now) -> lis
     return member_ids
 
 
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
-
 
 def _bare_insert_seconds(rows: int) -> float:
     """The ceiling: `rows` ledger-shaped rows in one INSERT … SELECT into a copy of the table and its indexes."""
@@ -99,7 +83,7 @@ def run() -> list[Figure]:
     from sapien.database import utcnow
     from sapien.labeling import packs
 
-    app = _app()
+    app = fresh_app()
     with app.app_context():
         now = utcnow()
         campaign = packs.create_campaign(name="Settlement bench", kind="enterprise", actor_id=None, now=now)

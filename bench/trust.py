@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.harness import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, Figure, recreate_database
+from bench.harness import Figure, fresh_app
 
 NAME = "Trust & safety scan, PostgreSQL"
 MEMBERS = int(os.environ.get("TRUST_BENCH_MEMBERS", 100_000))
@@ -101,22 +101,6 @@ def seed_community(members: int, answers: int, now) -> int:
     return fraud
 
 
-def _app():
-    from flask_migrate import upgrade
-
-    from sapien import create_app
-
-    recreate_database()
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": BENCH_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        "REDIS_URL": BENCH_REDIS_URL,
-        "RATELIMIT_STORAGE_URI": BENCH_REDIS_URL,
-        "QUEST_ROTATION": False,
-    })
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-    return app
-
 
 def run() -> list[Figure]:
     from sqlalchemy import select, text
@@ -127,7 +111,7 @@ def run() -> list[Figure]:
     from sapien.moderation.safety.model import precision_recall
     from sapien.moderation.safety.scan import run_scan
 
-    app = _app()
+    app = fresh_app()
     with app.app_context():
         now = utcnow()
         started = time.perf_counter()

@@ -9,13 +9,15 @@ label) and its author earns `STUMP_POINTS` points once. Two members who disagree
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sapien.arena.errors import ArenaError
 from sapien.arena.models import ArenaStump
@@ -28,7 +30,7 @@ from sapien.quality.models import VerifiedLabel
 CONFIRMATIONS = 2
 STUMP_POINTS = 25
 MIN_TEXT, MAX_TEXT = 10, 1000
-_MODELS: dict[int, tuple[int, Pipeline]] = {}
+_MODELS: dict[int, tuple[str, Pipeline]] = {}  # pack id → (digest of its training set, model)
 
 
 def stump_packs() -> list[TaskPack]:
@@ -37,13 +39,12 @@ def stump_packs() -> list[TaskPack]:
 
 
 def baseline(pack_id: int) -> Pipeline | None:
-    """The pack's baseline classifier, or None while its verified labels cover fewer than two classes."""
-    count = db.session.scalar(select(func.count()).select_from(VerifiedLabel).where(VerifiedLabel.pack_id == pack_id)) or 0
-    cached = _MODELS.get(pack_id)
-    if cached and cached[0] == count:
-        return cached[1]
+    """The pack's baseline classifier, or None while its verified labels cover fewer than two classes.
+
+    Fitted once per training set: the cache key is a digest of the texts and labels themselves, so a label
+    overridden in place (the count unchanged) or a pack id reused after a reset never serves a stale model."""
     rows = db.session.execute(select(Item.payload, VerifiedLabel.answer).join(Item, Item.id == VerifiedLabel.item_id)
-                              .where(VerifiedLabel.pack_id == pack_id)).all()
+                              .where(VerifiedLabel.pack_id == pack_id).order_by(Item.id)).all()
     texts, labels = [], []
     for payload, answer in rows:
         found = (answer or {}).get("labels") or []
@@ -52,9 +53,13 @@ def baseline(pack_id: int) -> Pipeline | None:
             labels.append(found[0])
     if len(set(labels)) < 2:
         return None
+    digest = hashlib.sha256(json.dumps([texts, labels]).encode()).hexdigest()
+    cached = _MODELS.get(pack_id)
+    if cached and cached[0] == digest:
+        return cached[1]
     model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1), LogisticRegression(max_iter=500))
     model.fit(texts, labels)
-    _MODELS[pack_id] = (count, model)
+    _MODELS[pack_id] = (digest, model)
     return model
 
 

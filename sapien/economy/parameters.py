@@ -144,6 +144,25 @@ def _specs() -> list[ParameterSpec]:
                       _l("How an enterprise payment splits between contributors, stakers and the treasury."),
                       _shares(REVENUE_PARTS, sums_to_whole=True)),
     ]
+    # Governance's own settings live here too, so votes can change them like any other (docs/governance.md):
+    # a vote runs 72 hours; 10 % of the frozen power must take part; a change passes with more than 50 % of
+    # the power cast for or against; a passed change waits 48 hours; a member proposes from level 3,
+    # reputation 550 and 1 staked token.
+    specs += [
+        ParameterSpec("governance.voting_period_hours", "int", 72, _l("How long a proposal is open for voting, in hours."),
+                      _whole(1, 24 * 60)),
+        ParameterSpec("governance.quorum_bp", "basis_points", 1_000,
+                      _l("Share of the frozen voting power that must take part for a vote to count."), _whole(0, BASIS)),
+        ParameterSpec("governance.pass_threshold_bp", "basis_points", 5_000,
+                      _l("A proposal passes with more than this share of the power cast for or against."), _whole(0, BASIS - 1)),
+        ParameterSpec("governance.timelock_hours", "int", 48, _l("How long a passed change waits before it applies, in hours."),
+                      _whole(0, 24 * 60)),
+        ParameterSpec("governance.proposal_min_level", "int", 3, _l("The level a member needs to propose."), _whole(1, 100)),
+        ParameterSpec("governance.proposal_min_reputation", "int", 550, _l("The reputation a member needs to propose."),
+                      _whole(0, 1000)),
+        ParameterSpec("governance.proposal_min_stake", "token_amount", TOKEN_UNIT, _l("The stake a member needs to propose."),
+                      _token_amount(0, 10**6 * TOKEN_UNIT)),
+    ]
     for difficulty in DIFFICULTIES:
         specs.append(ParameterSpec(f"reward.difficulty.{difficulty}", "basis_points", DEFAULT_DIFFICULTY_BP[difficulty],
                                    _l("Reward multiplier of %(difficulty)s packs.", difficulty=difficulty), _whole(0, 10 * BASIS)))

@@ -24,7 +24,7 @@ settings (level 3, reputation 550 and 1 staked token by default).
 Settings
 --------
 The period, quorum, pass threshold, timelock and proposal thresholds are parameters of the economy's
-parameter store (registered by `sapien.governance.settings`), so they have a history and can themselves
+parameter store (declared in `sapien/economy/parameters.py`), so they have a history and can themselves
 be changed by a vote. A proposal copies them when it opens.
 """
 
@@ -38,9 +38,10 @@ from sqlalchemy import func, select
 
 from sapien.accounts.models import User
 from sapien.economy.models import StakePosition
+from sapien.economy.parameters import format_tokens
 from sapien.extensions import db
 from sapien.governance.settings import setting
-from sapien.i18n import TOKEN_DECIMALS, TOKEN_UNIT
+from sapien.i18n import TOKEN_UNIT
 from sapien.moderation import verdicts
 from sapien.progression.levels import member_level
 from sapien.quality.reputation import reputation_of
@@ -91,16 +92,11 @@ def standing(user_id: int) -> Standing:
     if reputation < min_reputation:
         missing.append(str(_l("Reach a reputation of %(needed)s (yours is %(now)s).", needed=min_reputation, now=reputation)))
     if stake < min_stake:
-        missing.append(str(_l("Stake at least %(needed)s tokens.", needed=_tokens(min_stake))))
+        missing.append(str(_l("Stake at least %(needed)s tokens.", needed=format_tokens(min_stake))))
     user = db.session.get(User, user_id)
     if user is None or user.is_banned:
         missing.append(str(_l("Banned members cannot propose.")))
     return Standing(level, reputation, stake, voting_power(stake, reputation), tuple(missing))
-
-
-def _tokens(amount: int) -> str:
-    whole, fraction = divmod(amount, TOKEN_UNIT)
-    return f"{whole:,}" + (f".{fraction:0{TOKEN_DECIMALS}d}".rstrip("0") if fraction else "")
 
 
 def flagged(user_id: int, now: datetime) -> bool:

@@ -517,6 +517,22 @@ def page(browser, live_server):
     assert not during_test, during_test
 
 
+@pytest.fixture
+def second_page(browser, live_server):
+    """Opens a page in a browser context of its own (a second person at another computer); every context it
+    opened is closed at teardown, before the live server is, even when the test fails half way."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
 def pytest_report_header(config):
     return [
         f"database: {_worker_database_url()}",

@@ -48,7 +48,7 @@ def person(username: str, role: str = "member") -> Person:
     return Person(user.id, username)
 
 
-def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page, browser, live_server):
+def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page, second_page):
     from sapien.chain.wallet_models import Wallet
     from sapien.database import unit_of_work, utcnow
     from sapien.ledger.service import credit
@@ -103,8 +103,7 @@ def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page
     expect(page.get_by_role("button", name="Approve and freeze")).to_have_count(0)
 
     # The second moderator, in a browser of their own, approves and publishes.
-    context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
-    other_page = context.new_page()
+    other_page = second_page()
     sign_in(other_page, second)
     other_page.goto(f"/airdrops/snapshots/{snapshot_id}")
     other_page.get_by_role("button", name="Approve and freeze").click()
@@ -117,7 +116,7 @@ def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page
     address = publish_airdrop(snapshot_id)
     other_page.reload()
     expect(other_page.locator("#distributor")).to_have_text(address)
-    context.close()
+    other_page.context.close()
 
     # The member claims from the injected wallet (EIP-1193): its eth_sendTransaction is answered by
     # eth-account on the Python side, signing and sending exactly the transaction the page prepared.
@@ -130,8 +129,7 @@ def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page
         return "0x" + receipt["transactionHash"].hex().removeprefix("0x")
 
     fund_gas(chain, key.address)
-    member_context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
-    member_page = member_context.new_page()
+    member_page = second_page()
     member_page.expose_function("pythonSendTransaction", send_transaction)
     member_page.add_init_script(PROVIDER % {"address": key.address})
     sign_in(member_page, member)
@@ -144,4 +142,4 @@ def test_configure_preview_run_compare_freeze_publish_and_claim(app, chain, page
     assert chain.contract("SapienToken").functions.balanceOf(key.address).call() == 500 * TOKEN_UNIT
     member_page.goto(f"/airdrops/{snapshot_id}")
     expect(member_page.locator("#claimed-share")).to_have_text("100%")
-    member_context.close()
+    member_page.context.close()

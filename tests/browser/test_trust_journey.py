@@ -18,7 +18,7 @@ def sign_in(page, username: str, password: str) -> None:
     page.wait_for_url("**/dashboard")
 
 
-def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_moderator(app, browser, live_server, page, make_member, tmp_path):
+def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_moderator(app, page, second_page, make_member, tmp_path):
     from sqlalchemy import select
 
     from sapien.database import utcnow
@@ -70,8 +70,7 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
         db.session.remove()
 
     # A banned member cannot sign in, but appeals from the sign-in page.
-    appeal_context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
-    banned = appeal_context.new_page()
+    banned = second_page()
     banned.goto("/login")
     banned.get_by_role("link", name="Appeal the ban").click()
     expect(banned.get_by_role("heading", name="Appeal a ban")).to_be_visible()
@@ -80,14 +79,13 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
     banned.get_by_label("Why should the decision change?").fill("My little brother used my laptop. I will secure it.")
     banned.get_by_role("button", name="Send my appeal").click()
     expect(banned.locator(".toast", has_text="Your appeal is sent")).to_be_visible()
-    appeal_context.close()
+    banned.context.close()
 
     # The deciding moderator does not hear it; the second one does, and overturns the ban.
     page.goto("/moderation/appeals")
     expect(page.get_by_role("heading", name="Moderation appeals")).to_be_visible()
     expect(page.locator(".empty", has_text="No open appeals.")).to_be_visible()
-    second_context = browser.new_context(base_url=live_server, locale="en-US", timezone_id="UTC")
-    other = second_context.new_page()
+    other = second_page()
     sign_in(other, second.username, second.password)
     nav = other.get_by_role("navigation", name="Main")
     nav.locator(".navgroup > summary", has_text="Moderation").click()
@@ -98,7 +96,7 @@ def test_the_ring_is_flagged_banned_undone_and_an_appeal_reaches_a_second_modera
     appeal.get_by_label("Reason").fill("Believable; one more chance.")
     appeal.get_by_role("button", name="Decide").click()
     expect(other.locator(".toast", has_text="The decision is overturned.")).to_be_visible()
-    second_context.close()
+    other.context.close()
     with app.app_context():
         from sapien.accounts import service as accounts
 

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from sapien.accounts.models import User
 from sapien.economy.models import Conversion, RevenuePayment, Slash
 from sapien.economy.treasury import existing_treasury_id
 from sapien.extensions import db
+from sapien.labeling.models import Campaign
 from sapien.ledger.models import Balance
 
 
@@ -53,3 +55,22 @@ def totals() -> EconomyTotals:
         payments=int(count),
         slashed=int(session.scalar(select(func.coalesce(func.sum(Slash.amount), 0)))),
     )
+
+
+def campaign_choices() -> list[tuple[int, str]]:
+    """The campaigns an admin may record a payment for, by name."""
+    return [(campaign.id, campaign.name) for campaign in db.session.scalars(select(Campaign).order_by(Campaign.name))]
+
+
+def usernames(user_ids: set[int]) -> dict[int, str]:
+    """Who made which change, for the parameter history."""
+    if not user_ids:
+        return {}
+    return dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
+
+
+def recent_slashes(limit: int = 50) -> list[tuple[Slash, str]]:
+    """The latest slashes with the slashed member's username (the moderators' page)."""
+    return list(db.session.execute(
+        select(Slash, User.username).join(User, User.id == Slash.user_id).order_by(Slash.created_at.desc()).limit(limit)
+    ).tuples())

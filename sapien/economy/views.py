@@ -3,19 +3,14 @@ from __future__ import annotations
 from flask import Blueprint, abort, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from sapien.accounts.models import User
-from sapien.accounts.service import username_key
+from sapien.accounts import service as accounts
 from sapien.database import utcnow
 from sapien.economy import conversion, overview, parameters, revenue, staking
 from sapien.economy.errors import EconomyError, EconomyNotFound
 from sapien.economy.forms import SEVERITY_LABELS, ParameterForm, PaymentForm, SlashForm, StakeForm
-from sapien.economy.models import Slash
 from sapien.errors import DomainError
-from sapien.extensions import db
 from sapien.forms import EmptyForm
-from sapien.labeling.models import Campaign
 from sapien.ledger import service as ledger
 from sapien.web import (
     flash_message,
@@ -123,13 +118,13 @@ def collect(position_id: int):
 
 def _payment_form(form: PaymentForm | None = None) -> PaymentForm:
     form = form or PaymentForm(formdata=None)
-    form.campaign_id.choices = [(campaign.id, campaign.name) for campaign in db.session.scalars(select(Campaign).order_by(Campaign.name))]
+    form.campaign_id.choices = overview.campaign_choices()
     return form
 
 
 def _render_admin(parameter_form: ParameterForm | None = None, payment_form: PaymentForm | None = None, status: int = 200):
     history = parameters.parameter_history(limit=200)
-    actors = {user.id: user.username for user in db.session.scalars(select(User).where(User.id.in_({c.actor_id for c in history if c.actor_id})))}
+    actors = overview.usernames({change.actor_id for change in history if change.actor_id})
     return render_page_or_fragment(
         "economy/admin.html", "economy/fragments/admin.html", status=status,
         specs=parameters.PARAMETERS, values=parameters.all_parameters(), display=parameters.display_value, history=history, actors=actors,
@@ -186,9 +181,7 @@ def record_payment():
 # --- the moderators' page: epoch reports and slashes ----------------------------------------------
 
 def _render_moderation(slash_form: SlashForm | None = None, status: int = 200):
-    slashes = db.session.execute(
-        select(Slash, User.username).join(User, User.id == Slash.user_id).order_by(Slash.created_at.desc()).limit(50)
-    ).tuples().all()
+    slashes = overview.recent_slashes()
     return render_page_or_fragment(
         "economy/moderation.html", "economy/fragments/moderation.html", status=status,
         epochs=conversion.epochs(), slashes=slashes, slash_form=slash_form or SlashForm(formdata=None), severity_labels=SEVERITY_LABELS,
@@ -206,12 +199,12 @@ def moderation():
 def slash():
     form = SlashForm()
     if form.validate_on_submit():
-        member_id = db.session.scalar(select(User.id).where(User.username_key == username_key(form.username.data.strip())))
-        if member_id is None:
+        member = accounts.get_by_username(form.username.data.strip())
+        if member is None:
             form.username.errors = [_("There is no member with that username.")]
         else:
             try:
-                made = staking.slash(member_id, form.severity.data, reason=form.reason.data or "", actor_id=current_user.id, now=utcnow())
+                made = staking.slash(member.id, form.severity.data, reason=form.reason.data or "", actor_id=current_user.id, now=utcnow())
             except EconomyError as error:
                 show_domain_error(form, error)
             else:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
-from sapien.accounts.models import User
+from sapien.accounts import service as accounts
 from sapien.arena import challenges, fairplay, live, matches, matchmaking, prizes, ratings, results, stump
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ChallengeForm, PoolForm, SeasonForm
@@ -190,7 +189,7 @@ def leaderboard():
 @bp.get("/members/<username>")
 @login_required
 def member_history(username: str):
-    user = db.session.scalar(select(User).where(User.username == username[:40]))
+    user = accounts.get_by_username(username[:40])
     if user is None:
         abort(404)
     now = utcnow()

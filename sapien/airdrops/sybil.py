@@ -5,7 +5,8 @@ appeals and the public aggregate count). Clusters are "merged": the earliest acc
 (lowest id) keeps its place and the others are excluded with a reason that names it.
 
 Two rules read trust & safety's verdicts (`sapien.moderation.verdicts`): `flagged_by_trust_and_safety`
-and `shared_signal_cluster`. They return nothing until that module exists; the lead wires them at merge.
+(an open flag, an active restriction or ban) and `shared_signal_cluster` (accounts sharing an IP network or a
+device; clusters joined by wallets alone are left to the two wallet rules).
 """
 
 from __future__ import annotations

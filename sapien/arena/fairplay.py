@@ -2,7 +2,7 @@
 
 A flagged match stays unrated and unpaid until a moderator clears it (then it is rated and paid as if it
 had just finished) or upholds the flag (it never counts). Reasons: the two members look like one person
-(`suspected_pair`, wired by the lead to trust & safety), the same two members met again and again, or
+(`suspected_pair`: a shared IP network, device or wallet in trust & safety's signals), the same two members met again and again, or
 answers came faster than anyone can read.
 """
 

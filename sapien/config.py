@@ -58,6 +58,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # tokenURI's base for badges: the site's public address (the metadata route is appended).
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         "INSTANCE_DIR": str(instance_dir),
+        # A conversion epoch's close (PostgreSQL) converts this many ranges of members side by side, each on
+        # its own connection: about the database's cores (the pool holds 5 connections plus overflow).
+        "ECONOMY_CLOSE_WORKERS": int(env.get("ECONOMY_CLOSE_WORKERS", "2")),
         # Failed sign-ins only: per client address and account name tried, and (looser) per client address.
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "LOGIN_ADDRESS_RATE_LIMIT": env.get("LOGIN_ADDRESS_RATE_LIMIT", "60 per minute"),

@@ -20,7 +20,8 @@ and ``…:stake``. It happens either when the member asks ("convert now", `conve
 epoch's conversion, done at once) or when the epoch closes (`close_epoch`, the job
 ``jobs.economy.convert_epoch``, run by the reconciler once the epoch has ended): the close converts every
 member with points who has no conversion in that epoch yet, `CHUNK` member ids per transaction (on
-PostgreSQL set-based: three statements per chunk, see `_close_set_based`), then writes the epoch's totals
+PostgreSQL set-based: three statements per chunk, ``ECONOMY_CLOSE_WORKERS`` chunks side by side, see
+`_close_set_based`), then writes the epoch's totals
 (the moderators' report) and closes it. Running it twice converts nobody twice: the rows' unique key,
 the auto-stakes' unique conversion and the ledger keys hold. A member whose token or stake balance would
 pass the ledger's BIGINT limit is left out; the report counts the members left with points to convert.
@@ -29,9 +30,11 @@ pass the ledger's BIGINT limit is left out; the report counts the members left w
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, any_, bindparam, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -288,7 +291,7 @@ class EpochReport:
         return format_tokens(self.tokens)
 
 
-def close_epoch(epoch_id: int, *, now: datetime, chunk: int = CHUNK) -> EpochReport:
+def close_epoch(epoch_id: int, *, now: datetime, chunk: int = CHUNK, workers: int | None = None) -> EpochReport:
     """Convert every member not converted in this (ended) epoch, then close it with its totals. Safe to run
     twice, and alongside members converting: each member converts once."""
     epoch = db.session.get(ConversionEpoch, epoch_id)
@@ -297,7 +300,8 @@ def close_epoch(epoch_id: int, *, now: datetime, chunk: int = CHUNK) -> EpochRep
     if epoch.status == "open" and as_utc(epoch.ends_at) > now:
         raise EconomyError(_l("That epoch has not ended yet."))
     if epoch.status == "open" and is_postgres():
-        skipped = _close_set_based(epoch, now=now, chunk=chunk)
+        workers = workers or current_app.config["ECONOMY_CLOSE_WORKERS"]
+        skipped = _close_set_based(epoch, now=now, chunk=chunk, workers=workers)
     else:
         skipped = _close_member_by_member(epoch, now=now, chunk=chunk) if epoch.status == "open" else 0
     with unit_of_work() as session:
@@ -382,20 +386,41 @@ _LEFT_UNCONVERTED = text(
 )
 
 
-def _close_set_based(epoch: ConversionEpoch, *, now: datetime, chunk: int) -> int:
-    """Convert the epoch's members `chunk` member ids per transaction; returns how many members still have
-    points to convert (too few for a token unit, or at the ledger's limit): the report's "skipped"."""
+def _close_set_based(epoch: ConversionEpoch, *, now: datetime, chunk: int, workers: int) -> int:
+    """Convert the epoch's members `chunk` member ids per transaction, `workers` ranges at a time; returns
+    how many members still have points to convert (too few for a token unit, or at the ledger's limit):
+    the report's "skipped".
+
+    The ranges share no member, so they run side by side on their own connections (the work is inserts
+    and foreign-key checks, which one backend does on one core). A range that fails leaves the others
+    committed; the close is rerun as a whole and skips what is done.
+    """
     rates = current_rates()
     top = db.session.scalar(select(func.max(Balance.user_id)).where(Balance.currency == "points")) or 0
     params = dict(epoch=epoch.id, number=epoch.number, rate=rates.tokens_per_1000_points, auto=rates.auto_stake_bp, max=LEDGER_MAX,
                   months=rates.auto_lock_months, lock_ends=now + rates.auto_lock_months * LOCK_MONTH, now=now)
-    for after in range(0, top, chunk):
-        with unit_of_work() as session:
-            bounds = dict(params, after=after, upto=after + chunk)
-            session.execute(_CONVERT_RANGE, bounds)
-            ledger.credit_set(_CREDITS_OF_RANGE, bounds, now=now)
-            session.execute(_AUTO_STAKES_OF_RANGE, bounds)
+    db.session.commit()  # end the caller's read transaction: the ranges commit on other connections
+    starts = range(0, top, chunk)
+    if workers <= 1 or len(starts) <= 1:
+        for after in starts:
+            _convert_range(dict(params, after=after, upto=after + chunk))
+    else:
+        app = current_app._get_current_object()
+
+        def convert_in_own_context(after: int) -> None:
+            with app.app_context():  # its own session, so its own connection
+                _convert_range(dict(params, after=after, upto=after + chunk))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(convert_in_own_context, starts))
     return int(db.session.scalar(_LEFT_UNCONVERTED, {"epoch": epoch.id}) or 0)
+
+
+def _convert_range(bounds: dict) -> None:
+    with unit_of_work() as session:
+        session.execute(_CONVERT_RANGE, bounds)
+        ledger.credit_set(_CREDITS_OF_RANGE, bounds, now=bounds["now"])
+        session.execute(_AUTO_STAKES_OF_RANGE, bounds)
 
 
 def report_of(epoch: ConversionEpoch) -> EpochReport:

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from jobs.economy import convert_epoch
 from sapien.economy import conversion, staking
@@ -112,3 +112,24 @@ def test_two_convert_requests_at_once_convert_once(app):
     with app.app_context():
         assert ledger.balance(ana, "token") + ledger.balance(ana, "stake") == T // 10
         assert staking.stake_summary(ana).staked == T // 50
+
+
+@pytest.mark.postgres_only
+def test_the_close_converts_ranges_side_by_side_each_member_once(app):
+    """Small ranges on two connections at once, and a member who converted during the epoch: every other
+    member converts once, the report counts each once, and a rerun changes nothing."""
+    with app.test_request_context():
+        members = [make_user() for _ in range(7)]
+        for number, member in enumerate(members, start=1):
+            give(member, "points", 1000 * number)
+        epoch = conversion.current_epoch(NOW)
+        conversion.convert_member(members[3], now=NOW)
+        epoch_id, ends_at = epoch.id, epoch.ends_at
+        db.session.remove()
+    with app.app_context():
+        first = conversion.close_epoch(epoch_id, now=ends_at + timedelta(minutes=1), chunk=2, workers=2)
+        again = conversion.close_epoch(epoch_id, now=ends_at + timedelta(minutes=2), chunk=2, workers=2)
+        assert first == again and first.members == 7 and first.points == 1000 * sum(range(1, 8))
+        for number, member in enumerate(members, start=1):
+            assert ledger.balance(member, "token") + ledger.balance(member, "stake") == number * T // 10
+            assert db.session.scalar(select(func.count()).select_from(StakePosition).where(StakePosition.user_id == member)) == 1

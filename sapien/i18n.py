@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from decimal import Decimal
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -13,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from sapien.database import as_utc
+from sapien.errors import DomainError
 from sapien.extensions import babel
 
 LANGUAGE_COOKIE = "sapien_lang"
@@ -209,12 +211,54 @@ def format_duration(value) -> str:
 # ledger amount holds 9.2 trillion tokens (eighteen would stop at 9.2).
 TOKEN_DECIMALS = 6
 TOKEN_UNIT = 10**TOKEN_DECIMALS
+_TOKEN_PATTERN = "#,##0." + "#" * TOKEN_DECIMALS  # every decimal a base unit has, none it has not
+
+
+class TokenAmountError(DomainError):
+    """A typed token amount that is not one: not a number, negative, or finer than a base unit."""
+
+
+def _reader_locale():
+    return request_i18n()[1] if has_request_context() else Locale("en")
+
+
+def format_tokens(units: int) -> str:
+    """Base units as tokens in the reader's number format: 1,500,000 → "1.5" ("1,5" in French), exactly."""
+    return numbers.format_decimal(Decimal(int(units)).scaleb(-TOKEN_DECIMALS), format=_TOKEN_PATTERN, locale=_reader_locale())
+
+
+def parse_tokens(text: str) -> int:
+    """Tokens as a member types them, in their number format ("1,234.5"; "1 234,5" in French) → base units.
+
+    Strict about grouping, so that "1,5" typed in English is refused (with what it would mean) rather than
+    read as fifteen. Refuses negatives and fractions finer than the token's precision.
+    """
+    locale = _reader_locale()
+    text = str(text or "").strip()
+    group = numbers.get_group_symbol(locale)
+    if group.isspace():  # French groups with a narrow no-break space; people type a plain one
+        text = "".join(group if character.isspace() else character for character in text)
+    try:
+        amount = numbers.parse_decimal(text, locale=locale, strict=True)
+    except numbers.NumberFormatError as error:
+        if error.suggestions:
+            raise TokenAmountError(_l("Did you mean %(suggestion)s tokens? Amounts are written like %(example)s.",
+                                      suggestion=error.suggestions[0], example=format_tokens(1_234_500_000))) from None
+        raise TokenAmountError(_l("Enter an amount of tokens, like %(example)s.", example=format_tokens(12_500_000))) from None
+    if not amount.is_finite():
+        raise TokenAmountError(_l("Enter an amount of tokens, like %(example)s.", example=format_tokens(12_500_000)))
+    if amount < 0:
+        raise TokenAmountError(_l("Amounts cannot be negative."))
+    units = amount.scaleb(TOKEN_DECIMALS)
+    if units != units.to_integral_value():
+        raise TokenAmountError(_l("Tokens have at most %(places)s decimal places.", places=TOKEN_DECIMALS))
+    return int(units)
 
 
 def format_money(amount: int, currency: str) -> str:
     """Points and XP are whole numbers; tokens are shown from their base units (TOKEN_UNIT)."""
     if currency in ("token", "stake", "partner"):
-        return numbers.format_decimal(amount / TOKEN_UNIT, format="#,##0.####", locale=request_i18n()[1])
+        return format_tokens(amount)
     return numbers.format_decimal(amount, locale=request_i18n()[1])
 
 

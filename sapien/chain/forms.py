@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -10,7 +9,7 @@ from wtforms.validators import DataRequired, Length
 
 from sapien.chain.payout_chains import enabled_chains
 from sapien.forms import ChoiceField
-from sapien.i18n import TOKEN_DECIMALS
+from sapien.i18n import TOKEN_UNIT, TokenAmountError, parse_tokens
 
 
 def chain_choices() -> list[tuple[int, str]]:
@@ -53,11 +52,11 @@ class PayoutChainForm(FlaskForm):
 
 
 WITHDRAW_CURRENCIES = (("token", _l("Tokens")), ("partner", _l("Partner tokens")))
-MAX_TOKENS = 10**12  # far above any balance; keeps the arithmetic below inside Decimal's precision
+MAX_TOKENS = 10**12  # far above any balance (the ledger's BIGINT holds 9.2 trillion tokens)
 
 
 class WithdrawForm(FlaskForm):
-    """A withdrawal: which token, how much (in whole tokens, up to TOKEN_DECIMALS decimals), and the request's key (a
+    """A withdrawal: which token, how much (in tokens, up to TOKEN_DECIMALS decimals), and the request's key (a
     fresh one on every page, so the same form sent twice withdraws once)."""
 
     currency = ChoiceField(_l("Token"), choices=WITHDRAW_CURRENCIES)
@@ -70,16 +69,14 @@ class WithdrawForm(FlaskForm):
 
     def validate_amount(self, field) -> None:
         try:
-            value = Decimal(field.data.strip().replace(",", "."))
-        except (InvalidOperation, AttributeError):
-            raise ValidationError(_l("Enter a number, such as 2.5.")) from None
-        if not value.is_finite() or value <= 0:
+            units = parse_tokens(field.data)
+        except TokenAmountError as error:
+            raise ValidationError(error.message) from None
+        if units <= 0:
             raise ValidationError(_l("Enter an amount above zero."))
-        if value > MAX_TOKENS:
+        if units > MAX_TOKENS * TOKEN_UNIT:
             raise ValidationError(_l("That is more than your balance. Withdraw at most what you have."))
-        if value != value.quantize(Decimal(1).scaleb(-TOKEN_DECIMALS)):
-            raise ValidationError(_l("Tokens have at most 6 decimal places."))
 
     def base_units(self) -> int:
-        """The amount in the ledger's base units (TOKEN_UNIT to a token)."""
-        return int(Decimal(self.amount.data.strip().replace(",", ".")).scaleb(TOKEN_DECIMALS))
+        """The amount in the ledger's base units (TOKEN_UNIT to a token), in the reader's number format."""
+        return parse_tokens(self.amount.data)

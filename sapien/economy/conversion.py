@@ -43,9 +43,10 @@ from sapien.accounts.models import User
 from sapien.database import as_utc, dialect_insert, is_postgres, unit_of_work, utcnow
 from sapien.economy.errors import EconomyError
 from sapien.economy.models import Conversion, ConversionEpoch, StakePosition
-from sapien.economy.parameters import BASIS, LEDGER_MAX, format_tokens, get_parameter
+from sapien.economy.parameters import BASIS, LEDGER_MAX, get_parameter
 from sapien.economy.staking import LOCK_MONTH, tiers
 from sapien.extensions import db
+from sapien.i18n import format_tokens
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
 from sapien.queue import PendingWork, pending_work_source

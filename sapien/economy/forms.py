@@ -7,8 +7,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from sapien.economy.parameters import PARAMETERS, parse_tokens
+from sapien.economy.parameters import PARAMETERS
 from sapien.forms import ChoiceField
+from sapien.i18n import parse_tokens
 
 SEVERITY_LABELS = {
     "warning": _l("Warning (nothing slashed)"),
@@ -22,7 +23,7 @@ class StakeForm(FlaskForm):
     lock_months = ChoiceField(_l("Lock period"), choices=[])
 
     def amount_units(self) -> int:
-        """The amount in base units (raises ParameterError on a negative or too fine amount)."""
+        """The amount in base units (raises TokenAmountError on a negative or too fine amount)."""
         return parse_tokens(self.amount.data)
 
 

@@ -17,7 +17,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
@@ -27,7 +26,7 @@ from sapien.database import dialect_insert, unit_of_work
 from sapien.economy.models import Parameter, ParameterChange
 from sapien.errors import DomainError
 from sapien.extensions import db
-from sapien.i18n import TOKEN_DECIMALS, TOKEN_UNIT
+from sapien.i18n import TOKEN_UNIT, TokenAmountError, format_tokens, parse_tokens
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
 
 BASIS = 10_000  # basis points in 100 % (or in a 1× multiplier)
@@ -259,33 +258,15 @@ def parameter_history(name: str | None = None, *, limit: int = 200) -> list[Para
 
 # --- form input -----------------------------------------------------------------------------------
 
-def parse_tokens(text: str) -> int:
-    """"1.5" tokens → base units; refuses negatives and fractions finer than the token's precision."""
-    try:
-        amount = Decimal((text or "").strip().replace(",", ""))
-    except InvalidOperation:
-        raise ParameterError(_l("Enter an amount of tokens, like 12.5.")) from None
-    if not amount.is_finite() or amount < 0:
-        raise ParameterError(_l("Amounts cannot be negative."))
-    units = amount * TOKEN_UNIT
-    if units != units.to_integral_value():
-        raise ParameterError(_l("Tokens have 6 decimals: that amount is finer than the token allows."))
-    return int(units)
-
-
-def format_tokens(units: int) -> str:
-    """Base units as tokens for people: 1,500,000 → "1.5"."""
-    whole, fraction = divmod(abs(int(units)), TOKEN_UNIT)
-    text = f"{whole:,}" + (f".{fraction:0{TOKEN_DECIMALS}d}".rstrip("0") if fraction else "")
-    return ("-" if units < 0 else "") + text
-
-
 def parse_value(name: str, text: str) -> object:
     """An admin's typed value for this setting: whole numbers, tokens (decimal), or JSON."""
     spec = _spec(name)
     text = (text or "").strip()
     if spec.kind == "token_amount":
-        return parse_tokens(text)
+        try:
+            return parse_tokens(text)
+        except TokenAmountError as error:
+            raise ParameterError(error.message) from None
     if spec.kind in ("int", "basis_points"):
         try:
             return int(text.replace(",", "").replace("_", ""))

@@ -39,9 +39,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sapien.database import as_utc, is_postgres, unit_of_work
 from sapien.economy.errors import EconomyError, EconomyNotFound
 from sapien.economy.models import SLASH_SEVERITIES, Slash, StakePosition
-from sapien.economy.parameters import BASIS, format_tokens, get_parameter
+from sapien.economy.parameters import BASIS, get_parameter
 from sapien.economy.treasury import treasury_id
 from sapien.extensions import db
+from sapien.i18n import format_tokens
 from sapien.ledger import service as ledger
 from sapien.moderation import service as audit
 from sapien.notifications.service import notify

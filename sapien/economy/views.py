@@ -11,6 +11,7 @@ from sapien.economy.errors import EconomyError, EconomyNotFound
 from sapien.economy.forms import SEVERITY_LABELS, ParameterForm, PaymentForm, SlashForm, StakeForm
 from sapien.errors import DomainError
 from sapien.forms import EmptyForm
+from sapien.i18n import format_tokens, parse_tokens
 from sapien.ledger import service as ledger
 from sapien.web import (
     flash_message,
@@ -30,7 +31,7 @@ def _stake_form(form: StakeForm | None = None) -> StakeForm:
     form = form or StakeForm(formdata=None)
     form.lock_months.choices = [
         (str(tier.months), _("%(months)s months (×%(multiplier)s from %(amount)s tokens)", months=tier.months, multiplier=tier.multiplier,
-                             amount=parameters.format_tokens(tier.min_amount)))
+                             amount=format_tokens(tier.min_amount)))
         for tier in staking.tiers()
     ]
     return form
@@ -64,7 +65,7 @@ def convert():
         flash_message(error.message, "error")
     else:
         flash_message(_("Converted %(points)s points into %(tokens)s tokens (%(staked)s staked).", points=f"{made.points:,}",
-                        tokens=parameters.format_tokens(made.tokens), staked=parameters.format_tokens(made.staked)))
+                        tokens=format_tokens(made.tokens), staked=format_tokens(made.staked)))
     return redirect_to(url_for("economy.wallet"))
 
 
@@ -80,7 +81,7 @@ def stake():
                 error.field = "amount"
             show_domain_error(form, error)
         else:
-            flash_message(_("Staked %(amount)s tokens for %(months)s months.", amount=parameters.format_tokens(position.amount),
+            flash_message(_("Staked %(amount)s tokens for %(months)s months.", amount=format_tokens(position.amount),
                             months=position.lock_months))
             return redirect_to(url_for("economy.wallet"))
     return _render_wallet(form, status=form_status(form))
@@ -163,7 +164,7 @@ def record_payment():
     form = _payment_form(PaymentForm())
     if form.validate_on_submit():
         try:
-            recorded = revenue.record_campaign_payment(form.campaign_id.data, parameters.parse_tokens(form.amount.data),
+            recorded = revenue.record_campaign_payment(form.campaign_id.data, parse_tokens(form.amount.data),
                                                        external_ref=form.external_ref.data or "", actor_id=current_user.id, now=utcnow())
         except DomainError as error:
             if error.field not in ("amount", "external_ref", "campaign_id"):
@@ -208,6 +209,6 @@ def slash():
             except EconomyError as error:
                 show_domain_error(form, error)
             else:
-                flash_message(_("Slash recorded: %(amount)s tokens taken.", amount=parameters.format_tokens(made.amount)))
+                flash_message(_("Slash recorded: %(amount)s tokens taken.", amount=format_tokens(made.amount)))
                 return redirect_to(url_for("economy.moderation"))
     return _render_moderation(form, status=form_status(form))

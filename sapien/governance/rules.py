@@ -38,10 +38,9 @@ from sqlalchemy import func, select
 
 from sapien.accounts.models import User
 from sapien.economy.models import StakePosition
-from sapien.economy.parameters import format_tokens
 from sapien.extensions import db
 from sapien.governance.settings import setting
-from sapien.i18n import TOKEN_UNIT
+from sapien.i18n import TOKEN_UNIT, format_tokens
 from sapien.moderation import verdicts
 from sapien.progression.levels import member_level
 from sapien.quality.reputation import reputation_of

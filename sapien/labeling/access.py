@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from sapien import events
 from sapien.database import as_utc
 from sapien.extensions import db
-from sapien.i18n import TOKEN_UNIT
+from sapien.i18n import TOKEN_UNIT, format_tokens
 from sapien.labeling import media as media_files
 from sapien.labeling.errors import LabelingNotFound, PackLocked
 from sapien.labeling.models import (
@@ -65,10 +64,6 @@ class PackAccess:
     needs_exam: bool = False  # the only thing missing is the exam
 
 
-def _tokens(amount: int) -> str:
-    return f"{Decimal(amount) / TOKEN_UNIT:,.4f}".rstrip("0").rstrip(".")
-
-
 def access_for(pack: TaskPack, standing: Standing) -> PackAccess:
     reasons = []
     if pack.status != "open":
@@ -81,7 +76,8 @@ def access_for(pack: TaskPack, standing: Standing) -> PackAccess:
         )
     if standing.stake < pack.min_stake * TOKEN_UNIT:
         reasons.append(
-            _l("Stake at least %(needed)s tokens (you have %(stake)s staked).", needed=f"{pack.min_stake:,}", stake=_tokens(standing.stake))
+            _l("Stake at least %(needed)s tokens (you have %(stake)s staked).", needed=format_tokens(pack.min_stake * TOKEN_UNIT),
+               stake=format_tokens(standing.stake))
         )
     exam_missing = pack.exam_required and pack.id not in standing.passed_exams
     if exam_missing:

@@ -64,9 +64,10 @@ def test_a_member_withdraws_and_follows_the_payout_until_it_is_confirmed(chain, 
 
 
 BAD_AMOUNTS = [
-    ("lots", "Enter a number, such as 2.5."),
-    ("-1", "Enter an amount above zero."),
-    ("NaN", "Enter an amount above zero."),
+    ("lots", "Enter an amount of tokens, like 12.5."),
+    ("-1", "Amounts cannot be negative."),
+    ("NaN", "Enter an amount of tokens, like 12.5."),
+    ("2,5", "Did you mean 25 tokens?"),
     ("0.0000001", "Tokens have at most 6 decimal places."),
     ("0.5", "That is more than your balance."),
     ("1e40", "That is more than your balance."),

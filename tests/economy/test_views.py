@@ -42,7 +42,7 @@ def test_a_member_converts_and_stakes_by_plain_posts_and_bad_amounts_stay_in_the
     assert response.status_code == 303 and response.headers["Location"].endswith("/economy/wallet")
     assert "Converted 5,000 points" in ana.client.get("/economy/wallet").get_data(as_text=True)
 
-    for amount, message in (("-1", "cannot be negative"), ("0.0000001", "finer than the token allows"),
+    for amount, message in (("-1", "cannot be negative"), ("0.0000001", "at most 6 decimal places"), ("1,5", "Did you mean 15 tokens?"),
                             ("5", "You have 0.4 tokens to stake"), ("abc", "Enter an amount of tokens"), ("0", "above zero")):
         response = ana.post("/economy/stake", {"amount": amount, "lock_months": "1"})
         assert response.status_code == 422 and message in response.get_data(as_text=True), amount
@@ -52,6 +52,13 @@ def test_a_member_converts_and_stakes_by_plain_posts_and_bad_amounts_stay_in_the
         assert ledger.balance(ana_id, "stake") == T // 10 + T // 4  # the auto-staked fifth and this
     text = ana.client.get("/economy/wallet").get_data(as_text=True)
     assert "×1.05" in text
+    # A French reader writes the decimal comma and reads it back.
+    french = {"Accept-Language": "fr"}
+    response = ana.post("/economy/stake", {"amount": "0,05", "lock_months": "1"}, headers=french)
+    assert response.status_code == 303
+    with app.app_context():
+        assert ledger.balance(ana_id, "stake") == T // 10 + T // 4 + T // 20
+    assert "0,05" in ana.client.get("/economy/wallet", headers=french).get_data(as_text=True)
 
 
 def test_pages_check_roles(app, make_member):

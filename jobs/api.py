@@ -1,4 +1,5 @@
-"""API jobs: webhook deliveries (one job per delivery and round; RQ retries a failed send with backoff)."""
+"""API jobs: webhook deliveries (one job per delivery and round; RQ retries a failed send with backoff), and
+closing a campaign whose deadline has passed."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def deliver_webhooks(webhook_id: int) -> int:
 
     with app_context():
         return deliver_pending(webhook_id, now=utcnow())
+
+
+def close_campaign_at_deadline(campaign_id: int) -> bool:
+    """Close a campaign whose deadline has passed and tell its client (safe to run twice: it closes once)."""
+    from sapien.api.deadlines import close_at_deadline
+    from sapien.database import utcnow
+
+    with app_context():
+        return close_at_deadline(campaign_id, now=utcnow())

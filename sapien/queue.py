@@ -47,6 +47,7 @@ LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobSt
 JOB_TIMEOUTS = {
     "jobs.airdrops.publish_airdrop": 300,
     "jobs.airdrops.run_snapshot": 1800,
+    "jobs.api.close_campaign_at_deadline": 120,
     "jobs.api.deliver_webhook": 60,
     "jobs.api.deliver_webhooks": 600,
     "jobs.arena.finish_due_matches": 60,

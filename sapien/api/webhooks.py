@@ -208,7 +208,7 @@ def check_campaign(campaign_id: int, *, now: datetime) -> None:
             if claimed:
                 verified = db.session.scalar(select(db.func.count()).select_from(VerifiedLabel).where(VerifiedLabel.pack_id.in_(pack_ids)))
                 raise_event(campaign.organization_id, "campaign.done", f"campaign.done:{campaign_id}", {
-                    "campaign_id": campaign_id, "verified": verified,
+                    "campaign_id": campaign_id, "reason": "finished", "verified": verified, "unfinished": 0,
                 }, now=now)
     if terms is not None and terms.budget_points and terms.budget_low_at is None:
         spent = spent_points(campaign_id)

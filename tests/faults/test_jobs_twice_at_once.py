@@ -416,6 +416,30 @@ class Setups:
         assert sorted((row.id, row.status, row.attempts) for row in rows) == [(i, "delivered", 1) for i in self.batch_deliveries]
         assert [self._received(delivery_id) for delivery_id in self.batch_deliveries] == [1, 1, 1]
 
+    def close_campaign_at_deadline(self):
+        from sapien.api.models import CampaignTerms
+        from sapien.api.webhooks import register_webhook
+        from sapien.database import utcnow
+        from sapien.extensions import db
+        from sapien.labeling import packs
+        from tests.api.conftest import make_org
+
+        with self.app.test_request_context():
+            org = make_org()
+            self.deadline_hook, _secret = register_webhook(org.id, url=self.receiver.url, events=["campaign.done"], now=utcnow())
+            campaign = packs.create_campaign(name="Due today", kind="enterprise", actor_id=None, now=utcnow())
+            campaign.organization_id = org.id
+            db.session.add(CampaignTerms(campaign_id=campaign.id, deadline=utcnow() - timedelta(minutes=1)))
+            db.session.commit()
+            self.deadline_campaign = campaign.id
+        return (campaign.id,)
+
+    def check_close_campaign_at_deadline(self):
+        from sapien.api.models import CampaignTerms, WebhookDelivery
+
+        assert db_get(CampaignTerms, self.deadline_campaign).done_at is not None
+        assert count(WebhookDelivery, WebhookDelivery.webhook_id == self.deadline_hook.id, WebhookDelivery.event == "campaign.done") == 1
+
     # --- arena ------------------------------------------------------------------------------------
 
     def finish_due_matches(self):

@@ -405,7 +405,8 @@ def create_webhook(data):
 
     Each delivery is a POST with `Sapien-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`,
     `Sapien-Event` and `Sapien-Delivery` (the delivery id, to ignore a repeat). Refuse a timestamp more
-    than five minutes old.
+    than five minutes old. `campaign.done` says why in `reason`: `finished` (every item done) or `deadline`
+    (the deadline passed; `unfinished` counts the items left).
     """
     webhook, secret = webhooks.register_webhook(g.api_caller.organization_id, url=data["url"], events=data["events"], now=utcnow())
     return webhook_out(webhook, secret)

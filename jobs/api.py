@@ -1,7 +1,9 @@
-"""API jobs: webhook deliveries (one job per delivery and round; RQ retries a failed send with backoff), and
-closing a campaign whose deadline has passed."""
+"""API jobs: webhook deliveries (one job per delivery and round; RQ retries a failed send with backoff), closing
+a campaign whose deadline has passed, and the daily expiry of idempotency keys."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from jobs import app_context
 
@@ -31,3 +33,17 @@ def close_campaign_at_deadline(campaign_id: int) -> bool:
 
     with app_context():
         return close_at_deadline(campaign_id, now=utcnow())
+
+
+def expire_idempotency_keys() -> int:
+    """Delete idempotency keys past their keeping period, then schedule tomorrow's run; returns how many went."""
+    from sapien.api.idempotency import EXPIRY_JOB, expire_keys, expiry_job_id
+    from sapien.database import utcnow
+    from sapien.queue import schedule_once
+
+    with app_context():
+        now = utcnow()
+        deleted = expire_keys(now)
+        at = now + timedelta(days=1)
+        schedule_once(EXPIRY_JOB, at, job_id=expiry_job_id(at))
+        return deleted

@@ -14,6 +14,7 @@ from sapien.accounts import service as accounts
 from sapien.airdrops import claims as _airdrop_claims  # noqa: F401, E402, I001
 from sapien.airdrops import snapshots as _airdrop_snapshots  # noqa: F401, E402, I001
 from sapien.api import deadlines as _api_deadlines  # noqa: F401, E402, I001
+from sapien.api import idempotency as _api_idempotency  # noqa: F401, E402, I001
 from sapien.api import webhooks
 from sapien.arena import sweep as _arena_sweep  # noqa: F401, E402, I001
 from sapien.chain import pending as _chain_pending  # noqa: F401, E402, I001

@@ -50,6 +50,7 @@ JOB_TIMEOUTS = {
     "jobs.api.close_campaign_at_deadline": 120,
     "jobs.api.deliver_webhook": 60,
     "jobs.api.deliver_webhooks": 600,
+    "jobs.api.expire_idempotency_keys": 300,
     "jobs.arena.finish_due_matches": 60,
     "jobs.chain.mint_badge": 180,
     "jobs.chain.mint_ready_badges": 600,

@@ -4,23 +4,31 @@ The key is claimed (a row with no status) before the request runs, in its own co
 with one key never both run: the second gets 409 while the first is still running, then the replay.
 The same key with another method, path or body is refused (422). A 5xx answer is not kept: the client
 may try again with the same key.
+
+Keys are kept for ``API_IDEMPOTENCY_HOURS`` (24, as Stripe keeps them): the daily job
+``jobs.api.expire_idempotency_keys`` deletes older ones, after which the same key runs as a new request.
+A request still running is never deleted (its row has no status yet).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien.api.errors import ApiError, Conflict
 from sapien.api.models import IdempotentRequest
+from sapien.database import unit_of_work
 from sapien.extensions import db
+from sapien.queue import PendingWork, pending_work_source
 
 MAX_KEY = 255
+EXPIRY_JOB = "jobs.api.expire_idempotency_keys"
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,30 @@ def finish(claim_id: int, *, status: int, content_type: str, body: str) -> None:
     else:
         session.execute(update(IdempotentRequest).where(IdempotentRequest.id == claim_id).values(status=status, content_type=content_type, body=body))
     session.commit()
+
+
+# --- expiry ---------------------------------------------------------------------------------------
+
+def kept_for() -> timedelta:
+    return timedelta(hours=int(current_app.config["API_IDEMPOTENCY_HOURS"]))
+
+
+def expire_keys(now: datetime) -> int:
+    """Delete the finished requests older than the keeping period; returns how many went."""
+    with unit_of_work() as session:
+        result = session.execute(
+            delete(IdempotentRequest).where(IdempotentRequest.created_at < now - kept_for(), IdempotentRequest.status.is_not(None))
+        )
+    return result.rowcount or 0
+
+
+def expiry_job_id(at: datetime) -> str:
+    """One run per day (safe twice): the day's number is the id."""
+    return f"api-idempotency-expiry-{int(at.timestamp()) // 86400}"
+
+
+@pending_work_source("api-idempotency-expiry", periodic=True)
+def _expiry_pending():
+    from sapien.database import utcnow
+
+    yield PendingWork(EXPIRY_JOB, (), expiry_job_id(utcnow()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
 from tests.api.conftest import CAMPAIGN, ApiClient, label_everything, make_org
 
@@ -177,6 +178,22 @@ def test_idempotency_keys_replay_and_refuse_another_body(api):
     bad = {"Idempotency-Key": "bad-1"}
     assert api.post("/api/v1/campaigns", {"name": "x"}, headers=bad).status_code == 422
     assert api.post("/api/v1/campaigns", {"name": "x"}, headers=bad).headers.get("Idempotent-Replayed") == "true"
+
+
+def test_idempotency_keys_expire_after_a_day_and_then_run_as_new(app, api):
+    from jobs.api import expire_idempotency_keys
+    from sapien.api.idempotency import expire_keys
+    from sapien.database import utcnow
+
+    headers = {"Idempotency-Key": "nightly-export"}
+    assert api.post("/api/v1/campaigns", CAMPAIGN, headers=headers).status_code == 201
+    with app.app_context():
+        assert expire_keys(utcnow() + timedelta(hours=23)) == 0  # kept for a day
+        assert expire_idempotency_keys() == 0  # the daily job (it keeps today's)
+        assert expire_keys(utcnow() + timedelta(hours=25)) == 1
+    again = api.post("/api/v1/campaigns", CAMPAIGN, headers=headers)
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers  # a new request, a second campaign
+    assert len(api.get("/api/v1/campaigns").get_json()["data"]) == 2
 
 
 def test_rate_limit_per_key(app, api, org):

@@ -440,6 +440,28 @@ class Setups:
         assert db_get(CampaignTerms, self.deadline_campaign).done_at is not None
         assert count(WebhookDelivery, WebhookDelivery.webhook_id == self.deadline_hook.id, WebhookDelivery.event == "campaign.done") == 1
 
+    def expire_idempotency_keys(self):
+        """A key two days old and one of today."""
+        from sapien.api.models import IdempotentRequest
+        from sapien.database import utcnow
+        from sapien.extensions import db
+        from tests.api.conftest import make_org
+
+        with self.app.test_request_context():
+            org = make_org()
+            for key, age in (("old", 48), ("fresh", 0)):
+                db.session.add(IdempotentRequest(organization_id=org.id, key=key, fingerprint="f" * 64, status=201, content_type="application/json",
+                                                 body="{}", created_at=utcnow() - timedelta(hours=age)))
+            db.session.commit()
+            self.keys_org = org.id
+        return ()
+
+    def check_expire_idempotency_keys(self):
+        from sapien.api.models import IdempotentRequest
+        from sapien.extensions import db
+
+        assert list(db.session.scalars(select(IdempotentRequest.key).where(IdempotentRequest.organization_id == self.keys_org))) == ["fresh"]
+
     # --- arena ------------------------------------------------------------------------------------
 
     def finish_due_matches(self):

@@ -36,9 +36,17 @@ def settle_withdrawals() -> dict:
 
 
 def mint_ready_badges() -> dict:
-    """Mint every awarded badge whose member has a wallet (up to a batch), pipelined; safe to run twice."""
+    """Mint every awarded badge whose member has a wallet, a pipelined batch at a time until none is left
+    (or a batch mints nothing); returns counts by final state. Safe to run twice."""
     from sapien.database import utcnow
+    from sapien.progression.minting import MINT_BATCH
     from sapien.progression.minting import mint_ready_badges as mint_ready
 
+    totals: dict[str, int] = {}
     with app_context():
-        return mint_ready(utcnow())
+        while True:
+            counts = mint_ready(utcnow())
+            for state, number in counts.items():
+                totals[state] = totals.get(state, 0) + number
+            if sum(counts.values()) < MINT_BATCH or not counts.get("minted"):
+                return totals

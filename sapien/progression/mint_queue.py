@@ -1,7 +1,10 @@
 """When badge mints are work to do, and what the badge page shows of them (no web3 here: it loads slowly).
 
 A pending request is work once its member has a wallet (`events.wallet_of`); a submitted one always is,
-until its receipt makes it minted or failed. The reconciler re-enqueues both after any crash.
+until its receipt makes it minted or failed. A new award queues the batch job (`jobs.chain.mint_ready_badges`,
+one id, so a burst of awards shares its runs: their transactions go out pipelined); the reconciler lists
+each request on its own (`jobs.chain.mint_badge`), which finishes whatever a crash or an award that came
+while the batch was already running left behind.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sapien.progression.models import BadgeAward, MintRequest
 from sapien.queue import PendingWork, enqueue_once, pending_work_source
 
 MINT_JOB = "jobs.chain.mint_badge"
+MINT_BATCH_JOB = "jobs.chain.mint_ready_badges"
+MINT_BATCH_JOB_ID = "chain-mint-ready"
 
 
 def mint_job_id(mint_request_id: int) -> str:
@@ -27,6 +32,10 @@ def mint_job_id(mint_request_id: int) -> str:
 
 def enqueue_mint(mint_request_id: int):
     return enqueue_once(MINT_JOB, mint_request_id, job_id=mint_job_id(mint_request_id), queue="chain")
+
+
+def enqueue_mint_batch():
+    return enqueue_once(MINT_BATCH_JOB, job_id=MINT_BATCH_JOB_ID, queue="chain")
 
 
 def mints_to_do(limit: int = 10_000) -> list[int]:
@@ -46,10 +55,11 @@ def _mints_pending():
 
 
 def on_badge_awarded(_sender=None, *, user_id: int, award_id: int, **_ignored) -> None:
-    """A new award mints at once when its member has a wallet (else the request waits for one)."""
+    """A new award mints at once, with any others ready, when its member has a wallet (else the request
+    waits for one)."""
     mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.award_id == award_id, MintRequest.state == "pending"))
     if mint_id is not None and events.wallet_of.ask(user_id=user_id):
-        enqueue_mint(mint_id)
+        enqueue_mint_batch()
 
 
 def on_transaction_retried(_sender=None, *, tx_id: int, kind: str, now, **_ignored) -> None:

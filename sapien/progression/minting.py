@@ -26,6 +26,7 @@ from sapien.chain.pending import enqueue_send
 from sapien.chain.pipeline import advance_many
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
+from sapien.progression.mint_queue import mints_to_do
 from sapien.progression.models import BadgeAward, MintRequest
 
 
@@ -122,9 +123,7 @@ def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
     together. Each request still goes through its own states and outbox row, so a crash anywhere leaves
     work that the per-request job (`mint_badge`, queued by the reconciler) finishes. Returns counts by
     final state."""
-    candidates = list(db.session.scalars(
-        select(MintRequest.id).where(MintRequest.state.in_(("pending", "submitted"))).order_by(MintRequest.id).limit(limit)
-    ))
+    candidates = mints_to_do()[:limit]  # those whose member has a wallet (the others would block the batch)
     with unit_of_work():  # one commit for all of them
         ready = [mint_id for mint_id in candidates if _queue_mint(mint_id, now)]
     if not ready:

@@ -38,7 +38,7 @@ def test_a_mint_killed_mid_flight_finishes_with_exactly_one_token(app, chain, wa
 
     member = make_member("ada")
     wallets[member.id] = MEMBER_ADDRESS
-    award_badge(member.id, "first-label", utcnow())  # queues the mint job on the chain queue
+    award_badge(member.id, "first-label", utcnow())  # queues the batch mint job on the chain queue
     mint_id = db.session.scalar(select(MintRequest.id).where(MintRequest.user_id == member.id))
     # The wallet is read here (the worker's wallets area is not ours to answer); the row is then
     # "submitted" with its outbox transaction, as the job itself would leave it.
@@ -50,7 +50,7 @@ def test_a_mint_killed_mid_flight_finishes_with_exactly_one_token(app, chain, wa
     worker.kill9()
     state, status = state_of(app, mint_id)
     assert state == "submitted" and status == ("signed" if failpoint == "chain.after-sign" else "sent")
-    job_id = f"chain-mint-{mint_id}"
+    job_id = "chain-mint-ready"  # the award queued the batch job, which the kill cut short
     # Abandoned once the dead worker's heartbeat lapsed (the pending-work line alone shows at once).
     wait_for(lambda: any(job_id in line and "dead worker" in line for line in broken_invariants_of(app)), timeout=10, what="the abandoned job")
 

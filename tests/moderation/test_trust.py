@@ -447,3 +447,24 @@ def test_undoing_takes_back_the_quest_reward_and_badges_fraud_earned_and_keeps_t
         assert undo_damage(decision.id, mod, NOW) == summary
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries
         assert ledger.find_mismatched_balances() == []
+
+
+def test_a_reward_already_spent_is_taken_back_as_far_as_the_balance_goes_never_below_zero(app, tmp_path):
+    from sapien.ledger import service as ledger
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+    from sapien.moderation.safety.reversal import undo_damage
+    from sapien.progression.streaks import buy_streak_freeze
+    from tests.moderation.rewards import FRAUD_QUEST_POINTS, FRAUD_QUEST_XP, earn_indirect_rewards
+
+    app.config["STREAK_FREEZE_PRICE_POINTS"] = 60
+    with app.test_request_context():
+        pack = make_pack(tmp_path, items=2, labels_per_item=1, max_labels_per_item=1, reward_points=10, reward_xp=5)
+        cheat, founder, mod = member("cheat"), member("founder"), member("mod", "moderator")
+        earn_indirect_rewards(app, cheat, founder, pack.id, NOW)
+        buy_streak_freeze(cheat, NOW - timedelta(hours=1))  # 90 points earned, 60 spent: 30 left
+        summary = undo_damage(decide(mod, cheat, DecisionDraft("ban", "bot answers"), NOW).id, mod, NOW)
+        # The answers' pay goes first (20), the quest's 50 points find 10 left: 40 short, reported.
+        assert [(r["kind"], r["currency"], r["amount"], r["short"]) for r in summary["rewards_reversed"]] == [
+            ("quest_reward", "points", 10, FRAUD_QUEST_POINTS - 10), ("quest_reward", "xp", FRAUD_QUEST_XP, 0)]
+        assert ledger.balance(cheat, "points") == 0 == ledger.sum_of_entries(cheat, "points")
+        assert ledger.find_mismatched_balances() == []

@@ -130,6 +130,7 @@ ENTRY_KIND_LABELS = {
     "demo_history": _l("Earlier activity"),
     "signup_bonus": _l("Welcome bonus"),
     "quest_reward": _l("Quest reward"),
+    "reward_reversal": _l("Reward taken back (earned by work a moderator reversed)"),
     "streak_freeze": _l("Streak freeze bought"),
     "withdrawal": _l("Withdrawn to your wallet"),
     "withdrawal_refund": _l("Withdrawal returned (the payout failed)"),

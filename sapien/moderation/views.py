@@ -22,6 +22,7 @@ from sapien.moderation.forms import (
 from sapien.moderation.models import Decision
 from sapien.moderation.safety import appeals as trust_appeals
 from sapien.moderation.safety import console, decisions, reversal
+from sapien.progression.badges import get_badge
 from sapien.quality.escalation import review_queue_health
 from sapien.queue import enqueue_once, list_jobs, reconcile, retry_failed_job
 from sapien.web import (
@@ -198,14 +199,31 @@ def _render_trust(user_id: int, form=None, undo_form=None, status: int = 200, un
     return render_page_or_fragment(
         "moderation/trust.html", "moderation/fragments/trust.html", status=status, tp=page,
         form=form or _decision_form(page), undo_form=undo_form or UndoForm(formdata=None),
-        action_labels=ACTION_LABELS, scope_labels=SCOPE_LABELS, undo_for=undo_for,
+        action_labels=ACTION_LABELS, scope_labels=SCOPE_LABELS, undo_for=undo_for, badge_name=_badge_name,
     )
+
+
+def _badge_name(slug: str) -> str:
+    badge = get_badge(slug)
+    return str(badge.name) if badge else slug
 
 
 @bp.get("/trust/<int:user_id>")
 @role_required("moderator")
 def trust(user_id: int):
     return _render_trust(user_id)
+
+
+def _flash_undone(undone: list[dict]) -> None:
+    """What one or more undos did, for the moderator (summaries of older undos lack the indirect rewards)."""
+    flash_message(_("Damage undone: %(points)d points reversed, %(items)d items re-queued, %(labels)d labels recomputed, %(reviews)d reviews re-opened.",
+                    points=sum(u["points_reversed"] for u in undone), items=sum(u["items_requeued"] for u in undone),
+                    labels=sum(u["labels_recomputed"] for u in undone), reviews=sum(u["reviews_reopened"] for u in undone)))
+    rewards = sum(len(u.get("rewards_reversed", [])) for u in undone)
+    badges = sum(len(u.get("badges_revoked", [])) for u in undone)
+    if rewards or badges:
+        flash_message(_("Earned indirectly and taken back: %(rewards)d rewards (%(points)d points), %(badges)d badges revoked.",
+                        rewards=rewards, points=sum(u.get("reward_points_reversed", 0) for u in undone), badges=badges))
 
 
 @bp.post("/trust/<int:user_id>/decide")
@@ -229,9 +247,7 @@ def decide(user_id: int):
         else:
             flash_message(_("Decided for %(count)d member(s): %(action)s.", count=len(made), action=ACTION_LABELS[draft.action]))
             if undone:
-                flash_message(_("Damage undone: %(points)d points reversed, %(items)d items re-queued, %(labels)d labels recomputed, %(reviews)d reviews re-opened.",
-                                points=sum(u["points_reversed"] for u in undone), items=sum(u["items_requeued"] for u in undone),
-                                labels=sum(u["labels_recomputed"] for u in undone), reviews=sum(u["reviews_reopened"] for u in undone)))
+                _flash_undone(undone)
             return redirect_to(url_for("moderation.trust", user_id=user_id))
     return _render_trust(user_id, form=form, status=form_status(form))
 
@@ -249,8 +265,7 @@ def undo(decision_id: int):
         except decisions.DecisionError as error:
             show_domain_error(form, error)
         else:
-            flash_message(_("Damage undone: %(points)d points reversed, %(items)d items re-queued, %(labels)d labels recomputed, %(reviews)d reviews re-opened.",
-                            points=done["points_reversed"], items=done["items_requeued"], labels=done["labels_recomputed"], reviews=done["reviews_reopened"]))
+            _flash_undone([done])
             return redirect_to(url_for("moderation.trust", user_id=decision.user_id))
     return _render_trust(decision.user_id, undo_form=form, status=form_status(form), undo_for=decision_id)
 

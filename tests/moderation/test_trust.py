@@ -412,3 +412,59 @@ def test_two_moderators_undoing_one_decision_at_once_reverse_it_once(app, tmp_pa
         assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "moderation.undo")) == 1
         assert results[0]["points_reversed"] > 0
         db.session.remove()
+
+
+def test_undoing_takes_back_the_quest_reward_and_badges_fraud_earned_and_keeps_the_honest_reward(app, tmp_path):
+    from sapien.ledger import service as ledger
+    from sapien.ledger.models import LedgerEntry
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+    from sapien.moderation.safety.reversal import undo_damage
+    from sapien.progression.models import BadgeAward
+    from tests.moderation.rewards import FRAUD_QUEST_POINTS, FRAUD_QUEST_XP, HONEST_QUEST_POINTS, earn_indirect_rewards
+
+    with app.test_request_context():
+        pack = make_pack(tmp_path, items=4, labels_per_item=1, max_labels_per_item=1, reward_points=10, reward_xp=5)
+        cheat, founder, mod = member("cheat"), member("founder"), member("mod", "moderator")
+        earn_indirect_rewards(app, cheat, founder, pack.id, NOW)
+        held = set(db.session.scalars(select(BadgeAward.badge_slug).where(BadgeAward.user_id == cheat)))
+        assert {"founding-member", "first-label", "quester"} <= held
+        assert ledger.balance(cheat, "points") == HONEST_QUEST_POINTS + FRAUD_QUEST_POINTS + 2 * 10
+
+        decision = decide(mod, cheat, DecisionDraft("ban", "bot answers"), NOW)
+        summary = undo_damage(decision.id, mod, NOW)
+        # The answers' pay and the quest their answers completed are taken back; the quest joining a guild
+        # earned two days before the fraud's first answer stays, and so does the badge it brought.
+        assert summary["points_reversed"] == 20 and summary["reward_points_reversed"] == FRAUD_QUEST_POINTS
+        assert [(r["kind"], r["currency"], r["amount"]) for r in summary["rewards_reversed"]] == [
+            ("quest_reward", "points", FRAUD_QUEST_POINTS), ("quest_reward", "xp", FRAUD_QUEST_XP)]
+        assert ledger.balance(cheat, "points") == HONEST_QUEST_POINTS == ledger.sum_of_entries(cheat, "points")
+        assert ledger.balance(cheat, "xp") == ledger.sum_of_entries(cheat, "xp") == 0
+        revoked = {award.badge_slug: award.revoked_at is not None for award in db.session.scalars(select(BadgeAward).where(BadgeAward.user_id == cheat))}
+        assert revoked["founding-member"] and revoked["first-label"] and not revoked["quester"]
+        assert sorted(summary["badges_revoked"]) == ["first-label", "founding-member"]
+        # Twice: the same summary, not one entry more; every balance still the sum of its entries.
+        entries = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+        assert undo_damage(decision.id, mod, NOW) == summary
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries
+        assert ledger.find_mismatched_balances() == []
+
+
+def test_a_reward_already_spent_is_taken_back_as_far_as_the_balance_goes_never_below_zero(app, tmp_path):
+    from sapien.ledger import service as ledger
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+    from sapien.moderation.safety.reversal import undo_damage
+    from sapien.progression.streaks import buy_streak_freeze
+    from tests.moderation.rewards import FRAUD_QUEST_POINTS, FRAUD_QUEST_XP, earn_indirect_rewards
+
+    app.config["STREAK_FREEZE_PRICE_POINTS"] = 60
+    with app.test_request_context():
+        pack = make_pack(tmp_path, items=2, labels_per_item=1, max_labels_per_item=1, reward_points=10, reward_xp=5)
+        cheat, founder, mod = member("cheat"), member("founder"), member("mod", "moderator")
+        earn_indirect_rewards(app, cheat, founder, pack.id, NOW)
+        buy_streak_freeze(cheat, NOW - timedelta(hours=1))  # 90 points earned, 60 spent: 30 left
+        summary = undo_damage(decide(mod, cheat, DecisionDraft("ban", "bot answers"), NOW).id, mod, NOW)
+        # The answers' pay goes first (20), the quest's 50 points find 10 left: 40 short, reported.
+        assert [(r["kind"], r["currency"], r["amount"], r["short"]) for r in summary["rewards_reversed"]] == [
+            ("quest_reward", "points", 10, FRAUD_QUEST_POINTS - 10), ("quest_reward", "xp", FRAUD_QUEST_XP, 0)]
+        assert ledger.balance(cheat, "points") == 0 == ledger.sum_of_entries(cheat, "points")
+        assert ledger.find_mismatched_balances() == []

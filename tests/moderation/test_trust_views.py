@@ -108,3 +108,25 @@ def test_the_cluster_page_puts_every_kind_of_evidence_in_words(app, make_member)
                   "from 203.0.113.0/24 within an hour", "Share of too-fast answers"):
         assert words in text, words
     assert "@ana" in mod.client.get("/moderation/flags").get_data(as_text=True)
+
+
+def test_the_undo_lists_the_rewards_and_badges_it_took_back(app, make_member, tmp_path):
+    from sapien.database import utcnow
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+    from tests.labeling.conftest import make_pack
+    from tests.moderation.rewards import FRAUD_QUEST_POINTS, earn_indirect_rewards
+
+    mod, cheat, founder = make_member("mod", role="moderator"), make_member("cheat"), make_member("founder")
+    with app.test_request_context():
+        pack = make_pack(tmp_path, items=3, labels_per_item=1, max_labels_per_item=1, reward_points=10)
+        earn_indirect_rewards(app, cheat.id, founder.id, pack.id, utcnow())
+        decision_id = decide(mod.id, cheat.id, DecisionDraft("ban", "bot answers"), utcnow()).id
+    response = mod.post(f"/moderation/decisions/{decision_id}/undo", {"confirm": "y"}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f"Earned indirectly and taken back: 2 rewards ({FRAUD_QUEST_POINTS} points), 2 badges revoked." in text
+    assert "Quest reward (Label two items): −50 points" in text and "Badge revoked: First label" in text
+    # In French, the same list in French.
+    mod.post("/language", {"locale": "fr"})
+    french = mod.client.get(f"/moderation/trust/{cheat.id}").get_data(as_text=True)
+    assert "Quest reward" not in french and "Label two items" in french

@@ -10,7 +10,11 @@ For the decision's member:
   longer stands is withdrawn and re-queued (open again, so other members label it); a moderator's override
   stands;
 - every real review they decided is re-opened (queued for another reviewer): a rubber-stamped accept is
-  redone, and a reject they got wrong can be overturned.
+  redone, and a reject they got wrong can be overturned;
+- what that work earned indirectly is taken back (`indirect_rewards`): every reward for activity (quest
+  rewards, arena winnings, revenue shares as a contributor) credited since the earliest answer or review
+  this undo takes back, by compensating entries keyed `ledger-entry:<id>:reversal` (never below zero), and
+  the badges rules and quest rewards awarded them in that time are revoked.
 
 The decision row is locked and stamped `reversed_at` with a summary: running it twice changes nothing.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from sapien.database import unit_of_work
 from sapien.labeling import submissions as labeling_submissions
@@ -28,6 +32,7 @@ from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.moderation import service as audit
 from sapien.moderation.models import Decision
 from sapien.moderation.safety.decisions import DecisionError
+from sapien.moderation.safety.indirect_rewards import reverse_indirect_rewards
 from sapien.quality.models import Review, VerifiedLabel
 from sapien.quality.online import item_decision, refresh_verified_label
 
@@ -53,8 +58,8 @@ def _recompute(item: Item, pack: TaskPack, now: datetime, session) -> str:
 
 
 def undo_damage(decision_id: int, moderator_id: int | None, now: datetime) -> dict:
-    """Reverse what the decision's member earned, recompute and re-queue what they touched, re-open their
-    reviews. Returns the summary (the same one on a second run, which changes nothing)."""
+    """Reverse what the decision's member earned, directly and indirectly, recompute and re-queue what they
+    touched, re-open their reviews. Returns the summary (the same one on a second run, which changes nothing)."""
     with unit_of_work() as session:
         decision = session.get(Decision, decision_id, with_for_update=True)
         if decision is None:
@@ -69,6 +74,11 @@ def undo_damage(decision_id: int, moderator_id: int | None, now: datetime) -> di
         ))
         points = sum(s.paid_points for s in standing if s.reward_state == "paid" and s.reversed_at is None)
         item_ids = sorted({s.item_id for s in standing if not s.is_gold})
+        reviewed_since = session.scalar(
+            select(func.min(Review.decided_at)).where(Review.reviewer_id == user_id, Review.is_planted.is_(False), Review.status == "done")
+        )
+        # When the work this undo takes back began: rewards for activity credited since then go with it.
+        fraud_began = min([s.created_at for s in standing] + ([reviewed_since] if reviewed_since else []), default=None)
         for submission in standing:
             labeling_submissions.reject_submission(submission.id, reason=f"Reversed by moderation decision #{decision.id}", now=now)
         outcomes = {"kept": 0, "requeued": 0, "open": 0}
@@ -83,9 +93,13 @@ def undo_damage(decision_id: int, moderator_id: int | None, now: datetime) -> di
                     claim_expires_at=None, decided_at=None, escalated_at=None, created_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount or 0
+        indirect = (reverse_indirect_rewards(user_id, fraud_began, moderator_id, decision.id, now) if fraud_began is not None
+                    else {"rewards": [], "badges_revoked": []})
         summary = {
             "answers_rejected": len(standing), "points_reversed": points, "labels_recomputed": outcomes["kept"],
             "items_requeued": outcomes["requeued"], "reviews_reopened": reopened,
+            "rewards_reversed": indirect["rewards"], "badges_revoked": indirect["badges_revoked"],
+            "reward_points_reversed": sum(r["amount"] for r in indirect["rewards"] if r["currency"] == "points"),
         }
         decision.reversed_at, decision.reversal = now, summary
         audit.record(moderator_id, "moderation.undo", f"user:{user_id}", f"decision #{decision.id}: {summary}", now)

@@ -127,7 +127,16 @@ CURRENCY_NAMES = {
 }
 # How each kind of ledger entry reads in the member's activity list.
 ENTRY_KIND_LABELS = {
+    "arena:fee": _l("Arena entry fee"),
+    "arena:pot": _l("Arena winnings (the entry fees)"),
+    "arena:prize": _l("Arena prize"),
+    "arena:stump": _l("Arena: an item that stumped the model"),
+    "conversion": _l("Points converted to tokens"),
     "demo_history": _l("Earlier activity"),
+    "revenue": _l("Revenue share"),
+    "slash": _l("Stake slashed by a moderator"),
+    "stake": _l("Tokens staked"),
+    "unstake": _l("Stake released"),
     "signup_bonus": _l("Welcome bonus"),
     "quest_reward": _l("Quest reward"),
     "reward_reversal": _l("Reward taken back (earned by work a moderator reversed)"),

@@ -71,8 +71,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['guild_id'], ['guilds.id'], name=op.f('fk_arena_clash_slots_guild_id_guilds'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_arena_clash_slots_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_arena_clash_slots')),
-    sa.UniqueConstraint('clash_id', 'guild_id', 'slot', name=op.f('uq_arena_clash_slots_clash_id_guild_id_slot')),
-    sa.UniqueConstraint('clash_id', 'user_id', name=op.f('uq_arena_clash_slots_clash_id_user_id'))
+    sa.UniqueConstraint('clash_id', 'guild_id', 'slot', name='uq_arena_clash_slots_clash_side_slot'),
+    sa.UniqueConstraint('clash_id', 'user_id', name='uq_arena_clash_slots_clash_user')
     )
 
 

@@ -242,8 +242,8 @@ class ArenaClashSlot(db.Model):
 
     __tablename__ = "arena_clash_slots"
     __table_args__ = (
-        UniqueConstraint("clash_id", "user_id"),
-        UniqueConstraint("clash_id", "guild_id", "slot"),
+        UniqueConstraint("clash_id", "user_id", name="uq_arena_clash_slots_clash_user"),
+        UniqueConstraint("clash_id", "guild_id", "slot", name="uq_arena_clash_slots_clash_side_slot"),
         CheckConstraint(f"slot >= 0 AND slot < {CLASH_TEAM_SIZE}", name="slot_in_team"),
     )
 

@@ -31,8 +31,9 @@ from sapien.arena.errors import ArenaError
 from sapien.arena.models import CLASH_MODE, CLASH_TEAM_SIZE, ArenaClash, ArenaClashSlot, ArenaMatch
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
-from sapien.guilds.membership import MANAGERS, guild_id_of, live_guild, membership_of
-from sapien.guilds.models import Guild
+from sapien.guilds.membership import MANAGERS, guild_id_of, live_guild, member_ids, membership_of
+from sapien.guilds.models import Guild, GuildMembership
+from sapien.notifications.service import Notice, notify_many
 
 UNDER_WAY = ("open", "forming", "playing")
 
@@ -86,7 +87,37 @@ def challenge(actor_id: int, opponent_guild_id: int, now: datetime) -> ArenaClas
         )
         session.add(clash)
         session.flush()
+        _tell(
+            [user_id for user_id, role in _roles(opponent_guild_id) if role in MANAGERS], clash, "clash_challenged", now
+        )
     return clash
+
+
+def _roles(guild_id: int) -> list[tuple[int, str]]:
+    return list(
+        db.session.execute(
+            select(GuildMembership.user_id, GuildMembership.role).where(GuildMembership.guild_id == guild_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def _tell(user_ids: list[int], clash: ArenaClash, kind: str, now: datetime) -> None:
+    """Notify members about the clash, once per member and kind (the key)."""
+    names = _guild_names([clash.challenger_guild_id, clash.opponent_guild_id])
+    params = {
+        "guild": names[clash.challenger_guild_id][0],
+        "challenger": names[clash.challenger_guild_id][0],
+        "opponent": names[clash.opponent_guild_id][0],
+    }
+    notify_many(
+        [
+            Notice(user_id, kind, params, key=f"clash:{clash.id}:{kind}:{user_id}", link=f"/arena/clashes/{clash.id}")
+            for user_id in sorted(set(user_ids))
+        ],
+        now=now,
+    )
 
 
 def respond(clash_id: int, actor_id: int, *, accept: bool, now: datetime) -> ArenaClash:
@@ -107,6 +138,13 @@ def respond(clash_id: int, actor_id: int, *, accept: bool, now: datetime) -> Are
         ).scalar()
         if moved is None:
             raise ArenaError(_l("That challenge was already answered."))
+        if accept:
+            _tell(
+                member_ids(clash.challenger_guild_id) + member_ids(clash.opponent_guild_id),
+                clash,
+                "clash_accepted",
+                now,
+            )
     return get_clash(clash_id)
 
 
@@ -234,6 +272,7 @@ def start(clash_id: int, now: datetime, rng: random.Random | None = None) -> Are
         match = matches._open(hunt, [(user_id, False) for user_id in user_ids], now, mode=CLASH_MODE)
         clash.match_id, clash.status = match.id, "playing"
         seats = matches._seats(match.id)
+        _tell(user_ids, clash, "clash_started", now)
     after_commit(lambda: live.publish(match, seats))
     return match
 

@@ -50,6 +50,7 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
     from sapien.arena.models import ArenaRating
     from sapien.extensions import db
     from sapien.ledger import service as ledger
+    from sapien.notifications.service import recent
     from sapien.progression.awards import member_badges
 
     verified_pack(tmp_path, items=24)
@@ -65,6 +66,16 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
     row = ready_clash(guilds)
     match = matches.get_match(row.match_id)
     assert row.status == "playing" and match.mode == "guild_clash" and len(match.item_ids) == 6
+    # Blue's managers heard of the challenge; everyone in both guilds of the acceptance; the six of the start.
+    heard = {
+        user_id: {notice.kind for notice in recent(user_id) if notice.kind.startswith("clash_")}
+        for user_id in guilds.blue_members + guilds.red_members
+    }
+    assert heard[guilds.blue_members[1]] == {"clash_challenged", "clash_accepted", "clash_started"}
+    assert heard[guilds.blue_members[3]] == {"clash_accepted"} and heard[guilds.red_members[0]] == {
+        "clash_accepted",
+        "clash_started",
+    }
     red, blue = guilds.red_members[:3], guilds.blue_members[:3]
     # Red: two perfect hunters and one who misses everything; Blue: one perfect, two who miss with a false alarm.
     for user_id, perfect, alarm in [

@@ -11,7 +11,7 @@ from sapien.arena import challenges, fairplay, live, matches, matchmaking, prize
 from sapien.arena.clash_scoring import clash_of_match
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ChallengeForm, PoolForm, SeasonForm
-from sapien.arena.models import CLASH_MODE, MODES
+from sapien.arena.models import CLASH_MODE, MATCH_MODES, MODES
 from sapien.database import as_utc, utcnow
 from sapien.extensions import db, htmx
 from sapien.web import (
@@ -184,7 +184,7 @@ def leaderboard():
     season_id = request.args.get("season", current.id, type=int)
     season = next((one for one in all_seasons if one.id == season_id), current)
     mode = request.args.get("mode", MODE)
-    mode = mode if mode in MODES else MODE
+    mode = mode if mode in MATCH_MODES else MODE
     return render_page_or_fragment("arena/leaderboard.html", "arena/fragments/leaderboard.html", season=season, seasons=all_seasons,
                                    board=ratings.season_board(season.id, mode), tier_names=ratings.TIER_NAMES, mode=mode, modes=MODES)
 

@@ -46,6 +46,7 @@ def _progress(user_id: int, quest_id: int) -> int:
 
 
 def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_and_ledger(ctx, tmp_path, config, app):
+    from sapien.accounts.models import User
     from sapien.arena import clash, matches, prizes
     from sapien.arena.models import ArenaRating
     from sapien.extensions import db
@@ -112,8 +113,11 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
         (guilds.red, 1, 0, 2 * planted),
         (guilds.blue, 0, 1, planted - 2),
     ]
-    page = SignedIn(app, blue[0]).client.get(f"/guilds/{guilds.red_slug}").get_data(as_text=True)
-    assert "1 wins, 0 draws, 0 losses" in page
+    viewer = SignedIn(app, blue[0])
+    assert "1 wins, 0 draws, 0 losses" in viewer.client.get(f"/guilds/{guilds.red_slug}").get_data(as_text=True)
+    # The team ratings have their own tab on the arena leaderboard.
+    ratings_page = viewer.client.get("/arena/leaderboard?mode=guild_clash").get_data(as_text=True)
+    assert all(f">{db.session.get(User, user_id).username}</a>" in ratings_page for user_id in red + blue)
 
 
 def test_the_breakdown_shows_each_player_and_each_team_and_live_shows_counts_only(app, tmp_path, config):

@@ -26,13 +26,14 @@ from sqlalchemy import case, delete, func, literal, or_, select, union_all, upda
 from sqlalchemy.exc import IntegrityError
 
 from sapien.accounts.models import User
-from sapien.arena import items, live, matches
+from sapien.arena import items, live, matches, prizes
 from sapien.arena.errors import ArenaError
 from sapien.arena.models import CLASH_MODE, CLASH_TEAM_SIZE, ArenaClash, ArenaClashSlot, ArenaMatch
 from sapien.database import after_commit, unit_of_work
 from sapien.extensions import db
 from sapien.guilds.membership import MANAGERS, guild_id_of, live_guild, member_ids, membership_of
 from sapien.guilds.models import Guild, GuildMembership
+from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
 
 UNDER_WAY = ("open", "forming", "playing")
@@ -251,6 +252,16 @@ def start(clash_id: int, now: datetime, rng: random.Random | None = None) -> Are
             _l(
                 "%(names)s left their guild: their place is open again.",
                 names=", ".join(sorted(names[slot.user_id] for slot in left)),
+            )
+        )
+    fee = prizes.entry_fee()
+    short = [slot for slot in slots if fee and ledger.balance(slot.user_id, "points") < fee]
+    if short:
+        raise ClashNotReady(
+            _l(
+                "%(names)s needs %(points)s points for the entry fee before the clash can start.",
+                names=", ".join(sorted(names[slot.user_id] for slot in short)),
+                points=fee,
             )
         )
     if busy:

@@ -255,3 +255,30 @@ def test_clash_pages_refuse_bad_input_without_a_500(app, config):
     sent = leader.post("/arena/clashes/", {"guild": guilds.blue_slug})
     assert sent.status_code == 303
     assert "Waiting for Blue" in leader.client.get(sent.headers["Location"]).get_data(as_text=True)
+
+
+def test_entry_fees_hold_the_start_until_everyone_can_pay_and_the_winners_share_the_pot(ctx, tmp_path, config):
+    from sapien.arena import clash, matches, prizes
+    from sapien.ledger import service as ledger
+
+    verified_pack(tmp_path, items=24)
+    guilds = two_guilds(config, prefix="f")
+    players = guilds.red_members[:3] + guilds.blue_members[:3]
+    prizes.set_pool(
+        prizes.PoolSettings(budget_tokens=0, prize_tokens=0, entry_fee_points=5), actor_id=players[0], now=NOW
+    )
+    for index, user_id in enumerate(players[1:]):
+        ledger.credit(user_id, "points", 5, kind="test", key=f"clash-fee:{index}", now=NOW)
+    row = clash.challenge(guilds.red_members[0], guilds.blue, NOW)
+    clash.respond(row.id, guilds.blue_members[0], accept=True, now=NOW)
+    for user_id in players:
+        joined = clash.join(row.id, user_id, NOW)
+    assert joined.match_id is None and "needs 5 points for the entry fee" in joined.held_up
+    ledger.credit(players[0], "points", 5, kind="test", key="clash-fee:last", now=NOW)
+    match = clash.start(row.id, NOW)
+    assert [ledger.balance(user_id, "points") for user_id in players] == [0] * 6
+    for user_id in players:
+        play(match, user_id, perfect=user_id in guilds.red_members, now=NOW)
+    assert clash.get_clash(row.id).winner_guild_id == guilds.red
+    assert [ledger.balance(user_id, "points") for user_id in players] == [10, 10, 10, 0, 0, 0]
+    assert matches.finish(match.id, NOW + timedelta(minutes=5)) is False

@@ -4,8 +4,9 @@ The flow: a leader or officer of a guild challenges another guild (`challenge`);
 that guild accepts or declines (`respond`; one conditional UPDATE, so two managers accepting at once make
 one clash); members of either guild take their side's places (`join`) until each side has three; the
 match starts when both sides are full (`start`, which `join` calls for the sixth member). The match is an
-ordinary arena match of mode "guild_clash" (its seats, answers, live hash and timer), scored by
-`clash_scoring` when it finishes.
+ordinary arena match of mode "guild_clash" (its seats, answers, live hash, timer and entry fee), scored by
+`clash_scoring` when it finishes; `clash_board` ranks the guilds by their clashes. The challenged guild's
+managers are notified of a challenge, both guilds of its acceptance, the six players of the start.
 
 Invariants:
 - A member holds one place per clash (a unique key), so nobody plays on both sides; a side has at most
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, delete, func, literal, or_, select, union_all, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien.accounts.models import User
@@ -440,79 +441,3 @@ def active_clash_id(user_id: int) -> int | None:
         .where(ArenaClashSlot.user_id == user_id, ArenaClash.status.in_(("forming", "playing")))
         .limit(1)
     )
-
-
-# --- the guild clash board ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GuildRecord:
-    guild_id: int
-    name: str
-    slug: str
-    clashes: int
-    wins: int
-    draws: int
-    losses: int
-    points: int  # the guild's summed team scores over its clashes
-
-
-def _records():
-    """One row per guild and counted clash (finished, and rated: a flagged clash counts once cleared)."""
-    counted = (ArenaClash.status == "finished") & ArenaMatch.rated.is_(True)
-    sides = []
-    for mine, theirs, points in (
-        (ArenaClash.challenger_guild_id, ArenaClash.opponent_guild_id, ArenaClash.challenger_points),
-        (ArenaClash.opponent_guild_id, ArenaClash.challenger_guild_id, ArenaClash.opponent_points),
-    ):
-        sides.append(
-            select(
-                mine.label("guild_id"),
-                points.label("points"),
-                case((ArenaClash.winner_guild_id == mine, 1), else_=0).label("won"),
-                case((ArenaClash.winner_guild_id == theirs, 1), else_=0).label("lost"),
-                case((ArenaClash.winner_guild_id.is_(None), 1), else_=0).label("drawn"),
-                literal(1).label("one"),
-            )
-            .join(ArenaMatch, ArenaMatch.id == ArenaClash.match_id)
-            .where(counted)
-        )
-    return union_all(*sides).subquery()
-
-
-def _standings(guild_id: int | None = None, limit: int = 50) -> list[GuildRecord]:
-    rows = _records()
-    query = (
-        select(
-            Guild.id,
-            Guild.name,
-            Guild.slug,
-            func.sum(rows.c.one),
-            func.sum(rows.c.won),
-            func.sum(rows.c.drawn),
-            func.sum(rows.c.lost),
-            func.sum(rows.c.points),
-        )
-        .join(rows, rows.c.guild_id == Guild.id)
-        .where(Guild.disbanded_at.is_(None))
-        .group_by(Guild.id, Guild.name, Guild.slug)
-    )
-    if guild_id is not None:
-        query = query.where(Guild.id == guild_id)
-    # Most wins first; then the most points; then the older guild.
-    query = query.order_by(func.sum(rows.c.won).desc(), func.sum(rows.c.points).desc(), Guild.id).limit(limit)
-    return [
-        GuildRecord(gid, name, slug, int(total), int(won), int(drawn), int(lost), int(points or 0))
-        for gid, name, slug, total, won, drawn, lost, points in db.session.execute(query)
-    ]
-
-
-def guild_board(limit: int = 50) -> list[GuildRecord]:
-    """The guild clash board: guilds by clash wins, then clash points."""
-    return _standings(limit=limit)
-
-
-def guild_record(guild_id: int) -> GuildRecord | None:
-    """One guild's clash record for its page; None before its first counted clash."""
-    found = _standings(guild_id, limit=1)
-    return found[0] if found else None

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from sapien.arena import clash as arena_clash
+from sapien.arena import clash_board
 from sapien.database import utcnow
 from sapien.guilds import founding, overview
 from sapien.guilds import membership as guilds_membership
@@ -43,7 +44,7 @@ def _guild_page(slug: str, status: int = 200, **forms):
     may_challenge = bool(viewer and viewer.guild_id != view.guild.id and viewer.role in guilds_membership.MANAGERS)
     return render_page_or_fragment(
         "guilds/guild.html", "guilds/fragments/guild.html", status=status, view=view, total_xp=total_xp, guild_quests=quests,
-        clash_record=arena_clash.guild_record(view.guild.id), guild_clashes=arena_clash.clashes_of_guild(view.guild.id, limit=5),
+        clash_record=clash_board.guild_record(view.guild.id), guild_clashes=arena_clash.clashes_of_guild(view.guild.id, limit=5),
         may_challenge=may_challenge, **forms
     )
 

@@ -47,7 +47,7 @@ def _progress(user_id: int, quest_id: int) -> int:
 
 def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_and_ledger(ctx, tmp_path, config, app):
     from sapien.accounts.models import User
-    from sapien.arena import clash, matches, prizes
+    from sapien.arena import clash, clash_board, matches, prizes
     from sapien.arena.models import ArenaRating
     from sapien.extensions import db
     from sapien.ledger import service as ledger
@@ -108,7 +108,7 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
     assert "arena-victor" in {held.badge.slug for held in member_badges(red[2])}
     assert "arena-victor" not in {held.badge.slug for held in member_badges(blue[0])}
     # The guild clash board and the guild page show the result.
-    board = clash.guild_board()
+    board = clash_board.guild_board()
     assert [(line.guild_id, line.wins, line.losses, line.points) for line in board] == [
         (guilds.red, 1, 0, 2 * planted),
         (guilds.blue, 0, 1, planted - 2),

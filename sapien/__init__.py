@@ -106,6 +106,7 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from sapien.accounts.views import bp as accounts_bp
     from sapien.airdrops.views import bp as airdrops_bp
+    from sapien.arena.clash_views import clash_bp
     from sapien.arena.views import bp as arena_bp
     from sapien.chain.views import bp as chain_bp
     from sapien.economy.views import bp as economy_bp
@@ -123,7 +124,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (
         home_bp, accounts_bp, progression_bp, notifications_bp, leaderboards_bp, guilds_bp, moderation_bp, health_bp, labeling_bp, quality_bp,
-        chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp, arena_bp,
+        chain_bp, economy_bp, governance_bp, airdrops_bp, standing_bp, arena_bp, clash_bp,
     ):
         app.register_blueprint(blueprint)
     from sapien.api.views import register_api

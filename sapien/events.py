@@ -41,7 +41,8 @@ guild_left = signals.signal("guild-left")  # user_id, guild_id, now
 # arena (sent after the commit)
 # A match was scored: every human seat's user id, the winner (None for a draw), whether it was rated
 # (a flagged match is not until a moderator clears it) and whether it was a guild clash (guild boards).
-match_finished = signals.signal("match-finished")  # match_id, mode, user_ids, winner_id, rated, now
+# `winner_ids` are the human members who won (the winning side's three in a guild clash, none for a draw).
+match_finished = signals.signal("match-finished")  # match_id, mode, user_ids, winner_id, winner_ids, rated, guild_clash, now
 # A member reached an arena rank tier above any they held this season (progression awards its badge).
 arena_tier_reached = signals.signal("arena-tier-reached")  # user_id, tier, season_id, now
 

@@ -102,6 +102,7 @@ def connect() -> None:
     events.review_completed.connect(reactions.on_review_completed, weak=False)
     events.guild_joined.connect(reactions.on_guild_joined, weak=False)
     events.arena_tier_reached.connect(reactions.on_arena_tier_reached, weak=False)
+    events.match_finished.connect(reactions.on_match_finished, weak=False)
     events.profile_updated.connect(streaks.on_profile_updated, weak=False)
     events.badge_awarded.connect(mint_queue.on_badge_awarded, weak=False)
     events.chain_transaction_retried.connect(mint_queue.on_transaction_retried, weak=False)

@@ -115,6 +115,7 @@ def on_member_event(_sender=None, **payload) -> None:
     a batch aggregation sends tens of thousands of them.
     """
     ids = [payload[name] for name in EVENT_MEMBER_FIELDS if isinstance(payload.get(name), int)]
+    ids += [one for one in payload.get("user_ids") or () if isinstance(one, int)]  # an arena match names all its players
     if ids:
         touch_member(*ids)
 

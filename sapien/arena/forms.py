@@ -29,3 +29,7 @@ class PoolForm(FlaskForm):
 
 class SeasonForm(FlaskForm):
     name = StringField(_l("Name of the new season"), validators=[Optional(), Length(max=80)])
+
+
+class ClashForm(FlaskForm):
+    guild = StringField(_l("Guild to challenge"), validators=[DataRequired(message=_l("Name the guild you want to challenge.")), Length(max=48)])

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.arena import credit, fairplay, items, live, prizes, ratings
+from sapien.arena import clash_scoring, credit, fairplay, items, live, prizes, ratings
 from sapien.arena.errors import (
     AlreadyInMatch,
     ArenaError,
@@ -32,7 +32,7 @@ from sapien.arena.errors import (
     NotEnoughItems,
     TimeUp,
 )
-from sapien.arena.models import ArenaAnswer, ArenaMatch, ArenaPlayer, ArenaSeen
+from sapien.arena.models import CLASH_MODE, ArenaAnswer, ArenaMatch, ArenaPlayer, ArenaSeen
 from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import TaskPack
@@ -292,6 +292,8 @@ def finish(match_id: int, now: datetime) -> bool:
         ranks = _ranks(seats, full_ms)
         winners = [seat for seat, rank in zip(seats, ranks, strict=True) if rank == 1]
         match.winner_id = winners[0].user_id if len(winners) == 1 and not all(seat.forfeited for seat in seats) else None
+        if match.mode == CLASH_MODE:  # teams of three: the sides' summed scores decide, and no one member wins
+            ranks, match.winner_id = clash_scoring.team_ranks(match, seats, now), None
         reasons = fairplay.flags_for(match, seats, now)
         if reasons:
             match.flag_state, match.flag_reasons, match.rated = "open", reasons, False
@@ -300,9 +302,10 @@ def finish(match_id: int, now: datetime) -> bool:
             _settle(match, seats, ranks, now)
         humans = [seat.user_id for seat in seats if not seat.is_ghost]
         winner, rated, mode = match.winner_id, match.rated, match.mode
+        won = clash_scoring.winner_ids(match, seats) if mode == CLASH_MODE else [winner] if winner in humans else []
     after_commit(lambda: live.finished(match_id))
     after_commit(lambda: events.match_finished.send(None, match_id=match_id, mode=mode, user_ids=humans, winner_id=winner, rated=rated,
-                                                    now=now))
+                                                    winner_ids=won, guild_clash=mode == CLASH_MODE, now=now))
     return True
 
 
@@ -311,6 +314,9 @@ def _settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: 
     claimed = db.session.execute(update(ArenaMatch).where(ArenaMatch.id == match.id, ArenaMatch.settled_at.is_(None))
                                  .values(settled_at=now).returning(ArenaMatch.id)).scalar()
     if claimed is None:
+        return
+    if match.mode == CLASH_MODE:
+        clash_scoring.settle(match, seats, ranks, now)
         return
     season = db.session.get(ratings.ArenaSeason, match.season_id)
     moves = ratings.rate(match.mode, season, [(seat.user_id, rank, seat.is_ghost) for seat, rank in zip(seats, ranks, strict=True)], now)
@@ -340,7 +346,8 @@ def clear_flag(match_id: int, *, moderator_id: int, clear: bool, now: datetime) 
             match = get_match(match_id)
             seats = _seats(match_id, lock=True)
             full_ms = int((as_utc(match.deadline) - as_utc(match.started_at)).total_seconds() * 1000)
-            _settle(match, seats, _ranks(seats, full_ms), now)
+            ranks = clash_scoring.team_ranks(match, seats, now) if match.mode == CLASH_MODE else _ranks(seats, full_ms)
+            _settle(match, seats, ranks, now)
     return True
 
 

@@ -31,6 +31,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sapien.extensions import db
 
 MODES = ("error_hunt", "accuracy_duel")
+# Guild clash: three members of one guild against three of another, on one error hunt (`clash`). Not a
+# mode of the matchmaking queue, so it is not in MODES; a match row may carry it.
+CLASH_MODE = "guild_clash"
+MATCH_MODES = (*MODES, CLASH_MODE)
 MATCH_STATES = ("active", "finished", "void")
 SEAT_STATES = ("active", "done")
 # A fair-play flag: none, open (waiting for a moderator; the match stays unrated and unpaid), cleared
@@ -70,7 +74,7 @@ class ArenaRating(db.Model):
 class ArenaMatch(db.Model):
     __tablename__ = "arena_matches"
     __table_args__ = (
-        CheckConstraint(f"mode IN ({', '.join(repr(mode) for mode in MODES)})", name="mode_known"),
+        CheckConstraint(f"mode IN ({', '.join(repr(mode) for mode in MATCH_MODES)})", name="mode_known"),
         CheckConstraint(f"status IN {MATCH_STATES!r}", name="status_known"),
         CheckConstraint(f"flag_state IN {FLAG_STATES!r}", name="flag_state_known"),
         CheckConstraint("entry_fee >= 0", name="entry_fee_not_negative"),
@@ -197,6 +201,58 @@ class ArenaChallenge(db.Model):
     match_id: Mapped[int | None] = mapped_column(ForeignKey("arena_matches.id", ondelete="SET NULL"))
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# open: one guild challenged another; forming: accepted, members take the sides' places; playing: the
+# match runs; finished: scored (`winner_guild_id`, None for a draw); declined: the other guild said no.
+CLASH_STATES = ("open", "declined", "forming", "playing", "finished")
+CLASH_TEAM_SIZE = 3
+
+
+class ArenaClash(db.Model):
+    """A guild clash: one guild's manager challenged another guild; once accepted, three members a side."""
+
+    __tablename__ = "arena_clashes"
+    __table_args__ = (
+        CheckConstraint(f"status IN {CLASH_STATES!r}", name="status_known"),
+        CheckConstraint("challenger_guild_id <> opponent_guild_id", name="two_guilds"),
+        Index("ix_arena_clashes_challenger_status", "challenger_guild_id", "status"),
+        Index("ix_arena_clashes_opponent_status", "opponent_guild_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenger_guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    opponent_guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    challenged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    accepted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("arena_matches.id", ondelete="SET NULL"), unique=True)
+    # The sum of each side's three scores, and the guild that won (None before the end, or for a draw).
+    challenger_points: Mapped[int] = mapped_column(Integer, default=0)
+    opponent_points: Mapped[int] = mapped_column(Integer, default=0)
+    winner_guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ArenaClashSlot(db.Model):
+    """A member's place on their guild's side: three places a side (a slot number 0–2, unique per side), one
+    place per member and clash, so a fourth member or a member on both sides is refused by the database too."""
+
+    __tablename__ = "arena_clash_slots"
+    __table_args__ = (
+        UniqueConstraint("clash_id", "user_id", name="uq_arena_clash_slots_clash_user"),
+        UniqueConstraint("clash_id", "guild_id", "slot", name="uq_arena_clash_slots_clash_side_slot"),
+        CheckConstraint(f"slot >= 0 AND slot < {CLASH_TEAM_SIZE}", name="slot_in_team"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clash_id: Mapped[int] = mapped_column(ForeignKey("arena_clashes.id", ondelete="CASCADE"))
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    slot: Mapped[int] = mapped_column(Integer)
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 STUMP_STATES = ("pending", "confirmed", "rejected")

@@ -126,7 +126,8 @@ def history(user_id: int, limit: int = 20) -> list[HistoryRow]:
     """A member's finished matches, newest first."""
     mine = db.session.execute(
         select(ArenaPlayer, ArenaMatch).join(ArenaMatch, ArenaMatch.id == ArenaPlayer.match_id)
-        .where(ArenaPlayer.user_id == user_id, ArenaPlayer.is_ghost.is_(False), ArenaMatch.status == "finished")
+        .where(ArenaPlayer.user_id == user_id, ArenaPlayer.is_ghost.is_(False), ArenaMatch.status == "finished",
+               ArenaMatch.mode != "guild_clash")  # a clash is a team result: its page and the guild's list show it
         .order_by(ArenaMatch.id.desc()).limit(limit)
     ).all()
     match_ids = [match.id for _seat, match in mine]

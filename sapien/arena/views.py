@@ -8,9 +8,10 @@ from flask_login import current_user, login_required
 
 from sapien.accounts import service as accounts
 from sapien.arena import challenges, fairplay, live, matches, matchmaking, prizes, ratings, results, stump
+from sapien.arena.clash_scoring import clash_of_match
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ChallengeForm, PoolForm, SeasonForm
-from sapien.arena.models import MODES
+from sapien.arena.models import CLASH_MODE, MATCH_MODES, MODES
 from sapien.database import as_utc, utcnow
 from sapien.extensions import db, htmx
 from sapien.web import (
@@ -94,6 +95,8 @@ def _match_or_404(match_id: int):
 
 def _match_page(match_id: int, status: int = 200):
     match = _match_or_404(match_id)
+    if match.mode == CLASH_MODE:  # a guild clash has its own page, with both teams
+        return redirect_to(url_for("clash.page", clash_id=clash_of_match(match_id).id))
     now = utcnow()
     if match.status == "active" and now >= as_utc(match.deadline):
         matches.finish_if_due(match_id, now)
@@ -181,7 +184,7 @@ def leaderboard():
     season_id = request.args.get("season", current.id, type=int)
     season = next((one for one in all_seasons if one.id == season_id), current)
     mode = request.args.get("mode", MODE)
-    mode = mode if mode in MODES else MODE
+    mode = mode if mode in MATCH_MODES else MODE
     return render_page_or_fragment("arena/leaderboard.html", "arena/fragments/leaderboard.html", season=season, seasons=all_seasons,
                                    board=ratings.season_board(season.id, mode), tier_names=ratings.TIER_NAMES, mode=mode, modes=MODES)
 

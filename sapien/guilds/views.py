@@ -6,6 +6,8 @@ from flask import Blueprint, Response, abort, request, stream_with_context, url_
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from sapien.arena import clash as arena_clash
+from sapien.arena import clash_board
 from sapien.database import utcnow
 from sapien.guilds import founding, overview
 from sapien.guilds import membership as guilds_membership
@@ -37,9 +39,13 @@ def _guild_page(slug: str, status: int = 200, **forms):
     forms.setdefault("role_form", RoleForm(formdata=None))
     quests = quest_cards.guild_quest_lines(view.guild.id, utcnow())
     total_xp = guild_totals([view.guild.id]).get(view.guild.id, 0)
+    # Guild clashes (the arena): the guild's record, its recent clashes, and whether the viewer may challenge it.
+    viewer = view.my_membership if current_user.is_authenticated else None
+    may_challenge = bool(viewer and viewer.guild_id != view.guild.id and viewer.role in guilds_membership.MANAGERS)
     return render_page_or_fragment(
         "guilds/guild.html", "guilds/fragments/guild.html", status=status, view=view, total_xp=total_xp, guild_quests=quests,
-        **forms
+        clash_record=clash_board.guild_record(view.guild.id), guild_clashes=arena_clash.clashes_of_guild(view.guild.id, limit=5),
+        may_challenge=may_challenge, **forms
     )
 
 

@@ -39,6 +39,11 @@ MESSAGES = {
     # economy: a moderator's slash of the member's stake, or a warning that took nothing.
     "stake_slashed": _l("A moderator slashed %(amount)s tokens of your stake (%(severity)s): %(reason)s"),
     "stake_warning": _l("A moderator warned you about fraud; your stake was not slashed this time: %(reason)s"),
+    # arena: a guild clash was offered to the member's guild (its managers), accepted (every member of both
+    # guilds: three of each take their places), or began (its six players).
+    "clash_challenged": _l("%(guild)s challenged your guild to a clash: accept or decline it."),
+    "clash_accepted": _l("The clash %(challenger)s vs %(opponent)s is on: three members of each guild take their places."),
+    "clash_started": _l("Your guild clash has begun: play your part now."),
 }
 
 

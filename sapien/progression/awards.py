@@ -34,6 +34,8 @@ def badge_stats(row: MemberProgress) -> BadgeStats:
         quests_completed=row.quests_completed,
         guilds_joined=row.guilds_joined,
         longest_streak=row.longest_streak,
+        arena_matches=row.arena_matches or 0,
+        arena_wins=row.arena_wins or 0,
     )
 
 

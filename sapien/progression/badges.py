@@ -26,6 +26,8 @@ class BadgeStats:
     quests_completed: int
     guilds_joined: int
     longest_streak: int
+    arena_matches: int = 0
+    arena_wins: int = 0
 
     @property
     def gold_accuracy(self) -> float:
@@ -76,6 +78,8 @@ CATALOGUE: tuple[Badge, ...] = (
     Badge("arena-silver", _l("Arena silver"), _l("Reached the silver tier in the arena."), "silver", "bolt"),
     Badge("arena-gold", _l("Arena gold"), _l("Reached the gold tier in the arena."), "gold", "bolt"),
     Badge("arena-diamond", _l("Arena diamond"), _l("Reached the diamond tier in the arena."), "gold", "star"),
+    Badge("arena-victor", _l("Arena victor"), _l("Won a first rated arena match."), "bronze", "bolt", lambda s: s.arena_wins >= 1),
+    Badge("arena-veteran", _l("Arena veteran"), _l("Played 50 rated arena matches."), "silver", "bolt", lambda s: s.arena_matches >= 50),
     Badge("founding-member", _l("Founding member"), _l("Was there in the first season."), "silver", "heart"),
     Badge("community-hero", _l("Community hero"), _l("Went far beyond the call for the community."), "gold", "heart"),
 )

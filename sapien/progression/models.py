@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sapien.extensions import db
 
 QUEST_PERIODS = ("daily", "weekly", "once")
-QUEST_OBJECTIVES = ("label_items", "gold_accuracy", "reviews", "streak_days", "join_guild")
+QUEST_OBJECTIVES = ("label_items", "gold_accuracy", "reviews", "streak_days", "join_guild", "arena_matches", "arena_wins")
 # "member": every member progresses on their own; "guild": a guild's members progress together.
 QUEST_SCOPES = ("member", "guild")
 BADGE_TIERS = ("bronze", "silver", "gold")
@@ -46,6 +46,9 @@ class MemberProgress(db.Model):
     reviews_completed: Mapped[int] = mapped_column(Integer, default=0)
     quests_completed: Mapped[int] = mapped_column(Integer, default=0)
     guilds_joined: Mapped[int] = mapped_column(Integer, default=0)
+    # Rated arena matches played and won (a guild clash won counts for each member of the winning side).
+    arena_matches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    arena_wins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     current_streak: Mapped[int] = mapped_column(Integer, default=0)
     longest_streak: Mapped[int] = mapped_column(Integer, default=0)
     # The member's own calendar day (in their time zone) of their last activity, and its UTC instant.

@@ -74,6 +74,8 @@ CATALOGUE: tuple[QuestTemplate, ...] = (
     QuestTemplate("daily-review-10", "daily", "reviews", 10, N_("Review 10 answers"),
                   N_("For reviewers: check 10 answers in the review queue."), reward_points=60, reward_xp=40,
                   for_reviewers=True),
+    QuestTemplate("daily-arena-3", "daily", "arena_matches", 3, N_("Play 3 arena matches"),
+                  N_("Error hunts, accuracy duels and guild clashes count, once they are rated."), reward_points=40, reward_xp=30),
     # --- weekly -------------------------------------------------------------------------------
     QuestTemplate("weekly-label-150", "weekly", "label_items", 150, N_("Label 150 items this week"),
                   N_("Any pack counts, on any day of the week."), reward_points=300, reward_xp=200, always=True),
@@ -85,6 +87,9 @@ CATALOGUE: tuple[QuestTemplate, ...] = (
                   reward_xp=100, reward_freezes=1),
     QuestTemplate("weekly-review-50", "weekly", "reviews", 50, N_("Review 50 answers this week"),
                   N_("For reviewers: the queue needs you."), reward_points=300, reward_xp=200, for_reviewers=True),
+    QuestTemplate("weekly-arena-wins-5", "weekly", "arena_wins", 5, N_("Win 5 arena matches this week"),
+                  N_("Any rated arena win counts; a guild clash won counts for each player of the winning side."),
+                  reward_points=250, reward_xp=150),
     QuestTemplate("weekly-guild-500", "weekly", "label_items", 500, N_("Label 500 items with your guild"),
                   N_("Every member’s labels count towards the guild’s total."), reward_points=200, reward_xp=150,
                   scope="guild"),

@@ -44,6 +44,8 @@ OBJECTIVE_LABELS = {
     "reviews": _l("Complete reviews"),
     "streak_days": _l("Keep a streak"),
     "join_guild": _l("Join a guild"),
+    "arena_matches": _l("Play arena matches"),
+    "arena_wins": _l("Win arena matches"),
 }
 PERIOD_LABELS = {"daily": _l("Daily"), "weekly": _l("Weekly"), "once": _l("One-off (seasonal)")}
 SCOPE_LABELS = {"member": _l("Each member"), "guild": _l("Whole guild")}

@@ -99,6 +99,26 @@ def on_arena_tier_reached(_sender=None, *, user_id: int, tier: str, now: datetim
         award_badge(user_id, f"arena-{tier}", now, quiet_if_held=True)
 
 
+def on_match_finished(
+    _sender=None, *, user_ids: list[int], rated: bool, now: datetime, winner_ids: list[int] | None = None, **_ignored
+) -> None:
+    """A rated arena match counts for its players' arena quests and badges; a match flagged for fair play
+    (unrated when it finished) does not."""
+    if not rated:
+        return
+    winners = set(winner_ids or [])
+    for user_id in sorted(set(user_ids)):
+        won = 1 if user_id in winners else 0
+        with unit_of_work():
+            row, before = bump_progress(user_id, now, arena_matches=1, arena_wins=won)
+            completed = advance(user_id, event_quests(now, "arena_matches", "member"), now, add=1)
+            if won:
+                completed += advance(user_id, event_quests(now, "arena_wins", "member"), now, add=1)
+            announce_completed(user_id, row, completed, now)
+            award_rule_badges(user_id, row, now, before=before)
+        after_commit(lambda user_id=user_id: events.quests_moved.send(None, user_id=user_id))
+
+
 def on_guild_joined(_sender=None, *, user_id: int, now: datetime, **_ignored) -> None:
     with unit_of_work():
         row, before = bump_progress(user_id, now, guilds_joined=1)

@@ -1,0 +1,177 @@
+"""Scoring and settling a guild clash's match: team sums, the winning guild, team ratings and the prizes.
+
+`matches.finish` scores every seat as in an error hunt, then asks `team_ranks` when the match is a clash:
+a side's score is the sum of its three members' scores (ties go to the side whose members took less time
+in total; equal on both is a draw). The clash row records both sums and the winning guild in the same
+transaction. `settle` (guarded by the match's `settled_at`, like every match) rates the two teams in one
+openskill update (`rate([[a, b, c], [d, e, f]])`, mode "guild_clash") and pays the winning side: the
+entry fees' pot and the pool's prize for a win, shared by its three members, each with their own ledger
+key (`arena:clash-pot:<match>:<user>`, `arena:clash-prize:<match>:<user>`), so a retry never pays twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from sapien import events
+from sapien.arena import prizes, ratings
+from sapien.arena.models import CLASH_MODE, ArenaClash, ArenaClashSlot, ArenaMatch, ArenaPlayer, ArenaPrizePool
+from sapien.database import after_commit
+from sapien.extensions import db
+from sapien.ledger import service as ledger
+
+
+def sides_of(clash_id: int) -> dict[int, int]:
+    """{user id: guild id} of the clash's places."""
+    return dict(
+        db.session.execute(
+            select(ArenaClashSlot.user_id, ArenaClashSlot.guild_id).where(ArenaClashSlot.clash_id == clash_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def clash_of_match(match_id: int, lock: bool = False) -> ArenaClash | None:
+    query = select(ArenaClash).where(ArenaClash.match_id == match_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return db.session.scalars(query).one_or_none()
+
+
+def team_ranks(match: ArenaMatch, seats: list[ArenaPlayer], now: datetime) -> list[int]:
+    """Each seat's rank as its side's rank (1 or 2, both 1 for a draw), recording the sums and the winner
+    on the clash row. In `finish`'s transaction, after every seat was scored."""
+    clash = clash_of_match(match.id, lock=True)
+    side = sides_of(clash.id)
+    guilds = (clash.challenger_guild_id, clash.opponent_guild_id)
+    points = {guild: sum(seat.score for seat in seats if side.get(seat.user_id) == guild) for guild in guilds}
+    times = {guild: sum(seat.time_ms or 0 for seat in seats if side.get(seat.user_id) == guild) for guild in guilds}
+    first, second = guilds
+    key = {guild: (-points[guild], times[guild]) for guild in guilds}
+    winner = None if key[first] == key[second] else min(guilds, key=lambda guild: key[guild])
+    clash.challenger_points, clash.opponent_points = points[first], points[second]
+    clash.winner_guild_id, clash.status, clash.finished_at = winner, "finished", clash.finished_at or now
+    rank = {guild: 1 if winner in (None, guild) else 2 for guild in guilds}
+    return [rank[side[seat.user_id]] for seat in seats]
+
+
+def winner_ids(match: ArenaMatch, seats: list[ArenaPlayer]) -> list[int]:
+    """The members who won: the winning side's three (none for a draw)."""
+    clash = clash_of_match(match.id)
+    if clash is None or clash.winner_guild_id is None:
+        return []
+    side = sides_of(clash.id)
+    return sorted(seat.user_id for seat in seats if side.get(seat.user_id) == clash.winner_guild_id)
+
+
+def _rate_teams(
+    match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime
+) -> list[ratings.RatingMove]:
+    """One openskill update of the two teams (rows locked in user id order, as `ratings.rate` does)."""
+    season = db.session.get(ratings.ArenaSeason, match.season_id)
+    rows = {
+        seat.user_id: ratings._locked_row(seat.user_id, CLASH_MODE, season, now)
+        for seat in sorted(seats, key=lambda one: one.user_id)
+    }
+    by_rank: dict[int, list[ArenaPlayer]] = {}
+    for seat, rank in zip(seats, ranks, strict=True):
+        by_rank.setdefault(rank, []).append(seat)
+    if len(by_rank) == 1:  # a draw: still two teams, ranked equal
+        members = sorted(seats, key=lambda one: one.seat)
+        teams_seats = [members[: len(members) // 2], members[len(members) // 2 :]]
+        team_ranks_ = [1, 1]
+    else:
+        teams_seats = [by_rank[1], by_rank[2]]
+        team_ranks_ = [1, 2]
+    teams = [
+        [
+            ratings.MODEL.rating(mu=rows[seat.user_id].mu, sigma=rows[seat.user_id].sigma, name=str(seat.user_id))
+            for seat in team
+        ]
+        for team in teams_seats
+    ]
+    updated = ratings.MODEL.rate(teams, ranks=team_ranks_)
+    moves = []
+    for team, new_team, rank in zip(teams_seats, updated, team_ranks_, strict=True):
+        for seat, after in zip(team, new_team, strict=True):
+            row = rows[seat.user_id]
+            before = ratings.shown_rating(row.mu, row.sigma)
+            row.mu, row.sigma, row.ordinal = after.mu, after.sigma, after.mu - 3 * after.sigma
+            row.matches += 1
+            row.wins += 1 if rank == 1 and len(by_rank) == 2 else 0
+            row.updated_at = now
+            shown = ratings.shown_rating(after.mu, after.sigma)
+            tier = ratings.tier_of(shown)
+            new_tier = None
+            if ratings.TIER_ORDER[tier] > ratings.TIER_ORDER[row.best_tier]:
+                row.best_tier = new_tier = tier
+            moves.append(ratings.RatingMove(seat.user_id, before, shown, new_tier))
+    db.session.flush()
+    return moves
+
+
+def _pay_side(match: ArenaMatch, winners: list[ArenaPlayer], now: datetime) -> None:
+    """The winning side shares the pot of every seat's entry fee and the pool's prize for a win."""
+    if not winners:
+        return
+    pot_each = match.entry_fee * 2  # six fees shared by three
+    pool = prizes.pool()
+    share = pool.prize_tokens // len(winners) if pool is not None and pool.prize_tokens > 0 else 0
+    for seat in sorted(winners, key=lambda one: one.user_id):
+        if pot_each > 0:
+            ledger.credit(
+                seat.user_id,
+                "points",
+                pot_each,
+                kind="arena:pot",
+                key=f"arena:clash-pot:{match.id}:{seat.user_id}",
+                now=now,
+                memo=f"guild clash match {match.id}",
+            )
+            seat.prize_points = pot_each
+        if share <= 0:
+            continue
+        wanted = prizes.staked_prize(seat.user_id, share)
+        left = db.session.execute(
+            select(ArenaPrizePool.budget_tokens - ArenaPrizePool.paid_tokens)
+            .where(ArenaPrizePool.id == prizes.POOL_ID)
+            .with_for_update()
+        ).scalar_one()
+        tokens = int(max(0, min(wanted, left)))
+        if tokens:
+            db.session.execute(
+                update(ArenaPrizePool)
+                .where(ArenaPrizePool.id == prizes.POOL_ID)
+                .values(paid_tokens=ArenaPrizePool.paid_tokens + tokens)
+            )
+            ledger.credit(
+                seat.user_id,
+                "token",
+                tokens,
+                kind="arena:prize",
+                key=f"arena:clash-prize:{match.id}:{seat.user_id}",
+                now=now,
+                memo=f"guild clash match {match.id}",
+            )
+            seat.prize_tokens = tokens
+
+
+def settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> None:
+    """Ratings and prizes of a clash, in the caller's transaction (the caller claimed `settled_at`)."""
+    moves = _rate_teams(match, seats, ranks, now)
+    by_user = {move.user_id: move for move in moves}
+    for seat in seats:
+        seat.rating_before, seat.rating_after = by_user[seat.user_id].before, by_user[seat.user_id].after
+    if len(set(ranks)) == 2:
+        _pay_side(match, [seat for seat, rank in zip(seats, ranks, strict=True) if rank == 1], now)
+    db.session.flush()
+    for move in moves:
+        if move.new_tier:
+            after_commit(
+                lambda move=move: events.arena_tier_reached.send(
+                    None, user_id=move.user_id, tier=move.new_tier, season_id=match.season_id, now=now
+                )
+            )

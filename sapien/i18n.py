@@ -127,6 +127,8 @@ CURRENCY_NAMES = {
 }
 # How each kind of ledger entry reads in the member's activity list.
 ENTRY_KIND_LABELS = {
+    "arena:clash-pot": _l("Guild clash winnings (the entry fees)"),
+    "arena:clash-prize": _l("Guild clash prize"),
     "arena:fee": _l("Arena entry fee"),
     "arena:pot": _l("Arena winnings (the entry fees)"),
     "arena:prize": _l("Arena prize"),

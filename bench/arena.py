@@ -3,14 +3,15 @@
 - Pairing: 1,000 members join the Redis queue at once (ratings spread over ±3 mu) and pollers pair whoever
   still waits until nobody does. Ceiling: 1,000 bare ZADD + ZREM round trips in the same Redis.
 - Scoring: `matches.finish` of a played match (scores, ranks, fair-play checks, openskill update of both
-  ratings, prize): p99 over the matches, and the most SQL statements one finish ran. Ceiling: openskill's
-  `rate` alone, p99.
+  ratings, prize): p99 over the matches (the heap built before them frozen out of the cyclic collector),
+  its median, and the most SQL statements one finish ran. Ceiling: openskill's `rate` alone, p99.
 - Live poll: the poll's server time through the app (`GET /arena/matches/<id>/live`, htmx, signed in), p99.
   Ceiling: one bare Redis HGETALL round trip, p99.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import time
@@ -109,6 +110,11 @@ def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
         statements.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", count)
+    # The heap made before the timed loop (the app, its imports, the members) is frozen out of the cyclic
+    # collector: a full collection of it (~0.2 s on a busy 2-core machine) would otherwise land in one random
+    # sample of the 150 and be the p99 whatever scoring does. What scoring allocates is still collected.
+    gc.collect()
+    gc.freeze()
     for index in range(MATCHES):
         a, b = members[2 * index], members[2 * index + 1]
         start = now + timedelta(seconds=index)
@@ -132,6 +138,7 @@ def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
         began = time.perf_counter()
         model.rate([[one], [two]], ranks=[1, 2])
         bare.append((time.perf_counter() - began) * 1000)
+    gc.unfreeze()
     event.remove(db.engine, "before_cursor_execute", count)
     return timings, bare, most_statements
 
@@ -189,8 +196,9 @@ def run() -> list[Figure]:
     return [
         Figure(NAME, f"{QUEUERS:,} members queuing at once, all paired ({rounds} widening rounds)", round(seconds * 1000, 1), "ms",
                ceiling=f"{QUEUERS:,} bare ZADD + ZREM round trips: {ceiling * 1000:.1f} ms", goal="< 1,000 ms", met=seconds < 1.0),
-        Figure(NAME, f"score a match and update its ratings, p99 of {MATCHES}", round(_p99(timings), 1), "ms",
-               ceiling=f"openskill rate alone p99: {_p99(bare_rate):.2f} ms; at most {statements} SQL statements per match", goal="< 50 ms",
+        Figure(NAME, f"score a match and update its ratings, p99 of {MATCHES} (setup heap gc-frozen)", round(_p99(timings), 1), "ms",
+               ceiling=f"openskill rate alone p99: {_p99(bare_rate):.2f} ms; median finish {statistics.median(timings):.1f} ms, at most "
+                       f"{statements} SQL statements per match", goal="< 50 ms",
                met=_p99(timings) < 50),
         Figure(NAME, f"live poll, whole request (signed in, htmx), p99 of {POLLS:,}", round(_p99(requests), 2), "ms",
                ceiling=f"bare Redis HGETALL p99: {_p99(bare_poll):.2f} ms; the poll's Redis read p99: {_p99(service):.2f} ms", goal="< 5 ms",

@@ -42,26 +42,32 @@ def test_an_error_hunt_leaves_out_items_the_member_labeled_and_says_why_when_non
     assert matches.active_match_id(a) is None and matches.active_match_id(c) is None
 
 
-def test_an_accuracy_duel_never_repeats_a_gold_item_nor_one_the_member_was_given_in_labeling(ctx, tmp_path):
+def test_an_accuracy_duel_never_repeats_a_gold_item_nor_one_the_member_labeled_or_stumped(ctx, tmp_path):
     from sapien.arena import errors, matches
+    from sapien.arena.models import ArenaStump
+    from sapien.database import unit_of_work
     from sapien.extensions import db
     from sapien.labeling.models import Item
     from tests.labeling.conftest import make_pack
 
-    pack = make_pack(tmp_path, items=4, gold=11)
-    a, b, c, d = members(4)
+    pack = make_pack(tmp_path, items=4, gold=13)
+    a, b, c, d, e = members(5)
     gold = list(db.session.scalars(select(Item.id).where(Item.pack_id == pack.id, Item.is_gold.is_(True)).order_by(Item.id)))
     _labeled(a, gold[:1])  # a labeled one gold item and was told its answer
+    with unit_of_work() as session:  # a wrote one stump that became gold, and confirmed another's
+        for item_id, author, votes in ((gold[1], a, {str(e): "pos"}), (gold[2], e, {str(a): "pos"})):
+            session.add(ArenaStump(pack_id=pack.id, author_id=author, text="Great stuff.", label="pos", model_label="neg", status="confirmed",
+                                   votes=votes, item_id=item_id, created_at=NOW, decided_at=NOW))
     shown: set[int] = set()
     for opponent, minutes in ((b, 0), (c, 10)):
         duel = matches.start_match([a, opponent], NOW + timedelta(minutes=minutes), mode="accuracy_duel")
-        assert gold[0] not in duel.item_ids and not shown & set(duel.item_ids)
+        assert not set(gold[:3]) & set(duel.item_ids) and not shown & set(duel.item_ids)
         shown |= set(duel.item_ids)
         for step, item_id in enumerate(duel.item_ids):
             for player in (a, opponent):
                 matches.answer(duel.id, player, item_id, flagged=False, label="pos", now=NOW + timedelta(minutes=minutes, seconds=3 * step + 3))
         assert matches.get_match(duel.id).status == "finished"
-    # 11 gold: one labeled, ten shown in two duels. None left for a.
+    # 13 gold: one labeled, two stumped, ten shown in two duels. None left for a.
     with pytest.raises(errors.NotEnoughItems, match="new gold items"):
         matches.start_match([a, d], NOW + timedelta(minutes=20), mode="accuracy_duel")
 

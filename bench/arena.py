@@ -3,13 +3,15 @@
 - Pairing: 1,000 members join the Redis queue at once (ratings spread over ±3 mu) and pollers pair whoever
   still waits until nobody does. Ceiling: 1,000 bare ZADD + ZREM round trips in the same Redis.
 - Scoring: `matches.finish` of a played match (scores, ranks, fair-play checks, openskill update of both
-  ratings, prize): p99 over the matches. Ceiling: openskill's `rate` alone, p99.
+  ratings, prize): p99 over the matches (the heap built before them frozen out of the cyclic collector),
+  its median, and the most SQL statements one finish ran. Ceiling: openskill's `rate` alone, p99.
 - Live poll: the poll's server time through the app (`GET /arena/matches/<id>/live`, htmx, signed in), p99.
   Ceiling: one bare Redis HGETALL round trip, p99.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import statistics
 import time
@@ -91,12 +93,28 @@ def _pairing(now) -> tuple[float, float, int]:
 
 
 def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
+    """Finish played matches one by one: their timings, openskill's bare `rate` timings, and the most SQL
+    statements one finish ran (its transaction and what reacts after its commit)."""
     from openskill.models import PlackettLuce
+    from sqlalchemy import event
 
     from sapien.arena import matches
+    from sapien.extensions import db
 
     members = _members(2 * MATCHES, now, "hunter")
     timings = []
+    statements: list[str] = []
+    most_statements = 0
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    # The heap made before the timed loop (the app, its imports, the members) is frozen out of the cyclic
+    # collector: a full collection of it (~0.2 s on a busy 2-core machine) would otherwise land in one random
+    # sample of the 150 and be the p99 whatever scoring does. What scoring allocates is still collected.
+    gc.collect()
+    gc.freeze()
     for index in range(MATCHES):
         a, b = members[2 * index], members[2 * index + 1]
         start = now + timedelta(seconds=index)
@@ -106,10 +124,13 @@ def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
             matches.answer(match.id, a, item_id, flagged=key in match.planted, label=match.truth[key], now=start + timedelta(seconds=3 * step + 3))
         for item_id in match.item_ids[:-1]:
             matches.answer(match.id, b, item_id, flagged=False, label="", now=start + timedelta(seconds=40))
+        match_id, deadline = match.id, match.deadline  # read before the clock: a committed object reloads on access
+        statements.clear()
         began = time.perf_counter()
-        if not matches.finish(match.id, match.deadline):
+        if not matches.finish(match_id, deadline):
             raise RuntimeError("a match did not finish")
         timings.append((time.perf_counter() - began) * 1000)
+        most_statements = max(most_statements, len(statements))
     model = PlackettLuce()
     bare = []
     for _ in range(MATCHES):
@@ -117,7 +138,9 @@ def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
         began = time.perf_counter()
         model.rate([[one], [two]], ranks=[1, 2])
         bare.append((time.perf_counter() - began) * 1000)
-    return timings, bare, members[0]
+    gc.unfreeze()
+    event.remove(db.engine, "before_cursor_execute", count)
+    return timings, bare, most_statements
 
 
 def _poll(app, now) -> tuple[list[float], list[float], list[float]]:
@@ -168,13 +191,15 @@ def run() -> list[Figure]:
         now = utcnow()
         seconds, ceiling, rounds = _pairing(now)
         _verified_pack(items=60, now=now)
-        timings, bare_rate, _ = _scoring(app, now, None)
+        timings, bare_rate, statements = _scoring(app, now, None)
         requests, service, bare_poll = _poll(app, now)
     return [
         Figure(NAME, f"{QUEUERS:,} members queuing at once, all paired ({rounds} widening rounds)", round(seconds * 1000, 1), "ms",
                ceiling=f"{QUEUERS:,} bare ZADD + ZREM round trips: {ceiling * 1000:.1f} ms", goal="< 1,000 ms", met=seconds < 1.0),
-        Figure(NAME, f"score a match and update its ratings, p99 of {MATCHES}", round(_p99(timings), 1), "ms",
-               ceiling=f"openskill rate alone p99: {_p99(bare_rate):.2f} ms", goal="< 50 ms", met=_p99(timings) < 50),
+        Figure(NAME, f"score a match and update its ratings, p99 of {MATCHES} (setup heap gc-frozen)", round(_p99(timings), 1), "ms",
+               ceiling=f"openskill rate alone p99: {_p99(bare_rate):.2f} ms; median finish {statistics.median(timings):.1f} ms, at most "
+                       f"{statements} SQL statements per match", goal="< 50 ms",
+               met=_p99(timings) < 50),
         Figure(NAME, f"live poll, whole request (signed in, htmx), p99 of {POLLS:,}", round(_p99(requests), 2), "ms",
                ceiling=f"bare Redis HGETALL p99: {_p99(bare_poll):.2f} ms; the poll's Redis read p99: {_p99(service):.2f} ms", goal="< 5 ms",
                met=_p99(requests) < 5),

@@ -4,7 +4,7 @@
 a side's score is the sum of its three members' scores (ties go to the side whose members took less time
 in total; equal on both is a draw). The clash row records both sums and the winning guild in the same
 transaction. `settle` (guarded by the match's `settled_at`, like every match) rates the two teams in one
-openskill update (`rate([[a, b, c], [d, e, f]])`, mode "guild_clash") and pays the winning side: the
+openskill update (`ratings.rate_teams`: `rate([[a, b, c], [d, e, f]])`, mode "guild_clash") and pays the winning side: the
 entry fees' pot and the pool's prize for a win, shared by its three members, each with their own ledger
 key (`arena:clash-pot:<match>:<user>`, `arena:clash-prize:<match>:<user>`), so a retry never pays twice.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
 from sapien.arena import prizes, ratings
@@ -67,50 +68,13 @@ def winner_ids(match: ArenaMatch, seats: list[ArenaPlayer]) -> list[int]:
     return sorted(seat.user_id for seat in seats if side.get(seat.user_id) == clash.winner_guild_id)
 
 
-def _rate_teams(
-    match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime
-) -> list[ratings.RatingMove]:
-    """One openskill update of the two teams (rows locked in user id order, as `ratings.rate` does)."""
-    season = db.session.get(ratings.ArenaSeason, match.season_id)
-    rows = {
-        seat.user_id: ratings._locked_row(seat.user_id, CLASH_MODE, season, now)
-        for seat in sorted(seats, key=lambda one: one.user_id)
-    }
-    by_rank: dict[int, list[ArenaPlayer]] = {}
+def _rate_teams(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> list[ratings.RatingMove]:
+    """One openskill update of the two sides (`ratings.rate_teams`), each side ranked as its guild."""
+    side = sides_of(clash_of_match(match.id).id)
+    teams: dict[int, tuple[list[tuple[int, bool]], int]] = {}
     for seat, rank in zip(seats, ranks, strict=True):
-        by_rank.setdefault(rank, []).append(seat)
-    if len(by_rank) == 1:  # a draw: still two teams, ranked equal
-        members = sorted(seats, key=lambda one: one.seat)
-        teams_seats = [members[: len(members) // 2], members[len(members) // 2 :]]
-        team_ranks_ = [1, 1]
-    else:
-        teams_seats = [by_rank[1], by_rank[2]]
-        team_ranks_ = [1, 2]
-    teams = [
-        [
-            ratings.MODEL.rating(mu=rows[seat.user_id].mu, sigma=rows[seat.user_id].sigma, name=str(seat.user_id))
-            for seat in team
-        ]
-        for team in teams_seats
-    ]
-    updated = ratings.MODEL.rate(teams, ranks=team_ranks_)
-    moves = []
-    for team, new_team, rank in zip(teams_seats, updated, team_ranks_, strict=True):
-        for seat, after in zip(team, new_team, strict=True):
-            row = rows[seat.user_id]
-            before = ratings.shown_rating(row.mu, row.sigma)
-            row.mu, row.sigma, row.ordinal = after.mu, after.sigma, after.mu - 3 * after.sigma
-            row.matches += 1
-            row.wins += 1 if rank == 1 and len(by_rank) == 2 else 0
-            row.updated_at = now
-            shown = ratings.shown_rating(after.mu, after.sigma)
-            tier = ratings.tier_of(shown)
-            new_tier = None
-            if ratings.TIER_ORDER[tier] > ratings.TIER_ORDER[row.best_tier]:
-                row.best_tier = new_tier = tier
-            moves.append(ratings.RatingMove(seat.user_id, before, shown, new_tier))
-    db.session.flush()
-    return moves
+        teams.setdefault(side[seat.user_id], ([], rank))[0].append((seat.user_id, False))
+    return ratings.rate_teams(CLASH_MODE, match.season_id, [teams[guild] for guild in sorted(teams)], now)
 
 
 def _pay_side(match: ArenaMatch, winners: list[ArenaPlayer], now: datetime) -> None:
@@ -131,7 +95,7 @@ def _pay_side(match: ArenaMatch, winners: list[ArenaPlayer], now: datetime) -> N
                 now=now,
                 memo=f"guild clash match {match.id}",
             )
-            seat.prize_points = pot_each
+            set_committed_value(seat, "prize_points", pot_each)  # `matches._write_seats` stores the seats' outcome
         if share <= 0:
             continue
         wanted = prizes.staked_prize(seat.user_id, share)
@@ -156,7 +120,7 @@ def _pay_side(match: ArenaMatch, winners: list[ArenaPlayer], now: datetime) -> N
                 now=now,
                 memo=f"guild clash match {match.id}",
             )
-            seat.prize_tokens = tokens
+            set_committed_value(seat, "prize_tokens", tokens)
 
 
 def settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> None:
@@ -164,10 +128,10 @@ def settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: d
     moves = _rate_teams(match, seats, ranks, now)
     by_user = {move.user_id: move for move in moves}
     for seat in seats:
-        seat.rating_before, seat.rating_after = by_user[seat.user_id].before, by_user[seat.user_id].after
+        set_committed_value(seat, "rating_before", by_user[seat.user_id].before)
+        set_committed_value(seat, "rating_after", by_user[seat.user_id].after)
     if len(set(ranks)) == 2:
         _pay_side(match, [seat for seat, rank in zip(seats, ranks, strict=True) if rank == 1], now)
-    db.session.flush()
     for move in moves:
         if move.new_tier:
             after_commit(

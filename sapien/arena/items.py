@@ -2,7 +2,12 @@
 
 A planted error is the most common wrong answer members gave for that item's true class in the pack's
 submissions (a real confusion), or, when nobody has confused that class yet, another label of the pack.
-Items a member saw in an earlier rated match are never chosen for them again.
+
+Rated play never shows a member an item twice, in any mode: `known_items` is what a member may already know
+the answer to (an item shown to them in the arena, whatever the mode and ghosts included, given to them in
+ordinary labeling, where a gold item even tells them its answer, or a stump they wrote or confirmed), and
+every selection here leaves it out.
+`matches._open` records the items shown (`arena_seen`) and refuses a match that would show one again.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select, union
 
-from sapien.arena.models import ArenaSeen
+from sapien.arena.models import ArenaSeen, ArenaStump
 from sapien.extensions import db
-from sapien.labeling.models import Item, Submission, TaskPack
+from sapien.labeling.models import Item, Lease, Submission, TaskPack
 from sapien.quality.models import VerifiedLabel
 
 CLASSIFICATION_TYPES = ("text_classification", "image_classification")
@@ -59,8 +64,41 @@ def _eligible_packs() -> list[TaskPack]:
     ))
 
 
-def _unseen_verified(pack_id: int, user_ids: list[int], size: int, rng: random.Random) -> list[tuple[int, str]]:
-    seen = select(ArenaSeen.item_id).where(ArenaSeen.user_id.in_(user_ids))
+def _stump_items_known(user_ids: list[int]) -> list[int]:
+    """Gold items born of stump-the-model that these members wrote or voted on: they read the text and its label.
+    (Votes are a JSON object of member ids, read here rather than queried: confirmed stumps are few.)"""
+    members = {str(user_id) for user_id in user_ids}
+    rows = db.session.execute(select(ArenaStump.item_id, ArenaStump.author_id, ArenaStump.votes)
+                              .where(ArenaStump.status == "confirmed", ArenaStump.item_id.is_not(None))).all()
+    return [item_id for item_id, author_id, votes in rows if str(author_id) in members or members.intersection(votes or {})]
+
+
+def _known_parts(user_ids: list[int], item_ids: list[int] | None = None) -> list[Select]:
+    parts = [select(ArenaSeen.item_id).where(ArenaSeen.user_id.in_(user_ids)),
+             select(Lease.item_id).where(Lease.user_id.in_(user_ids))]
+    if item_ids is not None:
+        parts = [parts[0].where(ArenaSeen.item_id.in_(item_ids)), parts[1].where(Lease.item_id.in_(item_ids))]
+    stumped = _stump_items_known(user_ids)
+    if stumped:
+        parts.append(select(Item.id).where(Item.id.in_(stumped)))
+    return parts
+
+
+def known_items(user_ids: list[int]) -> Select:
+    """The ids of items any of these members may know the answer to: shown to them in the arena (`arena_seen`,
+    every mode), given to them in ordinary labeling (a lease, answered or not), or a stump they wrote or
+    confirmed. Never in their rated match."""
+    return union(*_known_parts(user_ids))
+
+
+def known_among(user_ids: list[int], item_ids: list[int]) -> set[int]:
+    """Which of `item_ids` any of these members may know (see `known_items`)."""
+    if not item_ids:
+        return set()
+    return set(db.session.scalars(union(*_known_parts(user_ids, item_ids))))
+
+
+def _unseen_verified(pack_id: int, seen: Select, size: int, rng: random.Random) -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(VerifiedLabel.item_id, VerifiedLabel.answer).join(Item, Item.id == VerifiedLabel.item_id)
         .where(VerifiedLabel.pack_id == pack_id, Item.is_exam.is_(False), VerifiedLabel.item_id.not_in(seen))
@@ -77,10 +115,11 @@ def choose_hunt(user_ids: list[int], size: int, rng: random.Random | None = None
     rng = rng or random.Random()  # noqa: S311 - a game's shuffle, not a secret
     packs = _eligible_packs() if pack_id is None else [pack for pack in _eligible_packs() if pack.id == pack_id]
     rng.shuffle(packs)
+    seen = known_items(user_ids)
     for pack in packs:
         if len(pack.label_options) < 2:
             continue
-        picked = _unseen_verified(pack.id, user_ids, size, rng)
+        picked = _unseen_verified(pack.id, seen, size, rng)
         if len(picked) < size:
             continue
         confused = confusions(pack.id)
@@ -101,11 +140,9 @@ def choose_hunt(user_ids: list[int], size: int, rng: random.Random | None = None
 def choose_duel(user_ids: list[int], size: int, rng: random.Random | None = None) -> HuntSet | None:
     """An accuracy duel: mostly gold items (their known answers are the truth), and one live item whose
     answers go to the crowd as ordinary labels. None when no pack has enough unseen gold."""
-    from sapien.labeling.models import Lease
-
     rng = rng or random.Random()  # noqa: S311 - a game's shuffle, not a secret
     live_count = 1 if size >= 4 else 0
-    seen = select(ArenaSeen.item_id).where(ArenaSeen.user_id.in_(user_ids))
+    seen = known_items(user_ids)
     packs = _eligible_packs()
     rng.shuffle(packs)
     for pack in packs:
@@ -117,10 +154,9 @@ def choose_duel(user_ids: list[int], size: int, rng: random.Random | None = None
         gold = [(item_id, answer) for item_id, answer in gold if _label(answer)]
         if len(gold) < size - live_count:
             continue
-        leased = select(Lease.item_id).where(Lease.user_id.in_(user_ids))
         live = list(db.session.scalars(
             select(Item.id).where(Item.pack_id == pack.id, Item.is_gold.is_(False), Item.status == "open", Item.id.not_in(seen),
-                                  Item.id.not_in(leased), Item.id.not_in(select(VerifiedLabel.item_id).where(VerifiedLabel.pack_id == pack.id)))
+                                  Item.id.not_in(select(VerifiedLabel.item_id).where(VerifiedLabel.pack_id == pack.id)))
             .order_by(func.random()).limit(live_count)
         ))
         item_ids = [item_id for item_id, _answer in gold] + live

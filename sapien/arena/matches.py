@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
 from sapien.arena import clash_scoring, credit, fairplay, items, live, prizes, ratings
@@ -83,11 +84,25 @@ def _open(hunt: items.HuntSet, seats: list[tuple[int, bool]], now: datetime, gho
     except IntegrityError as error:
         raise AlreadyInMatch(_l("You are already in a match.")) from error
     humans = [user_id for user_id, is_ghost in seats if not is_ghost]
-    session.execute(dialect_insert(ArenaSeen).values([{"user_id": user_id, "item_id": item_id, "match_id": match.id}
-                                                       for user_id in humans for item_id in hunt.item_ids]).on_conflict_do_nothing())
+    # The rule's last word: an item a member was shown before already has its row, so fewer rows come back
+    # than were asked for and the match is refused (the caller's unit of work rolls it back).
+    recorded = session.execute(dialect_insert(ArenaSeen).values([{"user_id": user_id, "item_id": item_id, "match_id": match.id}
+                                                                 for user_id in humans for item_id in hunt.item_ids])
+                               .on_conflict_do_nothing().returning(ArenaSeen.item_id)).all()
+    if len(recorded) != len(humans) * len(hunt.item_ids):
+        raise NotEnoughItems(_NO_ITEMS.get(mode, _NO_ITEMS[MODE]))
     for user_id in humans:
         prizes.charge_entry_fee(match.id, user_id, fee, now)
     return match
+
+
+# What a member reads when the pool of items new to both players ran dry.
+_NO_ITEMS = {
+    MODE: _l("There are not enough new items for an error hunt right now: rated play never shows you an item you met before in "
+             "the arena or labeled yourself. Try again when more items are verified."),
+    DUEL: _l("There are not enough new gold items for an accuracy duel right now: rated play never shows you an item you met "
+             "before in the arena or labeled yourself. Try again later."),
+}
 
 
 def start_match(user_ids: list[int], now: datetime, *, mode: str = MODE, rng: random.Random | None = None) -> ArenaMatch:
@@ -98,7 +113,7 @@ def start_match(user_ids: list[int], now: datetime, *, mode: str = MODE, rng: ra
         choose = items.choose_duel if mode == DUEL else items.choose_hunt
         hunt = choose(sorted(user_ids), match_size(), rng)
         if hunt is None:
-            raise NotEnoughItems(_l("There are not enough verified items for a match right now. Try again later."))
+            raise NotEnoughItems(_NO_ITEMS.get(mode, _NO_ITEMS[MODE]))
         # Seats in user id order: two attempts to seat the same pair lock the seat index in one order.
         match = _open(hunt, [(user_id, False) for user_id in sorted(user_ids)], now, mode=mode)
         seats = _seats(match.id)
@@ -106,36 +121,51 @@ def start_match(user_ids: list[int], now: datetime, *, mode: str = MODE, rng: ra
     return match
 
 
-def start_ghost_match(user_id: int, now: datetime, mode: str = MODE) -> ArenaMatch:
-    """An asynchronous duel against the recorded run of a member of similar rating, on items this member has
-    not seen: the ghost's answers replay on its own clock."""
-    season = ratings.current_season(now)
-    mine = ratings.standing(user_id, mode, season).rating
-    seen = select(ArenaSeen.item_id).where(ArenaSeen.user_id == user_id)
-    candidates = db.session.execute(
+GHOST_CANDIDATES = 50  # recorded runs read at a time, closest rating first
+GHOST_PAGES = 5  # past this many, the member keeps waiting for a live opponent
+
+
+def _ghost_run(user_id: int, mode: str, mine: int) -> tuple[ArenaPlayer, ArenaMatch] | None:
+    """The recorded run closest to `mine` whose items this member has never met (see `items.known_items`):
+    candidates a page at a time, the member's known items among them in one read per page."""
+    candidates = (
         select(ArenaPlayer, ArenaMatch).join(ArenaMatch, ArenaMatch.id == ArenaPlayer.match_id)
         .where(ArenaMatch.mode == mode, ArenaMatch.status == "finished", ArenaMatch.ghost_of_match_id.is_(None),
                ArenaPlayer.is_ghost.is_(False), ArenaPlayer.forfeited.is_(False), ArenaPlayer.user_id != user_id, ArenaPlayer.answered > 0)
-        .order_by(func.abs(func.coalesce(ArenaPlayer.rating_before, 1000) - mine), ArenaMatch.id.desc()).limit(20)
-    ).all()
-    seen_items = set(db.session.scalars(seen))
-    for run, recorded in candidates:
-        if seen_items.intersection(recorded.item_ids):
-            continue
-        hunt = items.HuntSet(recorded.pack_id, list(recorded.item_ids), dict(recorded.truth), dict(recorded.shown), dict(recorded.planted))
-        with unit_of_work() as session:
-            match = _open(hunt, [(user_id, False), (run.user_id, True)], now, ghost_of=recorded.id, mode=mode)
-            answers = list(session.scalars(select(ArenaAnswer).where(ArenaAnswer.match_id == recorded.id, ArenaAnswer.user_id == run.user_id)))
-            for answer in answers:
-                session.add(ArenaAnswer(match_id=match.id, user_id=run.user_id, item_id=answer.item_id, flagged=answer.flagged,
-                                        label=answer.label, offset_ms=answer.offset_ms, created_at=now))
-            session.execute(update(ArenaPlayer).where(ArenaPlayer.match_id == match.id, ArenaPlayer.user_id == run.user_id)
-                            .values(answered=len(answers), time_ms=run.time_ms, finished_at=now))
-            seats = _seats(match.id)
-        offsets = {run.user_id: [answer.offset_ms for answer in answers]}
-        after_commit(lambda match=match, seats=seats, offsets=offsets: live.publish(match, seats, offsets))
-        return match
-    raise NoGhost(_l("No recorded run fits you yet: keep waiting for a live opponent."))
+        .order_by(func.abs(func.coalesce(ArenaPlayer.rating_before, 1000) - mine), ArenaMatch.id.desc(), ArenaPlayer.id)
+    )
+    for page in range(GHOST_PAGES):
+        runs = db.session.execute(candidates.offset(page * GHOST_CANDIDATES).limit(GHOST_CANDIDATES)).all()
+        known = items.known_among([user_id], sorted({item_id for _run, recorded in runs for item_id in recorded.item_ids}))
+        fit = next(((run, recorded) for run, recorded in runs if not known.intersection(recorded.item_ids)), None)
+        if fit is not None or len(runs) < GHOST_CANDIDATES:
+            return fit
+    return None
+
+
+def start_ghost_match(user_id: int, now: datetime, mode: str = MODE) -> ArenaMatch:
+    """An asynchronous duel against the recorded run of a member of similar rating, on items this member has
+    never met (in the arena or in labeling): the ghost's answers replay on its own clock. When no recorded run
+    fits, NoGhost says why and the member keeps waiting for a live opponent."""
+    season = ratings.current_season(now)
+    found = _ghost_run(user_id, mode, ratings.standing(user_id, mode, season).rating)
+    if found is None:
+        raise NoGhost(_l("No recorded run of new items for you fits yet (a ghost match never replays items you met before): "
+                         "keep waiting for a live opponent."))
+    run, recorded = found
+    hunt = items.HuntSet(recorded.pack_id, list(recorded.item_ids), dict(recorded.truth), dict(recorded.shown), dict(recorded.planted))
+    with unit_of_work() as session:
+        match = _open(hunt, [(user_id, False), (run.user_id, True)], now, ghost_of=recorded.id, mode=mode)
+        answers = list(session.scalars(select(ArenaAnswer).where(ArenaAnswer.match_id == recorded.id, ArenaAnswer.user_id == run.user_id)))
+        for answer in answers:
+            session.add(ArenaAnswer(match_id=match.id, user_id=run.user_id, item_id=answer.item_id, flagged=answer.flagged,
+                                    label=answer.label, offset_ms=answer.offset_ms, created_at=now))
+        session.execute(update(ArenaPlayer).where(ArenaPlayer.match_id == match.id, ArenaPlayer.user_id == run.user_id)
+                        .values(answered=len(answers), time_ms=run.time_ms, finished_at=now))
+        seats = _seats(match.id)
+    offsets = {run.user_id: [answer.offset_ms for answer in answers]}
+    after_commit(lambda: live.publish(match, seats, offsets))
+    return match
 
 
 def get_match(match_id: int) -> ArenaMatch:
@@ -269,7 +299,11 @@ def finish_if_due(match_id: int, now: datetime) -> bool:
 
 
 def finish(match_id: int, now: datetime) -> bool:
-    """Score the match once: the conditional UPDATE lets exactly one caller through, whoever races."""
+    """Score the match once: the conditional UPDATE lets exactly one caller through, whoever races.
+
+    Scoring reads the match (from that UPDATE), its seats (locked) and its answers, and writes every seat in
+    one statement and the match's outcome in one more; the seats' ORM objects get the written values as
+    committed state, so no flush writes them again (see `_seat_outcome`)."""
     with unit_of_work() as session:
         match = session.scalars(update(ArenaMatch).where(ArenaMatch.id == match_id, ArenaMatch.status == "active")
                                 .values(status="finished", finished_at=now).returning(ArenaMatch)
@@ -278,28 +312,33 @@ def finish(match_id: int, now: datetime) -> bool:
             return False
         seats = _seats(match_id, lock=True)
         full_ms = int((as_utc(match.deadline) - as_utc(match.started_at)).total_seconds() * 1000)
-        answers = list(session.scalars(select(ArenaAnswer).where(ArenaAnswer.match_id == match_id)))
+        answers = session.execute(select(ArenaAnswer.user_id, ArenaAnswer.item_id, ArenaAnswer.flagged, ArenaAnswer.label, ArenaAnswer.offset_ms)
+                                  .where(ArenaAnswer.match_id == match_id)).all()
         for seat in seats:
             mine = [one for one in answers if one.user_id == seat.user_id]
             result = tally(match, mine)
-            seat.found, seat.false_alarms, seat.score = result.found, result.false_alarms, result.score
-            if seat.status == "active" or seat.time_ms is None:
-                seat.time_ms = max((one.offset_ms for one in mine), default=full_ms) if len(mine) == len(match.item_ids) else full_ms
-            if not mine and not seat.is_ghost:
-                seat.forfeited = True
-            seat.status = "done"
-            seat.finished_at = seat.finished_at or now
+            time_ms = seat.time_ms
+            if seat.status == "active" or time_ms is None:
+                time_ms = max((one.offset_ms for one in mine), default=full_ms) if len(mine) == len(match.item_ids) else full_ms
+            _seat_outcome(seat, found=result.found, false_alarms=result.false_alarms, score=result.score, time_ms=time_ms,
+                          forfeited=seat.forfeited or (not mine and not seat.is_ghost), status="done", finished_at=seat.finished_at or now)
         ranks = _ranks(seats, full_ms)
         winners = [seat for seat, rank in zip(seats, ranks, strict=True) if rank == 1]
-        match.winner_id = winners[0].user_id if len(winners) == 1 and not all(seat.forfeited for seat in seats) else None
+        outcome = {"winner_id": winners[0].user_id if len(winners) == 1 and not all(seat.forfeited for seat in seats) else None}
         if match.mode == CLASH_MODE:  # teams of three: the sides' summed scores decide, and no one member wins
-            ranks, match.winner_id = clash_scoring.team_ranks(match, seats, now), None
+            ranks, outcome["winner_id"] = clash_scoring.team_ranks(match, seats, now), None
+        set_committed_value(match, "winner_id", outcome["winner_id"])
         reasons = fairplay.flags_for(match, seats, now)
         if reasons:
-            match.flag_state, match.flag_reasons, match.rated = "open", reasons, False
-        session.flush()
-        if not reasons:
-            _settle(match, seats, ranks, now)
+            outcome.update(flag_state="open", flag_reasons=reasons, rated=False)
+        else:
+            # The match was active a moment ago and is locked by our UPDATE: nobody settled it yet.
+            _apply_settlement(match, seats, ranks, now)
+            outcome["settled_at"] = now
+        _write_seats(seats)
+        session.execute(update(ArenaMatch).where(ArenaMatch.id == match_id).values(**outcome).execution_options(synchronize_session=False))
+        for name, value in outcome.items():
+            set_committed_value(match, name, value)
         humans = [seat.user_id for seat in seats if not seat.is_ghost]
         winner, rated, mode = match.winner_id, match.rated, match.mode
         won = clash_scoring.winner_ids(match, seats) if mode == CLASH_MODE else [winner] if winner in humans else []
@@ -309,32 +348,56 @@ def finish(match_id: int, now: datetime) -> bool:
     return True
 
 
-def _settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> None:
-    """Ratings and prizes, once (guarded by `settled_at`), in the caller's transaction."""
-    claimed = db.session.execute(update(ArenaMatch).where(ArenaMatch.id == match.id, ArenaMatch.settled_at.is_(None))
-                                 .values(settled_at=now).returning(ArenaMatch.id)).scalar()
-    if claimed is None:
-        return
+# What scoring writes on a seat: `_seat_outcome` sets them in memory, `_write_seats` stores them in one statement.
+SEAT_OUTCOME = ("found", "false_alarms", "score", "time_ms", "forfeited", "status", "finished_at", "rating_before", "rating_after",
+                "prize_tokens", "prize_points")
+
+
+def _seat_outcome(seat: ArenaPlayer, **values) -> None:
+    """Set scoring's values on a seat as committed state: `_write_seats` writes them, the flush leaves them alone."""
+    for name, value in values.items():
+        set_committed_value(seat, name, value)
+
+
+def _write_seats(seats: list[ArenaPlayer]) -> None:
+    """Every seat's outcome in one executemany UPDATE (one round trip), instead of one UPDATE per changed column set."""
+    table = ArenaPlayer.__table__
+    db.session.execute(update(table).where(table.c.id == bindparam("seat_id")).values({name: bindparam(f"new_{name}") for name in SEAT_OUTCOME}),
+                       [{"seat_id": seat.id, **{f"new_{name}": getattr(seat, name) for name in SEAT_OUTCOME}} for seat in seats])
+
+
+def _apply_settlement(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> None:
+    """Ratings and prizes in the caller's transaction, on the seats in memory (`_write_seats` stores them). The
+    caller makes sure it runs once per match (see `finish` and `_settle`). A guild clash rates and pays its
+    two teams instead (`clash_scoring.settle`)."""
     if match.mode == CLASH_MODE:
         clash_scoring.settle(match, seats, ranks, now)
         return
-    season = db.session.get(ratings.ArenaSeason, match.season_id)
-    moves = ratings.rate(match.mode, season, [(seat.user_id, rank, seat.is_ghost) for seat, rank in zip(seats, ranks, strict=True)], now)
+    moves = ratings.rate(match.mode, match.season_id, [(seat.user_id, rank, seat.is_ghost) for seat, rank in zip(seats, ranks, strict=True)], now)
     by_user = {move.user_id: move for move in moves}
     for seat in seats:
         if seat.user_id in by_user:
-            seat.rating_before, seat.rating_after = by_user[seat.user_id].before, by_user[seat.user_id].after
+            _seat_outcome(seat, rating_before=by_user[seat.user_id].before, rating_after=by_user[seat.user_id].after)
     if match.winner_id is not None:
         winner = next(seat for seat in seats if seat.user_id == match.winner_id)
         if not winner.is_ghost:
             humans = sum(1 for seat in seats if not seat.is_ghost)
             prize = prizes.pay_winner(match.id, winner.user_id, match.entry_fee * humans, now)
-            winner.prize_tokens, winner.prize_points = prize.tokens, prize.points
-    db.session.flush()
+            _seat_outcome(winner, prize_tokens=prize.tokens, prize_points=prize.points)
     for move in moves:
         if move.new_tier:
             after_commit(lambda move=move: events.arena_tier_reached.send(None, user_id=move.user_id, tier=move.new_tier,
                                                                           season_id=match.season_id, now=now))
+
+
+def _settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: datetime) -> None:
+    """Ratings and prizes of a match scored earlier, once (guarded by `settled_at`), in the caller's transaction."""
+    claimed = db.session.execute(update(ArenaMatch).where(ArenaMatch.id == match.id, ArenaMatch.settled_at.is_(None))
+                                 .values(settled_at=now).returning(ArenaMatch.id)).scalar()
+    if claimed is None:
+        return
+    _apply_settlement(match, seats, ranks, now)
+    _write_seats(seats)
 
 
 def clear_flag(match_id: int, *, moderator_id: int, clear: bool, now: datetime) -> bool:

@@ -93,6 +93,11 @@ def seasons() -> list[ArenaSeason]:
     return list(db.session.scalars(select(ArenaSeason).order_by(ArenaSeason.number.desc())))
 
 
+def _soft_reset(mu: float, sigma: float) -> tuple[float, float]:
+    """A last season's rating as a new season's start: pulled halfway back to the default, less certain."""
+    return DEFAULT_MU + (mu - DEFAULT_MU) * RESET_PULL, min(sigma + RESET_SIGMA_BUMP, DEFAULT_SIGMA)
+
+
 def _carried_over(user_id: int, mode: str, season: ArenaSeason) -> tuple[float, float]:
     previous = db.session.scalar(
         select(ArenaRating).join(ArenaSeason, ArenaSeason.id == ArenaRating.season_id)
@@ -101,7 +106,7 @@ def _carried_over(user_id: int, mode: str, season: ArenaSeason) -> tuple[float, 
     )
     if previous is None:
         return DEFAULT_MU, DEFAULT_SIGMA
-    return DEFAULT_MU + (previous.mu - DEFAULT_MU) * RESET_PULL, min(previous.sigma + RESET_SIGMA_BUMP, DEFAULT_SIGMA)
+    return _soft_reset(previous.mu, previous.sigma)
 
 
 def standing(user_id: int, mode: str, season: ArenaSeason) -> Standing:
@@ -112,21 +117,15 @@ def standing(user_id: int, mode: str, season: ArenaSeason) -> Standing:
     return Standing(mu, sigma, 0, 0)
 
 
-def _locked_row(user_id: int, mode: str, season: ArenaSeason, now: datetime) -> ArenaRating:
-    """The member's rating row for the season, locked; made (carried over softly) on their first match in it."""
-    query = (select(ArenaRating).where(ArenaRating.user_id == user_id, ArenaRating.mode == mode, ArenaRating.season_id == season.id)
-             .with_for_update().execution_options(populate_existing=True))
-    row = db.session.scalars(query).one_or_none()
-    if row is not None:
-        return row
-    mu, sigma = _carried_over(user_id, mode, season)
-    db.session.execute(
-        dialect_insert(ArenaRating)
-        .values(user_id=user_id, mode=mode, season_id=season.id, mu=mu, sigma=sigma, ordinal=mu - 3 * sigma, matches=0, wins=0,
-                best_tier=tier_of(shown_rating(mu, sigma)), updated_at=now)
-        .on_conflict_do_nothing()
-    )
-    return db.session.scalars(query).one()
+_TABLE = ArenaRating.__table__
+_KEY = [_TABLE.c.user_id, _TABLE.c.mode, _TABLE.c.season_id]
+_RATED = ("mu", "sigma", "ordinal", "matches", "wins", "best_tier", "updated_at")  # what a match changes on a rating row
+
+
+def _row_values(user_id: int, mode: str, season_id: int, mu: float, sigma: float, *, now: datetime) -> dict:
+    """A rating row's columns for (mu, sigma); a new row starts with no matches."""
+    return {"user_id": user_id, "mode": mode, "season_id": season_id, "mu": mu, "sigma": sigma, "ordinal": mu - 3 * sigma,
+            "matches": 0, "wins": 0, "best_tier": tier_of(shown_rating(mu, sigma)), "updated_at": now}
 
 
 @dataclass(frozen=True)
@@ -137,32 +136,69 @@ class RatingMove:
     new_tier: str | None  # set when the member reached a tier above any they held this season
 
 
-def rate(mode: str, season: ArenaSeason, ranked: list[tuple[int, int, bool]], now: datetime) -> list[RatingMove]:
-    """Update the ratings of a finished match. `ranked` is (user id, rank, is_ghost) per seat, rank 1 best;
-    a ghost's rating takes part but is not changed (the member it replays is not playing). Rows are locked
-    in user id order, so two matches finishing at once never deadlock on them."""
-    rows: dict[int, ArenaRating | Standing] = {}
-    for user_id, _rank, is_ghost in sorted(ranked, key=lambda one: one[0]):
-        rows[user_id] = standing(user_id, mode, season) if is_ghost else _locked_row(user_id, mode, season, now)
-    teams = [[MODEL.rating(mu=rows[user_id].mu, sigma=rows[user_id].sigma, name=str(user_id))] for user_id, _rank, _ghost in ranked]
-    updated = MODEL.rate(teams, ranks=[rank for _user, rank, _ghost in ranked])
-    moves = []
-    for (user_id, rank, is_ghost), [after] in zip(ranked, updated, strict=True):
-        if is_ghost:
-            continue
-        row = rows[user_id]
-        before = shown_rating(row.mu, row.sigma)
-        row.mu, row.sigma, row.ordinal = after.mu, after.sigma, after.mu - 3 * after.sigma
-        row.matches += 1
-        row.wins += 1 if rank == 1 and sum(1 for _u, r, _g in ranked if r == 1) == 1 else 0
-        row.updated_at = now
-        new_rating = shown_rating(after.mu, after.sigma)
-        tier = tier_of(new_rating)
-        new_tier = None
-        if TIER_ORDER[tier] > TIER_ORDER[row.best_tier]:
-            row.best_tier = new_tier = tier
-        moves.append(RatingMove(user_id, before, new_rating, new_tier))
-    db.session.flush()
+def rate(mode: str, season: ArenaSeason | int, ranked: list[tuple[int, int, bool]], now: datetime) -> list[RatingMove]:
+    """Update the ratings of a finished match of one-member sides. `ranked` is (user id, rank, is_ghost) per
+    seat, rank 1 best; a ghost's rating takes part but is not changed (the member it replays is not playing)."""
+    return rate_teams(mode, season, [([(user_id, is_ghost)], rank) for user_id, rank, is_ghost in ranked], now)
+
+
+def rate_teams(mode: str, season: ArenaSeason | int, teams: list[tuple[list[tuple[int, bool]], int]], now: datetime) -> list[RatingMove]:
+    """Update the ratings of a finished match in one openskill update of its teams: `teams` is
+    ([(user id, is_ghost), …], rank) per side, rank 1 best (a guild clash: two sides of three). A member
+    wins when their side alone ranks first.
+
+    Three statements whatever the seats: one read of the members' rows in this mode up to this season (a
+    ghost's standing, and where a first match of the season carries over from), one upsert that makes the
+    missing rows and locks every player's row, returning its values as locked, and one upsert writing the
+    new values. Rows are locked in user id order, so two matches finishing at once never deadlock on them."""
+    season_id = season if isinstance(season, int) else season.id
+    session = db.session
+    seats = [(user_id, is_ghost) for members, _rank in teams for user_id, is_ghost in members]
+    user_ids = sorted({user_id for user_id, _ghost in seats})
+    season_number = select(ArenaSeason.number).where(ArenaSeason.id == season_id).scalar_subquery()
+    known: dict[int, tuple[float, float]] = {}  # user id → (mu, sigma) they enter the season's match with
+    for user_id, row_season_id, mu, sigma in session.execute(
+        select(ArenaRating.user_id, ArenaRating.season_id, ArenaRating.mu, ArenaRating.sigma)
+        .join(ArenaSeason, ArenaSeason.id == ArenaRating.season_id)
+        .where(ArenaRating.user_id.in_(user_ids), ArenaRating.mode == mode, ArenaSeason.number <= season_number)
+        .order_by(ArenaRating.user_id, ArenaSeason.number.desc())
+    ):
+        if user_id not in known:  # the newest row: this season's, or the last season's to carry over
+            known[user_id] = (mu, sigma) if row_season_id == season_id else _soft_reset(mu, sigma)
+    players = sorted({user_id for user_id, is_ghost in seats if not is_ghost})
+    current: dict[int, tuple[float, float, int, int, str]] = {}
+    if players:
+        fresh = [_row_values(user_id, mode, season_id, *known.get(user_id, (DEFAULT_MU, DEFAULT_SIGMA)), now=now) for user_id in players]
+        # A no-op update on conflict: PostgreSQL locks the existing row and RETURNING reads it as locked. One
+        # statement for every row (insertmanyvalues), compiled once and cached.
+        locked = dialect_insert(_TABLE).on_conflict_do_update(index_elements=_KEY, set_={"updated_at": _TABLE.c.updated_at})
+        for user_id, mu, sigma, matches, wins, best_tier in session.execute(locked.returning(
+                _TABLE.c.user_id, _TABLE.c.mu, _TABLE.c.sigma, _TABLE.c.matches, _TABLE.c.wins, _TABLE.c.best_tier), fresh):
+            current[user_id] = (mu, sigma, matches, wins, best_tier)
+
+    def mu_sigma(user_id: int) -> tuple[float, float]:
+        return current[user_id][:2] if user_id in current else known.get(user_id, (DEFAULT_MU, DEFAULT_SIGMA))
+
+    model_teams = [[MODEL.rating(mu=mu_sigma(user_id)[0], sigma=mu_sigma(user_id)[1], name=str(user_id)) for user_id, _ghost in members]
+                   for members, _rank in teams]
+    updated = MODEL.rate(model_teams, ranks=[rank for _members, rank in teams])
+    sole_winner = sum(1 for _members, rank in teams if rank == 1) == 1
+    moves, writes = [], []
+    for (members, rank), new_team in zip(teams, updated, strict=True):
+        for (user_id, is_ghost), after in zip(members, new_team, strict=True):
+            if is_ghost:
+                continue
+            mu, sigma, matches, wins, best_tier = current[user_id]
+            new_rating = shown_rating(after.mu, after.sigma)
+            tier = tier_of(new_rating)
+            new_tier = tier if TIER_ORDER[tier] > TIER_ORDER[best_tier] else None
+            writes.append({**_row_values(user_id, mode, season_id, after.mu, after.sigma, now=now), "matches": matches + 1,
+                           "wins": wins + (1 if rank == 1 and sole_winner else 0), "best_tier": new_tier or best_tier})
+            moves.append(RatingMove(user_id, shown_rating(mu, sigma), new_rating, new_tier))
+    if writes:
+        write = dialect_insert(_TABLE)
+        session.execute(write.on_conflict_do_update(index_elements=_KEY, set_={name: write.excluded[name] for name in _RATED}),
+                        sorted(writes, key=lambda one: one["user_id"]))
     return moves
 
 

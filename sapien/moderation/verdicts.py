@@ -113,12 +113,12 @@ def signal_edges(member_ids: Iterable[int] | None = None) -> dict[str, list[tupl
     # Wallets: every address a member linked, now or before (a used sign-in nonce is a completed link; the
     # wallets table holds only the current one), so a wallet passed from account to account joins them.
     nonces, wallets = db.metadata.tables["siwe_nonces"], db.metadata.tables["wallets"]
-    linked = select(nonces.c.user_id, nonces.c.address).where(nonces.c.used_at.is_not(None)).union(
-        select(wallets.c.user_id, wallets.c.address)
-    )
-    for user_id, address in db.session.execute(linked):
-        if ids is None or user_id in ids:
-            edges["wallet"].append((user_id, address.lower()))
+    used_nonces = select(nonces.c.user_id, nonces.c.address).where(nonces.c.used_at.is_not(None))
+    current = select(wallets.c.user_id, wallets.c.address)
+    if ids is not None:  # only these members' links (not every wallet ever linked: the arena asks this at every match)
+        used_nonces, current = used_nonces.where(nonces.c.user_id.in_(ids)), current.where(wallets.c.user_id.in_(ids))
+    for user_id, address in db.session.execute(used_nonces.union(current)):
+        edges["wallet"].append((user_id, address.lower()))
     return edges
 
 

@@ -24,7 +24,7 @@ REPEAT_LIMIT = 3  # this many matches of one pair within the window (this one in
 MIN_MS_PER_ITEM = 1500  # a whole run faster than this per item is not reading (config ARENA_MIN_MS_PER_ITEM)
 
 REASONS = {
-    "shared_identity": _l("The two members share an IP address or a device"),
+    "shared_identity": _l("Two of the players share an IP address or a device"),
     "repeat_pairing": _l("The same two members were paired again and again"),
     "impossible_speed": _l("Answers came faster than anyone can read"),
 }
@@ -37,6 +37,13 @@ def suspected_pair(a: int, b: int, now: datetime) -> str | None:
         if a in cluster.member_ids and b in cluster.member_ids:
             return _l("They share %(what)s.", what=", ".join(sorted(cluster.shared)))
     return None
+
+
+def any_suspected_pair(user_ids: list[int]) -> bool:
+    """Whether any two of these members look like one person: in a guild clash, one person holding places
+    on both sides, or two places on one (one read of their signals for every pair)."""
+    players = set(user_ids)
+    return any(len(players & set(cluster.member_ids)) >= 2 for cluster in verdicts.clusters_from_edges(verdicts.signal_edges(players)))
 
 
 def _pair_count(a: int, b: int, now: datetime) -> int:
@@ -55,8 +62,10 @@ def flags_for(match: ArenaMatch, seats: list[ArenaPlayer], now: datetime) -> lis
         a, b = humans[0].user_id, humans[1].user_id
         if suspected_pair(a, b, now):
             reasons.append("shared_identity")
-        if _pair_count(a, b, now) >= REPEAT_LIMIT:
+        if _pair_count(a, b, now) >= REPEAT_LIMIT:  # guilds meeting again is the point of a clash: duels only
             reasons.append("repeat_pairing")
+    elif len(humans) > 2 and any_suspected_pair([seat.user_id for seat in humans]):
+        reasons.append("shared_identity")
     items = len(match.item_ids) or 1
     floor = int(current_app.config.get("ARENA_MIN_MS_PER_ITEM", MIN_MS_PER_ITEM))
     for seat in humans:

@@ -282,3 +282,33 @@ def test_entry_fees_hold_the_start_until_everyone_can_pay_and_the_winners_share_
     assert clash.get_clash(row.id).winner_guild_id == guilds.red
     assert [ledger.balance(user_id, "points") for user_id in players] == [10, 10, 10, 0, 0, 0]
     assert matches.finish(match.id, NOW + timedelta(minutes=5)) is False
+
+
+def test_one_person_holding_places_on_both_sides_leaves_the_clash_unrated_for_a_moderator(ctx, tmp_path, config):
+    from sapien.arena import clash, matches, prizes
+    from sapien.arena.models import ArenaRating
+    from sapien.extensions import db
+    from sapien.ledger import service as ledger
+    from sapien.moderation.signals import record_signal
+
+    verified_pack(tmp_path, items=24)
+    guilds = two_guilds(config)
+    prizes.set_pool(prizes.PoolSettings(budget_tokens=9 * prizes.TOKEN_UNIT, prize_tokens=3 * prizes.TOKEN_UNIT, entry_fee_points=0),
+                    actor_id=guilds.red_members[0], now=NOW)
+    red, blue = guilds.red_members[:3], guilds.blue_members[:3]
+    for member in (red[2], blue[2]):  # one person with an account in each guild: the same device
+        record_signal(member, "login", "198.51.100.9", "Firefox", "one-device-two-guilds", NOW)
+    row = ready_clash(guilds)
+    match = matches.get_match(row.match_id)
+    for user_id in red + blue:
+        play(match, user_id, perfect=user_id in red, now=NOW)
+    db.session.expire_all()
+    match = matches.get_match(row.match_id)
+    assert match.flag_state == "open" and match.flag_reasons == ["shared_identity"] and not match.rated
+    assert clash.get_clash(row.id).winner_guild_id == guilds.red  # the result stands, it only does not count yet
+    assert all(ledger.balance(user_id, "token") == 0 for user_id in red)
+    assert all(db.session.get(ArenaRating, (user_id, "guild_clash", match.season_id)) is None for user_id in red + blue)
+    # A moderator clears it: rated and paid now, once.
+    assert matches.clear_flag(match.id, moderator_id=guilds.red_members[3], clear=True, now=NOW)
+    assert [ledger.balance(user_id, "token") for user_id in red] == [prizes.TOKEN_UNIT] * 3
+    assert all(db.session.get(ArenaRating, (user_id, "guild_clash", match.season_id)).matches == 1 for user_id in red + blue)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pycountry
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
@@ -83,12 +83,9 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
     if data.country and data.country.upper() not in COUNTRY_CODES:
         raise AccountError(_l("Choose a country from the list."), "country")
     with unit_of_work() as session:
-        if session.scalar(select(User.id).where(User.username_key == username_key(username))):
-            raise AccountError(_l("That username is taken."), "username")
-        if session.scalar(select(User.id).where(User.username_skeleton == username_skeleton(username))):
-            raise AccountError(LOOK_ALIKE_MESSAGE, "username")
-        if session.scalar(select(User.id).where(User.email == email)):
-            raise AccountError(_l("An account with that email already exists."), "email")
+        taken = _taken_by_others(username, email)
+        if taken is not None:
+            raise taken
         user = User(
             username=username,
             username_key=username_key(username),
@@ -110,13 +107,31 @@ def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: st
                 session.add(user)
                 session.flush()
         except IntegrityError as error:
-            raise duplicate_account_error(error) from error
+            raise _taken_by_others(username, email) or duplicate_account_error(error) from error
     events.user_signed_up.send(None, user_id=user.id, now=now)
     return user
 
 
+def _taken_by_others(username: str, email: str) -> AccountError | None:
+    """Why another member's name or email stands in the way, read in one statement (one snapshot): checked
+    one after the other, a sign-up that commits between the checks would show a racer the look-alike error
+    for the very name they typed."""
+    key, look = username_key(username), username_skeleton(username)
+    others = db.session.execute(
+        select(User.username_key, User.username_skeleton).where(or_(User.username_key == key, User.username_skeleton == look, User.email == email))
+    ).all()
+    if any(row.username_key == key for row in others):
+        return AccountError(_l("That username is taken."), "username")
+    if any(row.username_skeleton == look for row in others):
+        return AccountError(LOOK_ALIKE_MESSAGE, "username")
+    if others:
+        return AccountError(_l("An account with that email already exists."), "email")
+    return None
+
+
 def duplicate_account_error(error: IntegrityError) -> AccountError:
-    """The form error for a sign-up that lost a race on one of the users table's unique keys."""
+    """The form error for a sign-up that lost a race on one of the users table's unique keys (by the key's
+    name, when the row that won is not to be seen)."""
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or str(error.orig)
     if "email" in constraint:
         return AccountError(_l("An account with that email already exists."), "email")

@@ -348,7 +348,7 @@ def test_ten_sign_ups_at_once_with_one_name_give_one_account_and_nine_form_error
     codes = sorted(response.status_code for response in responses)
     assert codes == [303] + [422] * 9, codes
     message = "That username is taken." if shared == "username" else "An account with that email already exists."
-    assert all(message in errors_in(response) for response in responses if response.status_code == 422)
+    assert all(message in errors_in(response) for response in responses if response.status_code == 422), [errors_in(r) for r in responses]
     assert count_users(app) == 1
 
 

@@ -44,7 +44,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('open', 'declined', 'forming', 'playing', 'finished')", name=op.f('ck_arena_clashes_status_known')),
+    sa.CheckConstraint("status IN ('open', 'declined', 'forming', 'playing', 'finished', 'called_off', 'expired')", name=op.f('ck_arena_clashes_status_known')),
     sa.CheckConstraint('challenger_guild_id <> opponent_guild_id', name=op.f('ck_arena_clashes_two_guilds')),
     sa.ForeignKeyConstraint(['accepted_by'], ['users.id'], name=op.f('fk_arena_clashes_accepted_by_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['challenged_by'], ['users.id'], name=op.f('fk_arena_clashes_challenged_by_users'), ondelete='SET NULL'),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, or_, select, update
@@ -38,6 +38,11 @@ from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
 
 UNDER_WAY = ("open", "forming", "playing")
+# A clash that never begins must not hold its two guilds (and its players' places) for ever: a challenge
+# nobody answered, and an accepted clash whose sides did not fill, expire (the arena's sweep); until then
+# a leader or officer of either guild may call it off.
+ANSWER_WITHIN = timedelta(days=3)
+FILL_WITHIN = timedelta(days=1)
 
 
 class ClashNotFound(ArenaError):
@@ -148,6 +153,32 @@ def respond(clash_id: int, actor_id: int, *, accept: bool, now: datetime) -> Are
                 now,
             )
     return get_clash(clash_id)
+
+
+def call_off(clash_id: int, actor_id: int, now: datetime) -> ArenaClash:
+    """A leader or officer of either guild calls the clash off before it begins; the places it held are free."""
+    with unit_of_work():
+        clash = get_clash(clash_id, lock=True)
+        membership = membership_of(actor_id)
+        if (membership is None or membership.role not in MANAGERS
+                or membership.guild_id not in (clash.challenger_guild_id, clash.opponent_guild_id)):
+            raise ArenaError(_l("Only a leader or officer of one of the two guilds can call this clash off."))
+        if clash.status not in ("open", "forming"):
+            raise ArenaError(_l("This clash has begun or ended: it can no longer be called off."))
+        clash.status, clash.finished_at = "called_off", now
+        managers = [user_id for guild_id in (clash.challenger_guild_id, clash.opponent_guild_id)
+                    for user_id, role in _roles(guild_id) if role in MANAGERS]
+        _tell(managers + [slot.user_id for slot in _slots(clash_id)], clash, "clash_called_off", now)
+    return clash
+
+
+def expire_stale(now: datetime) -> int:
+    """Expire the challenges nobody answered within ANSWER_WITHIN and the accepted clashes whose sides did
+    not fill within FILL_WITHIN; returns how many (the arena's sweep runs it every minute)."""
+    with unit_of_work() as session:
+        stale = or_((ArenaClash.status == "open") & (ArenaClash.created_at <= now - ANSWER_WITHIN),
+                    (ArenaClash.status == "forming") & (ArenaClash.accepted_at <= now - FILL_WITHIN))
+        return len(session.scalars(update(ArenaClash).where(stale).values(status="expired", finished_at=now).returning(ArenaClash.id)).all())
 
 
 def _slots(clash_id: int) -> list[ArenaClashSlot]:
@@ -335,6 +366,10 @@ class ClashView:
             and self.viewer_is_manager
             and self.viewer_guild_id == self.clash.opponent_guild_id
         )
+
+    @property
+    def can_call_off(self) -> bool:
+        return self.clash.status in ("open", "forming") and self.viewer_is_manager and self.viewer_guild_id is not None
 
     @property
     def can_join(self) -> bool:

@@ -143,6 +143,20 @@ def join(clash_id: int):
     return redirect_to(url_for("clash.page", clash_id=clash_id))
 
 
+@clash_bp.post("/<int:clash_id>/call-off")
+@login_required
+def call_off(clash_id: int):
+    try:
+        clash.call_off(clash_id, current_user.id, utcnow())
+    except clash.ClashNotFound:
+        abort(404)
+    except ArenaError as error:
+        flash_message(str(error), "error")
+        return _page(clash_id, 422)
+    flash_message(_("The clash is called off."))
+    return redirect_to(url_for("clash.page", clash_id=clash_id))
+
+
 @clash_bp.post("/<int:clash_id>/leave")
 @login_required
 def leave(clash_id: int):

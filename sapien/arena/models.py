@@ -205,7 +205,7 @@ class ArenaChallenge(db.Model):
 
 # open: one guild challenged another; forming: accepted, members take the sides' places; playing: the
 # match runs; finished: scored (`winner_guild_id`, None for a draw); declined: the other guild said no.
-CLASH_STATES = ("open", "declined", "forming", "playing", "finished")
+CLASH_STATES = ("open", "declined", "forming", "playing", "finished", "called_off", "expired")
 CLASH_TEAM_SIZE = 3
 
 

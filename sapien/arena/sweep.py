@@ -1,14 +1,15 @@
 """The sweep that finishes matches nobody polled to the end: both players left the page, or lost the network.
 
 Polls and page loads finish a match past its deadline at once; this sweep (every minute, a periodic job)
-catches the rest, so a seat is never held by a match that is over. Safe to run twice: `finish` is guarded.
+catches the rest, so a seat is never held by a match that is over, and expires the guild clashes that
+never began (`clash.expire_stale`). Safe to run twice: `finish` is guarded, expiring is one UPDATE.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sapien.arena import matches
+from sapien.arena import clash, matches
 from sapien.database import as_utc, utcnow
 from sapien.queue import PendingWork, pending_work_source
 
@@ -16,7 +17,9 @@ SWEEP_EVERY = timedelta(minutes=1)
 
 
 def finish_due(now: datetime) -> int:
-    """Finish every active match past its deadline; returns how many this run finished."""
+    """Finish every active match past its deadline, and expire the clashes that never began; returns how
+    many matches this run finished."""
+    clash.expire_stale(now)
     return sum(1 for match_id in matches.due_match_ids(now) if matches.finish_if_due(match_id, now))
 
 

@@ -44,6 +44,8 @@ MESSAGES = {
     "clash_challenged": _l("%(guild)s challenged your guild to a clash: accept or decline it."),
     "clash_accepted": _l("The clash %(challenger)s vs %(opponent)s is on: three members of each guild take their places."),
     "clash_started": _l("Your guild clash has begun: play your part now."),
+    # ... or was called off before it began (the managers of both guilds and the members who held a place).
+    "clash_called_off": _l("The clash %(challenger)s vs %(opponent)s was called off before it began."),
 }
 
 

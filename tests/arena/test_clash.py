@@ -312,3 +312,36 @@ def test_one_person_holding_places_on_both_sides_leaves_the_clash_unrated_for_a_
     assert matches.clear_flag(match.id, moderator_id=guilds.red_members[3], clear=True, now=NOW)
     assert [ledger.balance(user_id, "token") for user_id in red] == [prizes.TOKEN_UNIT] * 3
     assert all(db.session.get(ArenaRating, (user_id, "guild_clash", match.season_id)).matches == 1 for user_id in red + blue)
+
+
+def test_a_clash_that_never_begins_is_called_off_or_expires_and_frees_the_two_guilds(ctx, tmp_path, config, app):
+    from sapien.arena import clash, sweep
+    from sapien.arena.errors import ArenaError
+    from sapien.notifications.service import recent
+
+    verified_pack(tmp_path, items=24)
+    guilds = two_guilds(config)
+    red_leader, blue_leader = guilds.red_members[0], guilds.blue_members[0]
+    row = clash.challenge(red_leader, guilds.blue, NOW)
+    clash.respond(row.id, blue_leader, accept=True, now=NOW)
+    clash.join(row.id, guilds.red_members[2], NOW)
+    with pytest.raises(ArenaError, match="leader or officer of one of the two guilds"):
+        clash.call_off(row.id, guilds.red_members[2], NOW)
+    # Blue's leader calls it off through the page; the player who held a place hears of it.
+    leader = SignedIn(app, blue_leader)
+    page = leader.client.get(f"/arena/clashes/{row.id}").get_data(as_text=True)
+    assert 'data-testid="call-off-clash"' in page
+    response = leader.post(f"/arena/clashes/{row.id}/call-off")
+    assert response.status_code == 303
+    assert 'data-testid="clash-called-off"' in leader.client.get(f"/arena/clashes/{row.id}").get_data(as_text=True)
+    assert "clash_called_off" in {notice.kind for notice in recent(guilds.red_members[2])}
+    assert leader.post(f"/arena/clashes/{row.id}/call-off").status_code == 422  # once
+    assert clash.active_clash_id(guilds.red_members[2]) is None
+
+    # The guilds may meet again; a challenge nobody answers expires after three days, in the sweep.
+    again = clash.challenge(red_leader, guilds.blue, NOW)
+    assert sweep.finish_due(NOW + timedelta(days=2)) == 0 and clash.get_clash(again.id).status == "open"
+    sweep.finish_due(NOW + timedelta(days=3, minutes=1))
+    assert clash.get_clash(again.id).status == "expired"
+    third = clash.challenge(blue_leader, guilds.red, NOW + timedelta(days=4))
+    assert third.status == "open"

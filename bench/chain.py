@@ -1,8 +1,8 @@
 """The chain (issue 11), on a fresh anvil of its own: badge mints and token payouts through the job path.
 
-- Badge mints: `jobs.chain.mint_ready_badges` for awarded badges (the outbox signs a hundred at a time under
+- Badge mints: `jobs.chain.mint_ready_badges`, the job a badge award queues (the outbox signs a hundred at a time under
   one nonce lock, sends them all, then collects their receipts), and for comparison `jobs.chain.mint_badge`
-  one mint per job. The ceiling, in the same run and on the same anvil, is anvil itself: one sender (the
+  one mint per job (the reconciler's, after a crash). The ceiling, in the same run and on the same anvil, is anvil itself: one sender (the
   unlocked signer account) sending the same mint calls and waiting for each receipt.
 - Token payouts: 10,000 pending withdrawals (to 10,000 wallets) settled by `jobs.chain.settle_withdrawals`:
   the batches formed, each one's `payMinting` transaction signed, sent and confirmed, every withdrawal
@@ -214,10 +214,10 @@ def run() -> list[Figure]:
         anvil.terminate()
         anvil.wait(timeout=10)
     return [
-        Figure(NAME, f"badge mints through the job path ({MINTS:,} mints, `mint_ready_badges`: pipelined 100 at a time)", round(job_rate, 1),
+        Figure(NAME, f"badge mints through the job an award queues ({MINTS:,} mints, `mint_ready_badges`: pipelined 100 at a time)", round(job_rate, 1),
                "mints/s", ceiling=f"anvil, one sender awaiting each receipt: {mint_ceiling:.1f} tx/s", goal=f">= {MINT_GOAL_PER_SECOND} mints/s",
                met=job_rate >= MINT_GOAL_PER_SECOND),
-        Figure(NAME, f"badge mints one job per mint (`mint_badge`, {SINGLE_MINTS:,} mints one after another)", round(single_rate, 1), "mints/s",
+        Figure(NAME, f"badge mints one job per mint (`mint_badge`, the reconciler's path; {SINGLE_MINTS:,} mints one after another)", round(single_rate, 1), "mints/s",
                ceiling=f"anvil, one sender awaiting each receipt: {mint_ceiling:.1f} tx/s"),
         Figure(NAME, f"settle {PAYOUTS:,} member payouts ({batches} batch transactions, ledger to confirmed)", round(seconds, 2), "s",
                ceiling=f"the same batches sent straight to anvil: {payout_ceiling:.2f} s", goal=f"< {PAYOUT_GOAL_SECONDS:.0f} s",

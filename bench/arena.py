@@ -143,22 +143,26 @@ def _scoring(app, now, tmp_pack) -> tuple[list[float], list[float], int]:
     return timings, bare, most_statements
 
 
-def _poll(app, now) -> tuple[list[float], list[float], list[float]]:
+def _poll(app) -> tuple[list[float], list[float], list[float]]:
+    """Each poll in its own request and app context, as in a server: run inside the setup's context, a
+    request would share its `g` (and whatever the setup's listeners cached there, such as the anonymous
+    user Flask-Login keeps)."""
+    from sapien.accounts.models import User
     from sapien.arena import live, matches
+    from sapien.database import utcnow
+    from sapien.extensions import db
     from sapien.queue import redis_connection
     from sapien.redis_keys import redis_key
 
-    a, b = _members(2, now, "poller")
-    match = matches.start_match([a, b], now)
+    with app.test_request_context():
+        a, b = _members(2, utcnow(), "poller")  # the real clock: the poll's match must still be running
+        match_id = matches.start_match([a, b], utcnow()).id
+        login_id = db.session.get(User, a).get_id()
     client = app.test_client()
     with client.session_transaction() as session:
-        from sapien.accounts.models import User
-        from sapien.extensions import db
-
-        user = db.session.get(User, a)
-        session["_user_id"] = user.get_id()
+        session["_user_id"] = login_id
         session["_fresh"] = True
-    url = f"/arena/matches/{match.id}/live"
+    url = f"/arena/matches/{match_id}/live"
     headers = {"HX-Request": "true"}
     first = client.get(url, headers=headers)
     if first.status_code != 200 or b"arena-live" not in first.data:
@@ -168,18 +172,17 @@ def _poll(app, now) -> tuple[list[float], list[float], list[float]]:
         began = time.perf_counter()
         client.get(url, headers=headers)
         requests.append((time.perf_counter() - began) * 1000)
-    from sapien.database import utcnow
-
-    for _ in range(POLLS):
-        began = time.perf_counter()
-        live.state(match.id, utcnow())
-        service.append((time.perf_counter() - began) * 1000)
-    connection, key = redis_connection(), redis_key(f"arena:match:{match.id}")
-    bare = []
-    for _ in range(POLLS):
-        began = time.perf_counter()
-        connection.hgetall(key)
-        bare.append((time.perf_counter() - began) * 1000)
+    with app.app_context():
+        for _ in range(POLLS):
+            began = time.perf_counter()
+            live.state(match_id, utcnow())
+            service.append((time.perf_counter() - began) * 1000)
+        connection, key = redis_connection(), redis_key(f"arena:match:{match_id}")
+        bare = []
+        for _ in range(POLLS):
+            began = time.perf_counter()
+            connection.hgetall(key)
+            bare.append((time.perf_counter() - began) * 1000)
     return requests, service, bare
 
 
@@ -192,13 +195,13 @@ def run() -> list[Figure]:
         seconds, ceiling, rounds = _pairing(now)
         _verified_pack(items=60, now=now)
         timings, bare_rate, statements = _scoring(app, now, None)
-        requests, service, bare_poll = _poll(app, now)
+    requests, service, bare_poll = _poll(app)
     return [
         Figure(NAME, f"{QUEUERS:,} members queuing at once, all paired ({rounds} widening rounds)", round(seconds * 1000, 1), "ms",
                ceiling=f"{QUEUERS:,} bare ZADD + ZREM round trips: {ceiling * 1000:.1f} ms", goal="< 1,000 ms", met=seconds < 1.0),
         Figure(NAME, f"score a match and update its ratings, p99 of {MATCHES} (setup heap gc-frozen)", round(_p99(timings), 1), "ms",
                ceiling=f"openskill rate alone p99: {_p99(bare_rate):.2f} ms; median finish {statistics.median(timings):.1f} ms, at most "
-                       f"{statements} SQL statements per match", goal="< 50 ms",
+                       f"{statements} SQL statements per match (scoring, and the quests and badges it moves)", goal="< 50 ms",
                met=_p99(timings) < 50),
         Figure(NAME, f"live poll, whole request (signed in, htmx), p99 of {POLLS:,}", round(_p99(requests), 2), "ms",
                ceiling=f"bare Redis HGETALL p99: {_p99(bare_poll):.2f} ms; the poll's Redis read p99: {_p99(service):.2f} ms", goal="< 5 ms",

@@ -127,6 +127,7 @@ CURRENCY_NAMES = {
 }
 # How each kind of ledger entry reads in the member's activity list.
 ENTRY_KIND_LABELS = {
+    "arena:clash": _l("Guild clash points"),
     "arena:clash-pot": _l("Guild clash winnings (the entry fees)"),
     "arena:clash-prize": _l("Guild clash prize"),
     "arena:fee": _l("Arena entry fee"),

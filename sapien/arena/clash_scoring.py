@@ -7,6 +7,11 @@ transaction. `settle` (guarded by the match's `settled_at`, like every match) ra
 openskill update (`ratings.rate_teams`: `rate([[a, b, c], [d, e, f]])`, mode "guild_clash") and pays the winning side: the
 entry fees' pot and the pool's prize for a win, shared by its three members, each with their own ledger
 key (`arena:clash-pot:<match>:<user>`, `arena:clash-prize:<match>:<user>`), so a retry never pays twice.
+
+A clash feeds the guild boards: every player earns `CLASH_XP_PER_POINT` XP for each point they scored
+(kind ``arena:clash``, keyed ``arena:clash-xp:<match>:<user>``), so the guild boards, which add up their
+members' XP, move by the team's sum, and a rebuild of the boards from the ledger finds it again. A
+flagged clash earns it only once a moderator clears it (it is settled then).
 """
 
 from __future__ import annotations
@@ -77,6 +82,16 @@ def _rate_teams(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], n
     return ratings.rate_teams(CLASH_MODE, match.season_id, [teams[guild] for guild in sorted(teams)], now)
 
 
+CLASH_XP_PER_POINT = 10
+
+
+def _credit_clash_xp(match: ArenaMatch, seats: list[ArenaPlayer], now: datetime) -> None:
+    for seat in sorted(seats, key=lambda one: one.user_id):
+        if seat.score > 0 and not seat.is_ghost:
+            ledger.credit(seat.user_id, "xp", seat.score * CLASH_XP_PER_POINT, kind="arena:clash",
+                          key=f"arena:clash-xp:{match.id}:{seat.user_id}", now=now, memo=f"guild clash match {match.id}")
+
+
 def _pay_side(match: ArenaMatch, winners: list[ArenaPlayer], now: datetime) -> None:
     """The winning side shares the pot of every seat's entry fee and the pool's prize for a win."""
     if not winners:
@@ -130,6 +145,7 @@ def settle(match: ArenaMatch, seats: list[ArenaPlayer], ranks: list[int], now: d
     for seat in seats:
         set_committed_value(seat, "rating_before", by_user[seat.user_id].before)
         set_committed_value(seat, "rating_after", by_user[seat.user_id].after)
+    _credit_clash_xp(match, seats, now)
     if len(set(ranks)) == 2:
         _pay_side(match, [seat for seat, rank in zip(seats, ranks, strict=True) if rank == 1], now)
     for move in moves:

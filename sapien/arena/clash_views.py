@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, or_, select
 
-from sapien.arena import clash, clash_board, clash_results, live, matches, results
+from sapien.arena import clash, clash_board, clash_results, clash_scoring, live, matches, results
 from sapien.arena.errors import ArenaError, MatchNotFound, NotAPlayer
 from sapien.arena.forms import ClashForm
 from sapien.database import as_utc, utcnow
@@ -33,6 +33,7 @@ def _lobby(status: int = 200, form: ClashForm | None = None):
         clashes=clash.clashes_of_guild(my_guild),
         board=clash_board.guild_board(limit=20),
         active_id=clash.active_clash_id(current_user.id),
+        clash_xp=clash_scoring.CLASH_XP_PER_POINT,
     )
 
 

@@ -78,6 +78,9 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
         "clash_started",
     }
     red, blue = guilds.red_members[:3], guilds.blue_members[:3]
+    from sapien.leaderboards.reading import guild_totals
+
+    boards_before = guild_totals([guilds.red, guilds.blue])
     # Red: two perfect hunters and one who misses everything; Blue: one perfect, two who miss with a false alarm.
     for user_id, perfect, alarm in [
         (red[0], True, False),
@@ -102,6 +105,12 @@ def test_a_clash_is_won_by_the_team_sum_and_shows_on_the_boards_quests_badges_an
     assert [ledger.balance(user_id, "token") for user_id in red] == [prizes.TOKEN_UNIT] * 3
     assert all(ledger.balance(user_id, "token") == 0 for user_id in blue)
     assert matches.finish(match.id, NOW + timedelta(minutes=5)) is False
+    # The team's points feed the guild boards: 10 XP a point to each player who scored (a false alarm's
+    # negative score earns nothing).
+    boards_after = guild_totals([guilds.red, guilds.blue])
+    assert boards_after[guilds.red] - boards_before[guilds.red] == 10 * 2 * planted
+    assert boards_after[guilds.blue] - boards_before[guilds.blue] == 10 * planted
+    assert ledger.balance(red[2], "xp") == 0 and ledger.balance(red[0], "xp") == 10 * planted
     # Quests and badges heard the match: all six played, only Red won.
     assert [_progress(user_id, plays) for user_id in red + blue] == [1] * 6
     assert [_progress(user_id, wins) for user_id in red + blue] == [1, 1, 1, 0, 0, 0]

@@ -8,7 +8,7 @@ of its pay is reversed here, by one rule:
     or review the undo takes back — that pays for activity rather than for one answer, is reversed.
 
 Those rewards are the ledger entries of kind ``quest_reward`` (a quest's points and XP), ``arena:pot``,
-``arena:prize``, ``arena:stump``, ``arena:clash-pot`` and ``arena:clash-prize`` (arena winnings) and ``revenue`` paid to the member as a contributor
+``arena:prize``, ``arena:stump``, ``arena:clash``, ``arena:clash-pot`` and ``arena:clash-prize`` (arena winnings and clash XP) and ``revenue`` paid to the member as a contributor
 or dataset holder (a staker's share pays for stake, not for work, and stays). A reward credited before
 that moment stays: it was earned before the fraud. Conversions of points to tokens are not touched: the
 economy converts only the points balance minus what was converted before, so points taken back are made
@@ -37,7 +37,7 @@ from sapien.progression.awards import revoke_badge
 from sapien.progression.models import BadgeAward
 
 # Ledger kinds that pay for activity (quests, arena, revenue), not for one answer.
-INDIRECT_KINDS = ("quest_reward", "arena:pot", "arena:prize", "arena:stump", "arena:clash-pot", "arena:clash-prize", "revenue")
+INDIRECT_KINDS = ("quest_reward", "arena:pot", "arena:prize", "arena:stump", "arena:clash", "arena:clash-pot", "arena:clash-prize", "revenue")
 REVERSAL_KIND = "reward_reversal"
 
 

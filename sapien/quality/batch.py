@@ -118,9 +118,11 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                     stats[0] += answers_match(pack, gold_answer, json.loads(text))
                     stats[1] += 1
                 continue
-            if status != "accepted" or no_consensus_at is not None:
+            if status != "accepted":
                 continue
             votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))
+            if no_consensus_at is not None:
+                continue  # no label for it, but its answers still tell the model about their authors
             item_status[item_id] = state
             if reward_state in ("pending", "not_verified"):
                 open_rewards.add(sub_id)

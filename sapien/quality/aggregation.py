@@ -378,15 +378,6 @@ def fit_classes(
     return Fit(posterior, confusion, prior)
 
 
-def _most_central(fits: dict[str, Fit], tied: list[str]) -> str:
-    """Of the models tied on gold, the one whose labels agree most with the other tied models' (the
-    medoid: a model alone in its answers loses to two that concur), ties to the earlier in the list.
-    A handful of gold items often ties several models (bird's 5, music_genre's 35); the earlier rule
-    (always the first in CANDIDATE_MODELS) then rested on the order alone."""
-    labels = {model: fits[model].posterior.argmax(axis=1) for model in tied}
-    return max(tied, key=lambda m: (sum(float((labels[m] == labels[o]).mean()) for o in tied if o != m), -tied.index(m)))
-
-
 @dataclass
 class CalibratedResult:
     labels: dict[int, Aggregate]
@@ -422,7 +413,7 @@ def calibrated_classification(
         fits[model] = fit_classes(task, worker, given, len(items), len(users), len(classes), model=model, n_iter=n_iter)
         on_gold = fits[model].posterior[gold_rows]
         gold_accuracy[model] = float((on_gold.argmax(axis=1) == gold_classes).mean()) if len(gold_rows) else 0.0
-    chosen = _most_central(fits, [m for m in models if gold_accuracy[m] == max(gold_accuracy.values())])
+    chosen = max(models, key=lambda m: (gold_accuracy[m], -models.index(m)))
     posterior = fits[chosen].posterior
     best = posterior.argmax(axis=1)
     top = posterior[np.arange(len(items)), best]

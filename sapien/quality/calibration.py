@@ -24,8 +24,7 @@ value for every pack):
 - Batch (`calibrated_classification`): the candidate models (Dawid-Skene, Dawid-Skene pooled toward the
   crowd's confusion, one-coin Dawid-Skene, majority vote) are each fitted with the gold items' truth
   hidden; the one right on most gold items wins, ties to the earlier in CANDIDATE_MODELS (selection by
-  held-out gold, nothing tuned per set); models tied on gold give way to the one whose labels the other
-  tied models agree with most (`aggregation._most_central`, below). One model does not fit every crowd: one-coin is 0.90 on
+  held-out gold, nothing tuned per set). One model does not fit every crowd: one-coin is 0.90 on
   zencrowd_us where Dawid-Skene is 0.84 (its per-class confusions chase a class-imbalance artefact), but
   0.54 on bird where Dawid-Skene is 0.91 (bird's workers really do confuse one way). The winner's top
   posterior is Platt-scaled on the gold items (`fit_calibration`) under a Gaussian prior (GOLD_FIT_PRIOR):
@@ -35,23 +34,25 @@ value for every pack):
   those very items and looks better there than elsewhere (winner's curse: rte 0.975 on gold against
   0.925 on the other items, D_PosSent 0.980 against 0.959, music_genre 0.857 against 0.780).
 
-Issue 18, second round (the replays' music_genre ECE was 0.065, and its accuracy swung between 0.756 and
-0.790 from one run to the next): music_genre's 35 gold items tie Dawid-Skene, the pooled model and
-one-coin (or put one-coin one item ahead), so which model labelled the set depended on the order of
-CANDIDATE_MODELS, or on whether the ten items flagged as never converging took part in the fit. Now a tie
-goes to the medoid model (bird: Dawid-Skene and the pooled model agree, one-coin — 0.57 there — stands
-alone), and the intercept prior above takes music_genre's ECE from 0.067 to 0.050 on a replay's answers
-and bird's from 0.026 to 0.047 (in memory, on every answer of the six sets: music_genre 0.057, the others
-at most 0.039). The two pull opposite ways — bird's 5 gold items leave its intercept to the prior and bird
-wants it higher, music_genre's 35 flatter the crowd and it wants it lower — so the prior is a compromise,
-not a cure. Tried on the way: an intercept prior of 0 (music_genre 0.044, bird 0.056) or 0.5 as online
-(0.067, 0.026); averaging over the calibration's own uncertainty (Laplace, probit approximation: bird
-0.060 at 0.5); Platt on the top class against its nearest rival, p1 / (p1 + p2) (music_genre 0.079);
-breaking ties by the gold items' log-likelihood (on the bird replay's answers a model that is wrong on
-half the items won: one-coin, 0.54 right, ECE 0.38); averaging the three EM models'
-posteriors (D_Product 0.936, under Dawid-Skene's 0.939); a second Platt feature, the label's share of
-the votes (no better once fitted on gold alone).
-
+Issue 18, second round (the replays' music_genre ECE was 0.065, its accuracy swung between 0.756 and
+0.790 from one run to the next, and D_Product's replay ended at 0.867): the batch fit left out the answers
+of items flagged as never converging (music_genre's 10, D_Product's 712 — at three answers a 2-to-1 item
+whose lone answer the online posterior preferred), which moved music_genre's model choice (one-coin is
+one gold item ahead of Dawid-Skene and the pooled model, or behind the pooled one without those answers)
+and left D_Product's 712 items without a label. Now their answers take part in the fit, and a finalized
+classification pack labels them too (`batch.aggregate_pack`: they stay flagged and unpaid until their
+review). The intercept prior above then takes music_genre's ECE from 0.067 to 0.050 on the replay's
+answers and bird's from 0.026 to 0.047 (in memory, on every answer of the six sets: music_genre 0.057,
+the others at most 0.039). The two pull opposite ways — bird's 5 gold items leave its intercept to the
+prior and bird wants it higher, music_genre's 35 flatter the crowd and it wants it lower — so the prior
+is a compromise, not a cure. Tried on the way: an intercept prior of 0 (music_genre 0.044, bird 0.056)
+or 0.5 as online (0.067, 0.026); averaging over the calibration's own uncertainty (Laplace, probit
+approximation: bird 0.060 at 0.5); Platt on the top class against its nearest rival, p1 / (p1 + p2)
+(music_genre 0.079); breaking ties on gold by the gold items' log-likelihood (on the bird replay's answers
+one-coin won: 0.54 right, ECE 0.38) or by the medoid model, the one the other tied models agree with
+most (RTE 0.921 where the first in CANDIDATE_MODELS, Dawid-Skene, gives 0.926); averaging the three EM
+models' posteriors (D_Product 0.936, under Dawid-Skene's 0.939); a second Platt feature, the label's
+share of the votes (no better once fitted on gold alone).
 
 Tried and not kept (in-memory replays of all six shared sets, default seed):
 - Temperature scaling of the posterior, fitted on gold or fixed: no single temperature suits 3-answer

@@ -270,17 +270,3 @@ def test_one_member_never_retires_an_item_alone(ctx, tmp_path, config):
     db.session.expire_all()
     assert db.session.get(Item, item.id).status == "open" and db.session.get(Item, item.id).labels_target == 2
 
-
-def test_models_tied_on_gold_give_way_to_the_one_the_others_agree_with():
-    # Three models right on every gold item; one_coin alone labels items 2 and 3 otherwise: the medoid wins,
-    # whatever the order of preference says.
-    import numpy as np
-
-    from sapien.quality.aggregation import Fit, _most_central
-
-    def fit(labels):
-        return Fit(np.eye(3)[labels], np.zeros((1, 3, 3)), np.full(3, 1 / 3))
-
-    fits = {"one_coin": fit([0, 1, 0, 1]), "dawid_skene": fit([0, 1, 2, 2]), "pooled_dawid_skene": fit([0, 1, 2, 0])}
-    assert _most_central(fits, ["one_coin", "dawid_skene", "pooled_dawid_skene"]) == "dawid_skene"
-    assert _most_central(fits, ["pooled_dawid_skene", "one_coin"]) == "pooled_dawid_skene"  # two alone: the earlier

@@ -69,8 +69,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
     open items that have answers are labelled too. Gold answers initialise Dawid-Skene; reputation and
     gold accuracy weigh the other methods. Texts and boxes take the same consensus as the online decision
     (`quality.consensus`) and are labelled only when two people stand behind it; an item flagged as never
-    converging keeps no label, unless a classification pack is finalized (it stays flagged, its answers
-    unpaid until their review). Bulk reads and writes: 100,000 answers take a few seconds.
+    converging keeps no label (its answers still inform the classification models). Bulk reads and
+    writes: 100,000 answers take a few seconds.
     """
 
     started = time.perf_counter()
@@ -137,15 +137,11 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         else:
             results = _consensus_labels(pack, votes, skills)
-        # A flagged item keeps no label, except when a classification pack is finalized: the batch model reads
-        # every answer of the pack (the online vote saw one item's), and a finished pack labels every item it
-        # can; the item stays flagged for its owner and its answers for their review.
+        # A flagged item keeps no label (it waits for its owner and its answers for their review).
         chosen = {
             item_id: result
             for item_id, result in results.items()
-            if item_id in item_status
-            and (finalize or item_status[item_id] == "retired")
-            and (item_id not in flagged or (finalize and classification))
+            if item_id in item_status and item_id not in flagged and (finalize or item_status[item_id] == "retired")
         }
         by_item: dict[int, list[aggregation.Vote]] = {}
         for vote in votes:

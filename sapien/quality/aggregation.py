@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sapien.quality.calibration import CALIBRATION_PRIOR, apply_calibration, fit_calibration
+from sapien.quality.calibration import (
+    CALIBRATION_PRIOR,
+    GOLD_FIT_PRECISION,
+    GOLD_FIT_PRIOR,
+    apply_calibration,
+    fit_calibration,
+)
 
 CLASSIFICATION_METHODS = ("calibrated", "dawid_skene", "wawa", "majority_vote", "crowdkit_dawid_skene")
 
@@ -411,7 +417,7 @@ def calibrated_classification(
     posterior = fits[chosen].posterior
     best = posterior.argmax(axis=1)
     top = posterior[np.arange(len(items)), best]
-    calibration = fit_calibration(top[gold_rows], best[gold_rows] == gold_classes)
+    calibration = fit_calibration(top[gold_rows], best[gold_rows] == gold_classes, prior=GOLD_FIT_PRIOR, precision=GOLD_FIT_PRECISION)
     confidence = apply_calibration(top, calibration)
     by_item: dict[int, list[Vote]] = defaultdict(list)
     for vote in votes:

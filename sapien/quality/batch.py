@@ -69,7 +69,8 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
     open items that have answers are labelled too. Gold answers initialise Dawid-Skene; reputation and
     gold accuracy weigh the other methods. Texts and boxes take the same consensus as the online decision
     (`quality.consensus`) and are labelled only when two people stand behind it; an item flagged as never
-    converging keeps no label. Bulk reads and writes: 100,000 answers take a few seconds.
+    converging keeps no label (its answers still inform the classification models). Bulk reads and
+    writes: 100,000 answers take a few seconds.
     """
 
     started = time.perf_counter()
@@ -102,6 +103,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
 
         gold_answers = dict(session.execute(select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True))).tuples().all())
         votes, gold_votes, gold_tasks, item_status = [], [], [], {}
+        flagged: set[int] = set()  # items that never converged online (`convergence`)
         gold_stats: dict[int, list[int]] = {}
         open_rewards: set[int] = set()  # answers whose reward still waits for verification
         classification = pack.task_type in CLASSIFICATION_TYPES
@@ -118,10 +120,13 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                     stats[0] += answers_match(pack, gold_answer, json.loads(text))
                     stats[1] += 1
                 continue
-            if status != "accepted" or no_consensus_at is not None:
+            if status != "accepted":
                 continue
-            votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))
+            votes.append(aggregation.Vote(item_id, user_id, sub_id, value_of(text)))  # a flagged item's answers still tell about their authors
             item_status[item_id] = state
+            if no_consensus_at is not None:
+                flagged.add(item_id)
+                continue  # its answers wait for the review they were queued for: the batch pays none of them
             if reward_state in ("pending", "not_verified"):
                 open_rewards.add(sub_id)
         user_ids = sorted({v.user_id for v in votes})
@@ -132,7 +137,12 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         else:
             results = _consensus_labels(pack, votes, skills)
-        chosen = {item_id: result for item_id, result in results.items() if item_id in item_status and (finalize or item_status[item_id] == "retired")}
+        # A flagged item keeps no label (it waits for its owner and its answers for their review).
+        chosen = {
+            item_id: result
+            for item_id, result in results.items()
+            if item_id in item_status and item_id not in flagged and (finalize or item_status[item_id] == "retired")
+        }
         by_item: dict[int, list[aggregation.Vote]] = {}
         for vote in votes:
             by_item.setdefault(vote.item_id, []).append(vote)

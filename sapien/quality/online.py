@@ -106,63 +106,93 @@ AGREEMENT_EVIDENCE_WEIGHT = 0.5
 @dataclass
 class MemberEvidence:
     reputation: int
-    gold: list[tuple[dict, dict]] = field(default_factory=list)  # (their answer, the gold answer)
+    gold: list[tuple[dict, dict, int]] = field(default_factory=list)  # (their answer, the gold answer, how many times)
     # (their answer, the verified label, how many times) for items of the pack already verified
     agreement: list[tuple[dict, dict, int]] = field(default_factory=list)
 
     def count(self, pack: TaskPack) -> tuple[int, int]:
-        right = sum(1 for given, truth in self.gold if answers_match(pack, truth, given))
-        return right, len(self.gold)
+        right = sum(times for given, truth, times in self.gold if answers_match(pack, truth, given))
+        return right, sum(times for _, _, times in self.gold)
 
 
-def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: bool = False) -> dict[int, MemberEvidence]:
-    """Reputation, gold answers and (optionally) agreement with verified labels in this pack, per member."""
+@dataclass
+class ItemEvidence:
+    """What an item's online decision weighs: each of its members' evidence and, for single-label
+    classification, the whole crowd's answers on the pack's gold items (for the pooled confusion)."""
+
+    members: dict[int, MemberEvidence]
+    crowd_gold: list[tuple[dict, dict, int]] = field(default_factory=list)  # (given, gold answer, how many times)
+
+
+def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: bool = False) -> ItemEvidence:
+    """Reputation, gold answers and (optionally, with the crowd's gold answers) agreement with verified
+    labels in this pack, per member.
+
+    Every answer settles through here, so the reads are few and grouped: answers come back as their JSON
+    text, counted per distinct (member, answer, truth) — canonical answers serialise identically — and each
+    distinct text is parsed once. With `with_agreement` one query over the pack's gold answers gives both
+    the members' own gold record and the crowd's pooled one (it used to be two, plus a row per answer)."""
 
     user_ids = sorted(set(user_ids))
     if not user_ids:
-        return {}
+        return ItemEvidence({})
+    parsed: dict[str, dict] = {}
+
+    def parse(text: str | None) -> dict:
+        if text is None:
+            return {}
+        value = parsed.get(text)
+        if value is None:
+            value = parsed[text] = json.loads(text)
+        return value
+
     scores = dict(db.session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all())
-    evidence = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
-    rows = db.session.execute(
-        select(Submission.user_id, Submission.answer, Item.gold_answer)
+    members = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
+    given, truth = cast(Submission.answer, Text), cast(Item.gold_answer, Text)
+    gold_query = (
+        select(Submission.user_id, given, truth, func.count())
         .join(Item, Item.id == Submission.item_id)
-        .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
+        .where(Submission.pack_id == pack.id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None), Item.gold_answer.is_not(None))
+        .group_by(Submission.user_id, given, truth)
     )
-    for user_id, answer, gold_answer in rows:
-        if gold_answer is not None:
-            evidence[user_id].gold.append((answer, gold_answer))
+    if not with_agreement:
+        gold_query = gold_query.where(Submission.user_id.in_(user_ids))
+    evidence = ItemEvidence(members)
+    for user_id, given_text, truth_text, times in db.session.execute(gold_query):
+        row = (parse(given_text), parse(truth_text), int(times))
+        if user_id in members:
+            members[user_id].gold.append(row)
+        if with_agreement:
+            evidence.crowd_gold.append(row)
     if with_agreement:
-        # Grouped in the database: canonical answers serialise identically, so their text compares.
-        given = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
+        answered = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
         verified = cast(VerifiedLabel.answer, Text)
         grouped = db.session.execute(
-            select(Submission.user_id, given, verified, func.count())
+            select(Submission.user_id, answered, verified, func.count())
             .join(VerifiedLabel, VerifiedLabel.item_id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.status == "accepted", Submission.is_gold.is_(False))
-            .group_by(Submission.user_id, given, verified)
+            .group_by(Submission.user_id, answered, verified)
         )
         for user_id, given_text, verified_text, times in grouped:
-            evidence[user_id].agreement.append((json.loads(given_text), json.loads(verified_text), int(times)))
+            members[user_id].agreement.append((parse(given_text), parse(verified_text), int(times)))
     return evidence
 
 
-def pack_gold_counts(pack: TaskPack, index: dict[str, int]) -> np.ndarray:
-    """The crowd's answers on the pack's gold items as counts [true class, given class] (one grouped query)."""
+def _first_label(answer: dict) -> str | None:
+    return (answer.get("labels") or [None])[0]
+
+
+def gold_counts(observations: Sequence[tuple[dict, dict, float]], index: dict[str, int]) -> np.ndarray:
+    """(given, truth, weight) answers as counts [true class, given class]."""
     counts = np.zeros((len(index), len(index)))
-    rows = db.session.execute(
-        select(cast(Submission.answer, Text), cast(Item.gold_answer, Text), func.count())
-        .join(Item, Item.id == Submission.item_id)
-        .where(Submission.pack_id == pack.id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None))
-        .group_by(cast(Submission.answer, Text), cast(Item.gold_answer, Text))
-    )
-    for given_text, truth_text, times in rows:
-        given, truth = (json.loads(given_text).get("labels") or [None])[0], (json.loads(truth_text or "{}").get("labels") or [None])[0]
-        if given in index and truth in index:
-            counts[index[truth], index[given]] += times
+    for given, truth, weight in observations:
+        g, t = _first_label(given), _first_label(truth)
+        if g in index and t in index:
+            counts[index[t], index[g]] += weight
     return counts
 
 
-def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: dict[int, MemberEvidence]) -> OnlineDecision | None:
+def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], evidence: ItemEvidence) -> OnlineDecision | None:
     """Single-label classification: the online posterior of one item (`aggregation.online_posterior`):
     each member's confusion is their own evidence in the pack (gold answers, agreement with verified
     labels) shrunk toward the crowd's pooled confusion on the pack's gold items. `retirable` says
@@ -172,24 +202,18 @@ def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], 
     k = len(options)
     if k < 2 or not votes:
         return None
-    own = {}
-    for user_id, member in evidence.items():
-        counts = np.zeros((k, k))
-        observations = [(given, truth, 1.0) for given, truth in member.gold]
-        observations += [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement]
-        for given, truth, weight in observations:
-            g, t = (given.get("labels") or [None])[0], (truth.get("labels") or [None])[0]
-            if g in index and t in index:
-                counts[index[t], index[g]] += weight
-        own[user_id] = counts
+    own = {
+        user_id: gold_counts(member.gold + [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement], index)
+        for user_id, member in evidence.members.items()
+    }
     usable = []
     for submission_id, user_id, answer in votes:
-        label = (answer.get("labels") or [None])[0]
+        label = _first_label(answer)
         if label in index:
             usable.append((submission_id, index[label], own.get(user_id)))
     if not usable:
         return None
-    result = online_posterior(k, [(given, counts) for _, given, counts in usable], pooled_confusion(k, pack_gold_counts(pack, index)))
+    result = online_posterior(k, [(given, counts) for _, given, counts in usable], pooled_confusion(k, gold_counts(evidence.crowd_gold, index)))
     return OnlineDecision(
         answer={"labels": [options[result.best]]},
         confidence=result.confidence,
@@ -208,7 +232,7 @@ def item_decision(pack: TaskPack, submissions: list[Submission]) -> OnlineDecisi
     if decision is None:
         votes = []
         for submission in submissions:
-            member = evidence[submission.user_id]
+            member = evidence.members[submission.user_id]
             right, total = member.count(pack)
             votes.append((submission.id, effective_answer(submission), member_skill(member.reputation, right, total)))
         decision = online_decision(pack, votes) if pack.task_type in CLASSIFICATION_TYPES else consensus_decision(pack, votes)

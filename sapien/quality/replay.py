@@ -28,16 +28,19 @@ Choices, documented because they shape the figures:
 - Calibration is reported twice: the expected calibration error and reliability table of the final
   labels, and of the labels items retired with online (their confidence before the batch relabels them).
 
-Figures (default seed; an in-memory copy of this process that reproduces the replay's figures exactly,
-and `make bench` for what it ran — see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
+Figures (default seed; `make bench`, see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
 Before issue 18: music_genre 0.735 at 3.78 (ECE 0.18), zencrowd_us aborted on a 138-character id (0.827
 at 5.34, ECE 0.14, once it imports), bird 0.913 at 20.04, RTE 0.924 at 9.61, D_PosSent 0.959 at 9.82,
-D_Product 0.939 at 3.00. After: music_genre 0.790 at 3.84 (ECE 0.065), zencrowd_us 0.899 at 5.33
-(0.027), bird 0.913 at 18.74 (0.026), RTE 0.926 at 7.98 (0.039), D_PosSent 0.959 at 8.79 (0.010),
-D_Product 0.939 at 3.00 (0.007). crowd-kit on every answer, scored on the same items: majority vote
-0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 / 0.893 / 0.925 / 0.959 / 0.939.
-The replay goes through lease + submit + settlement for every answer (about 25 database round trips
-each): on a quiet machine about 40 ms an answer on PostgreSQL, several times that on a loaded one.
+D_Product 0.939 at 3.00 (an older aggregator). After (`make bench`, 2026-12-06 18:15 and 18:32):
+music_genre 0.782 at 3.85 (ECE 0.047), zencrowd_us 0.899 at 5.33 (0.032), bird 0.913 at 18.74 (0.047),
+RTE 0.926 at 7.98 (0.031), D_PosSent 0.959 at 8.79 (0.017), D_Product 0.867 at 3.00 (0.021: its 712
+items flagged as never converging keep no label, see quality/calibration.py "What remains"). crowd-kit on every answer, scored on
+the same items: majority vote 0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 /
+0.893 / 0.925 / 0.959 / 0.939.
+The replay goes through lease + submit + settlement for every answer (about 20 database round trips
+each): the six replays (56,509 answers fed) took 19 minutes on this 2-CPU machine shared with other work,
+18 to 27 ms an answer (bird, with up to 39 answers per item, 18 ms); a busier machine has taken four
+times that.
 """
 
 from __future__ import annotations

@@ -186,7 +186,9 @@ def test_calibration_learns_how_often_sure_labels_are_right():
 
 def test_calibrated_classification_says_how_often_it_is_right():
     # 300 items, 3 answers each from 30 members right 70 % of the time (mistakes spread over 3 classes),
-    # 60 gold items. Dawid-Skene's own posterior claims far more than it delivers; calibrated, the gap halves at least.
+    # 60 gold items. Dawid-Skene's own posterior claims far more than it delivers; calibrated, the gap shrinks by over a
+    # third (the gold fit holds its intercept near 0, GOLD_FIT_PRIOR: on the real crowds the model chosen on gold
+    # flatters itself there, so a freely fitted intercept says too much; here that costs a little).
     import numpy as np
 
     rng = np.random.default_rng(3)
@@ -204,7 +206,7 @@ def test_calibrated_classification_says_how_often_it_is_right():
     calibrated_error = reliability([result.labels[i].confidence for i in scored], right)[0]
     raw_error = reliability([raw[i].confidence for i in scored], [raw[i].value == truth[i] for i in scored])[0]
     assert result.model in result.gold_accuracy and result.gold_accuracy[result.model] == max(result.gold_accuracy.values())
-    assert calibrated_error < raw_error / 2
+    assert calibrated_error < raw_error * 0.65
 
 
 # --- the online posterior: shrinkage toward the crowd -----------------------------------------------
@@ -267,3 +269,4 @@ def test_one_member_never_retires_an_item_alone(ctx, tmp_path, config):
     answer(member, item.id, label("a"))
     db.session.expire_all()
     assert db.session.get(Item, item.id).status == "open" and db.session.get(Item, item.id).labels_target == 2
+

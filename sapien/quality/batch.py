@@ -69,7 +69,9 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
     open items that have answers are labelled too. Gold answers initialise Dawid-Skene; reputation and
     gold accuracy weigh the other methods. Texts and boxes take the same consensus as the online decision
     (`quality.consensus`) and are labelled only when two people stand behind it; an item flagged as never
-    converging keeps no label (its answers still inform the classification models). Bulk reads and
+    converging keeps no label (its answers still inform the classification models) until a classification
+    pack is finalized, which labels the flagged items three or more answers stand behind with the batch
+    model (still flagged, their answers unpaid until review, not announced as verified). Bulk reads and
     writes: 100,000 answers take a few seconds.
     """
 
@@ -137,15 +139,22 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             results = aggregation.aggregate_classification(votes + gold_tasks, method=method, gold_votes=gold_votes, skills=skills, gold_truth=gold_truth)
         else:
             results = _consensus_labels(pack, votes, skills)
-        # A flagged item keeps no label (it waits for its owner and its answers for their review).
-        chosen = {
-            item_id: result
-            for item_id, result in results.items()
-            if item_id in item_status and item_id not in flagged and (finalize or item_status[item_id] == "retired")
-        }
         by_item: dict[int, list[aggregation.Vote]] = {}
         for vote in votes:
             by_item.setdefault(vote.item_id, []).append(vote)
+
+        def labelled(item_id: int) -> bool:
+            """A flagged item keeps no label while answers may still come. Once a classification pack is
+            finalized, the batch model (which weighs each member's record over the whole pack) labels a
+            flagged item that three or more answers stand behind (a split of two is one person's word
+            against another's); the item stays flagged for its owner, its answers unpaid until review."""
+            if item_id not in item_status:
+                return False
+            if item_id in flagged:
+                return finalize and pack.task_type in CLASSIFICATION_TYPES and len(by_item.get(item_id, ())) >= 3
+            return finalize or item_status[item_id] == "retired"
+
+        chosen = {item_id: result for item_id, result in results.items() if labelled(item_id)}
         review_of, vouched_by = {}, {}
         for submission_id, review_id, reviewer_id, outcome in session.execute(
             select(Review.submission_id, Review.id, Review.reviewer_id, Review.outcome).where(
@@ -188,7 +197,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
         _verify_open_answers(pack, {item_id: result for item_id, result in chosen.items() if backed(result)}, by_item, open_rewards, now)
         failpoint("aggregate.before-commit")
         task_type = pack.task_type
-        fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts]
+        fresh = [(v["item_id"], v["contributor_ids"], v["confidence"]) for v in inserts if v["item_id"] not in flagged]  # a flagged one is not verified
 
         def announce() -> None:
             for item_id, contributor_ids, confidence in fresh:

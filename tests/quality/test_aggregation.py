@@ -270,3 +270,42 @@ def test_one_member_never_retires_an_item_alone(ctx, tmp_path, config):
     db.session.expire_all()
     assert db.session.get(Item, item.id).status == "open" and db.session.get(Item, item.id).labels_target == 2
 
+
+
+def test_a_finished_pack_labels_a_flagged_item_three_answers_stand_behind_but_pays_none_of_them(ctx, tmp_path):
+    """A 2-to-1 item flagged as never converging gets the batch model's label when the pack is finalized (a
+    client's dataset needs every item it can have); a 1-to-1 split keeps none. Both stay flagged, no answer
+    of either is paid, and neither is announced as verified."""
+    from sqlalchemy import select, update
+
+    from sapien import events
+    from sapien.extensions import db
+    from sapien.labeling.models import Item, Submission
+    from sapien.quality import batch
+    from sapien.quality.models import VerifiedLabel
+
+    pack = make_pack(tmp_path, items=2, labels_per_item=3, max_labels_per_item=3)
+    three, two = items_of(pack.id, gold=False)
+    ana, bob, cyd = make_user(), make_user(), make_user()
+    for member, name in ((ana, "pos"), (bob, "pos"), (cyd, "neg")):
+        answer(member, three.id, label(name))
+    for member, name in ((ana, "pos"), (bob, "neg")):
+        answer(member, two.id, label(name))
+    db.session.execute(update(Item).where(Item.id.in_([three.id, two.id])).values(no_consensus_at=NOW, status="retired"))
+    db.session.execute(update(Submission).where(Submission.item_id.in_([three.id, two.id])).values(reward_state="pending"))
+    db.session.execute(VerifiedLabel.__table__.delete().where(VerifiedLabel.item_id.in_([three.id, two.id])))
+    db.session.commit()
+    announced = []
+
+    def hear(_sender=None, **payload):
+        announced.append(payload["item_id"])
+
+    with events.item_verified.connected_to(hear):
+        batch.aggregate_pack(pack.id, now=NOW, finalize=True)
+    labels = dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer)).tuples().all())
+    assert labels.get(three.id) == {"labels": ["pos"]} and two.id not in labels
+    db.session.expire_all()
+    assert db.session.get(Item, three.id).no_consensus_at is not None  # still flagged for the pack's owner
+    states = set(db.session.scalars(select(Submission.reward_state).where(Submission.item_id.in_([three.id, two.id]))))
+    assert states == {"pending"}  # nobody verified nor paid on the model's word
+    assert three.id not in announced and two.id not in announced

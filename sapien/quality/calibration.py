@@ -38,7 +38,7 @@ Issue 18, second round (the replays' music_genre ECE was 0.065 and its accuracy 
 0.790 from one run to the next): the batch fit left out the answers of items flagged as never converging
 (music_genre's 10), which moved music_genre's model choice (one-coin is one gold item ahead of
 Dawid-Skene and the pooled model with them, the pooled model ahead without). Now their answers take part
-in the fit; the items themselves still get no label. The intercept prior above then takes music_genre's ECE from 0.067 to 0.050 on the replay's
+in the fit (the items themselves: see D_Product below). The intercept prior above then takes music_genre's ECE from 0.067 to 0.050 on the replay's
 answers and bird's from 0.026 to 0.047 (in memory, on every answer of the six sets: music_genre 0.057,
 the others at most 0.039). The two pull opposite ways — bird's 5 gold items leave its intercept to the
 prior and bird wants it higher, music_genre's 35 flatter the crowd and it wants it lower — so the prior
@@ -71,13 +71,14 @@ Tried and not kept (in-memory replays of all six shared sets, default seed):
   beats the best kept candidate on any of them (GLAD: bird 0.72, music_genre 0.789 against one-coin's
   0.793; MMSR at best 0.864, on zencrowd_us), and GLAD takes 4–21 s per fit.
 
-What remains: D_Product's replay flags 712 items as never converging — three answers per item at most,
-and on a 2-to-1 item the online posterior often prefers the lone answer (from the members' gold record),
-which no second person backs — and they keep no label, so its accuracy is 0.867 against Dawid-Skene's
-0.939 (the batch model is right on 571 of the 712).
-Labelling them in a finalized classification pack with the batch model (they would stay flagged, their
-answers unpaid until review) gave 0.939 in one run; it is left undone because a flagged item keeps no
-label by design (tests/quality/test_results_browser.py: "no label on one person's word"). And even a
+D_Product's replay flags 712 items as never converging — three answers per item at most, and on a
+2-to-1 item the online posterior often prefers the lone answer (from the members' gold record), which no
+second person backs — and they kept no label: 0.867 against Dawid-Skene's 0.939 (the batch model is right
+on 571 of the 712). A finalized classification pack now labels a flagged item that three or more answers
+stand behind with the batch model (`batch.aggregate_pack`): it stays flagged for its owner, its answers
+unpaid until review, and a split of two keeps no label ("no label on one person's word"): 0.9392.
+
+What remains: even a
 Platt map fitted on music_genre's scored items themselves leaves an ECE of 0.075
 on every answer (the top posterior of a 10-class model is not monotone enough in how often it is right),
 so with 35 gold items its ECE sits near the 0.05 goal from either side, depending on the answers fed.

@@ -5,9 +5,10 @@ The override is stored on the label itself (method "moderator_override", `overri
 (`online.store_verified_label`, `online.refresh_verified_label`) or batch (`batch._upsert_verified_labels`),
 leaves an overridden label alone, and exports read the label, so they carry the override.
 
-An item whose answers never agreed (`Item.no_consensus_at`) has no label to override: the moderator's
-answer becomes its label, the flag is cleared, and its waiting answers are verified by it (the agreeing
-ones paid by the next settlement batch, the others earn nothing).
+An item whose answers never agreed (`Item.no_consensus_at`) has no label to override, or only the batch
+model's of a finished pack: the moderator's answer becomes its label, the flag is cleared, and its
+waiting answers are verified by it (the agreeing ones paid by the next settlement batch, the others earn
+nothing).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def override_label(pack_id: int, item_id: int, *, moderator_id: int, answer: str
         if item.is_gold:
             raise OverrideError(_l("Gold items keep their known answer: change it in the items file instead."))
         label = session.get(VerifiedLabel, item.id, with_for_update=True, populate_existing=True)
-        settling = label is None and item.no_consensus_at is not None
+        # An item whose answers never agreed (with no label, or the batch model's label of a finished pack):
+        # the moderator's answer settles it, and its waiting answers are verified by it.
+        settling = item.no_consensus_at is not None
         if label is None and not settling:
             raise OverrideError(_l("This item has no verified label yet: there is nothing to override."))
         pack = session.get(TaskPack, pack_id)
@@ -56,7 +59,7 @@ def override_label(pack_id: int, item_id: int, *, moderator_id: int, answer: str
             canonical = validate_answer(pack, item, parse_plain_answer(pack.task_type, answer), media=media)
         except InvalidAnswer as error:
             raise OverrideError(error.message, field="answer") from None
-        if settling:
+        if label is None:
             before = ""
             label = VerifiedLabel(item_id=item.id, pack_id=pack.id, submission_ids=[], contributor_ids=[], review_ids=[], labels_used=0)
             session.add(label)

@@ -309,3 +309,12 @@ def test_a_finished_pack_labels_a_flagged_item_three_answers_stand_behind_but_pa
     states = set(db.session.scalars(select(Submission.reward_state).where(Submission.item_id.in_([three.id, two.id]))))
     assert states == {"pending"}  # nobody verified nor paid on the model's word
     assert three.id not in announced and two.id not in announced
+    # The owner settles it: the moderator's answer replaces the model's, clears the flag, verifies the answers.
+    from sapien.quality.overrides import override_label
+
+    override_label(pack.id, three.id, moderator_id=make_user(role="moderator"), answer="neg", reason="Read it again: it is negative.", now=NOW)
+    db.session.expire_all()
+    assert db.session.get(Item, three.id).no_consensus_at is None
+    assert db.session.get(VerifiedLabel, three.id).answer == {"labels": ["neg"]}
+    by_member = dict(db.session.execute(select(Submission.user_id, Submission.reward_state).where(Submission.item_id == three.id)).tuples().all())
+    assert by_member == {ana: "not_verified", bob: "not_verified", cyd: "verified"}

@@ -31,14 +31,15 @@ Choices, documented because they shape the figures:
 Figures (default seed; `make bench`, see docs/benchmarks.md): accuracy, labels per non-gold item, ECE.
 Before issue 18: music_genre 0.735 at 3.78 (ECE 0.18), zencrowd_us aborted on a 138-character id (0.827
 at 5.34, ECE 0.14, once it imports), bird 0.913 at 20.04, RTE 0.924 at 9.61, D_PosSent 0.959 at 9.82,
-D_Product 0.939 at 3.00 (an older aggregator). After (`make bench`, 2026-12-06 18:15 and 18:32):
-music_genre 0.782 at 3.85 (ECE 0.047), zencrowd_us 0.899 at 5.33 (0.032), bird 0.913 at 18.74 (0.047),
-RTE 0.926 at 7.98 (0.031), D_PosSent 0.959 at 8.79 (0.017), D_Product 0.867 at 3.00 (0.021: its 712
-items flagged as never converging keep no label, see quality/calibration.py "What remains"). crowd-kit on every answer, scored on
+D_Product 0.939 at 3.00 (an older aggregator). After (`make bench`, all six in one run, 2026-12-06 19:14):
+music_genre 0.788 at 3.85 (ECE 0.050), zencrowd_us 0.899 at 5.33 (0.032), bird 0.913 at 18.74 (0.047),
+RTE 0.926 at 7.98 (0.031), D_PosSent 0.959 at 8.79 (0.017), D_Product 0.939 at 3.00 (0.025; its 712
+items flagged as never converging are labelled by the batch model once the pack is finalized, see
+quality/calibration.py). crowd-kit on every answer, scored on
 the same items: majority vote 0.716 / 0.870 / 0.757 / 0.874 / 0.934 / 0.896, Dawid-Skene 0.764 / 0.842 /
 0.893 / 0.925 / 0.959 / 0.939.
 The replay goes through lease + submit + settlement for every answer (about 20 database round trips
-each): the six replays (56,509 answers fed) took 19 minutes on this 2-CPU machine shared with other work,
+each): the six replays (56,509 answers fed) took 18.5 minutes in one run on this 2-CPU machine,
 18 to 27 ms an answer (bird, with up to 39 answers per item, 18 ms); a busier machine has taken four
 times that.
 """

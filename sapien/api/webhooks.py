@@ -25,7 +25,7 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, g
 from flask_babel import lazy_gettext as _l
 from rq import Retry
 from sqlalchemy import bindparam, case, select, update
@@ -165,11 +165,20 @@ def raise_event(organization_id: int, event: str, event_key: str, data: dict, *,
 
 # --- the events -----------------------------------------------------------------------------------
 
+def _client_campaign_of(pack_id: int) -> tuple[int, int | None] | None:
+    """(campaign, organization) of a pack, remembered for the app context: a batch aggregation announces
+    tens of thousands of items of one pack, and a pack never changes campaign."""
+    known = g.setdefault("_api_campaign_of_pack", {})
+    if pack_id not in known:
+        known[pack_id] = db.session.execute(
+            select(Campaign.id, Campaign.organization_id).join(TaskPack, TaskPack.campaign_id == Campaign.id).where(TaskPack.id == pack_id)
+        ).first()
+    return known[pack_id]
+
+
 def on_item_verified(_sender=None, *, item_id: int, pack_id: int, confidence: float, now: datetime, **_payload) -> None:
     """item.verified for the campaign's organization; then campaign.done and budget.low once each."""
-    row = db.session.execute(
-        select(Campaign.id, Campaign.organization_id).join(TaskPack, TaskPack.campaign_id == Campaign.id).where(TaskPack.id == pack_id)
-    ).first()
+    row = _client_campaign_of(pack_id)
     if row is None or row[1] is None:
         return
     campaign_id, organization_id = row

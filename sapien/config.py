@@ -72,6 +72,9 @@ def load_config(overrides: dict | None = None) -> dict:
         # How many proxies in front of the site set X-Forwarded-For/-Proto/-Host (0: trust none of them).
         "TRUSTED_PROXY_COUNT": int(env.get("TRUSTED_PROXY_COUNT", "0")),
         "SIGNUP_RATE_LIMIT": env.get("SIGNUP_RATE_LIMIT", "20 per hour"),
+        # Werkzeug's hash method for new passwords: scrypt, memory-hard. A stored hash names its own method,
+        # so changing this never locks anyone out (the test suite uses a cheap one: hashing was its slowest part).
+        "PASSWORD_HASH_METHOD": env.get("PASSWORD_HASH_METHOD", "scrypt"),
         # Every route without a limit of its own, per client address and route; counted in the one Redis round
         # trip each request makes (sapien/request_pipeline.py), with Flask-Limiter's sliding-window counter.
         "DEFAULT_RATE_LIMIT": env.get("RATELIMIT_DEFAULT", "600 per minute"),

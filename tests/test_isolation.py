@@ -40,7 +40,8 @@ def _wait_for_truncate_to_block(url: str, seconds: float = 10) -> None:
         while time.monotonic() < deadline:
             waiting = watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE 'TRUNCATE%'"
+                " AND wait_event_type = 'Lock'"
+                " AND (query LIKE 'TRUNCATE%' OR query LIKE 'LOCK TABLE%')"
             ).fetchone()[0]
             if waiting:
                 return

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pycountry
+from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import event, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -61,8 +62,9 @@ def normalise_email(email: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    # Werkzeug's default is scrypt, a memory-hard modern scheme.
-    return generate_password_hash(password)
+    # PASSWORD_HASH_METHOD: scrypt, a memory-hard modern scheme, unless configured otherwise.
+    method = current_app.config["PASSWORD_HASH_METHOD"] if has_app_context() else "scrypt"
+    return generate_password_hash(password, method=method)
 
 
 def sign_up(data: SignUp, now: datetime, role: str = "member", password_hash: str | None = None) -> User:

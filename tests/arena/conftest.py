@@ -32,7 +32,7 @@ _HASH: list[str] = []
 
 
 def make_user(username: str) -> int:
-    """A member signed up with one shared password hash (scrypt once, not once per member: the tests' time)."""
+    """A member signed up with one shared password hash (hashed once, not once per member)."""
     from sapien.accounts import service as accounts
 
     if not _HASH:

@@ -17,7 +17,7 @@ _HASH = None
 
 
 def password_hash() -> str:
-    """One scrypt hash for every member these tests make (hashing is the slow part of a sign-up)."""
+    """One password hash for every member these tests make (hashing is the slow part of a sign-up)."""
     global _HASH
     _HASH = _HASH or accounts.hash_password("correct horse battery")
     return _HASH

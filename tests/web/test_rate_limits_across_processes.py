@@ -9,6 +9,7 @@ import threading
 
 import pytest
 import requests
+from werkzeug.security import generate_password_hash
 
 from sapien.accounts import service as accounts
 from sapien.database import utcnow
@@ -49,7 +50,9 @@ def in_pairs(base: str, pairs: int) -> list[requests.Response]:
 
 def test_two_gunicorn_workers_share_one_login_limit(app, gunicorn_server):
     with app.app_context():
-        accounts.sign_up(accounts.SignUp(username="ana", email="ana@example.org", password="a long passphrase"), now=utcnow())
+        # scrypt, not the suite's cheap hash: the pairs rely on a check slow enough to keep one worker busy
+        accounts.sign_up(accounts.SignUp(username="ana", email="ana@example.org", password="a long passphrase"), now=utcnow(),
+                         password_hash=generate_password_hash("a long passphrase", method="scrypt"))
     allowed = in_pairs(gunicorn_server, LIMIT // 2)
     assert [response.status_code for response in allowed] == [422] * LIMIT
     workers = {response.headers["X-Worker-Pid"] for response in allowed}

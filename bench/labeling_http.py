@@ -9,7 +9,9 @@ adaptive redundancy.
 
 Figures: accepted submissions per second (goal >= 150) and the p99 latency of an answer (goal < 100 ms),
 beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk). Once the worker has
-drained what the load queued, `broken_invariants()` runs and its count (goal 0) is a figure too.
+drained what the load queued, `broken_invariants()` runs and its count (goal 0) is a figure too. So does the
+CPU each group of processes used per accepted answer during the window (bench/cpu_accounting.py), beside
+the CPU the goal leaves per answer on this machine's cores.
 BENCH_LABELING_SECONDS sets the measured window, BENCH_LABELING_CONCURRENCY the members answering at once.
 The load starts once the RQ worker has finished its start-up work. On this VM the p99 is set by stalls of
 0.3–1.5 s every few seconds in which every in-flight answer waits at once: they are the commits waiting for
@@ -28,6 +30,8 @@ import sys
 import time
 from datetime import timedelta
 
+from bench import cpu_accounting
+from bench.cpu_accounting import CpuWindow, matching, with_descendants
 from bench.harness import (
     BENCH_DATABASE_URL,
     BENCH_REDIS_URL,
@@ -178,7 +182,7 @@ async def _answer_loop(base: str, members: list, start_at: float, stop_at: float
         state[2] = found.group(1)
 
 
-async def _load(base: str, seconds: float, concurrency: int, warmup: float = 5.0):
+async def _load(base: str, seconds: float, concurrency: int, warmup: float = 5.0, cpu: CpuWindow | None = None):
     from sapien.database import utcnow
 
     states = await asyncio.gather(*(_sign_in(base, f"bench{n}") for n in range(MEMBERS)))
@@ -187,13 +191,42 @@ async def _load(base: str, seconds: float, concurrency: int, warmup: float = 5.0
     counters = {"requests": 0, "errors": 0, "no_item": 0}
     now_wall, now_utc = time.perf_counter(), utcnow()
     start_at, stop_at = now_wall + warmup, now_wall + warmup + seconds
+    loops = [_answer_loop(base, group, start_at, stop_at, latencies, counters) for group in groups]
     try:
-        await asyncio.gather(*(_answer_loop(base, group, start_at, stop_at, latencies, counters) for group in groups))
+        await asyncio.gather(*loops, *([_measure_cpu(cpu, start_at, stop_at)] if cpu else []))
     finally:
         for client, _token, _lease in states:
             await client.close()
     window = (now_utc + timedelta(seconds=warmup), now_utc + timedelta(seconds=warmup + seconds))
     return latencies, counters, window
+
+
+async def _measure_cpu(cpu: CpuWindow, start_at: float, stop_at: float) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
+    cpu.start()
+    await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+    cpu.stop()
+
+
+def _cpu_window(base: str, worker: subprocess.Popen, reviewer: subprocess.Popen) -> CpuWindow:
+    """The processes that share the machine during the load, in groups (see bench/cpu_accounting.py)."""
+    database = BENCH_DATABASE_URL.rsplit("/", 1)[1]
+
+    def postgres_server() -> list[int]:  # WAL writer, checkpointer, ...: shared by every database
+        return [pid for pid in matching("postgres: ")() if "127.0.0.1(" not in cpu_accounting._cmdline(pid)]
+
+    return CpuWindow(
+        groups={
+            "app (2 gunicorn workers)": matching("gunicorn", base.removeprefix("http://")),
+            "PostgreSQL backends": matching("postgres: ", f" {database} "),
+            "PostgreSQL server processes": postgres_server,
+            "RQ worker and its jobs": with_descendants(worker.pid),
+            "QA review loop": lambda: [reviewer.pid],
+            "load generator": lambda: [os.getpid()],
+            "Redis": matching("redis-server"),
+        },
+        reaped_children={"RQ worker and its jobs"},
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -237,7 +270,8 @@ def run() -> list[Figure]:
                 cwd=ROOT, env=env,
             )
             try:
-                latencies, counters, (window_start, window_end) = asyncio.run(_load(base, seconds, concurrency))
+                cpu = _cpu_window(base, worker, reviewer)
+                latencies, counters, (window_start, window_end) = asyncio.run(_load(base, seconds, concurrency, cpu=cpu))
             finally:
                 reviewer.wait(timeout=seconds + 120)
         wait_for_idle_worker()  # the jobs the load queued run before the check
@@ -254,6 +288,10 @@ def run() -> list[Figure]:
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     ceiling = f"{static.requests_per_second:.0f} req/s trivial page, p99 {static.p99_ms:.1f} ms"
     met_rate, met_p99 = rate >= GOAL_RATE, p99 < GOAL_P99_MS
+    used = cpu.seconds()
+    per_answer = {name: 1000 * used_seconds / max(1, accepted) for name, used_seconds in used.items()}
+    cores = os.cpu_count() or 1
+    breakdown = ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_answer.items(), key=lambda kv: -kv[1]))
     return [
         Figure(NAME, "accepted submissions/s (QA review + aggregation beside)", round(rate, 1), "/s", ceiling=ceiling,
                goal=f">= {GOAL_RATE:g}/s", met=met_rate),
@@ -261,6 +299,9 @@ def run() -> list[Figure]:
         Figure(NAME, "answer p50 latency", round(p50, 2), "ms", ceiling=f"{static.p50_ms:.2f} ms trivial page"),
         Figure(NAME, "answer p99 latency", round(p99, 2), "ms", ceiling=f"{static.p99_ms:.2f} ms trivial page",
                goal=f"< {GOAL_P99_MS:g} ms", met=met_p99),
+        Figure(NAME, f"CPU per accepted answer, ms by process: {breakdown}; machine busy {100 * cpu.machine_busy_share():.0f} %",
+               round(sum(per_answer.values()), 1), "ms",
+               ceiling=f"{cores} cores: {1000 * cores / GOAL_RATE:.1f} ms of CPU per answer at {GOAL_RATE:g}/s"),
         Figure(NAME, "invariants broken after the load (ledger sums, keys applied once, pending work queued, no orphaned job)"
                + (": " + "; ".join(broken[:5]) if broken else ""), len(broken), "", goal="0", met=not broken),
     ]

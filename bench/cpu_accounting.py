@@ -54,6 +54,11 @@ def matching(*needles: str) -> Callable[[], list[int]]:
     return lambda: [pid for pid in all_pids() if all(needle in _cmdline(pid) for needle in needles)]
 
 
+def postgres_server_processes() -> list[int]:
+    """PostgreSQL's own processes (WAL writer, checkpointer, ...), shared by every database: not client backends."""
+    return [pid for pid in matching("postgres: ")() if "127.0.0.1(" not in _cmdline(pid)]
+
+
 def with_descendants(root: int) -> Callable[[], list[int]]:
     """`root` and every process below it (an RQ worker's job process while it runs)."""
 

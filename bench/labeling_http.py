@@ -30,8 +30,7 @@ import sys
 import time
 from datetime import timedelta
 
-from bench import cpu_accounting
-from bench.cpu_accounting import CpuWindow, matching, with_descendants
+from bench.cpu_accounting import CpuWindow, matching, postgres_server_processes, with_descendants
 from bench.harness import (
     BENCH_DATABASE_URL,
     BENCH_REDIS_URL,
@@ -212,14 +211,11 @@ def _cpu_window(base: str, worker: subprocess.Popen, reviewer: subprocess.Popen)
     """The processes that share the machine during the load, in groups (see bench/cpu_accounting.py)."""
     database = BENCH_DATABASE_URL.rsplit("/", 1)[1]
 
-    def postgres_server() -> list[int]:  # WAL writer, checkpointer, ...: shared by every database
-        return [pid for pid in matching("postgres: ")() if "127.0.0.1(" not in cpu_accounting._cmdline(pid)]
-
     return CpuWindow(
         groups={
             "app (2 gunicorn workers)": matching("gunicorn", base.removeprefix("http://")),
             "PostgreSQL backends": matching("postgres: ", f" {database} "),
-            "PostgreSQL server processes": postgres_server,
+            "PostgreSQL server processes": postgres_server_processes,
             "RQ worker and its jobs": with_descendants(worker.pid),
             "QA review loop": lambda: [reviewer.pid],
             "load generator": lambda: [os.getpid()],

@@ -161,10 +161,11 @@ def retry_transaction(function: Callable) -> Callable:
     return run
 
 
-def dialect_insert(model):
-    """An INSERT that knows `ON CONFLICT` (upserts) on PostgreSQL and on SQLite alike."""
+def dialect_insert(model, dialect_name: str | None = None):
+    """An INSERT that knows `ON CONFLICT` (upserts) on PostgreSQL and on SQLite alike (the app's database's
+    dialect unless `dialect_name` says which, for a statement built once per dialect)."""
 
-    return (pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(model)
+    return (pg_insert if (dialect_name or db.engine.dialect.name) == "postgresql" else sqlite_insert)(model)
 
 
 def is_postgres() -> bool:

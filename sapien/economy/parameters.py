@@ -13,6 +13,7 @@ economy), see `reward_rate_bp`.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,9 +181,15 @@ def _stored() -> dict[str, object]:
     session = db.session()
     cached = session.info.get(_CACHE)
     if cached is None:
-        cached = dict(session.execute(select(Parameter.name, Parameter.value)).tuples().all())
+        cached = dict(session.execute(_stored_statement()).tuples().all())
         session.info[_CACHE] = cached
     return cached
+
+
+@functools.cache
+def _stored_statement():
+    # Built once: every answer reads the reward rates (see `labeling.leases.claim_ordinary_statement`).
+    return select(Parameter.name, Parameter.value)
 
 
 def forget_cached_parameters() -> None:

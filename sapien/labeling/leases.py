@@ -16,12 +16,13 @@ a staking tier) may claim them (`_check_priority`).
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, exists, false, func, literal, select, true, update
+from sqlalchemy import bindparam, case, exists, false, func, literal, select, true, update
 
 from sapien import events
 from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
@@ -69,36 +70,44 @@ def _expire(lease: Lease) -> None:
         free_slot(lease.item_id)
 
 
-def _daily_use(user_id: int, pack: TaskPack, now: datetime):
-    """How much of today's cap in the pack the member used: answers today (UTC) plus active leases."""
+def _daily_use(user_id, pack_id, since):
+    """How much of today's cap in the pack the member used: answers since `since` (the UTC day's start)
+    plus active leases. The arguments are values or bind parameters."""
     submitted = select(func.count()).select_from(Submission).where(
-        Submission.pack_id == pack.id, Submission.user_id == user_id, Submission.created_at >= day_start(now)
+        Submission.pack_id == pack_id, Submission.user_id == user_id, Submission.created_at >= since
     ).scalar_subquery()
     active = select(func.count()).select_from(Lease).where(
-        Lease.user_id == user_id, Lease.status == "active", Lease.pack_id == pack.id
+        Lease.user_id == user_id, Lease.status == "active", Lease.pack_id == pack_id
     ).scalar_subquery()
     return submitted + active
 
 
 def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | None = None) -> None:
     if used is None:
-        used = db.session.execute(select(_daily_use(user_id, pack, now))).scalar() or 0
+        used = db.session.execute(select(_daily_use(user_id, pack.id, day_start(now)))).scalar() or 0
     if used >= pack.daily_cap:
         raise DailyCapReached(
             _l("You have done today's %(cap)s items in this pack. Come back tomorrow (UTC) or try another pack.", cap=pack.daily_cap)
         )
 
 
-def _new_lease(user_id: int, pack: TaskPack, item_id: int, now: datetime) -> Lease | None:
-    """Insert the lease; None when the member already holds one for the item (a double click racing)."""
-    statement = (
-        dialect_insert(Lease)
-        .values(item_id=item_id, pack_id=pack.id, user_id=user_id, status="active", created_at=now,
-                expires_at=now + timedelta(minutes=pack.lease_minutes))
+@functools.cache
+def _new_lease_statement(dialect_name: str):
+    # Built once per dialect (see `claim_ordinary_statement` on why the answer path's statements are).
+    return (
+        dialect_insert(Lease, dialect_name)
+        .values(item_id=bindparam("new_item_id"), pack_id=bindparam("new_pack_id"), user_id=bindparam("new_user_id"), status="active",
+                created_at=bindparam("new_created_at"), expires_at=bindparam("new_expires_at"))
         .on_conflict_do_nothing(index_elements=["item_id", "user_id"])
         .returning(Lease)
     )
-    return db.session.scalars(statement, execution_options={"populate_existing": True}).first()
+
+
+def _new_lease(user_id: int, pack: TaskPack, item_id: int, now: datetime) -> Lease | None:
+    """Insert the lease; None when the member already holds one for the item (a double click racing)."""
+    values = {"new_item_id": item_id, "new_pack_id": pack.id, "new_user_id": user_id, "new_created_at": now,
+              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
+    return db.session.scalars(_new_lease_statement(db.engine.dialect.name), values, execution_options={"populate_existing": True}).first()
 
 
 def _not_leased_by(user_id: int):
@@ -114,13 +123,21 @@ def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
     )
 
 
-def claim_ordinary_statement(user_id: int, pack_id: int):
-    """Take a slot of the next ordinary item for the member in one statement, returning the item.
+@functools.cache
+def claim_ordinary_statement():
+    """Take a slot of the next ordinary item for the member (`claimant_id`) in the pack (`claim_pack_id`) in
+    one statement, returning the item.
 
     Items closest to done come first (they verify sooner), then the oldest; `ix_items_pack_open` holds
     that order, so the claim stops at the first entry the member has not leased. SKIP LOCKED lets racing
     members pass each other, and the outer condition is the same guarded increment as `_take_slot`.
+
+    Built once, with bind parameters for its values, like the other statements every answer runs: making a
+    statement of a few subqueries (and its cache key) costs SQLAlchemy about a millisecond of CPU, several
+    times what running it costs, and on the answer path that was a third of the request's CPU.
     """
+    # An UPDATE reserves its table's column names for its SET values: these parameters need others.
+    user_id, pack_id = bindparam("claimant_id"), bindparam("claim_pack_id")
     candidate = (
         select(Item.id)
         .where(
@@ -158,22 +175,30 @@ def _check_priority(user_id: int, pack: TaskPack) -> None:
 
 def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
     return db.session.scalars(
-        claim_ordinary_statement(user_id, pack.id), execution_options={"synchronize_session": False, "populate_existing": True}
+        claim_ordinary_statement(), {"claimant_id": user_id, "claim_pack_id": pack.id},
+        execution_options={"synchronize_session": False, "populate_existing": True},
     ).first()
 
 
 def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool]:
     """The member's latest active lease in the pack (or None), their daily use there and whether moderation
     restricted them from labeling it, in one statement: the reads every "next item" starts with."""
+    values = {"user_id": user_id, "pack_id": pack.id, "now": now, "day_start": day_start(now)}
+    lease, used, restricted = db.session.execute(_active_lease_and_daily_use_statement(), values).one()
+    return lease, used or 0, bool(restricted)
+
+
+@functools.cache
+def _active_lease_and_daily_use_statement():
+    user_id, pack_id, now = bindparam("user_id"), bindparam("pack_id"), bindparam("now")
     latest = select(func.max(Lease.id)).where(
-        Lease.user_id == user_id, Lease.pack_id == pack.id, Lease.status == "active"
+        Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == "active"
     ).scalar_subquery()
     one_row = select(literal(1).label("one")).subquery()
-    lease, used, restricted = db.session.execute(
-        select(Lease, _daily_use(user_id, pack, now), verdicts.restricted_clause(user_id, "labeling", now, pack.id))
+    return (
+        select(Lease, _daily_use(user_id, pack_id, bindparam("day_start")), verdicts.restricted_clause(user_id, "labeling", now, pack_id))
         .select_from(one_row).outerjoin(Lease, Lease.id == latest)
-    ).one()
-    return lease, used or 0, bool(restricted)
+    )
 
 
 def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:

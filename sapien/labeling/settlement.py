@@ -38,6 +38,7 @@ A member's staking tier multiplies the points of every answer when it is paid (e
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -300,11 +301,16 @@ class PendingRewards:
 
 def pending_rewards(user_id: int) -> PendingRewards:
     """The member's rewards still to come: answers given but not verified or not paid yet."""
-    answers, points, xp = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0))
-        .where(Submission.user_id == user_id, Submission.reward_state.in_(OPEN_STATES), Submission.status != "rejected")
-    ).one()
+    answers, points, xp = db.session.execute(_pending_rewards_statement(), {"user_id": user_id}).one()
     return PendingRewards(int(answers), int(points), int(xp))
+
+
+@functools.cache
+def _pending_rewards_statement():
+    # Built once (the nav shows it after every answer; see `leases.claim_ordinary_statement`).
+    return select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0)).where(
+        Submission.user_id == bindparam("user_id"), Submission.reward_state.in_(OPEN_STATES), Submission.status != "rejected"
+    )
 
 
 def unpaid_verified_count() -> int:

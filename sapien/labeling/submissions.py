@@ -28,13 +28,14 @@ everything they wrote was rolled back, and the ledger keys make a re-run pay onc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
@@ -100,17 +101,7 @@ def submit_answer_form(
 
 def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_slug: str | None = None):
     with unit_of_work() as session:
-        query = (
-            select(Lease, Item, TaskPack, Campaign, Media)
-            .join(Item, Item.id == Lease.item_id)
-            .join(TaskPack, TaskPack.id == Lease.pack_id)
-            .join(Campaign, Campaign.id == TaskPack.campaign_id)
-            .outerjoin(Media, Media.id == Item.media_id)
-            .where(Lease.id == lease_id)
-        )
-        if pack_slug is not None:
-            query = query.where(TaskPack.slug == pack_slug)
-        row = session.execute(query).first()
+        row = session.execute(_answered_lease_statement(pack_slug is not None), {"lease_id": lease_id, "pack_slug": pack_slug}).first()
         if row is None or row[0].user_id != user_id:
             raise LabelingNotFound(_l("That item is not yours."))
         lease, item, pack, campaign, media = row
@@ -120,12 +111,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
         if lease.status != "active" or as_utc(lease.expires_at) <= now:
             raise LeaseExpired(_l("Your time for this item ran out, so it went back to the pool. Here is another one."))
         canonical = validate_answer(pack, item, answer_for(pack, item), media=media)
-        claimed = session.execute(
-            update(Lease)
-            .where(Lease.id == lease.id, Lease.status == "active")
-            .values(status="submitted")
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        claimed = session.execute(_submit_lease_statement(), {"submitted_lease_id": lease.id}).rowcount
         if not claimed:
             raise AlreadySubmitted(_l("You already answered this item."))
         set_committed_value(lease, "status", "submitted")
@@ -168,6 +154,33 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
                                   submission.paid_partner, reward.shares if submission.reward_state != "void" else 0, submission.reward_state)
         failpoint("labeling.submit.before-commit")
     return result, answered
+
+
+# Built once, with bind parameters for their values, like the lease statements (see
+# `leases.claim_ordinary_statement`): every answer runs them.
+@functools.cache
+def _answered_lease_statement(by_slug: bool):
+    """The lease being answered with its item, pack, campaign and media; a lease of another pack is not
+    found when the pack's slug is given."""
+    query = (
+        select(Lease, Item, TaskPack, Campaign, Media)
+        .join(Item, Item.id == Lease.item_id)
+        .join(TaskPack, TaskPack.id == Lease.pack_id)
+        .join(Campaign, Campaign.id == TaskPack.campaign_id)
+        .outerjoin(Media, Media.id == Item.media_id)
+        .where(Lease.id == bindparam("lease_id"))
+    )
+    return query.where(TaskPack.slug == bindparam("pack_slug")) if by_slug else query
+
+
+@functools.cache
+def _submit_lease_statement():
+    return (
+        update(Lease)
+        .where(Lease.id == bindparam("submitted_lease_id"), Lease.status == "active")
+        .values(status="submitted")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def reward_for(user_id: int, pack: TaskPack, campaign: Campaign, now: datetime) -> Reward:
@@ -324,7 +337,7 @@ def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
 
 def retire_item(item_id: int, *, now: datetime) -> None:
     with unit_of_work() as session:
-        session.execute(update(Item).where(Item.id == item_id).values(status="retired"))
+        session.execute(_retire_item_statement(), {"retired_item_id": item_id})
 
 
 def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
@@ -332,11 +345,19 @@ def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
     if new_target < 1:
         raise LabelingError(_l("An item wants at least one label."))
     with unit_of_work() as session:
-        session.execute(
-            update(Item)
-            .where(Item.id == item_id, Item.labels_target < new_target)
-            .values(labels_target=new_target)
-        )
+        session.execute(_raise_item_target_statement(), {"raised_item_id": item_id, "new_target": new_target})
+
+
+# Online aggregation retires or re-targets an item in the answer's request: built once (see above).
+@functools.cache
+def _retire_item_statement():
+    return update(Item).where(Item.id == bindparam("retired_item_id")).values(status="retired")
+
+
+@functools.cache
+def _raise_item_target_statement():
+    target = bindparam("new_target")
+    return update(Item).where(Item.id == bindparam("raised_item_id"), Item.labels_target < target).values(labels_target=target)
 
 
 def item_answers(item_id: int) -> list[Submission]:

@@ -10,6 +10,7 @@ currency, and listeners hear one event per member, currency and kind rather than
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -457,9 +458,14 @@ def balance(user_id: int, currency: str) -> int:
 
 
 def balances(user_id: int) -> dict[str, int]:
-    rows = db.session.execute(select(Balance.currency, Balance.amount).where(Balance.user_id == user_id))
-    found = dict(rows.tuples().all())
+    found = dict(db.session.execute(_balances_statement(), {"user_id": user_id}).tuples().all())
     return {currency: found.get(currency, 0) for currency in CURRENCIES}
+
+
+@functools.cache
+def _balances_statement():
+    # Built once, with a bind parameter: the nav reads it on every page and after every answer.
+    return select(Balance.currency, Balance.amount).where(Balance.user_id == bindparam("user_id"))
 
 
 def sum_of_entries(user_id: int, currency: str) -> int:

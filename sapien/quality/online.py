@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Select, Text, bindparam, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
@@ -146,36 +147,57 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: 
             value = parsed[text] = json.loads(text)
         return value
 
-    scores = dict(db.session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all())
+    statements = _evidence_statements()
+    values = {"pack_id": pack.id, "user_ids": user_ids}
+    scores = dict(db.session.execute(statements.scores, values).tuples().all())
     members = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
-    given, truth = cast(Submission.answer, Text), cast(Item.gold_answer, Text)
-    gold_query = (
-        select(Submission.user_id, given, truth, func.count())
-        .join(Item, Item.id == Submission.item_id)
-        .where(Submission.pack_id == pack.id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None), Item.gold_answer.is_not(None))
-        .group_by(Submission.user_id, given, truth)
-    )
-    if not with_agreement:
-        gold_query = gold_query.where(Submission.user_id.in_(user_ids))
     evidence = ItemEvidence(members)
-    for user_id, given_text, truth_text, times in db.session.execute(gold_query):
+    for user_id, given_text, truth_text, times in db.session.execute(statements.crowd_gold if with_agreement else statements.members_gold, values):
         row = (parse(given_text), parse(truth_text), int(times))
         if user_id in members:
             members[user_id].gold.append(row)
         if with_agreement:
             evidence.crowd_gold.append(row)
     if with_agreement:
-        answered = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
-        verified = cast(VerifiedLabel.answer, Text)
-        grouped = db.session.execute(
-            select(Submission.user_id, answered, verified, func.count())
-            .join(VerifiedLabel, VerifiedLabel.item_id == Submission.item_id)
-            .where(Submission.pack_id == pack.id, Submission.user_id.in_(user_ids), Submission.status == "accepted", Submission.is_gold.is_(False))
-            .group_by(Submission.user_id, answered, verified)
-        )
-        for user_id, given_text, verified_text, times in grouped:
+        for user_id, given_text, verified_text, times in db.session.execute(statements.agreement, values):
             members[user_id].agreement.append((parse(given_text), parse(verified_text), int(times)))
     return evidence
+
+
+@dataclass(frozen=True)
+class _EvidenceStatements:
+    scores: Select
+    crowd_gold: Select  # every gold answer in the pack (`pack_id`)
+    members_gold: Select  # only those of the members (`user_ids`)
+    agreement: Select
+
+
+@functools.cache
+def _evidence_statements() -> _EvidenceStatements:
+    """`member_evidence`'s statements, built once with bind parameters (`pack_id`, `user_ids`): every
+    answer that reaches its item's target runs them, and building a grouped statement costs SQLAlchemy
+    more CPU than PostgreSQL spends running it."""
+    pack_id, user_ids = bindparam("pack_id"), bindparam("user_ids", expanding=True)
+    given, truth = cast(Submission.answer, Text), cast(Item.gold_answer, Text)
+    crowd_gold = (
+        select(Submission.user_id, given, truth, func.count())
+        .join(Item, Item.id == Submission.item_id)
+        .where(Submission.pack_id == pack_id, Submission.is_gold.is_(True), Submission.gold_correct.is_not(None), Item.gold_answer.is_not(None))
+        .group_by(Submission.user_id, given, truth)
+    )
+    answered = func.coalesce(cast(Submission.fixed_answer, Text), cast(Submission.answer, Text))
+    verified = cast(VerifiedLabel.answer, Text)
+    return _EvidenceStatements(
+        scores=select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids)),
+        crowd_gold=crowd_gold,
+        members_gold=crowd_gold.where(Submission.user_id.in_(user_ids)),
+        agreement=(
+            select(Submission.user_id, answered, verified, func.count())
+            .join(VerifiedLabel, VerifiedLabel.item_id == Submission.item_id)
+            .where(Submission.pack_id == pack_id, Submission.user_id.in_(user_ids), Submission.status == "accepted", Submission.is_gold.is_(False))
+            .group_by(Submission.user_id, answered, verified)
+        ),
+    )
 
 
 def _first_label(answer: dict) -> str | None:
@@ -261,7 +283,18 @@ def _voices(supporting_ids: list[int], submissions: list[Submission]) -> int:
 
 
 def _accepted_answers(item_id: int) -> list[Submission]:
-    return list(db.session.scalars(select(Submission).where(Submission.item_id == item_id, Submission.status == "accepted").order_by(Submission.id)))
+    return list(db.session.scalars(_accepted_answers_statement(), {"item_id": item_id}))
+
+
+@functools.cache
+def _accepted_answers_statement() -> Select:
+    return select(Submission).where(Submission.item_id == bindparam("item_id"), Submission.status == "accepted").order_by(Submission.id)
+
+
+@functools.cache
+def _item_to_decide_statement() -> Select:
+    # FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on the item through their foreign key.
+    return select(Item).where(Item.id == bindparam("item_id")).with_for_update(key_share=True).execution_options(populate_existing=True)
 
 
 def _review_ids_for(submission_ids: list[int]) -> list[int]:
@@ -318,12 +351,9 @@ def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **
         submission = session.get(Submission, submission_id)
         if submission is None or submission.status != "accepted" or submission.is_gold:
             return
-        # Lock the item (FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on it through their foreign
-        # key): two answers settling at once are decided one after the other, so the second sees
+        # Lock the item: two answers settling at once are decided one after the other, so the second sees
         # the first (otherwise each could see only itself, stay below the target, and the item would stall).
-        item = session.execute(
-            select(Item).where(Item.id == submission.item_id).with_for_update(key_share=True).execution_options(populate_existing=True)
-        ).scalar_one()
+        item = session.execute(_item_to_decide_statement(), {"item_id": submission.item_id}).scalar_one()
         if item.is_gold:
             return
         pack = session.get(TaskPack, item.pack_id)

@@ -190,10 +190,10 @@ def test_items_closest_to_done_come_first_then_the_oldest(ctx, tmp_path):
 def test_the_next_item_is_read_in_index_order_not_sorted(ctx, tmp_path):
     """A big pack must not sort every open item for each answer: the claim walks `ix_items_pack_open`."""
     pack = make_pack(tmp_path, items=30)
-    statement = leases.claim_ordinary_statement(make_user(), pack.id)
-    sql = str(statement.compile(dialect=db.session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+    compiled = leases.claim_ordinary_statement().compile(dialect=db.session.get_bind().dialect)
+    values = {**compiled.params, "claimant_id": make_user(), "claim_pack_id": pack.id}
     db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table would be scanned whole anyway
-    plan = "\n".join(db.session.execute(text("EXPLAIN " + sql)).scalars())
+    plan = "\n".join(row[0] for row in db.session.connection().exec_driver_sql("EXPLAIN " + str(compiled), values))
     db.session.rollback()
     assert "ix_items_pack_open" in plan
     assert "Sort" not in plan

@@ -84,7 +84,7 @@ class Question(NamedSignal):
 
 # labeling asks quality
 # A fresh submission's first status: quality's Judgement(status, feedback, reason) (gold check, review sampling).
-judge_submission = Question("judge-submission")  # submission_id, now -> Judgement
+judge_submission = Question("judge-submission")  # submission (added, not flushed yet), now -> Judgement
 # The verified labels of these items, where they have one: {item_id: answer} (a member's history).
 verified_labels = Question("verified-labels")  # item_ids -> dict[int, dict]
 # A member's reputation, 0–1000 (pack and guild requirements).

@@ -39,8 +39,8 @@ from sapien.quality import judging, online, reputation
 NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added, events.streak_extended)
 
 
-def _judge_submission(_sender=None, *, submission_id: int, now):
-    return judging.judge_submission(submission_id, now=now)
+def _judge_submission(_sender=None, *, submission, now):
+    return judging.judge_submission(submission, now=now)
 
 
 def _verified_labels(_sender=None, *, item_ids) -> dict[int, dict]:

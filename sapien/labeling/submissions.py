@@ -135,20 +135,21 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             created_at=now,
         )
         session.add(submission)
-        session.flush()
-        judgement = events.judge_submission.ask(submission_id=submission.id, now=now)
+        # Judged before it is written, so the row goes in once, with its status.
+        judgement = events.judge_submission.ask(submission=submission, now=now)
         submission.status = judgement.status
-        if judgement.status == "accepted":
+        if judgement.status in ("accepted", "rejected"):
             submission.decided_at = now
+        if judgement.status == "rejected":
+            _void(submission)
+        session.flush()
+        if judgement.status == "accepted":
             if submission.is_gold:
                 _pay_now(submission, pack, campaign, reward, now)  # verified by its known answer
             else:
                 events.submission_settled.send(None, submission_id=submission.id, now=now)
-        elif judgement.status == "rejected":
-            submission.decided_at = now
-            _void(submission)
-            if not item.is_gold:
-                free_slot(item.id)
+        elif judgement.status == "rejected" and not item.is_gold:
+            free_slot(item.id)
         # Read before the commit expires the row (reading it after would reload it).
         result = SubmissionResult(submission.id, submission.status, judgement.feedback, submission.paid_points, submission.paid_xp,
                                   submission.paid_partner, reward.shares if submission.reward_state != "void" else 0, submission.reward_state)

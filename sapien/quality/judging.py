@@ -6,8 +6,9 @@ A non-gold submission goes to the review queue with probability
 ``rate = base + (100 − base) × max(0, 500 − reputation) / 500`` percent, where ``base`` is the pack's
 ``review_rate_percent``: members at or above the default reputation are sampled at the pack's rate,
 a member at 250 halfway between that rate and 100 %, a member at 0 always. A pack with a rate of 0
-(the crowd replay, which has no reviewers) is never sampled. The draw is a hash of the submission id,
-so the same submission is always sampled the same way.
+(the crowd replay, which has no reviewers) is never sampled. The draw is a hash of the submission's
+lease (one submission per lease, and known before the submission is written), so the same submission is
+always sampled the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sapien import events
 from sapien.database import after_commit, before_commit, unit_of_work
 from sapien.labeling.answers import answers_match
 from sapien.labeling.models import Item, Submission, TaskPack
-from sapien.quality.errors import QualityError
 from sapien.quality.models import Review
 from sapien.quality.reputation import DEFAULT_REPUTATION, apply_reputation, reputation_of
 
@@ -60,17 +60,14 @@ def _send_gold_answered(user_id: int, item_id: int, pack_id: int, task_type: str
     after_commit(lambda: events.gold_answered.send(None, user_id=user_id, item_id=item_id, pack_id=pack_id, task_type=task_type, correct=correct, now=now))
 
 
-def judge_submission(submission_id: int, *, now: datetime) -> Judgement:
+def judge_submission(submission: Submission, *, now: datetime) -> Judgement:
     """Decide a fresh submission's first status (labeling asks through `events.judge_submission`, inside
-    its unit of work).
+    its unit of work, before the row is written: it goes in once, with the status this returns).
 
     Gold items are checked at once against the known answer (feedback + reputation + `gold_answered`);
     other submissions are sampled into the review queue or accepted.
     """
     with unit_of_work() as session:
-        submission = session.get(Submission, submission_id)
-        if submission is None:
-            raise QualityError(_l("That submission does not exist."))
         item = session.get(Item, submission.item_id)
         pack = session.get(TaskPack, submission.pack_id)
         if item.is_gold and item.gold_answer is not None:
@@ -84,8 +81,8 @@ def judge_submission(submission_id: int, *, now: datetime) -> Judgement:
                 submission.rejection_reason = reason
             # Last in the transaction, after labeling has paid: a member's balance rows are locked before
             # their reputation row on every path (a reviewer's accept pays, then moves the reputation).
-            user_id, key = submission.user_id, f"gold:{submission.id}"
-            before_commit(lambda: apply_reputation(user_id, key, "gold", now, good=correct))
+            # The row has its id by then (labeling writes it right after this judgement).
+            before_commit(lambda: apply_reputation(submission.user_id, f"gold:{submission.id}", "gold", now, good=correct))
             _send_gold_answered(submission.user_id, item.id, pack.id, pack.task_type, correct, now)
             return Judgement(
                 status="accepted" if correct else "rejected",
@@ -93,7 +90,8 @@ def judge_submission(submission_id: int, *, now: datetime) -> Judgement:
                 reason=reason,
             )
         rate = review_rate_percent(pack, reputation_of(submission.user_id))
-        if rate > 0 and draw_percent(f"review:{submission.id}") < rate:
+        if rate > 0 and draw_percent(f"review:lease:{submission.lease_id}") < rate:
+            session.flush()  # the review points at the submission: written now, as pending review
             try:
                 with session.begin_nested():
                     session.add(Review(submission_id=submission.id, pack_id=pack.id, author_id=submission.user_id, status="queued", created_at=now))

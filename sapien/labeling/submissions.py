@@ -135,8 +135,9 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             created_at=now,
         )
         session.add(submission)
-        # Judged before it is written, so the row goes in once, with its status.
-        judgement = events.judge_submission.ask(submission=submission, now=now)
+        # Judged before it is written (no autoflush while the judge reads), so the row goes in once, with its status.
+        with session.no_autoflush:
+            judgement = events.judge_submission.ask(submission=submission, now=now)
         submission.status = judgement.status
         if judgement.status in ("accepted", "rejected"):
             submission.decided_at = now

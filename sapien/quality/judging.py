@@ -90,7 +90,7 @@ def judge_submission(submission: Submission, *, now: datetime) -> Judgement:
                 reason=reason,
             )
         rate = review_rate_percent(pack, reputation_of(submission.user_id))
-        if rate > 0 and draw_percent(f"review:lease:{submission.lease_id}") < rate:
+        if rate > 0 and draw_percent(f"review:{submission.lease_id}") < rate:
             session.flush()  # the review points at the submission: written now, as pending review
             try:
                 with session.begin_nested():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import datetime
 
 from flask import current_app
 from redis import RedisError
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 
 from sapien.accounts.models import User
 from sapien.database import as_utc
@@ -41,14 +42,20 @@ from sapien.periods import period_window
 def _member_facts(user_id: int) -> tuple[bool, int | None]:
     """(hidden from boards?, guild id) in one indexed query."""
 
-    row = db.session.execute(
-        select(User.hide_from_boards | User.is_banned, GuildMembership.guild_id)
-        .outerjoin(GuildMembership, GuildMembership.user_id == User.id)
-        .where(User.id == user_id)
-    ).first()
+    row = db.session.execute(_member_facts_statement(), {"user_id": user_id}).first()
     if row is None:
         return True, None
     return bool(row[0]), row[1]
+
+
+@functools.cache
+def _member_facts_statement():
+    # Built once (every XP move and gold answer reads it; see `labeling.leases.claim_ordinary_statement`).
+    return (
+        select(User.hide_from_boards | User.is_banned, GuildMembership.guild_id)
+        .outerjoin(GuildMembership, GuildMembership.user_id == User.id)
+        .where(User.id == bindparam("user_id"))
+    )
 
 
 def key_expiry(pkey: str, end: datetime | None) -> datetime | None:

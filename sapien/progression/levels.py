@@ -12,13 +12,14 @@ with ``level_reached``, a notification and, in the request that caused them, a t
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from math import isqrt
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from sapien import events
 from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
@@ -103,15 +104,25 @@ def progress_row(user_id: int, now: datetime, lock: bool = True) -> MemberProgre
 def bump_progress(user_id: int, now: datetime, **increments: int) -> tuple[MemberProgress, BadgeStats]:
     """Add to the member's counters in one statement (creating the row if needed), which also locks
     the row for this transaction. Returns the row and the badge stats as they were before."""
-    statement = dialect_insert(MemberProgress).values(user_id=user_id, updated_at=now, **increments)
-    statement = statement.on_conflict_do_update(
-        index_elements=["user_id"],
-        set_={**{name: getattr(MemberProgress, name) + amount for name, amount in increments.items()}, "updated_at": now},
-    ).returning(MemberProgress)
-    row = db.session.scalars(statement, execution_options={"populate_existing": True}).one()
+    statement = _bump_statement(db.engine.dialect.name, tuple(sorted(increments)))
+    values = {"bumped_user_id": user_id, "bumped_at": now, **{f"bump_{name}": amount for name, amount in increments.items()}}
+    row = db.session.scalars(statement, values, execution_options={"populate_existing": True}).one()
     before = badge_stats(row)
     before = BadgeStats(**{**before.__dict__, **{name: getattr(before, name) - amount for name, amount in increments.items()}})
     return row, before
+
+
+@functools.cache
+def _bump_statement(dialect_name: str, counters: tuple[str, ...]):
+    """`bump_progress`'s upsert for these counters, built once (every paid answer runs it; see
+    `labeling.leases.claim_ordinary_statement`). Parameters: `bumped_user_id`, `bumped_at`, `bump_<counter>`."""
+    amounts = {name: bindparam(f"bump_{name}") for name in counters}
+    at = bindparam("bumped_at")
+    statement = dialect_insert(MemberProgress, dialect_name).values(user_id=bindparam("bumped_user_id"), updated_at=at, **amounts)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={**{name: getattr(MemberProgress, name) + amount for name, amount in amounts.items()}, "updated_at": at},
+    ).returning(MemberProgress)
 
 
 def record_level_ups(user_id: int, xp: int, now: datetime) -> list[int]:

@@ -13,7 +13,6 @@ economy), see `reward_rate_bp`.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from sapien.database import dialect_insert, unit_of_work
+from sapien.database import built_once, dialect_insert, unit_of_work
 from sapien.economy.models import Parameter, ParameterChange
 from sapien.errors import DomainError
 from sapien.extensions import db
@@ -186,9 +185,9 @@ def _stored() -> dict[str, object]:
     return cached
 
 
-@functools.cache
+@built_once
 def _stored_statement():
-    # Built once: every answer reads the reward rates (see `labeling.leases.claim_ordinary_statement`).
+    # Every answer reads the reward rates.
     return select(Parameter.name, Parameter.value)
 
 

@@ -16,7 +16,6 @@ a staking tier) may claim them (`_check_priority`).
 
 from __future__ import annotations
 
-import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, case, exists, false, func, literal, select, true, update
 
 from sapien import events
-from sapien.database import as_utc, dialect_insert, unit_of_work, utcnow
+from sapien.database import as_utc, built_once, dialect_insert, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.access import check_unlocked
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
@@ -91,9 +90,8 @@ def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | No
         )
 
 
-@functools.cache
+@built_once
 def _new_lease_statement(dialect_name: str):
-    # Built once per dialect (see `claim_ordinary_statement` on why the answer path's statements are).
     return (
         dialect_insert(Lease, dialect_name)
         .values(item_id=bindparam("new_item_id"), pack_id=bindparam("new_pack_id"), user_id=bindparam("new_user_id"), status="active",
@@ -123,7 +121,7 @@ def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
     )
 
 
-@functools.cache
+@built_once
 def claim_ordinary_statement():
     """Take a slot of the next ordinary item for the member (`claimant_id`) in the pack (`claim_pack_id`) in
     one statement, returning the item.
@@ -131,12 +129,7 @@ def claim_ordinary_statement():
     Items closest to done come first (they verify sooner), then the oldest; `ix_items_pack_open` holds
     that order, so the claim stops at the first entry the member has not leased. SKIP LOCKED lets racing
     members pass each other, and the outer condition is the same guarded increment as `_take_slot`.
-
-    Built once, with bind parameters for its values, like the other statements every answer runs: making a
-    statement of a few subqueries (and its cache key) costs SQLAlchemy about a millisecond of CPU, several
-    times what running it costs: on the answer path, building them was about a quarter of the request's CPU.
     """
-    # An UPDATE reserves its table's column names for its SET values: these parameters need others.
     user_id, pack_id = bindparam("claimant_id"), bindparam("claim_pack_id")
     candidate = (
         select(Item.id)
@@ -188,7 +181,7 @@ def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> 
     return lease, used or 0, bool(restricted)
 
 
-@functools.cache
+@built_once
 def _active_lease_and_daily_use_statement():
     user_id, pack_id, now = bindparam("user_id"), bindparam("pack_id"), bindparam("now")
     latest = select(func.max(Lease.id)).where(

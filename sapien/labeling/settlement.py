@@ -38,7 +38,6 @@ A member's staking tier multiplies the points of every answer when it is paid (e
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -50,7 +49,15 @@ from sqlalchemy import Integer, any_, bindparam, case, false, func, select, upda
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from sapien import events
-from sapien.database import after_commit, as_utc, dialect_insert, is_postgres, retry_transaction, unit_of_work
+from sapien.database import (
+    after_commit,
+    as_utc,
+    built_once,
+    dialect_insert,
+    is_postgres,
+    retry_transaction,
+    unit_of_work,
+)
 from sapien.extensions import db
 from sapien.i18n import TOKEN_UNIT
 from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
@@ -305,9 +312,9 @@ def pending_rewards(user_id: int) -> PendingRewards:
     return PendingRewards(int(answers), int(points), int(xp))
 
 
-@functools.cache
+@built_once
 def _pending_rewards_statement():
-    # Built once (the nav shows it after every answer; see `leases.claim_ordinary_statement`).
+    # The nav shows it after every answer.
     return select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0)).where(
         Submission.user_id == bindparam("user_id"), Submission.reward_state.in_(OPEN_STATES), Submission.status != "rejected"
     )

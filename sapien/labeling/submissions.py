@@ -28,7 +28,6 @@ everything they wrote was rolled back, and the ledger keys make a re-run pay onc
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,7 +38,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
-from sapien.database import after_commit, as_utc, retry_transaction, unit_of_work
+from sapien.database import after_commit, as_utc, built_once, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
 from sapien.i18n import TOKEN_UNIT
@@ -158,9 +157,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
     return result, answered
 
 
-# Built once, with bind parameters for their values, like the lease statements (see
-# `leases.claim_ordinary_statement`): every answer runs them.
-@functools.cache
+@built_once
 def _answered_lease_statement(by_slug: bool):
     """The lease being answered with its item, pack, campaign and media; a lease of another pack is not
     found when the pack's slug is given."""
@@ -175,7 +172,7 @@ def _answered_lease_statement(by_slug: bool):
     return query.where(TaskPack.slug == bindparam("pack_slug")) if by_slug else query
 
 
-@functools.cache
+@built_once
 def _submit_lease_statement():
     return (
         update(Lease)
@@ -350,13 +347,13 @@ def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
         session.execute(_raise_item_target_statement(), {"raised_item_id": item_id, "new_target": new_target})
 
 
-# Online aggregation retires or re-targets an item in the answer's request: built once (see above).
-@functools.cache
+# Online aggregation retires or re-targets an item in the answer's request.
+@built_once
 def _retire_item_statement():
     return update(Item).where(Item.id == bindparam("retired_item_id")).values(status="retired")
 
 
-@functools.cache
+@built_once
 def _raise_item_target_statement():
     target = bindparam("new_target")
     return update(Item).where(Item.id == bindparam("raised_item_id"), Item.labels_target < target).values(labels_target=target)

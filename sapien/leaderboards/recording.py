@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from datetime import datetime
 
@@ -11,7 +10,7 @@ from redis import RedisError
 from sqlalchemy import and_, bindparam, func, select
 
 from sapien.accounts.models import User
-from sapien.database import as_utc
+from sapien.database import as_utc, built_once
 from sapien.extensions import db
 from sapien.guilds.models import GuildMembership
 from sapien.leaderboards.boards import (
@@ -48,9 +47,9 @@ def _member_facts(user_id: int) -> tuple[bool, int | None]:
     return bool(row[0]), row[1]
 
 
-@functools.cache
+@built_once
 def _member_facts_statement():
-    # Built once (every XP move and gold answer reads it; see `labeling.leases.claim_ordinary_statement`).
+    # Every XP move and gold answer reads it.
     return (
         select(User.hide_from_boards | User.is_banned, GuildMembership.guild_id)
         .outerjoin(GuildMembership, GuildMembership.user_id == User.id)

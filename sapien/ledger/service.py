@@ -10,7 +10,6 @@ currency, and listeners hear one event per member, currency and kind rather than
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, dialect_insert, is_postgres, unit_of_work
+from sapien.database import after_commit, built_once, dialect_insert, is_postgres, unit_of_work
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.ledger.models import CURRENCIES, Balance, LedgerEntry
@@ -462,9 +461,9 @@ def balances(user_id: int) -> dict[str, int]:
     return {currency: found.get(currency, 0) for currency in CURRENCIES}
 
 
-@functools.cache
+@built_once
 def _balances_statement():
-    # Built once, with a bind parameter: the nav reads it on every page and after every answer.
+    # The nav reads it on every page and after every answer.
     return select(Balance.currency, Balance.amount).where(Balance.user_id == bindparam("user_id"))
 
 

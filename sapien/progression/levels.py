@@ -12,7 +12,6 @@ with ``level_reached``, a notification and, in the request that caused them, a t
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,7 +21,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 
 from sapien import events
-from sapien.database import after_commit, as_utc, dialect_insert, unit_of_work
+from sapien.database import after_commit, as_utc, built_once, dialect_insert, unit_of_work
 from sapien.extensions import db
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
@@ -112,10 +111,10 @@ def bump_progress(user_id: int, now: datetime, **increments: int) -> tuple[Membe
     return row, before
 
 
-@functools.cache
+@built_once
 def _bump_statement(dialect_name: str, counters: tuple[str, ...]):
-    """`bump_progress`'s upsert for these counters, built once (every paid answer runs it; see
-    `labeling.leases.claim_ordinary_statement`). Parameters: `bumped_user_id`, `bumped_at`, `bump_<counter>`."""
+    """`bump_progress`'s upsert for these counters (every paid answer runs it). Parameters: `bumped_user_id`,
+    `bumped_at`, `bump_<counter>`."""
     amounts = {name: bindparam(f"bump_{name}") for name in counters}
     at = bindparam("bumped_at")
     statement = dialect_insert(MemberProgress, dialect_name).values(user_id=bindparam("bumped_user_id"), updated_at=at, **amounts)

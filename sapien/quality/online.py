@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from sqlalchemy import Select, Text, bindparam, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, unit_of_work
+from sapien.database import after_commit, built_once, unit_of_work
 from sapien.extensions import db
 from sapien.labeling import settlement as labeling_settlement
 from sapien.labeling import submissions as labeling_submissions
@@ -172,11 +171,10 @@ class _EvidenceStatements:
     agreement: Select
 
 
-@functools.cache
+@built_once
 def _evidence_statements() -> _EvidenceStatements:
-    """`member_evidence`'s statements, built once with bind parameters (`pack_id`, `user_ids`): every
-    answer that reaches its item's target runs them, and building a grouped statement costs SQLAlchemy
-    more CPU than PostgreSQL spends running it."""
+    """`member_evidence`'s statements, with bind parameters `pack_id` and `user_ids`: every answer that
+    reaches its item's target runs them."""
     pack_id, user_ids = bindparam("pack_id"), bindparam("user_ids", expanding=True)
     given, truth = cast(Submission.answer, Text), cast(Item.gold_answer, Text)
     crowd_gold = (
@@ -286,12 +284,12 @@ def _accepted_answers(item_id: int) -> list[Submission]:
     return list(db.session.scalars(_accepted_answers_statement(), {"item_id": item_id}))
 
 
-@functools.cache
+@built_once
 def _accepted_answers_statement() -> Select:
     return select(Submission).where(Submission.item_id == bindparam("item_id"), Submission.status == "accepted").order_by(Submission.id)
 
 
-@functools.cache
+@built_once
 def _item_to_decide_statement() -> Select:
     # FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on the item through their foreign key.
     return select(Item).where(Item.id == bindparam("item_id")).with_for_update(key_share=True).execution_options(populate_existing=True)

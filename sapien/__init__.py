@@ -56,13 +56,14 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from sapien import listeners
     from sapien.cli import register_cli
-    from sapien.database import configure_sqlite, name_postgres_connections
+    from sapien.database import configure_sqlite, keep_prepared_statements, name_postgres_connections
 
     register_cli(app)
     listeners.connect()
     with app.app_context():
         configure_sqlite(db.engine)
         name_postgres_connections(db.engine, app.config["DATABASE_APPLICATION_NAME"])
+        keep_prepared_statements(app, db.engine)
     return app
 
 

@@ -1,0 +1,42 @@
+"""How a request's transaction ends (sapien.database.keep_prepared_statements): one that only read keeps the
+connection's prepared statements, one that wrote without committing is still rolled back."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, text, update
+
+from sapien.accounts.models import User
+from sapien.extensions import db
+
+
+def _app_with_probe_routes(make_app):
+    site = make_app()
+
+    @site.get("/_test/reads")
+    def reads():
+        # The same read each time, as a page's queries are; then how many statements this connection has prepared.
+        db.session.scalar(select(func.count()).select_from(User).where(User.username != "nobody"))
+        return str(db.session.scalar(text("SELECT count(*) FROM pg_prepared_statements")))
+
+    @site.get("/_test/writes-then-forgets")
+    def writes_then_forgets():
+        db.session.execute(update(User).values(bio="never committed"))
+        return "written, not committed"
+
+    return site
+
+
+def test_statements_run_again_and_again_get_prepared_once_reads_end_with_commit(make_app):
+    client = _app_with_probe_routes(make_app).test_client()
+    counts = [int(client.get("/_test/reads").text) for _ in range(8)]
+    # psycopg prepares a statement on its 5th run; a rollback at each request's end used to forget it every time.
+    assert counts[0] == 0
+    assert counts[-1] >= 1
+
+
+def test_a_request_that_wrote_without_committing_is_still_rolled_back(make_app, make_member):
+    make_member("writer")
+    site = _app_with_probe_routes(make_app)
+    assert site.test_client().get("/_test/writes-then-forgets").status_code == 200
+    with site.app_context():
+        assert db.session.scalars(select(User.bio)).all() == [""]

@@ -49,7 +49,7 @@ def check_chain() -> dict:
 def recorded_contracts(chain_id: int) -> dict[str, str | None]:
     """Our contracts' addresses on the chain (None: not deployed there; `flask chain deploy`)."""
     try:
-        rows = dict(db.session.execute(select(ContractDeployment.name, ContractDeployment.address).where(ContractDeployment.chain_id == chain_id)).tuples().all())
+        rows = dict(db.session.execute(select(ContractDeployment.name, ContractDeployment.address).where(ContractDeployment.chain_id == chain_id)).all())
     except Exception:  # noqa: BLE001 - the database part reports the database
         db.session.rollback()
         rows = {}

@@ -35,7 +35,7 @@ def _ledger_balances() -> list[str]:
         .where(Balance.user_id.is_(None))
         .group_by(LedgerEntry.user_id, LedgerEntry.currency)
         .having(func.sum(LedgerEntry.amount) != 0)
-    ).tuples()
+    )
     broken += [f"user {u} has {c} entries summing to {total} and no balance row" for u, c, total in orphans]
     return broken
 
@@ -55,7 +55,7 @@ def _keys_applied_once() -> list[str]:
     ):
         rows = db.session.execute(
             select(*columns, func.count()).where(columns[0].is_not(None)).group_by(*columns).having(func.count() > 1).limit(20)
-        ).tuples()
+        )
         broken += [f"{label} {tuple(row[:-1]) if len(row) > 2 else row[0]} applied {row[-1]} times" for row in rows]
     return broken
 

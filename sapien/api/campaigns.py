@@ -274,7 +274,7 @@ def progress(organization_id: int, campaign_id: int) -> Progress:
     ids = [pack.id for pack in owned]
     counts = packs.pack_counts(ids) if ids else {}
     verified = dict(
-        db.session.execute(select(VerifiedLabel.pack_id, func.count()).where(VerifiedLabel.pack_id.in_(ids)).group_by(VerifiedLabel.pack_id)).tuples().all()
+        db.session.execute(select(VerifiedLabel.pack_id, func.count()).where(VerifiedLabel.pack_id.in_(ids)).group_by(VerifiedLabel.pack_id)).all()
     ) if ids else {}
     rows = []
     for pack in owned:
@@ -372,7 +372,7 @@ def paid_total(campaign_ids: list[int]) -> dict[int, int]:
         db.session.execute(
             select(CampaignPayment.campaign_id, func.sum(CampaignPayment.amount)).where(CampaignPayment.campaign_id.in_(campaign_ids))
             .group_by(CampaignPayment.campaign_id)
-        ).tuples().all()
+        ).all()
     )
 
 
@@ -397,7 +397,7 @@ def dashboard_rows(organization_id: int, limit: int = 100) -> list[DashboardRow]
     confidence = dict(db.session.execute(
         select(TaskPack.campaign_id, func.avg(VerifiedLabel.confidence)).join(TaskPack, TaskPack.id == VerifiedLabel.pack_id)
         .where(TaskPack.campaign_id.in_(ids)).group_by(TaskPack.campaign_id)
-    ).tuples().all())
+    ).all())
     gold = {
         campaign_id: (right, total) for campaign_id, right, total in db.session.execute(
             select(TaskPack.campaign_id, func.sum(case((Submission.gold_correct.is_(True), 1), else_=0)), func.count(Submission.id))

@@ -61,7 +61,7 @@ def members_of(organization_id: int) -> list[tuple[OrganizationMember, User]]:
         db.session.execute(
             select(OrganizationMember, User).join(User, User.id == OrganizationMember.user_id)
             .where(OrganizationMember.organization_id == organization_id).order_by(OrganizationMember.role.desc(), User.username)
-        ).tuples()
+        )
     )
 
 

@@ -182,7 +182,7 @@ def quality_report(organization_id: int, campaign_id: int) -> dict:
         bucket = func.least(func.floor(VerifiedLabel.confidence * CONFIDENCE_BUCKETS), CONFIDENCE_BUCKETS - 1)
         counts = dict(db.session.execute(
             select(bucket, func.count()).where(VerifiedLabel.pack_id == pack.id).group_by(bucket)
-        ).tuples().all()) if db.engine.dialect.name == "postgresql" else _buckets_in_python(pack.id)
+        ).all()) if db.engine.dialect.name == "postgresql" else _buckets_in_python(pack.id)
         distribution = [
             {"from_": round(i / CONFIDENCE_BUCKETS, 2), "to": round((i + 1) / CONFIDENCE_BUCKETS, 2), "labels": int(counts.get(i, 0))}
             for i in range(CONFIDENCE_BUCKETS)

@@ -38,7 +38,7 @@ def incoming(user_id: int) -> list[tuple[ArenaChallenge, str]]:
     return list(db.session.execute(
         select(ArenaChallenge, User.username).join(User, User.id == ArenaChallenge.challenger_id)
         .where(ArenaChallenge.opponent_id == user_id, ArenaChallenge.status == "open").order_by(ArenaChallenge.id.desc()).limit(10)
-    ).tuples())
+    ))
 
 
 def respond(challenge_id: int, user_id: int, *, accept: bool, now: datetime) -> ArenaMatch | None:

@@ -105,7 +105,6 @@ def _roles(guild_id: int) -> list[tuple[int, str]]:
         db.session.execute(
             select(GuildMembership.user_id, GuildMembership.role).where(GuildMembership.guild_id == guild_id)
         )
-        .tuples()
         .all()
     )
 
@@ -272,7 +271,6 @@ def start(clash_id: int, now: datetime, rng: random.Random | None = None) -> Are
             raise ClashNotReady(_l("Each side needs three members before the clash starts."))
         names = dict(
             session.execute(select(User.id, User.username).where(User.id.in_([slot.user_id for slot in slots])))
-            .tuples()
             .all()
         )
         left = [slot for slot in slots if guild_id_of(slot.user_id) != slot.guild_id]
@@ -451,7 +449,6 @@ def clashes_of_guild(guild_id: int | None, limit: int = 10) -> list[ClashLine]:
                 .where(ArenaClashSlot.clash_id.in_([row.id for row in rows]))
                 .group_by(ArenaClashSlot.clash_id)
             )
-            .tuples()
             .all()
         )
         if rows

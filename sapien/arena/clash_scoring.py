@@ -35,7 +35,6 @@ def sides_of(clash_id: int) -> dict[int, int]:
         db.session.execute(
             select(ArenaClashSlot.user_id, ArenaClashSlot.guild_id).where(ArenaClashSlot.clash_id == clash_id)
         )
-        .tuples()
         .all()
     )
 

@@ -76,7 +76,7 @@ def outbox_view() -> OutboxView:
             select(ChainTransaction).where(ChainTransaction.status.in_(statuses)).order_by(ChainTransaction.id.desc()).limit(SHOWN)
         ))
 
-    counts = dict(db.session.execute(select(ChainTransaction.status, func.count()).group_by(ChainTransaction.status)).tuples().all())
+    counts = dict(db.session.execute(select(ChainTransaction.status, func.count()).group_by(ChainTransaction.status)).all())
     return OutboxView(latest("pending", "signed"), latest("sent"), latest("failed"), counts)
 
 

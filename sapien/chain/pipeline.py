@@ -71,7 +71,7 @@ def advance_many(tx_ids: list[int], now: datetime, w3: Web3 | None = None) -> di
         for tx_id in tx_ids:
             _record_error(tx_id, now, f"{WAITING_FOR_CHAIN}: {error}")
         raise
-    statuses = dict(db.session.execute(select(ChainTransaction.id, ChainTransaction.status).where(ChainTransaction.id.in_(tx_ids))).tuples().all())
+    statuses = dict(db.session.execute(select(ChainTransaction.id, ChainTransaction.status).where(ChainTransaction.id.in_(tx_ids))).all())
     for tx_id, status in statuses.items():
         if status in UNFINISHED:
             statuses[tx_id] = advance(tx_id, now, w3)

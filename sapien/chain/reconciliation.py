@@ -211,7 +211,7 @@ def _check_members(rows: list, on_chain: dict, chain_answered: bool) -> list[Mem
         )
     }
     pairs = sorted(set(withdrawn) | set(confirmed) | set(in_flight))
-    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_({user_id for user_id, _c in pairs}))).tuples().all()) if pairs else {}
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_({user_id for user_id, _c in pairs}))).all()) if pairs else {}
     checks = []
     for pair in pairs:
         ledger_side, settled, flying = withdrawn.get(pair, 0), confirmed.get(pair, 0), in_flight.get(pair, 0)

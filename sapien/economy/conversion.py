@@ -143,10 +143,10 @@ def _convertible(user_ids: list[int]) -> dict[int, int]:
     """{member: points not converted yet} (zero when reversals took back more than was earned since)."""
     balances = dict(db.session.execute(
         select(Balance.user_id, Balance.amount).where(_one_of(Balance.user_id, user_ids), Balance.currency == "points")
-    ).tuples().all())
+    ).all())
     converted = dict(db.session.execute(
         select(Conversion.user_id, func.sum(Conversion.points)).where(_one_of(Conversion.user_id, user_ids)).group_by(Conversion.user_id)
-    ).tuples().all())
+    ).all())
     return {user_id: max(0, int(balances.get(user_id, 0)) - int(converted.get(user_id, 0))) for user_id in user_ids}
 
 
@@ -174,7 +174,7 @@ def history(user_id: int, limit: int = 50) -> list[tuple[Conversion, ConversionE
     return list(db.session.execute(
         select(Conversion, ConversionEpoch).join(ConversionEpoch, ConversionEpoch.id == Conversion.epoch_id)
         .where(Conversion.user_id == user_id).order_by(Conversion.id.desc()).limit(limit)
-    ).tuples())
+    ))
 
 
 # --- converting -----------------------------------------------------------------------------------
@@ -235,11 +235,11 @@ def _insert_conversions(rows: list[dict], now: datetime) -> dict[int, int]:
     """Insert the rows that are not there yet; returns {member: conversion id} of those inserted."""
     if is_postgres():
         document = json.dumps([{key: value for key, value in row.items() if key != "created_at"} for row in rows])
-        return dict(db.session.execute(_CONVERSIONS_PG, {"rows": document, "now": now}).tuples().all())
+        return dict(db.session.execute(_CONVERSIONS_PG, {"rows": document, "now": now}).all())
     return dict(db.session.execute(
         dialect_insert(Conversion.__table__).on_conflict_do_nothing(index_elements=["epoch_id", "user_id"])
         .returning(Conversion.__table__.c.user_id, Conversion.__table__.c.id, sort_by_parameter_order=True), rows
-    ).tuples().all())
+    ).all())
 
 
 def _insert_stakes(stakes: list[dict], now: datetime) -> None:
@@ -254,7 +254,7 @@ def _balances(user_ids: list[int]) -> dict[tuple[int, str], int]:
     return {(user_id, currency): int(amount) for user_id, currency, amount in db.session.execute(
         select(Balance.user_id, Balance.currency, Balance.amount)
         .where(_one_of(Balance.user_id, user_ids), Balance.currency.in_(("token", "stake")))
-    ).tuples()}
+    )}
 
 
 def convert_member(user_id: int, *, now: datetime) -> Conversion:

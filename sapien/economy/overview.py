@@ -38,7 +38,7 @@ def totals() -> EconomyTotals:
     balances = dict(session.execute(
         select(Balance.currency, func.coalesce(func.sum(Balance.amount), 0))
         .where(Balance.currency.in_(("token", "stake")), Balance.user_id != (treasury_id or 0)).group_by(Balance.currency)
-    ).tuples().all())
+    ).all())
     treasury = session.scalar(select(Balance.amount).where(Balance.user_id == (treasury_id or 0), Balance.currency == "token")) or 0
     contributors, stakers, to_treasury, count = session.execute(
         select(func.coalesce(func.sum(RevenuePayment.contributors), 0), func.coalesce(func.sum(RevenuePayment.stakers), 0),
@@ -66,11 +66,11 @@ def usernames(user_ids: set[int]) -> dict[int, str]:
     """Who made which change, for the parameter history."""
     if not user_ids:
         return {}
-    return dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).tuples().all())
+    return dict(db.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all())
 
 
 def recent_slashes(limit: int = 50) -> list[tuple[Slash, str]]:
     """The latest slashes with the slashed member's username (the moderators' page)."""
     return list(db.session.execute(
         select(Slash, User.username).join(User, User.id == Slash.user_id).order_by(Slash.created_at.desc()).limit(limit)
-    ).tuples())
+    ))

@@ -180,7 +180,7 @@ def _stored() -> dict[str, object]:
     session = db.session()
     cached = session.info.get(_CACHE)
     if cached is None:
-        cached = dict(session.execute(_stored_statement()).tuples().all())
+        cached = dict(session.execute(_stored_statement()).all())
         session.info[_CACHE] = cached
     return cached
 

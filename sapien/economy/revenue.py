@@ -58,7 +58,7 @@ def contributor_weights(campaign: Campaign) -> tuple[str, dict[int, int]]:
         rows = session.execute(
             select(RevenueShare.user_id, func.sum(RevenueShare.shares))
             .where(RevenueShare.campaign_id == campaign.id, RevenueShare.void.is_(False)).group_by(RevenueShare.user_id)
-        ).tuples().all()
+        ).all()
         return "holder", {user_id: int(shares) for user_id, shares in rows}
     labels = (
         select(Submission.user_id, func.count().label("labels"))
@@ -70,7 +70,7 @@ def contributor_weights(campaign: Campaign) -> tuple[str, dict[int, int]]:
     rows = session.execute(
         select(labels.c.user_id, labels.c.labels, func.coalesce(Reputation.score, DEFAULT_REPUTATION))
         .outerjoin(Reputation, Reputation.user_id == labels.c.user_id)
-    ).tuples().all()
+    ).all()
     return "contributor", {user_id: int(count) * max(int(score), 1) for user_id, count, score in rows}
 
 
@@ -78,7 +78,7 @@ def staker_weights(now: datetime) -> dict[int, int]:
     weights: dict[int, int] = defaultdict(int)
     rows = db.session.execute(
         select(StakePosition.user_id, StakePosition.amount, StakePosition.staked_at).where(StakePosition.status == "staked", StakePosition.amount > 0)
-    ).tuples()
+    )
     for user_id, amount, staked_at in rows:
         seconds = int((now - as_utc(staked_at)).total_seconds())
         if seconds > 0:
@@ -170,7 +170,7 @@ def statements(user_id: int, limit: int = 100) -> list[Statement]:
         .join(Campaign, Campaign.id == RevenuePayment.campaign_id)
         .where(StatementLine.user_id == user_id)
         .order_by(StatementLine.created_at.desc(), StatementLine.id.desc()).limit(limit)
-    ).tuples()
+    )
     return [Statement(*row) for row in rows]
 
 
@@ -178,4 +178,4 @@ def payments(limit: int = 50) -> list[tuple[RevenuePayment, str]]:
     return list(db.session.execute(
         select(RevenuePayment, Campaign.name).join(Campaign, Campaign.id == RevenuePayment.campaign_id)
         .order_by(RevenuePayment.id.desc()).limit(limit)
-    ).tuples())
+    ))

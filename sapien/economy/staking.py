@@ -94,7 +94,7 @@ def stake_multipliers(user_ids: list[int]) -> dict[int, int]:
         select(StakePosition.user_id, StakePosition.lock_months, func.sum(StakePosition.amount))
         .where(_one_of(StakePosition.user_id, sorted(set(user_ids))), StakePosition.status == "staked")
         .group_by(StakePosition.user_id, StakePosition.lock_months)
-    ).tuples().all()
+    ).all()
     if not rows:
         return {}
     locked: dict[int, dict[int, int]] = defaultdict(dict)

@@ -67,7 +67,7 @@ def member_ids(guild_id: int) -> list[int]:
 
 def all_memberships() -> dict[int, int]:
     """{user id: guild id} for every member in a guild (for rebuilding boards)."""
-    return dict(db.session.execute(select(GuildMembership.user_id, GuildMembership.guild_id)).tuples().all())
+    return dict(db.session.execute(select(GuildMembership.user_id, GuildMembership.guild_id)).all())
 
 
 def membership_of(user_id: int) -> GuildMembership | None:

@@ -87,7 +87,7 @@ def guild_view(slug: str, viewer_id: int | None) -> GuildView:
                 .join(User, User.id == GuildApplication.user_id)
                 .where(GuildApplication.guild_id == guild.id, GuildApplication.status == "pending")
                 .order_by(GuildApplication.created_at)
-            ).tuples()
+            )
         )
         view.invitations = list(
             db.session.execute(
@@ -95,7 +95,7 @@ def guild_view(slug: str, viewer_id: int | None) -> GuildView:
                 .join(User, User.id == GuildInvitation.user_id)
                 .where(GuildInvitation.guild_id == guild.id, GuildInvitation.status == "pending")
                 .order_by(GuildInvitation.created_at)
-            ).tuples()
+            )
         )
     return view
 
@@ -116,13 +116,13 @@ def my_guild(user_id: int) -> MyGuildState:
             select(GuildInvitation, Guild)
             .join(Guild, Guild.id == GuildInvitation.guild_id)
             .where(GuildInvitation.user_id == user_id, GuildInvitation.status == "pending", Guild.disbanded_at.is_(None))
-        ).tuples()
+        )
     )
     applications = list(
         db.session.execute(
             select(GuildApplication, Guild)
             .join(Guild, Guild.id == GuildApplication.guild_id)
             .where(GuildApplication.user_id == user_id, GuildApplication.status == "pending", Guild.disbanded_at.is_(None))
-        ).tuples()
+        )
     )
     return MyGuildState(membership, guild, invitations, applications)

@@ -44,7 +44,7 @@ def member_standing(user_id: int) -> Standing:
     balances = dict(
         db.session.execute(
             select(Balance.currency, Balance.amount).where(Balance.user_id == user_id, Balance.currency.in_(("xp", "stake")))
-        ).tuples().all()
+        ).all()
     )
     passed = frozenset(
         db.session.scalars(select(ExamAttempt.pack_id).where(ExamAttempt.user_id == user_id, ExamAttempt.passed.is_(True)))
@@ -143,7 +143,7 @@ def marketplace(user_id: int, *, task_type: str = "", difficulty: str = "", unlo
         query = query.where(TaskPack.task_type == task_type)
     if difficulty in DIFFICULTIES:
         query = query.where(TaskPack.difficulty == difficulty)
-    rows = db.session.execute(query).tuples().all()
+    rows = db.session.execute(query).all()
     counts = pack_counts([pack.id for pack, _campaign in rows]) if rows else {}
     standing = member_standing(user_id)
     cards = []

@@ -381,7 +381,7 @@ def pack_counts(pack_ids: list[int] | None = None) -> dict[int, PackCounts]:
         query = query.where(Item.pack_id.in_(pack_ids))
         submissions = submissions.where(Submission.pack_id.in_(pack_ids))
     found = {row[0]: [int(value or 0) for value in row[1:]] for row in db.session.execute(query)}
-    submitted = dict(db.session.execute(submissions).tuples().all())
+    submitted = dict(db.session.execute(submissions).all())
     return {
         pack_id: PackCounts(*found.get(pack_id, [0, 0, 0, 0, 0, 0]), submissions=submitted.get(pack_id, 0))
         for pack_id in set(found) | set(submitted)

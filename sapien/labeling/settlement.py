@@ -190,7 +190,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         rows = session.execute(
             select(*_BATCH_COLUMNS).where(Submission.reward_state == "verified").order_by(Submission.id).limit(limit)
             .with_for_update(skip_locked=True)
-        ).tuples().all()
+        ).all()
         if not rows:
             return {}
         session.execute(
@@ -201,7 +201,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         packs = {
             pack.id: (pack, campaign) for pack, campaign in session.execute(
                 select(TaskPack, Campaign).join(Campaign, Campaign.id == TaskPack.campaign_id).where(TaskPack.id.in_({row[2] for row in rows}))
-            ).tuples()
+            )
         }
         credits: list[ledger.BulkCredit] = []
         shares: list[dict] = []

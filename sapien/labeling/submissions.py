@@ -402,7 +402,7 @@ def my_submissions(user_id: int, *, page: int = 1, per_page: int = 25) -> tuple[
         .order_by(Submission.created_at.desc(), Submission.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
-    ).tuples().all()
+    ).all()
     # Only an answer found not verified shows its item's label (asked of quality, which owns the labels).
     unverified = [item.id for submission, _pack, item in rows if submission.reward_state == "not_verified"]
     labels = events.verified_labels.ask(item_ids=unverified) if unverified else {}

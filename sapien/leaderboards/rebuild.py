@@ -163,7 +163,7 @@ def _rebuild_from_snapshot(snapshot, connection: Redis, now: datetime, gold_rows
     windows = board_windows(now)
     boards = _xp_aggregates(snapshot, windows)
     hidden = set(snapshot.execute(select(User.id).where(User.hide_from_boards.is_(True) | User.is_banned.is_(True))).scalars())
-    memberships = dict(snapshot.execute(select(GuildMembership.user_id, GuildMembership.guild_id)).tuples().all())
+    memberships = dict(snapshot.execute(select(GuildMembership.user_id, GuildMembership.guild_id)).all())
     pkeys = [pkey for pkey, _start, _end in windows]
     scores: dict[str, dict[str, float]] = {}
     # Guild boards follow current membership, so they exist for the current periods only.

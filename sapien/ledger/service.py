@@ -117,7 +117,7 @@ def _credit_balances(user_id: int, amounts: dict[str, int], now: datetime) -> di
     always lock that member's balance rows in one order (the ledger's lock order, user then currency).
     """
     rows = [dict(user_id=user_id, currency=currency, amount=amount, updated_at=now) for currency, amount in sorted(amounts.items())]
-    return dict(db.session.execute(_balance_upsert(), rows).tuples().all())
+    return dict(db.session.execute(_balance_upsert(), rows).all())
 
 
 def _post_credits(user_id: int, credits: list[Credit], kind: str, now: datetime) -> dict[str, Posting]:
@@ -140,7 +140,7 @@ def _post_credits(user_id: int, credits: list[Credit], kind: str, now: datetime)
                          memo=one.memo[:255], balance_after=balance_after[one.currency], created_at=now)
                     for one in pending
                 ]
-                ids = dict(session.execute(ENTRIES_INSERT, rows).tuples().all())
+                ids = dict(session.execute(ENTRIES_INSERT, rows).all())
         except IntegrityError as error:
             pending = _drop_posted(user_id, pending, postings, error)
             continue
@@ -299,9 +299,9 @@ def _bulk_entries(rows: list[dict], now: datetime) -> dict[str, int]:
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = rows[start : start + BULK_CHUNK]
         if is_postgres():
-            ids.update(db.session.execute(_BULK_ENTRIES_PG, {"rows": json.dumps(chunk), "now": now}).tuples().all())
+            ids.update(db.session.execute(_BULK_ENTRIES_PG, {"rows": json.dumps(chunk), "now": now}).all())
         else:
-            ids.update(db.session.execute(ENTRIES_INSERT, [dict(row, created_at=now) for row in chunk]).tuples().all())
+            ids.update(db.session.execute(ENTRIES_INSERT, [dict(row, created_at=now) for row in chunk]).all())
     return ids
 
 
@@ -457,7 +457,7 @@ def balance(user_id: int, currency: str) -> int:
 
 
 def balances(user_id: int) -> dict[str, int]:
-    found = dict(db.session.execute(_balances_statement(), {"user_id": user_id}).tuples().all())
+    found = dict(db.session.execute(_balances_statement(), {"user_id": user_id}).all())
     return {currency: found.get(currency, 0) for currency in CURRENCIES}
 
 

@@ -167,7 +167,7 @@ def badge_gallery(viewer_id: int | None) -> list[GalleryBadge]:
             select(BadgeAward.badge_slug, func.count(BadgeAward.id))
             .where(BadgeAward.revoked_at.is_(None))
             .group_by(BadgeAward.badge_slug)
-        ).tuples().all()
+        ).all()
     )
     held = set()
     if viewer_id is not None:

@@ -128,7 +128,7 @@ def mint_ready_badges(now: datetime, limit: int = MINT_BATCH) -> dict[str, int]:
         ready = [mint_id for mint_id in candidates if _queue_mint(mint_id, now)]
     if not ready:
         return {}
-    tx_of = dict(db.session.execute(select(MintRequest.id, MintRequest.tx_id).where(MintRequest.id.in_(ready))).tuples().all())
+    tx_of = dict(db.session.execute(select(MintRequest.id, MintRequest.tx_id).where(MintRequest.id.in_(ready))).all())
     try:
         statuses = advance_many(list(tx_of.values()), now)
     except ChainUnavailable as error:

@@ -124,7 +124,7 @@ def missing_rotation(now: datetime) -> list[tuple[QuestTemplate, str]]:
             select(Quest.catalogue_slug, Quest.rotation_key).where(
                 tuple_(Quest.catalogue_slug, Quest.rotation_key).in_([(t.slug, key) for t, key in wanted])
             )
-        ).tuples()
+        )
     )
     return [(t, key) for t, key in wanted if (t.slug, key) not in present]
 

@@ -94,7 +94,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                    Item.no_consensus_at, Submission.reward_state)
             .join(Item, Item.id == Submission.item_id)
             .where(Submission.pack_id == pack.id, Submission.status != "pending_review")
-        ).tuples().all()
+        ).all()
         parsed: dict[str, object] = {}
 
         def value_of(text: str):
@@ -103,7 +103,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
                 value = parsed[text] = answer_value(pack, json.loads(text))
             return value
 
-        gold_answers = dict(session.execute(select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True))).tuples().all())
+        gold_answers = dict(session.execute(select(Item.id, Item.gold_answer).where(Item.pack_id == pack.id, Item.is_gold.is_(True))).all())
         votes, gold_votes, gold_tasks, item_status = [], [], [], {}
         flagged: set[int] = set()  # items that never converged online (`convergence`)
         gold_stats: dict[int, list[int]] = {}
@@ -132,7 +132,7 @@ def aggregate_pack(pack_id: int, *, now: datetime, method: str | None = None, fi
             if reward_state in ("pending", "not_verified"):
                 open_rewards.add(sub_id)
         user_ids = sorted({v.user_id for v in votes})
-        scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).tuples().all()) if user_ids else {}
+        scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(user_ids))).all()) if user_ids else {}
         skills = {u: member_skill(scores.get(u, DEFAULT_REPUTATION), *gold_stats.get(u, (0, 0))) for u in user_ids}
         if pack.task_type in CLASSIFICATION_TYPES:
             gold_truth = {item_id: answer_value(pack, gold_answers[item_id]) for item_id in {v.item_id for v in gold_tasks}}

@@ -56,7 +56,7 @@ def _queue_waiting_answers_for_review(item: Item, now: datetime) -> None:
         select(Submission.id, Submission.pack_id, Submission.user_id)
         .where(Submission.item_id == item.id, Submission.status == "accepted", Submission.reward_state == "pending", ~reviewed.exists())
         .order_by(Submission.id)
-    ).tuples().all()
+    ).all()
     for submission_id, pack_id, user_id in waiting:
         db.session.add(Review(submission_id=submission_id, pack_id=pack_id, author_id=user_id, status="queued", created_at=now))
     if waiting:

@@ -143,7 +143,7 @@ def escalated_reviews(moderator_id: int, now: datetime, *, limit: int = 100) -> 
         .where(_with_moderators(now))
         .order_by(Review.created_at, Review.id)
         .limit(limit)
-    ).tuples()
+    )
     found = []
     for review, pack, answered_it in rows:
         held = review.status == "claimed" and review.reviewer_id != moderator_id and as_utc(review.claim_expires_at) > now

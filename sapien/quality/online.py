@@ -148,7 +148,7 @@ def member_evidence(pack: TaskPack, user_ids: Sequence[int], *, with_agreement: 
 
     statements = _evidence_statements()
     values = {"pack_id": pack.id, "user_ids": user_ids}
-    scores = dict(db.session.execute(statements.scores, values).tuples().all())
+    scores = dict(db.session.execute(statements.scores, values).all())
     members = {user_id: MemberEvidence(scores.get(user_id, DEFAULT_REPUTATION)) for user_id in user_ids}
     evidence = ItemEvidence(members)
     for user_id, given_text, truth_text, times in db.session.execute(statements.crowd_gold if with_agreement else statements.members_gold, values):
@@ -420,7 +420,7 @@ def verified_labels(item_ids: Sequence[int]) -> dict[int, dict]:
     """{item id: verified answer} for the items that have a verified label."""
     if not item_ids:
         return {}
-    return dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer).where(VerifiedLabel.item_id.in_(list(item_ids)))).tuples().all())
+    return dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer).where(VerifiedLabel.item_id.in_(list(item_ids)))).all())
 
 
 def _record_agreement(agreement: list[tuple[Submission, bool]], now: datetime) -> None:

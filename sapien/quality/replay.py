@@ -312,7 +312,7 @@ def replay(
                     row["explanation"] = "The dataset's ground truth."
                 handle.write(json.dumps(row) + "\n")
         report = imports.import_items(pack.id, path, media_dir=None, now=now)
-    item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).tuples().all())
+    item_ids = dict(db.session.execute(select(Item.external_id, Item.id).where(Item.pack_id == pack.id)).all())
     # A row the import refused is skipped and reported (its answers with it), never the end of the replay.
     import_problems = [f"line {problem.line}: {problem.message}" for problem in report.problems]
     for problem in import_problems[:5]:

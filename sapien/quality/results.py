@@ -144,8 +144,8 @@ def pack_results(pack_id: int, member_limit: int = 200) -> PackResults:
         alpha = agree / pairs if pairs else None
         alpha_kind = "pairwise"
     top = sorted(per_member, key=lambda u: -(per_member[u][0] + per_member[u][2]))[:member_limit]
-    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(top))).tuples().all()) if top else {}
-    scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(top))).tuples().all()) if top else {}
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(top))).all()) if top else {}
+    scores = dict(session.execute(select(Reputation.user_id, Reputation.score).where(Reputation.user_id.in_(top))).all()) if top else {}
     members = [
         MemberAccuracy(
             u, names.get(u, "?"), *per_member[u][:5], scores.get(u, DEFAULT_REPUTATION), agreement_sum=per_member[u][5]
@@ -283,13 +283,13 @@ def browse_items(pack_id: int, filters: dict[str, str], page: int = 1, per_page:
     rows = session.execute(
         select(Item, VerifiedLabel).outerjoin(VerifiedLabel, VerifiedLabel.item_id == Item.id).where(*conditions)
         .order_by(Item.id).limit(per_page).offset((page - 1) * per_page)
-    ).tuples().all()
+    ).all()
     results = {item.id: ItemResult(item, label) for item, label in rows}
     if results:
         answers = session.execute(
             select(Submission, User.username).join(User, User.id == Submission.user_id)
             .where(Submission.item_id.in_(list(results))).order_by(Submission.id)
-        ).tuples().all()
+        ).all()
         for submission, username in answers:
             result = results[submission.item_id]
             given = submission.fixed_answer if submission.fixed_answer is not None else submission.answer
@@ -301,7 +301,7 @@ def browse_items(pack_id: int, filters: dict[str, str], page: int = 1, per_page:
                 agrees = None
             result.answers.append(ItemAnswer(submission.id, username, given, submission.status, submission.fixed_answer is not None, agrees))
         moderators = {result.label.overridden_by for result in results.values() if result.label is not None and result.label.overridden_by}
-        names = dict(session.execute(select(User.id, User.username).where(User.id.in_(moderators))).tuples().all()) if moderators else {}
+        names = dict(session.execute(select(User.id, User.username).where(User.id.in_(moderators))).all()) if moderators else {}
         for result in results.values():
             if result.label is not None and result.label.overridden_by:
                 result.overridden_by = names.get(result.label.overridden_by, "")

@@ -201,7 +201,7 @@ class Setups:
         from sapien.progression.models import Quest
         from sapien.progression.quest_catalogue import _current_rotation
 
-        rotated = list(db.session.execute(select(Quest.catalogue_slug, Quest.rotation_key).where(Quest.catalogue_slug.is_not(None))).tuples())
+        rotated = list(db.session.execute(select(Quest.catalogue_slug, Quest.rotation_key).where(Quest.catalogue_slug.is_not(None))))
         wanted = [(template.slug, key) for template, key in _current_rotation(utcnow())]
         assert sorted(rotated) == sorted(wanted), rotated  # each once (the unique key), none missing
 
@@ -623,7 +623,7 @@ class Setups:
         from sapien.extensions import db
         from sapien.moderation.models import Flag
 
-        flags = list(db.session.execute(select(Flag.user_id, Flag.kind).where(Flag.status == "open")).tuples())
+        flags = list(db.session.execute(select(Flag.user_id, Flag.kind).where(Flag.status == "open")))
         assert len(flags) == len(set(flags))  # one open flag per member and kind
         assert {(user_id, "shared_signals") for user_id in self.sharing} <= set(flags), flags
 

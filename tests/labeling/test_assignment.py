@@ -89,7 +89,7 @@ def test_reject_reverses_pay_and_frees_the_slot(ctx, tmp_path):
     submissions.reject_submission(result.submission_id, reason="Wrong label", now=NOW)
     submissions.reject_submission(result.submission_id, reason="Wrong label", now=NOW)  # twice: reversed once
     assert ledger.balance(user, "points") == 0 and ledger.balance(user, "xp") == 0  # never below zero
-    entries = dict(db.session.execute(select(LedgerEntry.idempotency_key, LedgerEntry.amount).where(LedgerEntry.user_id == user)).tuples().all())
+    entries = dict(db.session.execute(select(LedgerEntry.idempotency_key, LedgerEntry.amount).where(LedgerEntry.user_id == user)).all())
     assert entries[f"submission:{result.submission_id}:points:reversal"] == -6
     assert entries[f"submission:{result.submission_id}:xp:reversal"] == -10
     db.session.expire_all()

@@ -86,7 +86,7 @@ def test_the_batch_notifies_each_member_once_and_moves_progression(ctx, tmp_path
     assert settle_rewards() == 6
     notes = db.session.execute(
         select(Notification.user_id, Notification.kind, Notification.params).where(Notification.kind.like("answer%")).order_by(Notification.user_id)
-    ).tuples().all()
+    ).all()
     assert notes == [(ana, "answers_verified_points", {"count": 3, "amount": 60}), (bob, "answers_verified_points", {"count": 3, "amount": 60})]
     progress = db.session.get(MemberProgress, ana)
     assert progress.labels_accepted == 3 and progress.current_streak == 1

@@ -33,7 +33,7 @@ def test_bulk_credits_post_once_with_running_balances_and_grouped_events(app_ctx
         events.ledger_entry_posted.disconnect(receiver)
     assert ledger.balance(ana, "points") == 130 == ledger.sum_of_entries(ana, "points")
     assert ledger.balance(ben, "points") == 7 and ledger.balance(ben, "xp") == 3 and ledger.balance(ana, "xp") == 5
-    after = dict(db.session.execute(select(LedgerEntry.idempotency_key, LedgerEntry.balance_after)).tuples().all())
+    after = dict(db.session.execute(select(LedgerEntry.idempotency_key, LedgerEntry.balance_after)).all())
     assert (after["s:1:points"], after["s:2:points"]) == (110, 130)  # running balance in key order
     grouped = sorted((e["user_id"], e["currency"], e["amount"], e["balance_after"]) for e in heard)
     assert grouped == [(ana, "points", 30, 130), (ana, "xp", 5, 5), (ben, "points", 7, 7), (ben, "xp", 3, 3)]

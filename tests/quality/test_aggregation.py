@@ -302,7 +302,7 @@ def test_a_finished_pack_labels_a_flagged_item_three_answers_stand_behind_but_pa
 
     with events.item_verified.connected_to(hear):
         batch.aggregate_pack(pack.id, now=NOW, finalize=True)
-    labels = dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer)).tuples().all())
+    labels = dict(db.session.execute(select(VerifiedLabel.item_id, VerifiedLabel.answer)).all())
     assert labels.get(three.id) == {"labels": ["pos"]} and two.id not in labels
     db.session.expire_all()
     assert db.session.get(Item, three.id).no_consensus_at is not None  # still flagged for the pack's owner
@@ -316,5 +316,5 @@ def test_a_finished_pack_labels_a_flagged_item_three_answers_stand_behind_but_pa
     db.session.expire_all()
     assert db.session.get(Item, three.id).no_consensus_at is None
     assert db.session.get(VerifiedLabel, three.id).answer == {"labels": ["neg"]}
-    by_member = dict(db.session.execute(select(Submission.user_id, Submission.reward_state).where(Submission.item_id == three.id)).tuples().all())
+    by_member = dict(db.session.execute(select(Submission.user_id, Submission.reward_state).where(Submission.item_id == three.id)).all())
     assert by_member == {ana: "not_verified", bob: "not_verified", cyd: "verified"}

@@ -58,7 +58,7 @@ def fingerprint(app) -> dict[str, str]:
             for name in tables
         )
         with db.engine.connect() as connection:
-            return dict(connection.execute(text(query)).tuples().all())
+            return dict(connection.execute(text(query)).all())
 
 
 def changed_tables(before: dict[str, str], after: dict[str, str]) -> list[str]:

@@ -99,7 +99,7 @@ def open_appeals(moderator_id: int) -> list[tuple[DecisionAppeal, Decision, User
         .join(User, User.id == DecisionAppeal.user_id)
         .where(DecisionAppeal.status == "open", (Decision.moderator_id.is_(None)) | (Decision.moderator_id != moderator_id))
         .order_by(DecisionAppeal.id)
-    ).tuples().all()
+    ).all()
     return list(rows)
 
 

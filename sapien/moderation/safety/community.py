@@ -57,7 +57,7 @@ def wrong_gold_rows() -> list[detectors.WrongGold]:
 def gold_counts() -> dict[int, int]:
     return dict(db.session.execute(
         select(Submission.user_id, func.count()).where(Submission.is_gold.is_(True)).group_by(Submission.user_id)
-    ).tuples().all())
+    ).all())
 
 
 def reviewer_rows() -> list[detectors.ReviewerRow]:
@@ -100,13 +100,13 @@ def review_edges() -> list[tuple[int, int, int]]:
         select(Review.reviewer_id, Review.author_id, func.count())
         .where(Review.is_planted.is_(False), Review.status == "done", Review.outcome.in_(("accepted", "fixed")), Review.reviewer_id.is_not(None))
         .group_by(Review.reviewer_id, Review.author_id)
-    ).tuples())
+    ))
 
 
 def signups() -> list[tuple]:
     return list(db.session.execute(
         select(TrustSignal.network, TrustSignal.created_at, TrustSignal.user_id).where(TrustSignal.kind == "sign_up")
-    ).tuples())
+    ))
 
 
 @dataclass

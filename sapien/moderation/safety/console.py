@@ -85,7 +85,7 @@ def trust_page(user_id: int, now: datetime) -> TrustPage | None:
     decisions = list(db.session.scalars(select(Decision).where(Decision.user_id.in_(member_ids)).order_by(Decision.id.desc())))
     appeals = {a.decision_id: a for a in db.session.scalars(select(DecisionAppeal).where(DecisionAppeal.user_id.in_(member_ids)))}
     named = {other for member_flags in flags.values() for flag in member_flags for other in (flag.evidence or {}).get("members", [])}
-    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(sorted(named | set(member_ids))))).tuples().all())
+    names = dict(db.session.execute(select(User.id, User.username).where(User.id.in_(sorted(named | set(member_ids))))).all())
     return TrustPage(user, cluster, members, shared, dict(flags), decisions, appeals, active_restrictions(user_id, now), names)
 
 

@@ -70,7 +70,7 @@ def run_scan(now: datetime, model: FraudModel | None = None) -> ScanReport:
         open_flags = {(f.user_id, f.kind): f for f in session.scalars(select(Flag).where(Flag.status == "open"))}
         quiet = set(session.execute(
             select(Flag.user_id, Flag.kind).where(Flag.status != "open", Flag.updated_at >= now - timedelta(days=QUIET_DAYS))
-        ).tuples())
+        ))
         for kind, findings in all_findings.items():
             for user_id, finding in findings.items():
                 evidence = {"summary": finding.summary, "members": sorted(finding.members), **finding.details}

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import case, or_, select, update
 
 from sapien import events
-from sapien.database import after_commit, as_utc, dialect_insert
+from sapien.database import after_commit, as_utc, built_once, dialect_insert
 from sapien.extensions import db
 from sapien.guilds.membership import guild_id_of, member_ids
 from sapien.notifications.service import notify
@@ -124,23 +124,14 @@ def _advance_rows(model, owner: dict, quests: list[Quest], now: datetime, *, add
         return []
     session = db.session
     start = at_least if at_least is not None else add
-    statement = dialect_insert(model).values(
-        [
-            dict(quest_id=q.id, **owner, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
-            for q in quests
-        ]
-    )
-    if at_least is not None:
-        new_progress = case((statement.excluded.progress > model.progress, statement.excluded.progress), else_=model.progress)
-    else:
-        new_progress = model.progress + statement.excluded.progress
-    statement = statement.on_conflict_do_update(
-        index_elements=["quest_id", *owner, "period_key"],
-        set_={"progress": new_progress, "gold_correct": model.gold_correct + statement.excluded.gold_correct, "updated_at": now},
-    ).returning(model.id, model.quest_id, model.progress, model.gold_correct, model.completed_at)
+    rows = [
+        dict(quest_id=q.id, **owner, period_key=period_key(q.period, now), progress=start, gold_correct=correct, updated_at=now)
+        for q in quests
+    ]
+    statement = _advance_statement(model, tuple(owner), at_least is not None, session.get_bind().dialect.name)
     by_id = {q.id: q for q in quests}
     completed = []
-    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement).all():
+    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement, rows).all():
         quest = by_id[quest_id]
         if completed_at is None and _is_complete(quest, progress, gold_correct):
             done = session.execute(
@@ -149,6 +140,22 @@ def _advance_rows(model, owner: dict, quests: list[Quest], now: datetime, *, add
             if done:
                 completed.append(quest)
     return completed
+
+
+@built_once
+def _advance_statement(model, owner_columns: tuple[str, ...], raise_to_at_least: bool, dialect_name: str):
+    """`_advance_rows`' upsert, run with one row of values per quest (a settlement batch runs it for every
+    member it paid)."""
+    statement = dialect_insert(model, dialect_name)
+    if raise_to_at_least:
+        new_progress = case((statement.excluded.progress > model.progress, statement.excluded.progress), else_=model.progress)
+    else:
+        new_progress = model.progress + statement.excluded.progress
+    return statement.on_conflict_do_update(
+        index_elements=["quest_id", *owner_columns, "period_key"],
+        set_={"progress": new_progress, "gold_correct": model.gold_correct + statement.excluded.gold_correct,
+              "updated_at": statement.excluded.updated_at},
+    ).returning(model.id, model.quest_id, model.progress, model.gold_correct, model.completed_at)
 
 
 def announce_completed(user_id: int, row: MemberProgress, quests: list[Quest], now: datetime) -> None:

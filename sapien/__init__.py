@@ -142,7 +142,6 @@ def _register_template_context(app: Flask) -> None:
         me = current_user._get_current_object()
         context = {"languages": app.config["LANGUAGES"], "me": me}
         if me.is_authenticated:
-            balances, progress = nav_summary(me.id)
-            # The pending rewards are read only where a template shows them (the nav's status bar).
-            context.update(nav_balances=balances, nav_progress=progress, nav_pending=lambda: nav_pending(me.id))
+            # Balances, level and pending rewards are read only where a template shows them (the nav's status bar).
+            context.update(nav_status=lambda: nav_summary(me.id), nav_pending=lambda: nav_pending(me.id))
         return context

@@ -18,7 +18,6 @@ from sapien.labeling import answers, exams, imports, leases, packs, plain_answer
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling.forms import TASK_TYPE_CHOICES, CampaignForm, PackForm, PackStatusForm, UploadForm
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
-from sapien.progression import live
 from sapien.quality.escalation import escalated_submission_ids
 from sapien.quality.reputation import can_review
 from sapien.web import (
@@ -30,6 +29,7 @@ from sapien.web import (
     role_required,
     safe_next_url,
     show_domain_error,
+    wants_fragment,
 )
 
 bp = Blueprint("labeling", __name__)
@@ -213,7 +213,7 @@ def _feedback_from_submission(submission_id: int) -> Feedback | None:
 
 
 def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str | None = None, feedback: Feedback | None = None,
-                 done: str | None = None, take: bool = True):
+                 done: str | None = None, take: bool = True, nav_pending_oob: bool = False):
     """The work page: feedback on the last answer (if any), then the current item or why there is none.
 
     `take=False` (a GET) never leases: without a current item the page offers a Start form that POSTs, and
@@ -240,6 +240,7 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
         error=error,
         feedback=feedback,
         done=done,
+        nav_pending_oob=nav_pending_oob and wants_fragment(),
     )
 
 
@@ -288,14 +289,15 @@ def _answer_and_render(lease_id: int, slug: str, time_spent: int | None):
     """The answer, the next lease and the page are one transaction (one commit per answer), run again as a
     whole if PostgreSQL picks it as a deadlock victim; the pack comes with the lease. The page is rendered
     before the commit, so the rows it read stay loaded through the commit and its listeners instead of
-    being reloaded for nothing."""
+    being reloaded for nothing; so is the nav's new pending total, which needs no transaction of its own."""
     response = None
     with rows_kept_loaded(), unit_of_work():
         result, answered = submissions.submit_answer_form(
             current_user.id, lease_id, request.form, pack_slug=slug, now=utcnow(), time_spent_ms=time_spent
         )
         if htmx:
-            response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered))
+            pending_moved = result.reward_state in ("pending", "verified") and bool(result.points or result.xp)
+            response = _render_work(answered.pack, feedback=_feedback_from_result(result, answered), nav_pending_oob=pending_moved)
         else:
             _take_next_quietly(answered.pack)
     return result, response
@@ -324,8 +326,6 @@ def submit(slug: str):
         pack = _pack_or_404(slug)
         flash_message(str(error.message), "error")
         return _render_work(pack) if htmx else redirect_to(url_for("labeling.work", slug=pack.slug))
-    if result.reward_state in ("pending", "verified") and (result.points or result.xp):
-        live.mark_status_changed(current_user.id)  # the nav shows the new pending reward
     if response is not None:
         return response
     return redirect_to(url_for("labeling.work", slug=slug, feedback=result.submission_id))

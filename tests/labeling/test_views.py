@@ -62,7 +62,7 @@ def test_work_submit_htmx_shows_feedback_and_next_item(app, make_member, tmp_pat
     assert lease_id_in(text) != first
 
 
-def test_answers_refresh_the_statusbar_and_the_bell_only_when_notified(app, make_member, tmp_path):
+def test_answers_refresh_the_pending_chip_and_the_bell_only_when_notified(app, make_member, tmp_path):
     slug = pack_for(app, tmp_path, items=3, reward_points=10, reward_xp=5)
     ana = make_member()
     lease = lease_id_in(start_work(ana, slug))
@@ -72,8 +72,9 @@ def test_answers_refresh_the_statusbar_and_the_bell_only_when_notified(app, make
         bodies.append(response.get_data(as_text=True))
         lease = lease_id_in(bodies[-1])
     first, second = bodies
-    for body in bodies:  # the pending reward moved; nothing is paid or notified before verification
-        assert 'id="statusbar" hx-swap-oob="true"' in body and 'id="nav-pending"' in body
+    for body in bodies:  # the pending reward moved (only the nav's chip is swapped); nothing is paid or notified before verification
+        assert 'id="nav-pending-slot" hx-swap-oob="true"' in body and 'id="nav-pending"' in body
+        assert 'id="statusbar" hx-swap-oob' not in body
         assert 'id="bell"' not in body  # nothing new to ring about: the bell's poll keeps it fresh
     assert "+10 pending" in first and "+20 pending" in second
     with app.app_context():

@@ -131,7 +131,8 @@ def _advance_rows(model, owner: dict, quests: list[Quest], now: datetime, *, add
     statement = _advance_statement(model, tuple(owner), at_least is not None, session.get_bind().dialect.name)
     by_id = {q.id: q for q in quests}
     completed = []
-    for row_id, quest_id, progress, gold_correct, completed_at in session.execute(statement, rows).all():
+    # On the session's connection: the ORM's bulk-insert path would cost more than the statement itself.
+    for row_id, quest_id, progress, gold_correct, completed_at in session.connection().execute(statement, rows).all():
         quest = by_id[quest_id]
         if completed_at is None and _is_complete(quest, progress, gold_correct):
             done = session.execute(

@@ -36,6 +36,8 @@ from sapien.progression.models import (
 from sapien.progression.quests import QuestRule, quest_rules_cache, quest_version_key
 from sapien.queue import redis_connection
 
+_RULES_READ = "quest_rules_read"  # session.info: (the transaction that read them, the rules)
+
 
 def _load_quest_rules() -> list[QuestRule]:
     quests = db.session.scalars(select(Quest).where(Quest.is_active.is_(True)).order_by(Quest.period, Quest.id))
@@ -47,6 +49,20 @@ def _load_quest_rules() -> list[QuestRule]:
 
 
 def _quest_rules() -> list[QuestRule]:
+    """The active quests' rules: from the process cache while the catalogue's version in Redis is unchanged,
+    and read once per transaction (a settlement batch asks for every member it paid)."""
+    session = db.session()
+    transaction = session.get_transaction()
+    read = session.info.get(_RULES_READ)
+    if transaction is not None and read is not None and read[0] is transaction:
+        return read[1]
+    rules = _current_quest_rules()
+    if transaction is not None:
+        session.info[_RULES_READ] = (transaction, rules)
+    return rules
+
+
+def _current_quest_rules() -> list[QuestRule]:
     global quest_rules_cache
 
     try:

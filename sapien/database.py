@@ -19,7 +19,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sapien.extensions import db
@@ -289,14 +289,16 @@ def keep_prepared_statements(app, engine: Engine) -> None:
         if error is not None or not db.session.registry.has():
             return
         session = db.session()
-        if not session.in_transaction() or session.new or session.dirty or session.deleted:
+        transaction = session.get_transaction()
+        # A transaction a failed flush deactivated (an IntegrityError the caller handled) is left to the rollback.
+        if transaction is None or not transaction.is_active or session.new or session.dirty or session.deleted:
             return
-        if session.connection().info.get("wrote", True):
-            return
-        session.expire_on_commit = False  # the session is being removed: its rows stay as they were read
         try:
+            if session.connection().info.get("wrote", True):
+                return
+            session.expire_on_commit = False  # the session is being removed: its rows stay as they were read
             session.commit()
-        except DBAPIError as failure:  # a dropped connection: the session's removal rolls back and discards it
+        except SQLAlchemyError as failure:  # a dropped connection: the session's removal rolls back and discards it
             log.warning("could not end a read-only transaction: %s", failure)
 
 

@@ -4,6 +4,7 @@ connection's prepared statements, one that wrote without committing is still rol
 from __future__ import annotations
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from sapien.accounts.models import User
 from sapien.extensions import db
@@ -23,6 +24,15 @@ def _app_with_probe_routes(make_app):
         db.session.execute(update(User).values(bio="never committed"))
         return "written, not committed"
 
+    @site.get("/_test/handles-a-failed-write")
+    def handles_a_failed_write():
+        db.session.add(User(username="incomplete"))  # NOT NULL columns missing: the flush fails
+        try:
+            db.session.flush()
+        except IntegrityError:
+            return "handled"  # without a rollback: the session's transaction is left deactivated
+        return "not reached"
+
     return site
 
 
@@ -40,3 +50,8 @@ def test_a_request_that_wrote_without_committing_is_still_rolled_back(make_app, 
     assert site.test_client().get("/_test/writes-then-forgets").status_code == 200
     with site.app_context():
         assert db.session.scalars(select(User.bio)).all() == [""]
+
+
+def test_a_request_that_handled_a_failed_write_still_answers(make_app):
+    response = _app_with_probe_routes(make_app).test_client().get("/_test/handles-a-failed-write")
+    assert (response.status_code, response.text) == (200, "handled")

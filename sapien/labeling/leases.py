@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, case, exists, false, func, literal, select, true, update
+from sqlalchemy.orm import aliased
 
 from sapien import events
 from sapien.database import as_utc, built_once, dialect_insert, unit_of_work, utcnow
@@ -173,6 +174,42 @@ def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
     ).first()
 
 
+def _claim_and_lease_ordinary(user_id: int, pack: TaskPack, now: datetime) -> tuple[Item | None, Lease | None]:
+    """`_claim_ordinary` then `_new_lease`, in one round trip on PostgreSQL (every answer takes its next item
+    this way): (None, None) when nothing is left, (item, None) when the member already holds a lease on the
+    claimed item (a double click racing)."""
+    if db.engine.dialect.name != "postgresql":  # SQLite has no INSERT or UPDATE inside WITH
+        item = _claim_ordinary(user_id, pack)
+        return item, _new_lease(user_id, pack, item.id, now) if item is not None else None
+    values = {"claimant_id": user_id, "claim_pack_id": pack.id, "new_created_at": now,
+              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
+    row = db.session.execute(
+        _claim_and_lease_statement(), values, execution_options={"synchronize_session": False, "populate_existing": True}
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+@built_once
+def _claim_and_lease_statement():
+    """The claim's UPDATE and the lease's INSERT as one statement: the claimed item with the new lease (none
+    when the member already held one on it). Parameters: `claimant_id`, `claim_pack_id`, `new_created_at`,
+    `new_expires_at`."""
+    claimed = claim_ordinary_statement().cte("claimed")
+    new_lease = (
+        dialect_insert(Lease, "postgresql")
+        .from_select(
+            ["item_id", "pack_id", "user_id", "status", "created_at", "expires_at"],
+            select(claimed.c.id, claimed.c.pack_id, bindparam("claimant_id"), literal("active"), bindparam("new_created_at"),
+                   bindparam("new_expires_at")),
+        )
+        .on_conflict_do_nothing(index_elements=["item_id", "user_id"])
+        .returning(*Lease.__table__.c)
+        .cte("new_lease")
+    )
+    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
+    return select(item, lease).select_from(claimed).outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
+
+
 def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool]:
     """The member's latest active lease in the pack (or None), their daily use there and whether moderation
     restricted them from labeling it, in one statement: the reads every "next item" starts with."""
@@ -237,10 +274,9 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
             if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:
                 item = _pick_gold(user_id, pack)
             if item is None:
-                item = _claim_ordinary(user_id, pack)
+                item, lease = _claim_and_lease_ordinary(user_id, pack, now)
                 if item is None:
                     raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
-                lease = _new_lease(user_id, pack, item.id, now)
                 if lease is None:
                     free_slot(item.id)
                     continue

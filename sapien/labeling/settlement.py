@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from redis.exceptions import RedisError
-from sqlalchemy import Integer, any_, bindparam, case, false, func, select, update
+from sqlalchemy import Integer, any_, bindparam, case, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from sapien import events
@@ -188,8 +188,7 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         # Rows another run holds, or a reviewer deciding them, are skipped: what is still verified afterwards
         # goes in a later run.
         rows = session.execute(
-            select(*_BATCH_COLUMNS).where(Submission.reward_state == "verified").order_by(Submission.id).limit(limit)
-            .with_for_update(skip_locked=True)
+            select(*_BATCH_COLUMNS).where(_VERIFIED_UNPAID).order_by(Submission.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
         if not rows:
             return {}
@@ -314,10 +313,17 @@ def pending_rewards(user_id: int) -> PendingRewards:
 
 @built_once
 def _pending_rewards_statement():
-    # The nav shows it after every answer.
+    # The nav shows it after every answer. The states are written out as the partial index's own predicate:
+    # as parameters, the plan PostgreSQL keeps for the prepared statement could not use that index, so it
+    # planned the statement afresh every time.
     return select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0)).where(
-        Submission.user_id == bindparam("user_id"), Submission.reward_state.in_(OPEN_STATES), Submission.status != "rejected"
+        Submission.user_id == bindparam("user_id"), _OPEN_REWARD, Submission.status != "rejected"
     )
+
+
+# `ix_submissions_user_reward_open`'s and `ix_submissions_verified_unpaid`'s predicates, as literal SQL.
+_OPEN_REWARD = text(f"submissions.reward_state IN {OPEN_STATES!r}")
+_VERIFIED_UNPAID = text("submissions.reward_state = 'verified'")
 
 
 def unpaid_verified_count() -> int:

@@ -74,6 +74,11 @@ SETTLEMENT_JOB_ID = "labeling-settle-rewards"
 # batches cost less per answer (100,000 answers: one batch of a few seconds on PostgreSQL).
 SETTLEMENT_BATCH = 100_000
 OPEN_STATES = ("pending", "verified")  # rewards still to come
+# The partial indexes' predicates (`ix_submissions_user_reward_open`, `ix_submissions_verified_unpaid`) as
+# literal SQL: with the states as parameters, the plan PostgreSQL keeps for a prepared statement cannot use
+# those indexes, so every run would be planned afresh.
+_OPEN_REWARD = text("submissions.reward_state IN (" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")")
+_VERIFIED_UNPAID = text("submissions.reward_state = 'verified'")
 BASIS = 10_000  # basis points in 1× (the stake multipliers economy answers with)
 
 
@@ -313,24 +318,17 @@ def pending_rewards(user_id: int) -> PendingRewards:
 
 @built_once
 def _pending_rewards_statement():
-    # The nav shows it after every answer. The states are written out as the partial index's own predicate:
-    # as parameters, the plan PostgreSQL keeps for the prepared statement could not use that index, so it
-    # planned the statement afresh every time.
+    # The nav shows it after every answer.
     return select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0)).where(
         Submission.user_id == bindparam("user_id"), _OPEN_REWARD, Submission.status != "rejected"
     )
 
 
-# `ix_submissions_user_reward_open`'s and `ix_submissions_verified_unpaid`'s predicates, as literal SQL.
-_OPEN_REWARD = text(f"submissions.reward_state IN {OPEN_STATES!r}")
-_VERIFIED_UNPAID = text("submissions.reward_state = 'verified'")
-
-
 def unpaid_verified_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(Submission).where(Submission.reward_state == "verified")) or 0
+    return db.session.scalar(select(func.count()).select_from(Submission).where(_VERIFIED_UNPAID)) or 0
 
 
 @pending_work_source("labeling-settlement")
 def _pending_settlement():
-    if db.session.scalar(select(Submission.id).where(Submission.reward_state == "verified").limit(1)) is not None:
+    if db.session.scalar(select(Submission.id).where(_VERIFIED_UNPAID).limit(1)) is not None:
         yield PendingWork(SETTLEMENT_JOB, (), SETTLEMENT_JOB_ID)

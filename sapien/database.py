@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
+from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -261,15 +262,15 @@ def name_postgres_connections(engine: Engine, name: str) -> None:
         cparams.setdefault("application_name", f"{name}-{os.getpid()}")
 
 
-def keep_prepared_statements(app, engine: Engine) -> None:
+def keep_prepared_statements(app: Flask, engine: Engine) -> None:
     """On PostgreSQL, a session that only read since its last commit ends with COMMIT at teardown, not ROLLBACK.
 
     psycopg prepares a statement on the server once a connection has run it 5 times, so PostgreSQL stops
     parsing and planning it on every execution (on the answer path that was about a third of the server's
     CPU). But psycopg forgets all of a connection's prepared statements whenever a transaction rolls back,
-    and Flask-SQLAlchemy rolls back every request's and job's session when it ends. Almost every request
-    reads something after its last commit (the nav's balances, a page of a GET), so the counts never got
-    to 5 and nothing was ever prepared. For a transaction that ran nothing but SELECTs, COMMIT and ROLLBACK
+    and Flask-SQLAlchemy rolls back every request's and job's session when it ends. A GET reads without
+    committing and many POSTs read after their commit, so the counts seldom got to 5 before a rollback
+    reset them. For a transaction that ran nothing but SELECTs, COMMIT and ROLLBACK
     end it the same way. A transaction that wrote, or a request that failed, still rolls back.
     """
     if engine.dialect.name != "postgresql":

@@ -1,5 +1,6 @@
 """How a request's transaction ends (sapien.database.keep_prepared_statements): one that only read keeps the
-connection's prepared statements, one that wrote without committing is still rolled back."""
+connection's prepared statements, one that wrote without committing is still rolled back, and one a failed
+flush left deactivated does not break the response."""
 
 from __future__ import annotations
 

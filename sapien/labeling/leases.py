@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, case, exists, false, func, literal, select, tr
 from sqlalchemy.orm import aliased
 
 from sapien import events
-from sapien.database import as_utc, built_once, dialect_insert, unit_of_work, utcnow
+from sapien.database import as_utc, built_once, dialect_insert, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling.access import check_unlocked
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
@@ -178,7 +178,7 @@ def _claim_and_lease_ordinary(user_id: int, pack: TaskPack, now: datetime) -> tu
     """`_claim_ordinary` then `_new_lease`, in one round trip on PostgreSQL (every answer takes its next item
     this way): (None, None) when nothing is left, (item, None) when the member already holds a lease on the
     claimed item (a double click racing)."""
-    if db.engine.dialect.name != "postgresql":  # SQLite has no INSERT or UPDATE inside WITH
+    if not is_postgres():  # SQLite has no INSERT or UPDATE inside WITH
         item = _claim_ordinary(user_id, pack)
         return item, _new_lease(user_id, pack, item.id, now) if item is not None else None
     values = {"claimant_id": user_id, "claim_pack_id": pack.id, "new_created_at": now,

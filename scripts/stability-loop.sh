@@ -17,6 +17,7 @@ mkdir -p "$dir"
 if [ ! -d "$dir/clone" ]; then
   git clone --quiet "$source" "$dir/clone" || exit 2
 fi
+git -C "$dir/clone" fetch --quiet "$source" || exit 2  # a clone kept from an earlier loop may not have the commit
 git -C "$dir/clone" checkout --quiet "$commit" || exit 2
 
 for run in $(seq 1 "$runs"); do

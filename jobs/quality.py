@@ -1,8 +1,20 @@
-"""Quality jobs: batch aggregation of a pack, reputation decay, the escalation of reviews nobody took."""
+"""Quality jobs: deciding items from their accepted answers, batch aggregation of a pack, reputation decay, the
+escalation of reviews nobody took."""
 
 from __future__ import annotations
 
 from jobs import app_context
+
+
+def decide_items() -> int:
+    """Decide the items of every accepted answer that awaits its decision (quality/decisions.py); returns how
+    many answers it weighed. Safe to run twice: the flags are cleared in the transaction that decides, and
+    an item already decided is left as it is."""
+    from sapien.database import utcnow
+    from sapien.quality.decisions import decide_awaiting_items
+
+    with app_context():
+        return decide_awaiting_items(now=utcnow())
 
 
 def aggregate_pack(pack_id: int) -> dict:

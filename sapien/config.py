@@ -87,6 +87,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "PAGE_CACHE_SECONDS": int(env.get("PAGE_CACHE_SECONDS", "60")),
         # How often the worker's scheduler runs the reconciler (abandoned jobs, pending rows, lost boards).
         "RECONCILE_EVERY_SECONDS": int(env.get("RECONCILE_EVERY_SECONDS", "60")),
+        # How long the decision and settlement jobs wait after new work, so that one run takes a batch.
+        "BATCH_JOB_DELAY_SECONDS": float(env.get("BATCH_JOB_DELAY_SECONDS", "1")),
         # How long the client API keeps an Idempotency-Key's first answer (a daily job deletes older ones).
         "API_IDEMPOTENCY_HOURS": int(env.get("API_IDEMPOTENCY_HOURS", "24")),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session

@@ -17,6 +17,7 @@ from sapien.moderation.safety.demo_ring import seed_ring
 from sapien.moderation.safety.scan import run_scan
 from sapien.progression.levels import xp_for_level
 from sapien.progression.quest_catalogue import rotate_quests
+from sapien.quality.decisions import decide_awaiting_items
 
 DEMO_PASSWORD = "sapien-demo-2026"
 DEMO_LOGINS = {
@@ -177,6 +178,7 @@ def _seed(members: int, now: datetime) -> None:
     seed_demo_packs(now)
     demo_ids = [accounts.get_by_username(DEMO_LOGINS[role]).id for role in ("member", "reviewer")]
     seed_demo_history(demo_ids, now)
+    decide_awaiting_items(now=now)  # the decision job's work for that history (the worker is not running yet)
     # Governance: stakers, and a proposal in every state (the demo guild leader, level 3, proposes).
     seed_demo_proposals(rng, accounts.get_by_username(DEMO_LOGINS["guild_leader"]).id, member_ids, now)
     # A ring of cheating accounts for the trust & safety console (they sign in with the demo password too).

@@ -27,8 +27,8 @@ ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency
 submission_accepted = signals.signal("submission-accepted")  # user_id, submission_id, pack_id, task_type, xp, points, now
 # A settlement batch paid a member's verified answers: one event per member per batch.
 answers_paid = signals.signal("answers-paid")  # user_id, answers, task_types {task_type: count}, answered_at [datetime], points, xp, now
-# In the transaction: a non-gold submission was accepted; quality updates its item's online aggregate
-# (and verifies the item's answers once it has a verified label).
+# In the transaction: a non-gold submission was accepted (and flagged as awaiting its item's decision);
+# quality queues its decision job, which updates the item's online aggregate and verifies its answers.
 submission_settled = signals.signal("submission-settled")  # submission_id, now
 gold_answered = signals.signal("gold-answered")  # user_id, item_id, pack_id, task_type, correct, now
 review_completed = signals.signal("review-completed")  # reviewer_id, submission_id, author_id, outcome, now

@@ -32,8 +32,8 @@ from sapien.progression import levels, live, mint_queue, minting, reactions, str
 from sapien.progression import pending as _pending  # noqa: F401, E402, I001
 from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401, E402, I001
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
+from sapien.quality import decisions, judging, online, reputation
 from sapien.quality import escalation as _escalation  # noqa: F401, E402, I001
-from sapien.quality import judging, online, reputation
 
 # Events the member cache does not follow: they change nothing a cached page shows (the bell polls).
 NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added, events.streak_extended)
@@ -89,7 +89,7 @@ def connect() -> None:
     events.economy_parameter.connect(_economy_parameter, weak=False)
     # chain and progression ask the wallets area
     events.wallet_of.connect(_wallet_of, weak=False)
-    events.submission_settled.connect(online.on_submission_settled, weak=False)
+    events.submission_settled.connect(decisions.on_submission_settled, weak=False)
 
     # accounts
     events.wallet_changed.connect(_revoke_sessions_on_wallet_change, weak=False)

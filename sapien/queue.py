@@ -27,12 +27,13 @@ from flask_babel import lazy_gettext as _l
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker
-from rq.job import Job, JobStatus
+from rq.job import Job, JobStatus, get_current_job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, select
 
 from sapien.job_attempts import JobAttempt
+from sapien.redis_keys import redis_key
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ JOB_TIMEOUTS = {
     "jobs.progression.sync_member_progress": 60,
     "jobs.quality.aggregate_pack": 1200,
     "jobs.quality.decay_reputation": 600,
+    "jobs.quality.decide_items": 600,
     "jobs.quality.escalate_reviews": 60,
 }
 DEFAULT_JOB_TIMEOUT = 180  # for functions outside jobs/ (the tests' sample jobs)
@@ -119,6 +121,60 @@ def enqueue_once(func: Callable | str, *args, job_id: str, queue: str = "default
             func, *args, job_id=job_id, retry=retry, at_front=at_front, job_timeout=job_timeout_for(func),
             result_ttl=86400, failure_ttl=7 * 86400,
         )
+
+
+ARMED_SECONDS = 60  # an armed run that never started (lost with a flushed queue) stops blocking new ones
+
+
+def _armed_key(job_id: str) -> str:
+    return redis_key(f"jobs:armed:{job_id}")
+
+
+def run_soon(func: str, *, job_id: str, delay_seconds: float, queue: str = "default") -> None:
+    """Ask for a run of `func()` that starts after this moment, `delay_seconds` from now, so that the work
+    written meanwhile is done by that same run: for batch jobs whose work is a set of rows (an answer to
+    weigh, a reward to pay). Most calls find a run *armed* (waiting, not started) and cost one Redis command;
+    the run disarms as it starts (`disarm`), so the first call after that arms the next one. Called from a
+    job's run, the run is queued at once: that job's work is already a batch. Raises RedisError; the rows
+    stay the record of the work, and the reconciler queues it."""
+    connection = redis_connection()
+    key = _armed_key(job_id)
+    if not connection.set(key, 1, nx=True, ex=ARMED_SECONDS):
+        return
+    try:
+        wait = delay_seconds > 0 and get_current_job() is None
+        at = datetime.now(UTC) + timedelta(seconds=delay_seconds) if wait else None
+        run_after_now(func, job_id=job_id, at=at, queue=queue)
+    except BaseException:
+        connection.delete(key)  # not armed after all: the next call tries again
+        raise
+
+
+def disarm(job_id: str) -> None:
+    """A run of the job starts: work written from now on may come after its reads, so the next `run_soon`
+    arms another run."""
+    try:
+        redis_connection().delete(_armed_key(job_id))
+    except RedisError as error:  # the key expires on its own; until then the reconciler covers new work
+        log.warning("%s not disarmed (Redis unavailable): %s", job_id, error)
+
+
+def run_after_now(func: str, *, job_id: str, at: datetime | None = None, queue: str = "default") -> str | None:
+    """Make sure a run of `func()` starts after this moment (at `at` at the earliest, when given): for work
+    whose job reads what is there when it starts, a run already under way may have read before the work was
+    written. A waiting run is reused; if the job is running, a follow-up is queued under ``<job_id>-next``
+    (the two ids take turns). Returns the id, or None when both are running at once (two workers): the
+    reconciler's next pass covers that."""
+    turns = (job_id, f"{job_id}-next")
+    jobs = {candidate: _fetch(candidate, redis_connection()) for candidate in turns}
+    live = {candidate: job for candidate, job in jobs.items() if job is not None and _is_live(job)}
+    for candidate, job in live.items():
+        if job.get_status() != JobStatus.STARTED:
+            return candidate
+    for candidate in turns:
+        if candidate not in live:
+            return schedule_once(func, at, job_id=candidate, queue=queue) if at is not None else enqueue_once(func, job_id=candidate, queue=queue).id
+    return None
 
 
 def schedule_once(func: str, at: datetime, *, job_id: str, queue: str = "default") -> str:

@@ -359,6 +359,18 @@ def make_member(app):
     return factory
 
 
+def decide_items(now=None) -> int:
+    """The decision job's work (`jobs.quality.decide_items`) in this process, as the worker does it once the
+    answers are in; returns how many answers it weighed. Needs an app context."""
+    from sapien.database import utcnow
+    from sapien.extensions import db
+    from sapien.quality.decisions import decide_awaiting_items
+
+    weighed = decide_awaiting_items(now=now or utcnow())
+    db.session.expire_all()
+    return weighed
+
+
 def verify_and_settle(*, pack_id: int | None = None, submission_ids=None, now=None) -> int:
     """Verify answers the way a reviewer's accept does (every accepted answer of the pack whose reward is
     still pending, or the given submissions), then run the settlement job twice (the second run pays

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -245,6 +246,8 @@ class Submission(db.Model):
         # A member's rewards still to come (the nav's pending figure).
         Index("ix_submissions_user_reward_open", "user_id", postgresql_where=text("reward_state IN ('pending', 'verified')"),
               sqlite_where=text("reward_state IN ('pending', 'verified')")),
+        # The decision job's queue: accepted answers quality has not weighed yet (a small partial index).
+        Index("ix_submissions_awaiting_decision", "id", postgresql_where=text("awaiting_decision"), sqlite_where=text("awaiting_decision")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -273,6 +276,9 @@ class Submission(db.Model):
     stake_multiplier_bp: Mapped[int] = mapped_column(Integer, default=10_000, server_default="10000")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Accepted, and its item not yet decided with it: quality's decision job (`quality.online.decide_awaiting`)
+    # weighs the item's answers and clears the flag. Set with the INSERT, so an answer pays no extra statement.
+    awaiting_decision: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ExamAttempt(db.Model):

@@ -44,6 +44,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import Integer, any_, bindparam, case, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -64,7 +65,7 @@ from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
 from sapien.labeling.packs import reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
-from sapien.queue import PendingWork, enqueue_once, pending_work_source
+from sapien.queue import PendingWork, disarm, pending_work_source, run_soon
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def request_settlement() -> None:
 
 def _enqueue_settlement() -> None:
     try:
-        enqueue_once(SETTLEMENT_JOB, job_id=SETTLEMENT_JOB_ID)
+        # A moment later, so that one run pays what was verified meanwhile (and each member's reactions run
+        # once for all of it).
+        run_soon(SETTLEMENT_JOB, job_id=SETTLEMENT_JOB_ID, delay_seconds=current_app.config["BATCH_JOB_DELAY_SECONDS"])
     except RedisError as error:
         # The verified rows are the record of the work: the reconciler queues it once Redis is back.
         log.warning("settlement not queued (Redis unavailable), the reconciler will: %s", error)
@@ -170,6 +173,7 @@ class SettlementReport:
 
 def settle_verified_rewards(*, now: datetime, batch_size: int = SETTLEMENT_BATCH) -> SettlementReport:
     """Pay every verified, unpaid answer, one batch per transaction, until none is left (the job's body)."""
+    disarm(SETTLEMENT_JOB_ID)
     report = SettlementReport()
     while True:
         paid = settle_batch(now=now, limit=batch_size)

@@ -20,15 +20,16 @@ An answer and a reviewer's verdict on the same member's earlier answer run at on
 takes a member's rows in one order: the submission (or lease) row, then the member's balance rows
 (sorted by currency, see `ledger.credit_many`), then the item, then reputation rows (sorted by member;
 a gold verdict's reputation move runs just before the commit, see `database.before_commit`). An answer
-that gets its item verified also marks the item's other answers verified (after the item): a reviewer
-deciding one of them at that moment can deadlock with it. As a safety net the calls that own their
+no longer decides its item: it is flagged (``awaiting_decision``) and quality's decision job locks the items
+of a batch, then marks their answers verified (after the items): a reviewer rejecting one of them at that
+moment (its row, then the item for the freed slot) can deadlock with it. As a safety net the calls that own their
 transaction run it again on a deadlock or serialization failure (`database.retry_transaction`):
 everything they wrote was rolled back, and the ledger keys make a re-run pay once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -143,6 +144,8 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             submission.decided_at = now
         if judgement.status == "rejected":
             _void(submission)
+        # An accepted ordinary answer waits for quality's decision job (the flag goes out with the INSERT).
+        submission.awaiting_decision = judgement.status == "accepted" and not item.is_gold
         session.flush()
         if judgement.status == "accepted":
             if submission.is_gold:
@@ -273,6 +276,8 @@ def accept_submission(submission_id: int, *, now: datetime, fixed_answer: dict |
         submission.decided_at = now
         submission.rejection_reason = ""
         _verify(submission, now)
+        if not item.is_gold:
+            submission.awaiting_decision = True  # its item is decided again with it
         db.session.flush()
         if not item.is_gold:
             events.submission_settled.send(None, submission_id=submission.id, now=now)
@@ -337,20 +342,25 @@ def _reverse(submission: Submission, pack: TaskPack, now: datetime) -> None:
     submission.reversed_at = now
 
 
-def retire_item(item_id: int, *, now: datetime) -> None:
+def retire_items(item_ids: Iterable[int], *, now: datetime) -> None:
+    """Retire items (quality verified them, or gave up on them): nobody is offered them again."""
     with unit_of_work() as session:
-        session.execute(_retire_item_statement(), {"retired_item_id": item_id})
+        session.connection().execute(_retire_item_statement(), [{"retired_item_id": item_id} for item_id in sorted(item_ids)])
 
 
-def raise_item_target(item_id: int, new_target: int, *, now: datetime) -> None:
-    """Ask for more labels on an item (adaptive redundancy); never lowers the target."""
-    if new_target < 1:
+def raise_item_targets(targets: Mapping[int, int], *, now: datetime) -> None:
+    """Ask for more labels on items ({item id: new target}; adaptive redundancy) in one round trip; never
+    lowers a target."""
+    if any(target < 1 for target in targets.values()):
         raise LabelingError(_l("An item wants at least one label."))
     with unit_of_work() as session:
-        session.execute(_raise_item_target_statement(), {"raised_item_id": item_id, "new_target": new_target})
+        session.connection().execute(
+            _raise_item_target_statement(),
+            [{"raised_item_id": item_id, "new_target": target} for item_id, target in sorted(targets.items())],
+        )
 
 
-# Online aggregation retires or re-targets an item in the answer's request.
+# Quality's decision job retires or re-targets a batch of items at once (one executemany each).
 @built_once
 def _retire_item_statement():
     return update(Item).where(Item.id == bindparam("retired_item_id")).values(status="retired")

@@ -1,4 +1,5 @@
-"""Online aggregation and adaptive redundancy: each accepted answer may settle its item."""
+"""Online aggregation and adaptive redundancy: an item's accepted answers may settle it (the decision job,
+`quality.decisions`, weighs them a batch at a time)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Select, Text, bindparam, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
-from sapien.database import after_commit, built_once, unit_of_work
+from sapien.database import after_commit, built_once
 from sapien.extensions import db
 from sapien.labeling import settlement as labeling_settlement
 from sapien.labeling import submissions as labeling_submissions
@@ -222,9 +223,10 @@ def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], 
     k = len(options)
     if k < 2 or not votes:
         return None
+    voters = {user_id for _, user_id, _ in votes}
     own = {
         user_id: gold_counts(member.gold + [(given, truth, AGREEMENT_EVIDENCE_WEIGHT * times) for given, truth, times in member.agreement], index)
-        for user_id, member in evidence.members.items()
+        for user_id, member in evidence.members.items() if user_id in voters
     }
     usable = []
     for submission_id, user_id, answer in votes:
@@ -242,10 +244,17 @@ def classification_decision(pack: TaskPack, votes: list[tuple[int, int, dict]], 
     )
 
 
-def item_decision(pack: TaskPack, submissions: list[Submission]) -> OnlineDecision | None:
-    """The best answer for an item from its accepted answers, weighted by what we know of each member."""
-    single_label = pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label
-    evidence = member_evidence(pack, [s.user_id for s in submissions], with_agreement=single_label)
+def needs_agreement(pack: TaskPack) -> bool:
+    """Single-label classification weighs agreement with verified labels and the crowd's gold answers."""
+    return pack.task_type in CLASSIFICATION_TYPES and not pack.multi_label
+
+
+def item_decision(pack: TaskPack, submissions: list[Submission], evidence: ItemEvidence | None = None) -> OnlineDecision | None:
+    """The best answer for an item from its accepted answers, weighted by what we know of each member
+    (`evidence`, read here when not given: it must cover the answers' members)."""
+    single_label = needs_agreement(pack)
+    if evidence is None:
+        evidence = member_evidence(pack, [s.user_id for s in submissions], with_agreement=single_label)
     decision = None
     if single_label:
         decision = classification_decision(pack, [(s.id, s.user_id, effective_answer(s)) for s in submissions], evidence)
@@ -287,12 +296,6 @@ def _accepted_answers(item_id: int) -> list[Submission]:
 @built_once
 def _accepted_answers_statement() -> Select:
     return select(Submission).where(Submission.item_id == bindparam("item_id"), Submission.status == "accepted").order_by(Submission.id)
-
-
-@built_once
-def _item_to_decide_statement() -> Select:
-    # FOR NO KEY UPDATE: the submission rows hold KEY SHARE locks on the item through their foreign key.
-    return select(Item).where(Item.id == bindparam("item_id")).with_for_update(key_share=True).execution_options(populate_existing=True)
 
 
 def _review_ids_for(submission_ids: list[int]) -> list[int]:
@@ -337,45 +340,62 @@ def confidence_threshold() -> float:
     return float(setting("QUALITY_CONFIDENCE_THRESHOLD", 0.95))
 
 
-def on_submission_settled(_sender=None, *, submission_id: int, now: datetime, **_ignored) -> None:
-    """Update the item's online aggregate after a non-gold submission was accepted (`submission_settled`,
-    sent inside labeling's unit of work). Adaptive redundancy: once the item has its target of accepted answers, retire it with a
-    verified label when the answers are confident enough, otherwise ask one more member (up to the pack's
-    maximum, where it retires with the best answer it has if two people stand behind it, and is flagged as
-    not converging otherwise). An item already verified (a late review, an overturned appeal) gets its
-    label recomputed."""
+@dataclass
+class DecisionWrites:
+    """What decisions write besides their labels, gathered so that a batch of them writes it in a few
+    statements: agreement moves reputations (locked in one statement), each pack's answers are verified or
+    not in one, and the items are retired and re-targeted in one round trip each."""
 
-    with unit_of_work() as session:
-        submission = session.get(Submission, submission_id)
-        if submission is None or submission.status != "accepted" or submission.is_gold:
-            return
-        # Lock the item: two answers settling at once are decided one after the other, so the second sees
-        # the first (otherwise each could see only itself, stay below the target, and the item would stall).
-        item = session.execute(_item_to_decide_statement(), {"item_id": submission.item_id}).scalar_one()
-        if item.is_gold:
-            return
-        pack = session.get(TaskPack, item.pack_id)
-        if item.status != "open":
-            refresh_verified_label(item, pack, now)
-            return
-        submissions = _accepted_answers(item.id)
-        if len(submissions) < item.labels_target:
-            return
-        decision = item_decision(pack, submissions)
-        if decision is None:
-            return
-        retirable = decision.verifiable and (decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold())
-        if not retirable and item.labels_target < pack.max_labels_per_item:
-            labeling_submissions.raise_item_target(item.id, item.labels_target + 1, now=now)
-            return
-        if not decision.verifiable:
-            convergence.flag_no_consensus(item, pack, len(submissions), now)
-            return
+    agreement: list[tuple[Submission, bool]] = field(default_factory=list)
+    verdicts: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)  # pack id → (agreeing, disagreeing ids)
+    retired: list[int] = field(default_factory=list)
+    targets: dict[int, int] = field(default_factory=dict)  # item id → its new target
+
+    def verify(self, pack: TaskPack, agreement: list[tuple[Submission, bool]]) -> None:
+        agreeing, disagreeing = self.verdicts.setdefault(pack.id, ([], []))
+        for submission, agrees in agreement:
+            (agreeing if agrees else disagreeing).append(submission.id)
+
+    def apply(self, now: datetime) -> None:
+        _record_agreement(self.agreement, now)
+        for pack_id, (agreeing, disagreeing) in sorted(self.verdicts.items()):
+            labeling_settlement.verify_answers(pack_id, agreeing, disagreeing, now=now)
+        if self.retired:
+            labeling_submissions.retire_items(self.retired, now=now)
+        if self.targets:
+            labeling_submissions.raise_item_targets(self.targets, now=now)
+
+
+def decide_item(item: Item, pack: TaskPack, submissions: list[Submission], now: datetime, evidence: ItemEvidence | None,
+                writes: DecisionWrites) -> None:
+    """Adaptive redundancy for one item (locked by the caller) with its accepted answers: once it has its
+    target of them, retire it with a verified label when the answers are confident enough, otherwise ask one
+    more member (up to the pack's maximum, where it retires with the best answer it has if two people stand
+    behind it, and is flagged as not converging otherwise). An item already verified (a late review, an
+    overturned appeal) gets its label recomputed. `evidence` may hold more members than the item's (the
+    decision job reads it once per pack for a whole batch; None: read here); what the decision writes
+    besides its label goes into `writes`, which the caller applies with the other decisions' writes."""
+    if item.is_gold:
+        return
+    if item.status != "open":
+        refresh_verified_label(item, pack, now)
+        return
+    if len(submissions) < item.labels_target:
+        return
+    decision = item_decision(pack, submissions, evidence)
+    if decision is None:
+        return
+    retirable = decision.verifiable and (decision.retirable if decision.retirable is not None else decision.confidence >= confidence_threshold())
+    if not retirable and item.labels_target < pack.max_labels_per_item:
+        writes.targets[item.id] = item.labels_target + 1
+    elif not decision.verifiable:
+        convergence.flag_no_consensus(item, pack, len(submissions), now)
+    else:
         store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
         agreement = _agreement(pack, decision.answer, submissions)
-        _record_agreement(agreement, now)
-        _verify_answers(pack, agreement, now)
-        labeling_submissions.retire_item(item.id, now=now)
+        writes.agreement += agreement
+        writes.verify(pack, agreement)
+        writes.retired.append(item.id)
 
 
 def refresh_verified_label(item: Item, pack: TaskPack, now: datetime) -> None:

@@ -8,8 +8,9 @@ It creates a campaign and a text-classification pack whose labels are the datase
 per worker, and items for every question that has a truth and answers. A seeded 5 % of the items
 (`gold_percent`) become gold items carrying their true label. Every answer then goes through
 `leases.lease_item` + `submissions.submit_answer`, exactly as a member's would: gold answers are judged
-(feeding reputation and the members' confusion estimates), other answers feed the online aggregate, and
-an answer whose item has already retired is skipped — that is where adaptive redundancy saves labels.
+(feeding reputation and the members' confusion estimates), other answers feed the online aggregate (the
+decision job's work runs after each answer, as a worker keeping up would), and an answer whose item has
+already retired is skipped — that is where adaptive redundancy saves labels.
 
 Choices, documented because they shape the figures:
 - Order: the answers are shuffled with a fixed seed; within each worker's own stream their gold answers
@@ -67,7 +68,7 @@ from sapien.extensions import db
 from sapien.labeling import errors as labeling_errors
 from sapien.labeling import imports, leases, packs, submissions
 from sapien.labeling.models import Item, Submission
-from sapien.quality import batch
+from sapien.quality import batch, decisions
 from sapien.quality.models import VerifiedLabel
 
 if TYPE_CHECKING:
@@ -358,6 +359,8 @@ def replay(
                 skipped += 1
                 continue
             submissions.submit_answer(member_of[worker], lease.id, {"labels": [label]}, now=moment)
+            # The decision job's work, as a worker keeping up with the answers does it.
+            decisions.decide_awaiting_items(now=moment)
             fed += 1
             if step and step % 5000 == 0:
                 echo(f"  {step}/{len(order)} answers ({fed} fed, {skipped} skipped)")

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sapien.labeling import demo_texts
+from tests.conftest import decide_items
 
 pytestmark = pytest.mark.browser
 
@@ -157,11 +158,12 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
     transcript.fill(demo_texts.SPOKEN_SENTENCES[1])
     submitted(page, lambda: transcript.press("Control+Enter"))
 
-    # The member's answer completed the crowd's review item, which verified it: the settlement job (the
-    # worker's, run here) pays it.
+    # The member's answer completed the crowd's review item: the decision job verifies it and the settlement
+    # job pays it (the worker's jobs, run here).
     with app.app_context():
         from jobs.labeling import settle_rewards
 
+        assert decide_items() >= 1
         assert settle_rewards() >= 1
     page.goto("/work")
     points_after_work = points_in_nav(page)
@@ -186,6 +188,7 @@ def test_member_labels_every_task_type_is_reviewed_and_a_moderator_exports(app, 
     # The member's points move once the accepted (so verified) review is settled; the reputation page shows the
     # gold miss and the review.
     with app.app_context():
+        assert decide_items() == 1
         assert settle_rewards() == 1
     page.goto("/work")
     assert points_in_nav(page) > points_after_work

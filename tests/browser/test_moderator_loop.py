@@ -9,6 +9,8 @@ import csv
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import decide_items
+
 pytestmark = pytest.mark.browser
 
 ITEMS_CSV = (
@@ -28,7 +30,8 @@ def sign_in(page, member) -> None:
 
 
 def members_answer(app, slug: str, answers: dict[str, list[str]]) -> None:
-    """Each named member answers the pack's ordinary items through labeling's real lease + submit path."""
+    """Each named member answers the pack's ordinary items through labeling's real lease + submit path; then
+    the decision job weighs the answers."""
     from sqlalchemy import select
 
     from sapien.accounts.models import User
@@ -45,6 +48,7 @@ def members_answer(app, slug: str, answers: dict[str, list[str]]) -> None:
             for external_id, value in zip(("r1", "r2"), labels, strict=True):
                 lease = leases.lease_item(user_id, items[external_id], utcnow())
                 submissions.submit_answer(user_id, lease.id, {"labels": [value]}, now=utcnow())
+        decide_items()  # the decision job, as the worker runs it
 
 
 def test_a_moderator_goes_from_a_draft_to_an_export_without_typing_a_url(app, browser, live_server, page, make_member, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import decide_items
 from tests.labeling.conftest import make_pack
 
 pytestmark = pytest.mark.browser
@@ -36,13 +37,14 @@ def test_an_answer_is_pending_then_paid_once_the_crowd_verifies_it(app, make_mem
     expect(page.locator("#nav-pending")).to_have_text("+20 pending")
     expect(page.locator("#nav-points")).to_have_text("0")
 
-    # Two more members give the same label: the third answer verifies the item; the worker's job pays.
+    # Two more members give the same label: the item is decided with the third answer; the worker's job pays.
     with app.app_context():
         for other in others:
             lease = leases.lease_next_item(other.id, pack_id, utcnow())
             submissions.submit_answer(other.id, lease.id, {"labels": ["pos"]}, now=utcnow())
         from jobs.labeling import settle_rewards
 
+        assert decide_items() == 3  # the worker's jobs, run here: the decision verifies, the settlement pays
         assert settle_rewards() == 3
         assert settle_rewards() == 0
 

@@ -192,6 +192,29 @@ class Setups:
             balance = db.session.get(Balance, (member, "points"))
             assert balance.amount == entries == paid, (member, balance.amount, entries, paid)
 
+    def decide_items(self):
+        with self.app.test_request_context():
+            pack = make_pack(self.tmp_path, items=2, labels_per_item=2, max_labels_per_item=2)
+            self.decided_items = [item.id for item in items_of(pack.id)]
+            # Accepted, not yet weighed: the two copies below are the only runs.
+            self.weighed = [
+                answer(make_user(), item_id, label("pos"), decide=False).submission_id for item_id in self.decided_items for _ in range(2)
+            ]
+        return ()
+
+    def check_decide_items(self):
+        from sapien.labeling.models import Item, Submission
+        from sapien.quality.models import ReputationEvent, VerifiedLabel
+
+        for item_id in self.decided_items:
+            assert db_get(Item, item_id).status == "retired"
+            assert db_get(VerifiedLabel, item_id).answer == label("pos")
+        assert count(Submission, Submission.id.in_(self.weighed), Submission.awaiting_decision.is_(True)) == 0
+        # Verified (the settlement copies, running beside, may have paid them already).
+        assert count(Submission, Submission.id.in_(self.weighed), Submission.reward_state.in_(("verified", "paid"))) == 4
+        keys = [f"agreement:{submission_id}" for submission_id in self.weighed]
+        assert count(ReputationEvent, ReputationEvent.key.in_(keys)) == 4  # each answer moved its member's reputation once
+
     def rotate_quests(self):
         return ()  # nothing to prepare: today's and this week's quests are missing in the fresh tables
 

@@ -218,3 +218,37 @@ def test_a_job_abandoned_again_and_again_is_given_up_shown_and_retried(app, make
         make_worker().work(burst=True)
         assert not retry_failed_job("doomed-2")
     assert runs(redis_conn) == ["z"]
+
+
+def test_run_soon_arms_one_delayed_run_and_a_running_one_gets_a_follow_up(app_ctx, redis_conn):
+    """Batch jobs: calls while a run waits cost nothing more; once it runs (and disarmed itself), the next
+    call queues a follow-up under the job's second id, since the running one may have read too early."""
+    import time
+    from datetime import UTC, datetime
+
+    from rq.registry import ScheduledJobRegistry
+
+    from sapien.queue import HEARTBEAT_KEY, disarm, run_soon
+
+    job_id = "record-batch"
+    for _ in range(3):
+        run_soon("tests.jobs.sample_jobs.record_run", job_id=job_id, delay_seconds=30)
+    scheduled = ScheduledJobRegistry(queue=get_queue())
+    assert scheduled.get_job_ids() == [job_id] and get_queue().count == 0  # one run, a moment later
+    run_at = scheduled.get_scheduled_time(job_id)
+    assert 25 < (run_at - datetime.now(UTC)).total_seconds() <= 30
+
+    # The run starts (on a live worker) and disarms: the next call needs a run that starts after it.
+    _die_running(job_id, datetime.now(UTC))
+    redis_conn.zadd(HEARTBEAT_KEY, {"live-worker": time.time()})
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
+    job.worker_name = "live-worker"
+    job.save()
+    scheduled.remove(job_id)
+    disarm(job_id)
+    run_soon("tests.jobs.sample_jobs.record_run", job_id=job_id, delay_seconds=30)
+    run_soon("tests.jobs.sample_jobs.record_run", job_id=job_id, delay_seconds=30)
+    assert scheduled.get_job_ids() == [f"{job_id}-next"]

@@ -16,7 +16,7 @@ from sapien.labeling import exams, leases, packs, submissions
 from sapien.labeling.models import Item, Lease, RevenueShare, Submission
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
-from tests.conftest import verify_and_settle
+from tests.conftest import decide_items, verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
 
@@ -343,7 +343,8 @@ def test_agreeing_answers_verify_and_retire_the_item(ctx, tmp_path):
     item_id = packs.pack_items(pack.id)[0].id
     for _ in range(3):
         do_one(make_user(), pack.id)
-    db.session.expire_all()
+    assert db.session.get(Item, item_id).status == "open"  # decided off the answers' path, by the job
+    assert decide_items() == 3
     label = db.session.get(VerifiedLabel, item_id)
     assert label is not None and label.answer == LABEL and label.labels_used == 3
     assert db.session.get(Item, item_id).status == "retired"

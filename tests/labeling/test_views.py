@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from sapien.labeling import leases, packs, submissions
-from tests.conftest import verify_and_settle
+from tests.conftest import decide_items, verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
 
@@ -256,6 +256,7 @@ def test_history_and_dashboard_show_where_each_reward_stands(app, make_member, t
         junk = answer(ana.id, crowd, "neg", 0)  # the crowd says "pos": this one is not verified
         answer(others[0], crowd, "pos", 1)
         answer(others[1], crowd, "pos", 2)
+        decide_items()  # the decision job verifies the crowd item
         pending = answer(ana.id, waiting, "pos", 3)
         paid = answer(ana.id, waiting, "neg", 4)
         in_review = answer(ana.id, reviewed, "pos", 5)

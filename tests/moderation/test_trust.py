@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from sapien.accounts import service as accounts
 from sapien.extensions import db
+from tests.conftest import decide_items
 from tests.labeling.conftest import make_pack
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -309,6 +310,7 @@ def test_a_label_backed_by_honest_answers_is_recomputed_without_the_cheats(app_c
     a, b, cheat, mod = member("alice"), member("bruno"), member("cheat"), member("mod", "moderator")
     for user_id in (a, b, cheat):
         submit_answer(user_id, lease_item(user_id, item_id, NOW).id, {"labels": ["pos"]}, now=NOW, time_spent_ms=5000)
+    decide_items(NOW)
     label = db.session.get(VerifiedLabel, item_id)
     assert label is not None and cheat in label.contributor_ids
     undo_damage(decide(mod, cheat, DecisionDraft("restrict", "bot", scope="labeling", days=30), NOW).id, mod, NOW)

@@ -83,12 +83,23 @@ def items_of(pack_id: int, *, gold: bool | None = None):
     return list(db.session.scalars(query))
 
 
-def answer(user_id: int, item_id: int, value: dict, now=NOW):
-    """Lease a specific item and submit an answer through labeling's real path."""
+def answer(user_id: int, item_id: int, value: dict, now=NOW, *, decide: bool = True):
+    """Lease a specific item and submit an answer through labeling's real path; then, unless `decide` is
+    False, run the decision job's work the way a worker keeping up would (`decide_items`)."""
     from sapien.labeling import leases, submissions
 
     lease = leases.lease_item(user_id, item_id, now)
-    return submissions.submit_answer(user_id, lease.id, value, now=now)
+    result = submissions.submit_answer(user_id, lease.id, value, now=now)
+    if decide:
+        decide_items(now)
+    return result
+
+
+def decide_items(now=NOW) -> int:
+    """`tests.conftest.decide_items` at the quality tests' moment."""
+    from tests.conftest import decide_items as run_decisions
+
+    return run_decisions(now)
 
 
 def label(name: str) -> dict:

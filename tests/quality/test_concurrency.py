@@ -1,4 +1,5 @@
-"""Two answers to the same item settling at once (PostgreSQL row locks): the item is still decided."""
+"""Two runs of the decision job at once (PostgreSQL row locks): each takes its own answers, and the item
+is still decided once."""
 
 from __future__ import annotations
 
@@ -6,54 +7,46 @@ import threading
 
 import pytest
 
-from tests.quality.conftest import NOW, items_of, make_pack, make_user
+from tests.quality.conftest import NOW, answer, items_of, make_pack, make_user
 
 
 @pytest.mark.postgres_only
-def test_simultaneous_last_answers_still_decide_the_item(app, tmp_path, config):
-    from sapien import events
+def test_simultaneous_decision_runs_still_decide_the_item(app, tmp_path, config):
+    from sqlalchemy import select
+
     from sapien.extensions import db
-    from sapien.labeling import leases as labeling_leases
-    from sapien.labeling import submissions
-    from sapien.labeling.models import Item
-    from sapien.quality import online
+    from sapien.labeling.models import Item, Submission
+    from sapien.quality import decisions
+    from sapien.quality.models import VerifiedLabel
 
     config(QUALITY_CONFIDENCE_THRESHOLD=0.5)
     with app.test_request_context():
         pack = make_pack(tmp_path, items=1, labels_per_item=2, max_labels_per_item=2)
         item_id = items_of(pack.id)[0].id
-        members = [make_user(), make_user()]
-        leases = [labeling_leases.lease_item(member, item_id, NOW).id for member in members]
+        answered = [answer(make_user(), item_id, {"labels": ["pos"]}, decide=False).submission_id for _ in range(2)]
         db.session.remove()
     barrier = threading.Barrier(2)
-    errors = []
+    taken, errors = [], []
 
-    def settle_together(_sender=None, *, submission_id, now):
-        # Both answers are written (not yet committed) before either is settled: the worst interleaving.
-        barrier.wait(timeout=10)
-        online.on_submission_settled(submission_id=submission_id, now=now)
-
-    events.submission_settled.disconnect(online.on_submission_settled)
-    events.submission_settled.connect(settle_together)
-
-    def submit(member: int, lease_id: int) -> None:
+    def decide() -> None:
         with app.app_context():
             try:
-                submissions.submit_answer(member, lease_id, {"labels": ["pos"]}, now=NOW)
+                barrier.wait(timeout=10)
+                taken.append(decisions.decide_batch(now=NOW, limit=1))  # one answer each: SKIP LOCKED parts them
             except Exception as error:  # noqa: BLE001 - reported below
                 errors.append(error)
             finally:
                 db.session.remove()
 
-    try:
-        threads = [threading.Thread(target=submit, args=pair) for pair in zip(members, leases, strict=True)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-    finally:
-        events.submission_settled.disconnect(settle_together)
-        events.submission_settled.connect(online.on_submission_settled, weak=False)
-    assert not errors
+    threads = [threading.Thread(target=decide) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors and sorted(taken) == [1, 1]
     with app.app_context():
         assert db.session.get(Item, item_id).status == "retired"
+        assert db.session.get(VerifiedLabel, item_id).answer == {"labels": ["pos"]}
+        rows = db.session.execute(select(Submission.reward_state, Submission.awaiting_decision).where(Submission.id.in_(answered))).all()
+        assert sorted(rows) == [("paid", False), ("paid", False)] or sorted(rows) == [("verified", False), ("verified", False)]
+        assert decisions.decide_awaiting_items(now=NOW) == 0  # nothing is left for a later run

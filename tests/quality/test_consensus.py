@@ -18,7 +18,7 @@ from sapien.quality.consensus import (
     medoid_index,
     verifies,
 )
-from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
+from tests.quality.conftest import NOW, answer, decide_items, items_of, label, make_pack, make_user
 
 TRANSCRIPTION = SimpleNamespace(task_type="audio_transcription", multi_label=False, label_options=[])
 CLEANING = SimpleNamespace(task_type="text_cleaning", multi_label=False, label_options=[])
@@ -194,10 +194,13 @@ def test_junk_from_one_member_never_becomes_the_label(ctx, tmp_path):
 
 
 def test_a_non_converging_item_is_flagged_its_owner_told_once_and_not_leased_again(app, ctx, tmp_path):
+    from sqlalchemy import update
+
+    from sapien.extensions import db
     from sapien.labeling import errors as labeling_errors
     from sapien.labeling import leases, packs
+    from sapien.labeling.models import Submission
     from sapien.notifications.views import render_text
-    from sapien.quality import online
 
     owner = make_user(role="moderator")
     pack = _transcription_pack(tmp_path, owner=owner, labels_per_item=2, max_labels_per_item=3)
@@ -211,8 +214,10 @@ def test_a_non_converging_item_is_flagged_its_owner_told_once_and_not_leased_aga
     (notification,) = _notifications(owner)
     assert notification.link == f"/manage/packs/{pack.slug}/results"
     assert "clip0" in render_text(notification) and pack.name in render_text(notification) and "3" in render_text(notification)
-    # A retried settlement changes nothing and tells nobody twice.
-    online.on_submission_settled(submission_id=results[-1].submission_id, now=NOW)
+    # The decision made again (a retried job) changes nothing and tells nobody twice.
+    db.session.execute(update(Submission).where(Submission.id == results[-1].submission_id).values(awaiting_decision=True))
+    db.session.commit()
+    assert decide_items() == 1
     assert len(_notifications(owner)) == 1 and _verified(item.id) is None
     # Nobody is offered the item again.
     with pytest.raises(labeling_errors.NoWorkLeft):
@@ -247,6 +252,7 @@ def test_a_reviewers_acceptance_is_the_second_voice_a_lone_answer_needs(ctx, tmp
     reviewer = make_user(role="reviewer")
     review = reviews.claim_next_review(reviewer, NOW)
     reviews.decide_review(review.id, reviewer, outcome="accepted", now=NOW)
+    assert decide_items() == 1  # the accept queued its item's decision
     assert _verified(item.id).answer == _text("The cat sat.") and _item(item.id).no_consensus_at is None
 
 

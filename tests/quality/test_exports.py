@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
+from tests.quality.conftest import NOW, answer, decide_items, items_of, label, make_pack, make_user
 
 
 def _verified_pack(tmp_path, config):
@@ -22,6 +22,7 @@ def _verified_pack(tmp_path, config):
         review = quality_reviews.claim_next_review(reviewer, NOW)
         quality_reviews.decide_review(review.id, reviewer, outcome="accepted", now=NOW)
         reviews.append(review.id)
+    assert decide_items() == 2  # the accepts queued their items' decisions
     return pack, author, reviews
 
 
@@ -63,6 +64,7 @@ def test_coco_export_for_boxes(ctx, tmp_path, config):
     for who in (member, second):
         lease = leases.lease_item(who, item.id, NOW)
         submissions.submit_answer(who, lease.id, {"boxes": boxes}, now=NOW)
+    decide_items()
     coco = json.loads("".join(exports.export_coco(pack.id)))
     assert [c["name"] for c in coco["categories"]] == ["cell", "nucleus"]
     (image,) = coco["images"]

@@ -10,7 +10,7 @@ from sapien import events
 from sapien.extensions import db
 from sapien.quality.models import Review
 from tests.conftest import verify_and_settle
-from tests.quality.conftest import NOW, answer, items_of, label, make_pack, make_user
+from tests.quality.conftest import NOW, answer, decide_items, items_of, label, make_pack, make_user
 
 
 def _pending(tmp_path, *, items=1, **settings):
@@ -157,6 +157,7 @@ def test_fix_and_accept_changes_the_verified_answer(ctx, tmp_path, config):
     with pytest.raises(InvalidAnswer):
         reviews.decide_review(review.id, reviewer, outcome="fixed", fixed_answer=label("meh"), now=NOW)
     reviews.decide_review(review.id, reviewer, outcome="fixed", fixed_answer=label("neg"), now=NOW)
+    assert decide_items() == 1  # the accept queued its item's decision
     submission = db.session.get(Submission, result.submission_id)
     assert submission.status == "accepted" and submission.fixed_answer == label("neg")
     verified = db.session.get(VerifiedLabel, submission.item_id)

@@ -17,6 +17,7 @@ from sapien.labeling.models import Item, TaskPack
 from sapien.labeling.settlement import settle_verified_rewards
 from sapien.labeling.submissions import submit_answer
 from sapien.moderation.signals import record_signal
+from sapien.quality.decisions import decide_awaiting_items
 
 RING_SIZE = 5
 RING_PREFIX = "quickclick"
@@ -82,5 +83,6 @@ def seed_ring(now: datetime, *, pack_id: int | None = None, password_hash: str |
             except LabelingError:  # the item has the labels it wants: the ring moves on
                 continue
             submit_answer(user_id, lease.id, {"labels": [answer]}, now=when, time_spent_ms=350)
+            decide_awaiting_items(now=when)  # the decision job's work, as a worker keeping up does it
     settle_verified_rewards(now=now)
     return ring

@@ -23,9 +23,9 @@ Settlement
 Verification only marks rows and queues the job ``jobs.labeling.settle_rewards`` (one deterministic id)
 after its commit. The job pays every verified, unpaid answer, `SETTLEMENT_BATCH` per transaction: one
 ledger credit per answer and currency under the keys ``submission:<id>:points|xp|partner`` (posted in bulk,
-``ON CONFLICT DO NOTHING`` on the key), balances moved once per member and currency, one notification and
-one `answers_paid` event per member per batch (progression: levels, quests, streaks, badges; the boards
-hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two runs
+``ON CONFLICT DO NOTHING`` on the key), balances moved once per member and currency, one notification per
+member and one `answers_paid` event per batch with each member's payout (progression: levels, quests,
+streaks, badges; the boards hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two runs
 never pay the same answer and a review reject waits for the batch holding its answer (then reverses the
 pay). The reconciler finds verified rows left unpaid when the queue lost the job.
 
@@ -247,17 +247,11 @@ def settle_batch(*, now: datetime, limit: int = SETTLEMENT_BATCH) -> dict[int, M
         notify_many([_notice(user_id, payout) for user_id, payout in sorted(payouts.items()) if payout.points or payout.xp], now=now)
         announced = [
             dict(user_id=user_id, answers=payout.answers, task_types=dict(payout.task_types), answered_at=_distinct_moments(payout.answered_at),
-                 points=payout.points, xp=payout.xp, now=now)
+                 points=payout.points, xp=payout.xp)
             for user_id, payout in sorted(payouts.items())
         ]
-
-        def announce() -> None:
-            # One transaction for every member's reactions (progression), not one commit per member.
-            with unit_of_work():
-                for payload in announced:
-                    events.answers_paid.send(None, **payload)
-
-        after_commit(announce)
+        # One event for the batch: the reactions (progression) run in one transaction, and batch what they can.
+        after_commit(lambda: events.answers_paid.send(None, payouts=announced, now=now))
     return dict(payouts)
 
 

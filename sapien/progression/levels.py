@@ -111,6 +111,28 @@ def bump_progress(user_id: int, now: datetime, **increments: int) -> tuple[Membe
     return row, before
 
 
+def bump_labels_accepted(counts: dict[int, int], now: datetime) -> dict[int, tuple[MemberProgress, BadgeStats]]:
+    """`bump_progress` of `labels_accepted` for many members ({member: answers}) in one round trip, their rows
+    locked in member order (a settlement batch's members)."""
+    statement = _bump_many_statement(db.engine.dialect.name)
+    values = [{"user_id": user_id, "labels_accepted": count, "updated_at": now} for user_id, count in sorted(counts.items())]
+    bumped = {}
+    for row in db.session.scalars(statement, values, execution_options={"populate_existing": True}):
+        before = badge_stats(row)
+        bumped[row.user_id] = (row, BadgeStats(**{**before.__dict__, "labels_accepted": before.labels_accepted - counts[row.user_id]}))
+    return bumped
+
+
+@built_once
+def _bump_many_statement(dialect_name: str):
+    """The upsert behind `bump_labels_accepted`, one row of values per member (sent as one multi-row INSERT)."""
+    statement = dialect_insert(MemberProgress, dialect_name)
+    return statement.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={"labels_accepted": MemberProgress.labels_accepted + statement.excluded.labels_accepted, "updated_at": statement.excluded.updated_at},
+    ).returning(MemberProgress, sort_by_parameter_order=True)
+
+
 @built_once
 def _bump_statement(dialect_name: str, counters: tuple[str, ...]):
     """`bump_progress`'s upsert for these counters (every paid answer runs it). Parameters: `bumped_user_id`,

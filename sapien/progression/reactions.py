@@ -12,7 +12,7 @@ from sapien.extensions import db
 from sapien.ledger import service as ledger
 from sapien.notifications.service import notify
 from sapien.progression.awards import award_badge, award_rule_badges
-from sapien.progression.levels import bump_progress, level_for_xp, record_level_ups
+from sapien.progression.levels import bump_labels_accepted, bump_progress, level_for_xp, record_level_ups
 from sapien.progression.models import (
     MemberProgress,
 )
@@ -28,38 +28,45 @@ from sapien.progression.streaks import record_activity
 
 def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: datetime, **_ignored) -> None:
     """A gold answer verified and paid at once: verified work, like a settlement batch of one."""
-    on_answers_paid(user_id=user_id, answers=1, task_types={task_type: 1}, answered_at=[now], now=now)
+    on_answers_paid(payouts=[dict(user_id=user_id, answers=1, task_types={task_type: 1}, answered_at=[now])], now=now)
 
 
-def on_answers_paid(
-    _sender=None, *, user_id: int, answers: int, task_types: dict[str, int], answered_at: list[datetime], now: datetime, **_ignored
-) -> None:
-    """Verified answers were paid: labels counted, the days they were given are active days (streak),
-    label quests and badge rules moved. One call per member per settlement batch."""
+def on_answers_paid(_sender=None, *, payouts: list[dict], now: datetime, **_ignored) -> None:
+    """A settlement batch paid verified answers: for each member (`user_id`, `answers`, `task_types`
+    {task type: count}, `answered_at`) the labels are counted, the days they were given are active days
+    (streak), label quests and badge rules moved. One transaction for the batch; the members' progress rows
+    are bumped in one statement first, in member order."""
     with unit_of_work():
-        row, before = bump_progress(user_id, now, labels_accepted=answers)
-        streak_moved = False
-        for moment in sorted(answered_at):
-            streak_moved = record_activity(user_id, row, moment) or streak_moved
-        quests = event_quests(now, "label_items")
-        # A quest for one task type counts that type's answers; one for any type counts them all.
-        by_count: dict[int, list] = {}
-        for quest in quests:
-            counted = answers if quest.task_type == "" else task_types.get(quest.task_type, 0)
-            if counted:
-                by_count.setdefault(counted, []).append(quest)
-        completed = []
-        for counted, counted_quests in sorted(by_count.items()):
-            completed += advance(user_id, [q for q in counted_quests if q.scope == "member"], now, add=counted)
-        if streak_moved:
-            completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
-            days = row.current_streak
-            after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
-        announce_completed(user_id, row, completed, now)
-        for counted, counted_quests in sorted(by_count.items()):
-            guild_id, guild_completed = advance_guild(user_id, [q for q in counted_quests if q.scope == "guild"], now, add=counted)
-            announce_guild_completed(user_id, guild_id, guild_completed, now)
-        award_rule_badges(user_id, row, now, before=before)
+        bumped = bump_labels_accepted({payout["user_id"]: payout["answers"] for payout in payouts}, now)
+        for payout in sorted(payouts, key=lambda payout: payout["user_id"]):
+            row, before = bumped[payout["user_id"]]
+            _react_to_paid_answers(row, before, payout["answers"], payout["task_types"], payout["answered_at"], now)
+
+
+def _react_to_paid_answers(row, before, answers: int, task_types: dict[str, int], answered_at: list[datetime], now: datetime) -> None:
+    user_id = row.user_id
+    streak_moved = False
+    for moment in sorted(answered_at):
+        streak_moved = record_activity(user_id, row, moment) or streak_moved
+    quests = event_quests(now, "label_items")
+    # A quest for one task type counts that type's answers; one for any type counts them all.
+    by_count: dict[int, list] = {}
+    for quest in quests:
+        counted = answers if quest.task_type == "" else task_types.get(quest.task_type, 0)
+        if counted:
+            by_count.setdefault(counted, []).append(quest)
+    completed = []
+    for counted, counted_quests in sorted(by_count.items()):
+        completed += advance(user_id, [q for q in counted_quests if q.scope == "member"], now, add=counted)
+    if streak_moved:
+        completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
+        days = row.current_streak
+        after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
+    announce_completed(user_id, row, completed, now)
+    for counted, counted_quests in sorted(by_count.items()):
+        guild_id, guild_completed = advance_guild(user_id, [q for q in counted_quests if q.scope == "guild"], now, add=counted)
+        announce_guild_completed(user_id, guild_id, guild_completed, now)
+    award_rule_badges(user_id, row, now, before=before)
     after_commit(lambda: events.quests_moved.send(None, user_id=user_id))
 
 

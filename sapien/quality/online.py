@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Select, Text, bindparam, cast, func, select
+from sqlalchemy import Select, Text, bindparam, cast, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien import events
@@ -463,10 +463,12 @@ def _record_agreement(agreement: list[tuple[Submission, bool]], now: datetime) -
             rows[user_id] = row
         except IntegrityError:
             rows[user_id] = session.get(Reputation, user_id, with_for_update=True, populate_existing=True)
+    moves = []
     for key, (user_id, agrees) in pending.items():
         row = rows[user_id]
         before = row.score
         row.score = max(0, min(MAX_REPUTATION, before + reputation_step(before, REPUTATION_RATES["agreement"], agrees)))
         row.updated_at = now
-        session.add(ReputationEvent(user_id=user_id, key=key, reason="agreement", delta=row.score - before, score_after=row.score, created_at=now))
-    session.flush()
+        moves.append(dict(user_id=user_id, key=key, reason="agreement", delta=row.score - before, score_after=row.score, created_at=now))
+    # A bulk INSERT (a decision batch moves hundreds): no ORM object per event. It flushes the scores first.
+    session.execute(insert(ReputationEvent), moves)

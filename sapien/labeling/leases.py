@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, case, exists, false, func, literal, select, true, update
+from sqlalchemy import bindparam, case, exists, false, func, literal, literal_column, select, true, update
 from sqlalchemy.orm import aliased
 
 from sapien import events
@@ -40,6 +40,11 @@ from sapien.labeling.packs import day_start, get_media
 from sapien.moderation import verdicts
 from sapien.moderation.verdicts import restriction_message
 from sapien.queue import PendingWork, pending_work_source
+
+# LIMIT 1 written into the SQL. As a parameter, the plan PostgreSQL keeps for a prepared statement is costed for
+# an unknown limit, never beats a fresh one, and every execution was planned again (0.3 ms of the claim's 0.5 ms
+# on the server); with the literal it keeps one plan.
+ONE = literal_column("1")
 
 
 def free_slot(item_id: int) -> None:
@@ -118,7 +123,7 @@ def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
         select(Item)
         .where(Item.pack_id == pack.id, Item.is_gold == true(), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
         .order_by(func.random())
-        .limit(1)
+        .limit(ONE)
     )
 
 
@@ -142,7 +147,7 @@ def claim_ordinary_statement():
             _not_leased_by(user_id),
         )
         .order_by(Item.slots_taken.desc(), Item.id)
-        .limit(1)
+        .limit(ONE)
         .with_for_update(skip_locked=True, of=Item)
         .scalar_subquery()
     )

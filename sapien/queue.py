@@ -32,6 +32,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, select
 
+from sapien.database import after_commit
 from sapien.job_attempts import JobAttempt
 from sapien.redis_keys import redis_key
 
@@ -148,6 +149,19 @@ def run_soon(func: str, *, job_id: str, delay_seconds: float, queue: str = "defa
     except BaseException:
         connection.delete(key)  # not armed after all: the next call tries again
         raise
+
+
+def run_soon_after_commit(func: str, *, job_id: str) -> None:
+    """`run_soon`, `BATCH_JOB_DELAY_SECONDS` ahead, once the current unit of work commits. With Redis down it
+    only logs: the committed rows are the record of the work, and the reconciler queues it once Redis is back."""
+
+    def request() -> None:
+        try:
+            run_soon(func, job_id=job_id, delay_seconds=current_app.config["BATCH_JOB_DELAY_SECONDS"])
+        except RedisError as error:
+            log.warning("%s not queued (Redis unavailable), the reconciler will: %s", job_id, error)
+
+    after_commit(request)
 
 
 def disarm(job_id: str) -> None:

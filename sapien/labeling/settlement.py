@@ -38,14 +38,11 @@ A member's staking tier multiplies the points of every answer when it is paid (e
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import Integer, any_, bindparam, case, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -65,9 +62,7 @@ from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
 from sapien.labeling.packs import reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
-from sapien.queue import PendingWork, disarm, pending_work_source, run_soon
-
-log = logging.getLogger(__name__)
+from sapien.queue import PendingWork, disarm, pending_work_source, run_soon_after_commit
 
 SETTLEMENT_JOB = "jobs.labeling.settle_rewards"
 SETTLEMENT_JOB_ID = "labeling-settle-rewards"
@@ -89,18 +84,9 @@ def revenue_shares_for(pack: TaskPack, campaign: Campaign) -> int:
 
 
 def request_settlement() -> None:
-    """Queue the settlement job once the current unit of work commits."""
-    after_commit(_enqueue_settlement)
-
-
-def _enqueue_settlement() -> None:
-    try:
-        # A moment later, so that one run pays what was verified meanwhile (and each member's reactions run
-        # once for all of it).
-        run_soon(SETTLEMENT_JOB, job_id=SETTLEMENT_JOB_ID, delay_seconds=current_app.config["BATCH_JOB_DELAY_SECONDS"])
-    except RedisError as error:
-        # The verified rows are the record of the work: the reconciler queues it once Redis is back.
-        log.warning("settlement not queued (Redis unavailable), the reconciler will: %s", error)
+    """Queue the settlement job once the current unit of work commits, a moment later: one run pays what was
+    verified meanwhile (and each member's reactions run once for all of it)."""
+    run_soon_after_commit(SETTLEMENT_JOB, job_id=SETTLEMENT_JOB_ID)
 
 
 def verify_answers(pack_id: int, agreeing: Iterable[int], disagreeing: Iterable[int], *, now: datetime) -> int:

@@ -16,21 +16,16 @@ orders two runs, and a run that finds an item decided (or short of its target) l
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from datetime import datetime
 
-from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import bindparam, select, text, update
 
-from sapien.database import after_commit, built_once, retry_transaction, unit_of_work
+from sapien.database import built_once, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.quality import online
-from sapien.queue import PendingWork, disarm, pending_work_source, run_soon
-
-log = logging.getLogger(__name__)
+from sapien.queue import PendingWork, disarm, pending_work_source, run_soon_after_commit
 
 DECISION_JOB = "jobs.quality.decide_items"
 DECISION_JOB_ID = "quality-decide-items"
@@ -42,15 +37,7 @@ _AWAITING = text("submissions.awaiting_decision")
 
 def on_submission_settled(_sender=None, **_ignored) -> None:
     """An answer was accepted (its flag is set in the same transaction): queue the job once that commits."""
-    after_commit(_enqueue_decisions)
-
-
-def _enqueue_decisions() -> None:
-    try:
-        run_soon(DECISION_JOB, job_id=DECISION_JOB_ID, delay_seconds=current_app.config["BATCH_JOB_DELAY_SECONDS"])
-    except RedisError as error:
-        # The flags are the record of the work: the reconciler queues it once Redis is back.
-        log.warning("decisions not queued (Redis unavailable), the reconciler will: %s", error)
+    run_soon_after_commit(DECISION_JOB, job_id=DECISION_JOB_ID)
 
 
 def decide_awaiting_items(*, now: datetime, batch_size: int = DECISION_BATCH) -> int:

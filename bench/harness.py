@@ -113,19 +113,25 @@ def gunicorn(app_path: str, workers: int = 2, env: dict | None = None) -> Iterat
 
 def wait_for_idle_worker(redis_url: str = BENCH_REDIS_URL, seconds: float = 120.0) -> None:
     """Wait until the RQ worker has registered and finished its start-up work (the reconcile, a board
-    rebuild after a flushed Redis), so a measurement does not include it."""
+    rebuild after a flushed Redis), so a measurement does not include it; and, after a load, until the runs
+    the load asked for are done (batch jobs are scheduled a moment ahead: those due within seconds count)."""
     from redis import Redis
     from rq import Queue, Worker
-    from rq.registry import StartedJobRegistry
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
     from sapien.queue import QUEUE_NAMES
 
     connection = Redis.from_url(redis_url)
     deadline = time.monotonic() + seconds
     quiet_since = None
+
+    def due_soon(name: str) -> int:
+        return connection.zcount(ScheduledJobRegistry(name, connection=connection).key, 0, time.time() + 5)
+
     while time.monotonic() < deadline:
         busy = not Worker.all(connection=connection) or any(
-            Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count for name in QUEUE_NAMES
+            Queue(name, connection=connection).count or StartedJobRegistry(name, connection=connection).count or due_soon(name)
+            for name in QUEUE_NAMES
         )
         quiet_since = None if busy else (quiet_since or time.monotonic())
         if quiet_since and time.monotonic() - quiet_since > 1.0:

@@ -2,10 +2,10 @@
 
 Every simulated member signs in, opens a pack's work page and then answers item after item the way the
 work page's htmx form does: one POST per answer, whose response carries the feedback and the next item
-(a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (with the lease
-sweep) and a QA loop that decides every submission sampled for review (accepting most, rejecting some),
-which verifies the member's answer (the worker's settlement job pays it) and feeds quality's online aggregation and
-adaptive redundancy.
+(a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (the lease
+sweep; the decision job, which weighs the accepted answers a batch at a time into verified labels and new
+targets; the settlement job, which pays the verified ones) and a QA loop that decides every submission
+sampled for review (accepting most, rejecting some).
 
 Figures: accepted submissions per second (goal >= 150) and the p99 latency of an answer (goal < 100 ms),
 beside the ceiling: the same machine's trivial Flask page under the same gunicorn (wrk). Once the worker has

@@ -27,14 +27,12 @@ from flask_babel import lazy_gettext as _l
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, SimpleWorker
-from rq.job import Job, JobStatus, get_current_job
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import delete, select
 
-from sapien.database import after_commit
 from sapien.job_attempts import JobAttempt
-from sapien.redis_keys import redis_key
 
 log = logging.getLogger(__name__)
 
@@ -122,55 +120,6 @@ def enqueue_once(func: Callable | str, *args, job_id: str, queue: str = "default
             func, *args, job_id=job_id, retry=retry, at_front=at_front, job_timeout=job_timeout_for(func),
             result_ttl=86400, failure_ttl=7 * 86400,
         )
-
-
-ARMED_SECONDS = 60  # an armed run that never started (lost with a flushed queue) stops blocking new ones
-
-
-def _armed_key(job_id: str) -> str:
-    return redis_key(f"jobs:armed:{job_id}")
-
-
-def run_soon(func: str, *, job_id: str, delay_seconds: float, queue: str = "default") -> None:
-    """Ask for a run of `func()` that starts after this moment, `delay_seconds` from now, so that the work
-    written meanwhile is done by that same run: for batch jobs whose work is a set of rows (an answer to
-    weigh, a reward to pay). Most calls find a run *armed* (waiting, not started) and cost one Redis command;
-    the run disarms as it starts (`disarm`), so the first call after that arms the next one. Called from a
-    job's run, the run is queued at once: that job's work is already a batch. Raises RedisError; the rows
-    stay the record of the work, and the reconciler queues it."""
-    connection = redis_connection()
-    key = _armed_key(job_id)
-    if not connection.set(key, 1, nx=True, ex=ARMED_SECONDS):
-        return
-    try:
-        wait = delay_seconds > 0 and get_current_job() is None
-        at = datetime.now(UTC) + timedelta(seconds=delay_seconds) if wait else None
-        run_after_now(func, job_id=job_id, at=at, queue=queue)
-    except BaseException:
-        connection.delete(key)  # not armed after all: the next call tries again
-        raise
-
-
-def run_soon_after_commit(func: str, *, job_id: str) -> None:
-    """`run_soon`, `BATCH_JOB_DELAY_SECONDS` ahead, once the current unit of work commits. With Redis down it
-    only logs: the committed rows are the record of the work, and the reconciler queues it once Redis is back."""
-
-    def request() -> None:
-        try:
-            run_soon(func, job_id=job_id, delay_seconds=current_app.config["BATCH_JOB_DELAY_SECONDS"])
-        except RedisError as error:
-            log.warning("%s not queued (Redis unavailable), the reconciler will: %s", job_id, error)
-
-    after_commit(request)
-
-
-def disarm(job_id: str) -> None:
-    """A run of the job starts: work written from now on may come after its reads, so the next `run_soon`
-    arms another run."""
-    try:
-        redis_connection().delete(_armed_key(job_id))
-    except RedisError as error:  # the key expires on its own; until then the reconciler covers new work
-        log.warning("%s not disarmed (Redis unavailable): %s", job_id, error)
 
 
 def run_after_now(func: str, *, job_id: str, at: datetime | None = None, queue: str = "default") -> str | None:

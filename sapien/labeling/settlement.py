@@ -47,6 +47,7 @@ from sqlalchemy import Integer, any_, bindparam, case, false, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from sapien import events
+from sapien.batch_jobs import disarm, run_soon_after_commit
 from sapien.database import (
     after_commit,
     as_utc,
@@ -62,7 +63,7 @@ from sapien.labeling.models import Campaign, RevenueShare, Submission, TaskPack
 from sapien.labeling.packs import reward_multiplier, round_down
 from sapien.ledger import service as ledger
 from sapien.notifications.service import Notice, notify_many
-from sapien.queue import PendingWork, disarm, pending_work_source, run_soon_after_commit
+from sapien.queue import PendingWork, pending_work_source
 
 SETTLEMENT_JOB = "jobs.labeling.settle_rewards"
 SETTLEMENT_JOB_ID = "labeling-settle-rewards"

@@ -2,7 +2,7 @@
 
 An accepted, non-gold answer carries ``Submission.awaiting_decision`` from its INSERT (a reviewer's accept
 sets it too), and labeling's `submission_settled` event makes this module queue the job after the commit.
-The job runs a moment after the answer (`queue.run_soon`), so that one run weighs the answers given
+The job runs a moment after the answer (`batch_jobs.run_soon`), so that one run weighs the answers given
 meanwhile, and takes a batch of flagged answers (``FOR UPDATE SKIP LOCKED``: two runs never share one), clears
 their flags, locks their items in id order and decides each item with `online.decide_item`. What the
 decisions weigh — reputations, the members' gold answers and agreement with verified labels, the crowd's
@@ -21,11 +21,12 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text, update
 
+from sapien.batch_jobs import disarm, run_soon_after_commit
 from sapien.database import built_once, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import Item, Submission, TaskPack
 from sapien.quality import online
-from sapien.queue import PendingWork, disarm, pending_work_source, run_soon_after_commit
+from sapien.queue import PendingWork, pending_work_source
 
 DECISION_JOB = "jobs.quality.decide_items"
 DECISION_JOB_ID = "quality-decide-items"

@@ -228,7 +228,8 @@ def test_run_soon_arms_one_delayed_run_and_a_running_one_gets_a_follow_up(app_ct
 
     from rq.registry import ScheduledJobRegistry
 
-    from sapien.queue import HEARTBEAT_KEY, disarm, run_soon
+    from sapien.batch_jobs import disarm, run_soon
+    from sapien.queue import HEARTBEAT_KEY
 
     job_id = "record-batch"
     for _ in range(3):

@@ -7,7 +7,10 @@ meanwhile, and takes a batch of flagged answers (``FOR UPDATE SKIP LOCKED``: two
 their flags, locks their items in id order and decides each item with `online.decide_item`. What the
 decisions weigh — reputations, the members' gold answers and agreement with verified labels, the crowd's
 gold answers — is read once per pack per batch rather than once per answer: that is what moving the
-decision here buys (an answer's request no longer reads the pack's gold history).
+decision here buys (an answer's request no longer reads the pack's gold history). The evidence is as it
+stood when the batch began: an item decided in a batch does not yet count as agreement evidence for the
+other items of the same batch (it does for the next batch). A worker that keeps up takes batches of a
+second's answers; the crowd replays run the job after every answer, so their decisions are unchanged.
 
 The flags are the record of the work (DESIGN rule 2): a flushed queue or a killed worker leaves them set,
 and the reconciler queues the job again while any is set. A decision is safe to make twice: the item lock

@@ -56,7 +56,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     from sapien import listeners
     from sapien.cli import register_cli
-    from sapien.database import configure_sqlite, keep_prepared_statements, name_postgres_connections
+    from sapien.database import (
+        configure_sqlite,
+        keep_prepared_statements,
+        name_postgres_connections,
+        ping_idle_connections,
+    )
 
     register_cli(app)
     listeners.connect()
@@ -64,6 +69,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         configure_sqlite(db.engine)
         name_postgres_connections(db.engine, app.config["DATABASE_APPLICATION_NAME"])
         keep_prepared_statements(app, db.engine)
+        ping_idle_connections(db.engine)
     return app
 
 

@@ -38,7 +38,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
             env.get("DATABASE_URL", f"sqlite:///{instance_dir / 'sapien.db'}")
         ),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: database.ping_idle_connections pings only connections that sat idle a while.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         # PostgreSQL sees each connection as "<this>-<pid>" in pg_stat_activity (job workers: sapien-worker).
         "DATABASE_APPLICATION_NAME": env.get("DATABASE_APPLICATION_NAME", "sapien-web"),
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

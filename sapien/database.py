@@ -16,7 +16,7 @@ from typing import TypeVar
 import click
 from flask import Flask
 from redis.exceptions import RedisError
-from sqlalchemy import event, inspect, text
+from sqlalchemy import event, exc, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -249,6 +249,38 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# A pooled connection used this recently is taken as alive without a ping (see `ping_idle_connections`).
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection with a ping before use only when it sat idle for `PING_AFTER_IDLE_SECONDS`.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round trip per request and per job
+    transaction, a tenth of the labeling path's. A connection that served a request a moment ago is almost
+    surely alive; if the server did drop it in between (a restart, a failover), its first statement fails
+    and that request gets the 503 "try again" page, while the pool throws that connection away (and the
+    others opened before it) so the next request starts fresh. A connection idle for longer, which a restart
+    overnight or a server's idle timeout may have ended unseen, is pinged and replaced as before.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        idle_since = record.info.get("idle_since")  # None: a fresh connection, or one the pool just replaced
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from error  # replaced at once, with every older connection
+            raise
 
 
 def name_postgres_connections(engine: Engine, name: str) -> None:

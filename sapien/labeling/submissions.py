@@ -39,7 +39,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
-from sapien.database import after_commit, as_utc, built_once, retry_transaction, unit_of_work
+from sapien.database import after_commit, as_utc, built_once, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
 from sapien.i18n import TOKEN_UNIT
@@ -102,18 +102,26 @@ def submit_answer_form(
 
 def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_slug: str | None = None):
     with unit_of_work() as session:
-        row = session.execute(_answered_lease_statement(pack_slug is not None), {"lease_id": lease_id, "pack_slug": pack_slug}).first()
+        claiming = is_postgres()  # the lease is claimed in the same statement (SQLite: just below)
+        row = session.execute(
+            _answered_lease_statement(pack_slug is not None, claiming), {"lease_id": lease_id, "pack_slug": pack_slug, "answerer_id": user_id, "answered_now": now}
+        ).first()
         if row is None or row[0].user_id != user_id:
             raise LabelingNotFound(_l("That item is not yours."))
-        lease, item, pack, campaign, media, _progress = row  # the progress row waits in the session for the streak multiplier
+        lease, item, pack, campaign, media, _progress = row[:6]  # the progress row waits in the session for the streak multiplier
         answered = WorkItem(lease, item, pack, media)
+        # The lease as it was before this statement's claim: every way out below raises, and the rollback
+        # gives the claim back.
         if lease.status == "submitted":
             raise AlreadySubmitted(_l("You already answered this item."))
         if lease.status != "active" or as_utc(lease.expires_at) <= now:
             raise LeaseExpired(_l("Your time for this item ran out, so it went back to the pool. Here is another one."))
         canonical = validate_answer(pack, item, answer_for(pack, item), media=media)
-        claimed = session.execute(_submit_lease_statement(), {"submitted_lease_id": lease.id}).rowcount
-        if not claimed:
+        if claiming:
+            claimed = row[6] is not None
+        else:
+            claimed = session.execute(_submit_lease_statement(), {"submitted_lease_id": lease.id}).rowcount
+        if not claimed:  # another request claimed it between our read and our claim
             raise AlreadySubmitted(_l("You already answered this item."))
         set_committed_value(lease, "status", "submitted")
         if time_spent_ms is not None and not 0 <= time_spent_ms <= 86_400_000:
@@ -162,10 +170,15 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
 
 
 @built_once
-def _answered_lease_statement(by_slug: bool):
+def _answered_lease_statement(by_slug: bool, claiming: bool):
     """The lease being answered with its item, pack, campaign and media, and the member's progress row (the
     streak multiplier's `session.get` then finds it loaded: one round trip fewer); a lease of another pack is
-    not found when the pack's slug is given."""
+    not found when the pack's slug is given.
+
+    `claiming` (PostgreSQL): the statement also claims the lease, as `_submit_lease_statement` does, if it is
+    the member's (`answerer_id`), active and unexpired at `answered_now`; its last column is the lease's id when it did, else NULL.
+    The rows read are as they were before the claim, so the lease's status says why a claim failed.
+    """
     query = (
         select(Lease, Item, TaskPack, Campaign, Media, MemberProgress)
         .join(Item, Item.id == Lease.item_id)
@@ -175,6 +188,16 @@ def _answered_lease_statement(by_slug: bool):
         .outerjoin(MemberProgress, MemberProgress.user_id == Lease.user_id)
         .where(Lease.id == bindparam("lease_id"))
     )
+    if claiming:
+        claimed = (
+            update(Lease)
+            .where(Lease.id == bindparam("lease_id"), Lease.user_id == bindparam("answerer_id"), Lease.status == "active",
+                   Lease.expires_at > bindparam("answered_now"))
+            .values(status="submitted")
+            .returning(Lease.id)
+            .cte("claimed")
+        )
+        query = query.add_columns(claimed.c.id).outerjoin(claimed, claimed.c.id == Lease.id)
     return query.where(TaskPack.slug == bindparam("pack_slug")) if by_slug else query
 
 

@@ -20,8 +20,9 @@ from .conftest import NOW, make_pack, make_user
 # and the result stopped reloading the submission; 14 while the answer was paid at once; 9 since it is paid
 # when verified, by the settlement batch (the reward goes out with the submission's INSERT); 8 since the
 # answer is judged before its row is written (it was inserted as pending review, then updated); 6 since quality
-# decides the item in a job (the answer no longer locks the item and reads its answers).
-ACCEPTED_ANSWER_STATEMENTS = 6
+# decides the item in a job (the answer no longer locks the item and reads its answers); 5 on PostgreSQL since
+# the answered lease is claimed in the statement that reads it.
+ACCEPTED_ANSWER_STATEMENTS = 5
 
 
 @contextmanager
@@ -69,8 +70,9 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
 # since it is judged before its row is written, 12 since the nav's balances are read only where the bar is
 # rendered (after an answer only its pending chip is swapped, read before the commit), 11 for a member with
 # verified work behind them since their progress row comes with the answered lease, 10 since the next item's
-# slot and its lease are taken in one statement on PostgreSQL, 8 since quality decides the item in a job.
-ANSWER_REQUEST_STATEMENTS = 8
+# slot and its lease are taken in one statement on PostgreSQL, 8 since quality decides the item in a job, 7
+# since the answered lease is claimed in the statement that reads it.
+ANSWER_REQUEST_STATEMENTS = 7
 
 
 def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tmp_path):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import func, select
+
+from sapien.extensions import db
 from sapien.labeling import leases, packs, submissions
+from sapien.labeling.models import Submission
 from tests.conftest import decide_items, verify_and_settle
 
 from .conftest import NOW, make_pack, make_user
@@ -108,6 +112,23 @@ def test_bad_answer_is_422_and_keeps_the_item(app, make_member, tmp_path):
     assert response.status_code == 422 and "is not one of this pack" in text and lease_id_in(text) == lease
     response = ana.post(f"/packs/{slug}/work", {"lease_id": lease}, headers=HX)
     assert response.status_code == 422 and "Choose a label." in response.get_data(as_text=True)
+    # The refused answers gave the lease back (its claim is taken in the statement that reads it): it still takes a good one.
+    response = ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"}, headers=HX)
+    assert response.status_code == 200 and "You already answered" not in response.get_data(as_text=True)
+    with app.app_context():
+        assert packs.get_lease(lease).status == "submitted"
+        assert db.session.scalar(select(func.count()).select_from(Submission).where(Submission.lease_id == lease)) == 1
+
+
+def test_a_lease_sent_to_another_packs_page_is_404_and_stays_answerable(app, make_member, tmp_path):
+    slug = pack_for(app, tmp_path, items=2)
+    other = pack_for(app, tmp_path, items=2)
+    ana = make_member()
+    lease = lease_id_in(start_work(ana, slug))
+    assert ana.post(f"/packs/{other}/work", {"lease_id": lease, "label": "pos"}, headers=HX).status_code == 404
+    with app.app_context():
+        assert packs.get_lease(lease).status == "active"
+    assert ana.post(f"/packs/{slug}/work", {"lease_id": lease, "label": "pos"}, headers=HX).status_code == 200
 
 
 def test_someone_elses_lease_is_404_and_csrf_is_required(app, make_member, tmp_path):

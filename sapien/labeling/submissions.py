@@ -154,10 +154,14 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             _void(submission)
         # An accepted ordinary answer waits for quality's decision job (the flag goes out with the INSERT).
         submission.awaiting_decision = judgement.status == "accepted" and not item.is_gold
+        paid_now = judgement.status == "accepted" and submission.is_gold  # verified by its known answer
+        if paid_now:
+            with session.no_autoflush:
+                reward = _mark_paid_now(submission, reward, now)  # goes out with the INSERT too
         session.flush()
         if judgement.status == "accepted":
-            if submission.is_gold:
-                _pay_now(submission, pack, campaign, reward, now)  # verified by its known answer
+            if paid_now:
+                _pay_now(submission, pack, campaign, reward, now)
             else:
                 events.submission_settled.send(None, submission_id=submission.id, now=now)
         elif judgement.status == "rejected" and not item.is_gold:
@@ -228,16 +232,23 @@ def _void(submission: Submission) -> None:
     submission.paid_points = submission.paid_xp = submission.paid_partner = 0
 
 
+def _mark_paid_now(submission: Submission, reward: Reward, now: datetime) -> Reward:
+    """A right gold answer is paid in the answer's own transaction (its known answer verified it): its row
+    says so, with the points its member's staking tier boosts (see settlement.py), before it is written."""
+    submission.reward_state, submission.verified_at, submission.paid_at = "paid", now, now
+    user_id = submission.user_id
+    multiplier_bp = events.stake_multipliers.ask(user_ids=[user_id]).get(user_id, BASIS) if reward.points else BASIS
+    if multiplier_bp != BASIS:
+        reward = replace(reward, points=boosted(reward.points, multiplier_bp))
+        submission.paid_points, submission.stake_multiplier_bp = reward.points, multiplier_bp
+    return reward
+
+
 def _pay_now(submission: Submission, pack: TaskPack, campaign: Campaign, reward: Reward, now: datetime) -> None:
-    """Pay a right gold answer in the answer's own transaction: its known answer verified it."""
+    """Pay a right gold answer (`_mark_paid_now` marked its row): one ledger posting, its revenue shares."""
     kind = f"labeling:{pack.task_type}"
     memo = f"{pack.name[:200]} #{submission.id}"
     user_id, key = submission.user_id, f"submission:{submission.id}"
-    submission.reward_state, submission.verified_at, submission.paid_at = "paid", now, now
-    multiplier_bp = events.stake_multipliers.ask(user_ids=[user_id]).get(user_id, BASIS) if reward.points else BASIS
-    if multiplier_bp != BASIS:  # the member's staking tier (see settlement.py)
-        reward = replace(reward, points=boosted(reward.points, multiplier_bp))
-        submission.paid_points, submission.stake_multiplier_bp = reward.points, multiplier_bp
     credits = [
         ledger.Credit("points", reward.points, f"{key}:points", memo),
         ledger.Credit("xp", reward.xp, f"{key}:xp", memo),

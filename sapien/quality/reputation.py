@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, bindparam, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from sapien.accounts.models import ROLE_RANK, User
-from sapien.database import unit_of_work
+from sapien.database import built_once, dialect_insert, unit_of_work
 from sapien.extensions import db
 from sapien.labeling.models import Submission
 from sapien.quality.models import Reputation, ReputationEvent
@@ -59,8 +59,6 @@ def apply_reputation(user_id: int, key: str, reason: str, now: datetime, *, delt
     """Move a member's score once per `key` (inside the caller's unit of work). Returns the delta applied,
     or None when that key already moved it."""
     session = db.session
-    if session.scalar(select(ReputationEvent.id).where(ReputationEvent.key == key)) is not None:
-        return None
     row = session.get(Reputation, user_id, with_for_update=True)
     if row is None:
         try:
@@ -73,14 +71,27 @@ def apply_reputation(user_id: int, key: str, reason: str, now: datetime, *, delt
     if delta is None:
         delta = reputation_step(score, rate if rate is not None else REPUTATION_RATES[reason], bool(good))
     new_score = max(0, min(MAX_REPUTATION, score + delta))
-    try:
-        with session.begin_nested():
-            session.add(ReputationEvent(user_id=user_id, key=key[:128], reason=reason, delta=new_score - score, score_after=new_score, created_at=now))
-    except IntegrityError:
+    # One statement records the move, or finds that this key already made it (the key is unique).
+    recorded = session.execute(_record_event_statement(db.engine.dialect.name), {
+        "event_user_id": user_id, "event_key": key[:128], "event_reason": reason, "event_delta": new_score - score,
+        "event_score_after": new_score, "event_created_at": now,
+    }).first()
+    if recorded is None:
         return None
     row.score = new_score
     row.updated_at = now
     return new_score - score
+
+
+@built_once
+def _record_event_statement(dialect_name: str):
+    return (
+        dialect_insert(ReputationEvent, dialect_name)
+        .values(user_id=bindparam("event_user_id"), key=bindparam("event_key"), reason=bindparam("event_reason"),
+                delta=bindparam("event_delta"), score_after=bindparam("event_score_after"), created_at=bindparam("event_created_at"))
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(ReputationEvent.id)
+    )
 
 
 def record_reputation(user_id: int, *, key: str, reason: str, good: bool, now: datetime, rate: float | None = None) -> int | None:

@@ -98,3 +98,32 @@ def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tm
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and "Submitted and accepted." in text and "+10 pending" in text and 'id="nav-pending-slot" hx-swap-oob="true"' in text
     assert len(statements) <= ANSWER_REQUEST_STATEMENTS, "\n".join(statements)
+
+
+# A right gold answer is judged, paid and moves its member's reputation in its own transaction, then progression
+# and the boards react after the commit (4 of these). It was 19: the lease was claimed apart, the row was written
+# then marked paid, and the reputation move looked its key up, then wrote its event inside a savepoint.
+GOLD_ANSWER_STATEMENTS = 14
+
+
+def test_a_right_gold_answer_is_paid_at_once_in_a_few_statements(ctx, tmp_path):
+    from sapien.labeling.models import Item
+
+    pack = make_pack(tmp_path, items=2, gold=3, reward_points=10, reward_xp=5)
+    member = make_user()
+    gold_ids = list(db.session.scalars(select(Item.id).where(Item.pack_id == pack.id, Item.is_gold).order_by(Item.id)))
+    # A first gold answer gives the member their reputation, streak and progress rows.
+    first = leases.lease_item(member, gold_ids[0], NOW)
+    submissions.submit_answer(member, first.id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=5))
+    lease_id = leases.lease_item(member, gold_ids[1], NOW + timedelta(seconds=10)).id
+    db.session.expunge_all()
+
+    with counted_statements() as statements:
+        result = submissions.submit_answer(member, lease_id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=20))
+
+    assert result.status == "accepted" and (result.reward_state, result.points, result.xp) == ("paid", 10, 5)
+    assert len(statements) <= GOLD_ANSWER_STATEMENTS, "\n".join(statements)
+    submission = db.session.scalar(select(Submission).where(Submission.id == result.submission_id))
+    assert (submission.reward_state, submission.paid_points) == ("paid", 10) and submission.paid_at is not None
+    assert ledger.balance(member, "points") == 20 == ledger.sum_of_entries(member, "points")
+    assert ledger.balance(member, "xp") == 10 == ledger.sum_of_entries(member, "xp")

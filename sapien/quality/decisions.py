@@ -83,15 +83,16 @@ def decide_batch(*, now: datetime, limit: int = DECISION_BATCH) -> int:
         for item in items:
             by_pack[item.pack_id].append(item)
         writes = online.DecisionWrites()
+        ready = {item.id: item for item in items if item.status == "open" and not item.is_gold and len(answers[item.id]) >= item.labels_target}
+        # The labels the ready items may get and the reviews behind their answers, read once for the batch.
+        reads = online.read_batch(sorted(ready), sorted(answer.id for item_id in ready for answer in answers[item_id]))
         for pack_id, pack_items in sorted(by_pack.items()):
             pack = session.get(TaskPack, pack_id)
-            ready = [item for item in pack_items if item.status == "open" and not item.is_gold
-                     and len(answers[item.id]) >= item.labels_target]
             # One read of the evidence for the batch's ready items of this pack (none when nothing is ready).
-            members = sorted({answer.user_id for item in ready for answer in answers[item.id]})
+            members = sorted({answer.user_id for item in pack_items if item.id in ready for answer in answers[item.id]})
             evidence = online.member_evidence(pack, members, with_agreement=online.needs_agreement(pack)) if members else None
             for item in pack_items:
-                online.decide_item(item, pack, answers[item.id], now, evidence, writes)
+                online.decide_item(item, pack, answers[item.id], now, evidence, writes, reads)
         writes.apply(now)
         return len(flagged)
 

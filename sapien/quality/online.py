@@ -298,23 +298,44 @@ def _accepted_answers_statement() -> Select:
     return select(Submission).where(Submission.item_id == bindparam("item_id"), Submission.status == "accepted").order_by(Submission.id)
 
 
-def _review_ids_for(submission_ids: list[int]) -> list[int]:
-    if not submission_ids:
-        return []
-    return list(
-        db.session.scalars(
-            select(Review.id).where(Review.submission_id.in_(submission_ids), Review.is_planted.is_(False), Review.status == "done").order_by(Review.id)
-        )
-    )
+def _done_reviews(submission_ids: list[int]) -> dict[int, list[int]]:
+    """The (unplanted) reviews done on these submissions, by submission, in id order."""
+    reviews: dict[int, list[int]] = {}
+    if submission_ids:
+        for review_id, submission_id in db.session.execute(
+            select(Review.id, Review.submission_id)
+            .where(Review.submission_id.in_(submission_ids), Review.is_planted.is_(False), Review.status == "done").order_by(Review.id)
+        ):
+            reviews.setdefault(submission_id, []).append(review_id)
+    return reviews
 
 
-def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: float, method: str, submissions: list[Submission], now: datetime) -> VerifiedLabel:
-    """Create or update the item's verified label (in the caller's unit of work) and announce it."""
+@dataclass(frozen=True)
+class BatchReads:
+    """What labelling a batch of items reads, read for the whole batch at once (the decision job): their
+    verified labels (None: none yet) and the reviews done on their answers."""
+
+    labels: dict[int, VerifiedLabel | None]
+    reviews: dict[int, list[int]]
+
+
+def read_batch(item_ids: list[int], submission_ids: list[int]) -> BatchReads:
+    labels: dict[int, VerifiedLabel | None] = dict.fromkeys(item_ids)
+    if item_ids:
+        labels.update((label.item_id, label) for label in db.session.scalars(select(VerifiedLabel).where(VerifiedLabel.item_id.in_(item_ids))))
+    return BatchReads(labels, _done_reviews(submission_ids))
+
+
+def store_verified_label(item: Item, pack: TaskPack, answer: dict, confidence: float, method: str, submissions: list[Submission], now: datetime,
+                         reads: BatchReads | None = None) -> VerifiedLabel:
+    """Create or update the item's verified label (in the caller's unit of work) and announce it. `reads`:
+    the item's label and its answers' reviews, read with its batch's (None: read here)."""
     session = db.session
     submission_ids = [s.id for s in submissions]
     contributor_ids = sorted({s.user_id for s in submissions})
-    review_ids = _review_ids_for(submission_ids)
-    label = session.get(VerifiedLabel, item.id)
+    reviews = reads.reviews if reads is not None else _done_reviews(submission_ids)
+    review_ids = sorted(review_id for submission_id in submission_ids for review_id in reviews.get(submission_id, ()))
+    label = reads.labels[item.id] if reads is not None and item.id in reads.labels else session.get(VerifiedLabel, item.id)
     if label is not None and label.overridden_at is not None:
         return label  # a moderator's override stands (quality/overrides.py)
     if label is None:
@@ -367,14 +388,15 @@ class DecisionWrites:
 
 
 def decide_item(item: Item, pack: TaskPack, submissions: list[Submission], now: datetime, evidence: ItemEvidence | None,
-                writes: DecisionWrites) -> None:
+                writes: DecisionWrites, reads: BatchReads | None = None) -> None:
     """Adaptive redundancy for one item (locked by the caller) with its accepted answers: once it has its
     target of them, retire it with a verified label when the answers are confident enough, otherwise ask one
     more member (up to the pack's maximum, where it retires with the best answer it has if two people stand
     behind it, and is flagged as not converging otherwise). An item already verified (a late review, an
     overturned appeal) gets its label recomputed. `evidence` may hold more members than the item's (the
     decision job reads it once per pack for a whole batch; None: read here); what the decision writes
-    besides its label goes into `writes`, which the caller applies with the other decisions' writes."""
+    besides its label goes into `writes`, which the caller applies with the other decisions' writes; `reads`
+    holds the label's reads for the whole batch (see `read_batch`; None: read here)."""
     if item.is_gold:
         return
     if item.status != "open":
@@ -391,7 +413,7 @@ def decide_item(item: Item, pack: TaskPack, submissions: list[Submission], now: 
     elif not decision.verifiable:
         convergence.flag_no_consensus(item, pack, len(submissions), now)
     else:
-        store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now)
+        store_verified_label(item, pack, decision.answer, decision.confidence, "online_vote", submissions, now, reads)
         agreement = _agreement(pack, decision.answer, submissions)
         writes.agreement += agreement
         writes.verify(pack, agreement)

@@ -33,7 +33,7 @@ def test_an_answer_waits_for_the_decision_job_which_verifies_its_item(ctx, tmp_p
     assert decide_items() == 0  # run again: nothing left to weigh
 
 
-def test_a_batch_reads_a_packs_evidence_once_for_all_its_items(ctx, tmp_path, config):
+def test_a_batch_reads_a_packs_evidence_and_its_items_labels_once_for_all_its_items(ctx, tmp_path, config):
     from sapien.labeling.models import Item
     from sapien.quality.models import VerifiedLabel
 
@@ -59,7 +59,10 @@ def test_a_batch_reads_a_packs_evidence_once_for_all_its_items(ctx, tmp_path, co
         event.remove(db.engine, "before_cursor_execute", count)
     gold_reads = [statement for statement in statements if "CAST(items.gold_answer AS" in statement]
     assert len(gold_reads) == 1, gold_reads  # one read of the pack's gold answers for the six decisions
-    assert len(statements) <= 35, "\n".join(statements)  # weighed one answer at a time, the same work took 151
+    label_reads = [statement for statement in statements if statement.startswith("SELECT verified_labels.")]
+    assert len(label_reads) == 1, label_reads  # the six items' labels are looked up together, not one by one
+    # Weighed one answer at a time, the same work took 151; 35 while each label read its row and its reviews.
+    assert len(statements) <= 20, "\n".join(statements)
     assert db.session.scalar(select(func.count()).select_from(Item).where(Item.id.in_(items), Item.status == "retired")) == 6
     assert db.session.scalar(select(func.count()).select_from(VerifiedLabel).where(VerifiedLabel.item_id.in_(items))) == 6
 

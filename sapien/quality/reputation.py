@@ -41,9 +41,19 @@ def setting(key: str, default):
 
 
 def reputation_of(user_id: int) -> int:
-    """A member's reputation, 0–1000 (500 until anything has moved it). One primary-key lookup."""
-    row = db.session.get(Reputation, user_id)
-    return row.score if row is not None else DEFAULT_REPUTATION
+    """A member's reputation, 0–1000 (500 until anything has moved it). One primary-key lookup of the score
+    alone, or none when the row is loaded already: every answer asks (the review sampling's rate)."""
+    session = db.session()
+    loaded = session.identity_map.get(session.identity_key(Reputation, user_id))
+    if loaded is not None:
+        return loaded.score
+    score = session.scalar(_score_statement(), {"reputation_user_id": user_id})
+    return score if score is not None else DEFAULT_REPUTATION
+
+
+@built_once
+def _score_statement():
+    return select(Reputation.score).where(Reputation.user_id == bindparam("reputation_user_id"))
 
 
 def reputation_step(score: int, rate: float, good: bool) -> int:

@@ -1,8 +1,8 @@
 """The parameter store: every economic setting, its default, its rules and its history.
 
 A setting's value is its row in `economy_parameters` if it has one, else its default here; the database
-is the truth. `get_parameter` reads all rows once per session (a request, a job) and caches them in the
-session; `set_parameter` validates, locks the row, writes the new value and appends a `ParameterChange`
+is the truth. `get_parameter` takes all rows once per session (a request, a job) from this process's copy,
+read again whenever a version in Redis says a change has committed since (see `_stored`); `set_parameter` validates, locks the row, writes the new value and appends a `ParameterChange`
 (who, why, when and, for a vote, which proposal) in one transaction, so the history is complete.
 
 Rates and shares are basis points (10,000 = 100 % or 1×); token amounts are integer base units
@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import uuid4
 
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from sapien.database import built_once, dialect_insert, unit_of_work
+from sapien.database import after_commit, built_once, dialect_insert, unit_of_work
 from sapien.economy.models import Parameter, ParameterChange
 from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.i18n import TOKEN_UNIT, TokenAmountError, format_tokens, parse_tokens
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.queue import redis_connection
+from sapien.redis_keys import redis_key
 
 BASIS = 10_000  # basis points in 100 % (or in a 1× multiplier)
 KINDS = ("int", "basis_points", "token_amount", "json")
 MAX_REASON = 500
+log = logging.getLogger(__name__)
 _CACHE = "economy_parameters"
 
 
@@ -176,24 +182,74 @@ PARAMETERS: dict[str, ParameterSpec] = {spec.name: spec for spec in _specs()}
 
 # --- reading --------------------------------------------------------------------------------------
 
+# Every answer reads the reward rates, and they change only by `set_parameter`. So each process keeps the
+# stored values in memory under a version kept in Redis, which `set_parameter` changes once its change has
+# committed: a process sees the change from its next request or job on. The version is read before the
+# values, so values read before a change are kept under the version that change replaced. The version
+# lives VERSION_SECONDS (a change whose new version Redis missed is seen within that time); with Redis
+# down every session reads the table.
+VERSION_SECONDS = 300
+_process_cache: tuple[bytes, dict[str, object]] | None = None
+
+
+def _version_key() -> str:
+    return redis_key("economy:parameters:version")
+
+
 def _stored() -> dict[str, object]:
+    """The stored values, read once per session (a request, a job): from this process's cache while the
+    version in Redis says it is current, else from the table."""
     session = db.session()
     cached = session.info.get(_CACHE)
     if cached is None:
-        cached = dict(session.execute(_stored_statement()).all())
-        session.info[_CACHE] = cached
+        cached = session.info[_CACHE] = _current_stored()
     return cached
+
+
+def _current_stored() -> dict[str, object]:
+    global _process_cache
+
+    try:
+        connection = redis_connection()
+        version = connection.get(_version_key())
+        if version is None:  # first use, expired, or Redis was flushed: start a version (another process may win)
+            connection.set(_version_key(), uuid4().hex, nx=True, ex=VERSION_SECONDS)
+            version = connection.get(_version_key())
+    except RedisError:
+        return _read_stored()
+    cached = _process_cache
+    if cached is not None and version is not None and cached[0] == version:
+        return cached[1]
+    stored = _read_stored()
+    if version is not None:
+        _process_cache = (version, stored)
+    return stored
+
+
+def _read_stored() -> dict[str, object]:
+    return dict(db.session.execute(_stored_statement()).all())
 
 
 @built_once
 def _stored_statement():
-    # Every answer reads the reward rates.
     return select(Parameter.name, Parameter.value)
 
 
 def forget_cached_parameters() -> None:
     """Drop this session's cached values (after a change, or to see another process's change)."""
     db.session().info.pop(_CACHE, None)
+
+
+def _announce_change() -> None:
+    """After a change commits: every process reads the table again (this one at once)."""
+    global _process_cache
+
+    _process_cache = None
+    try:
+        redis_connection().set(_version_key(), uuid4().hex, ex=VERSION_SECONDS)
+    except RedisError as error:
+        log.warning("economy parameters' version not changed (Redis unavailable); other processes see the change"
+                    " within %s s: %s", VERSION_SECONDS, error)
 
 
 def _spec(name: str) -> ParameterSpec:
@@ -249,6 +305,7 @@ def set_parameter(name: str, value: object, *, actor_id: int | None, reason: str
         row.value, row.updated_at = value, now
         session.add(change)
         session.flush()
+        after_commit(_announce_change)
     forget_cached_parameters()
     return change
 

@@ -77,3 +77,27 @@ def test_the_next_reward_uses_a_changed_reward_rate(ctx, tmp_path):
     lease = leases.lease_next_item(member, pack.id, NOW + timedelta(seconds=10))
     second = submissions.submit_answer(member, lease.id, {"labels": ["neg"]}, now=NOW + timedelta(seconds=15))
     assert (second.points, second.xp) == (30, 18)
+
+
+def test_another_processs_change_is_seen_once_its_new_version_is_in_redis(ctx, redis_conn):
+    from sqlalchemy import update
+
+    from sapien.economy.models import Parameter
+    from sapien.extensions import db
+
+    admin = make_user(role="admin")
+    assert get_parameter("conversion.auto_stake_bp") == 2000
+    before = redis_conn.get(parameters._version_key())
+    set_parameter("conversion.auto_stake_bp", 2500, actor_id=admin, reason="More skin in the game", now=NOW)
+    assert redis_conn.get(parameters._version_key()) not in (None, before)  # every process reads the change
+    parameters.forget_cached_parameters()
+    assert get_parameter("conversion.auto_stake_bp") == 2500  # read into this process's copy
+    # Another process's change: its row, committed, then (after its commit) a new version.
+    db.session.execute(update(Parameter).where(Parameter.name == "conversion.auto_stake_bp").values(value=3000))
+    db.session.commit()
+    parameters.forget_cached_parameters()
+    assert get_parameter("conversion.auto_stake_bp") == 2500  # the next session: the copy, whose version still holds
+    redis_conn.set(parameters._version_key(), "another process's change")
+    parameters.forget_cached_parameters()
+    assert get_parameter("conversion.auto_stake_bp") == 3000
+

@@ -80,3 +80,25 @@ def test_an_answer_while_redis_is_down_is_stored_and_the_reconciler_finishes_it(
         paid = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.user_id == member.id))
     assert paid == 2  # the reconciled settlement paid its points and XP
     assert_invariants(site)
+
+
+def test_economy_settings_with_redis_down_are_read_from_the_table_and_a_change_still_commits(make_app, private_redis):
+    """Each process keeps the settings under a version in Redis (sapien/economy/parameters.py): without Redis
+    every session reads the table, and a change commits (its new version is only logged as not sent)."""
+    from sapien.economy import parameters
+    from sapien.economy.parameters import get_parameter, set_parameter
+    from tests.economy.conftest import NOW
+
+    site = make_app(REDIS_URL=private_redis.url, RATELIMIT_STORAGE_URI=private_redis.url)
+    with site.test_request_context():
+        admin = make_user(role="admin")
+        set_parameter("conversion.auto_stake_bp", 2500, actor_id=admin, reason="More skin in the game", now=NOW)
+        private_redis.stop()
+        parameters.forget_cached_parameters()
+        assert get_parameter("conversion.auto_stake_bp") == 2500
+        set_parameter("conversion.auto_stake_bp", 3500, actor_id=admin, reason="While Redis is down", now=NOW)  # commits, logs
+        parameters.forget_cached_parameters()
+        assert get_parameter("conversion.auto_stake_bp") == 3500
+        private_redis.start()
+        parameters.forget_cached_parameters()
+        assert get_parameter("conversion.auto_stake_bp") == 3500  # an empty Redis starts a new version

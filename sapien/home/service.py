@@ -99,6 +99,12 @@ def nav_pending(user_id: int) -> PendingRewards:
     return cache[user_id]
 
 
+def remember_nav_pending(user_id: int, pending: PendingRewards) -> None:
+    """The nav's pending rewards as a page already read them (the work page, with the member's next item, in
+    the answer's transaction): the nav shows these rather than read them again."""
+    g.setdefault("nav_pending", {})[user_id] = pending
+
+
 def member_summary(user_id: int, recent: int = 10) -> MemberSummary:
     """Balances, level and the latest `recent` activity lines (a reward posts up to three entries)."""
     balances, progress = nav_summary(user_id)

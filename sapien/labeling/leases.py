@@ -37,6 +37,7 @@ from sapien.labeling.models import (
     TaskPack,
 )
 from sapien.labeling.packs import day_start, get_media
+from sapien.labeling.settlement import PendingRewards, pending_rewards_subquery
 from sapien.moderation import verdicts
 from sapien.moderation.verdicts import restriction_message
 from sapien.queue import PendingWork, pending_work_source
@@ -215,12 +216,13 @@ def _claim_and_lease_statement():
     return select(item, lease).select_from(claimed).outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
 
 
-def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool]:
-    """The member's latest active lease in the pack (or None), their daily use there and whether moderation
-    restricted them from labeling it, in one statement: the reads every "next item" starts with."""
+def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool, PendingRewards]:
+    """The member's latest active lease in the pack (or None), their daily use there, whether moderation
+    restricted them from labeling it and their pending rewards (which the nav shows beside the item), in one
+    statement: the reads every "next item" starts with."""
     values = {"user_id": user_id, "pack_id": pack.id, "now": now, "day_start": day_start(now)}
-    lease, used, restricted = db.session.execute(_active_lease_and_daily_use_statement(), values).one()
-    return lease, used or 0, bool(restricted)
+    lease, used, restricted, answers, points, xp = db.session.execute(_active_lease_and_daily_use_statement(), values).one()
+    return lease, used or 0, bool(restricted), PendingRewards(int(answers), int(points), int(xp))
 
 
 @built_once
@@ -230,9 +232,11 @@ def _active_lease_and_daily_use_statement():
         Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == "active"
     ).scalar_subquery()
     one_row = select(literal(1).label("one")).subquery()
+    pending = pending_rewards_subquery(user_id)
     return (
-        select(Lease, _daily_use(user_id, pack_id, bindparam("day_start")), verdicts.restricted_clause(user_id, "labeling", now, pack_id))
-        .select_from(one_row).outerjoin(Lease, Lease.id == latest)
+        select(Lease, _daily_use(user_id, pack_id, bindparam("day_start")), verdicts.restricted_clause(user_id, "labeling", now, pack_id),
+               *pending.c)
+        .select_from(one_row).outerjoin(Lease, Lease.id == latest).join(pending, true())
     )
 
 
@@ -243,32 +247,35 @@ def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
 
 def next_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem:
     """`lease_next_item` with what the work page shows of it (a newly claimed item is not read twice)."""
-    lease, item = _lease_next(user_id, pack_id, now)
-    return work_item(lease, item)
+    lease, item, pending = _lease_next(user_id, pack_id, now)
+    return work_item(lease, item, pending)
 
 
 def current_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem | None:
     """The item the member holds an unexpired lease on in the pack, or None. Reads only: a GET shows
     this, and only a POST takes a lease (a prefetcher must not reserve items)."""
     pack = db.session.get(TaskPack, pack_id)
-    current = _active_lease_and_daily_use(user_id, pack, now)[0] if pack is not None else None
+    if pack is None:
+        return None
+    current, _used, _restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
     if current is None or as_utc(current.expires_at) <= now:
         return None
-    return work_item(current)
+    return work_item(current, pending=pending)
 
 
-def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item | None]:
-    """The lease, and its item when this call claimed it (None for a lease the member already held)."""
+def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item | None, PendingRewards]:
+    """The lease, its item when this call claimed it (None for a lease the member already held) and the
+    member's pending rewards as they stand in this transaction."""
     with unit_of_work() as session:
         pack = session.get(TaskPack, pack_id)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
-        current, used, restricted = _active_lease_and_daily_use(user_id, pack, now)
+        current, used, restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
         if restricted:
             raise PackLocked(restriction_message(verdicts.is_restricted(user_id, "labeling", now, pack.id)))
         if current is not None:
             if as_utc(current.expires_at) > now:
-                return current, None
+                return current, None, pending
             _expire(current)
             used -= 1  # counted while it was active
         check_unlocked(user_id, pack)
@@ -285,10 +292,10 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
                 if lease is None:
                     free_slot(item.id)
                     continue
-                return lease, item
+                return lease, item, pending
             lease = _new_lease(user_id, pack, item.id, now)
             if lease is not None:
-                return lease, item
+                return lease, item, pending
         raise NoWorkLeft(_l("Everyone is grabbing items at once. Try again in a moment."))
 
 
@@ -322,12 +329,13 @@ class WorkItem:
     item: Item
     pack: TaskPack
     media: Media | None
+    pending: PendingRewards | None = None  # the member's pending rewards, when read with the lease
 
 
-def work_item(lease: Lease, item: Item | None = None) -> WorkItem:
+def work_item(lease: Lease, item: Item | None = None, pending: PendingRewards | None = None) -> WorkItem:
     session = db.session
     item = item if item is not None else session.get(Item, lease.item_id)
-    return WorkItem(lease, item, session.get(TaskPack, item.pack_id), get_media(item.media_id))
+    return WorkItem(lease, item, session.get(TaskPack, item.pack_id), get_media(item.media_id), pending)
 
 
 def release_lease(user_id: int, lease_id: int, *, now: datetime) -> None:

@@ -301,12 +301,19 @@ def pending_rewards(user_id: int) -> PendingRewards:
     return PendingRewards(int(answers), int(points), int(xp))
 
 
+def pending_rewards_subquery(user_id):
+    """`pending_rewards` as a one-row subquery (answers, points, xp), for a statement that reads it beside its
+    own rows (the next item's: the nav shows both after every answer). `user_id` is a value or a bind parameter."""
+    return select(
+        func.count().label("pending_answers"),
+        func.coalesce(func.sum(Submission.paid_points), 0).label("pending_points"),
+        func.coalesce(func.sum(Submission.paid_xp), 0).label("pending_xp"),
+    ).where(Submission.user_id == user_id, _OPEN_REWARD, Submission.status != "rejected").subquery("pending")
+
+
 @built_once
 def _pending_rewards_statement():
-    # The nav shows it after every answer.
-    return select(func.count(), func.coalesce(func.sum(Submission.paid_points), 0), func.coalesce(func.sum(Submission.paid_xp), 0)).where(
-        Submission.user_id == bindparam("user_id"), _OPEN_REWARD, Submission.status != "rejected"
-    )
+    return select(pending_rewards_subquery(bindparam("user_id")))
 
 
 def unpaid_verified_count() -> int:

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 from sapien.database import retry_transaction, rows_kept_loaded, unit_of_work, utcnow
 from sapien.extensions import htmx
 from sapien.forms import EmptyForm
+from sapien.home import service as home_service
 from sapien.labeling import access as labeling_access
 from sapien.labeling import answers, exams, imports, leases, packs, plain_answers, submissions
 from sapien.labeling import errors as labeling_errors
@@ -229,6 +230,8 @@ def _render_work(pack, *, status: int = 200, work=None, prior=None, error: str |
             done = str(locked.message)
         except (labeling_errors.NoWorkLeft, labeling_errors.DailyCapReached) as stop:
             done = str(stop.message)
+    if work is not None and work.pending is not None:
+        home_service.remember_nav_pending(current_user.id, work.pending)  # read with the item: the nav needs no query
     return render_page_or_fragment(
         "labeling/work.html",
         "labeling/fragments/work.html",

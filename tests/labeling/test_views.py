@@ -81,6 +81,7 @@ def test_answers_refresh_the_pending_chip_and_the_bell_only_when_notified(app, m
         assert 'id="statusbar" hx-swap-oob' not in body
         assert 'id="bell"' not in body  # nothing new to ring about: the bell's poll keeps it fresh
     assert "+10 pending" in first and "+20 pending" in second
+    assert "+20 pending" in ana.client.get(f"/packs/{slug}/work").get_data(as_text=True)  # the whole page's nav, read with the item
     with app.app_context():
         assert verify_and_settle() == 2
     # Settled: the batch's notification and the first-label badge reach the bell; nothing is pending any more.

@@ -2,8 +2,9 @@
 
 A setting's value is its row in `economy_parameters` if it has one, else its default here; the database
 is the truth. `get_parameter` takes all rows once per session (a request, a job) from this process's copy,
-read again whenever a version in Redis says a change has committed since (see `_stored`); `set_parameter` validates, locks the row, writes the new value and appends a `ParameterChange`
-(who, why, when and, for a vote, which proposal) in one transaction, so the history is complete.
+read again whenever a version in Redis says a change has committed since (see `_stored`); `set_parameter`
+validates, locks the row, writes the new value and appends a `ParameterChange` (who, why, when and, for a
+vote, which proposal) in one transaction, so the history is complete.
 
 Rates and shares are basis points (10,000 = 100 % or 1×); token amounts are integer base units
 (`TOKEN_UNIT` = one token). Labeling reads the reward rates through `events.reward_rate` (it sits below

@@ -103,9 +103,8 @@ def submit_answer_form(
 def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spent_ms: int | None, pack_slug: str | None = None):
     with unit_of_work() as session:
         claiming = is_postgres()  # the lease is claimed in the same statement (SQLite: just below)
-        row = session.execute(
-            _answered_lease_statement(pack_slug is not None, claiming), {"lease_id": lease_id, "pack_slug": pack_slug, "answerer_id": user_id, "answered_now": now}
-        ).first()
+        values = {"lease_id": lease_id, "pack_slug": pack_slug, "answerer_id": user_id, "answered_now": now}
+        row = session.execute(_answered_lease_statement(pack_slug is not None, claiming), values).first()
         if row is None or row[0].user_id != user_id:
             raise LabelingNotFound(_l("That item is not yours."))
         lease, item, pack, campaign, media, _progress = row[:6]  # the progress row waits in the session for the streak multiplier
@@ -180,8 +179,9 @@ def _answered_lease_statement(by_slug: bool, claiming: bool):
     not found when the pack's slug is given.
 
     `claiming` (PostgreSQL): the statement also claims the lease, as `_submit_lease_statement` does, if it is
-    the member's (`answerer_id`), active and unexpired at `answered_now`; its last column is the lease's id when it did, else NULL.
-    The rows read are as they were before the claim, so the lease's status says why a claim failed.
+    the member's (`answerer_id`), active and unexpired at `answered_now`; its last column is the lease's id
+    when it did, else NULL. The rows read are as they were before the claim, so the lease's status says why
+    a claim failed.
     """
     query = (
         select(Lease, Item, TaskPack, Campaign, Media, MemberProgress)

@@ -312,7 +312,7 @@ def _done_reviews(submission_ids: list[int]) -> dict[int, list[int]]:
 
 @dataclass(frozen=True)
 class BatchReads:
-    """What labelling a batch of items reads, read for the whole batch at once (the decision job): their
+    """What labeling a batch of items reads, read for the whole batch at once (the decision job): their
     verified labels (None: none yet) and the reviews done on their answers."""
 
     labels: dict[int, VerifiedLabel | None]

@@ -69,10 +69,11 @@ def _backend_pid(site) -> int:
 
 
 def _end_backend(site, pid: int) -> None:
-    """What a server restart or failover does to a pooled connection: its backend is gone."""
+    """What a server restart or failover does to a pooled connection: its backend is gone. The call waits (up
+    to 10 s) until the backend has exited, so the pooled connection is surely dead when the test goes on."""
     engine = create_engine(site.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert connection.scalar(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
         connection.commit()
     engine.dispose()
 

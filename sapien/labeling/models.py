@@ -276,8 +276,8 @@ class Submission(db.Model):
     stake_multiplier_bp: Mapped[int] = mapped_column(Integer, default=10_000, server_default="10000")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Accepted, and its item not yet decided with it: quality's decision job (`quality.online.decide_awaiting`)
-    # weighs the item's answers and clears the flag. Set with the INSERT, so an answer pays no extra statement.
+    # Accepted, and its item not yet decided with it: quality's decision job (`quality.decisions`) weighs
+    # the item's answers and clears the flag. Set with the INSERT, so an answer pays no extra statement.
     awaiting_decision: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 

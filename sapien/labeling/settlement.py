@@ -20,13 +20,14 @@ Gold answers are judged at once against their known answer: a right one is paid 
 
 Settlement
 ----------
-Verification only marks rows and queues the job ``jobs.labeling.settle_rewards`` (one deterministic id)
-after its commit. The job pays every verified, unpaid answer, `SETTLEMENT_BATCH` per transaction: one
-ledger credit per answer and currency under the keys ``submission:<id>:points|xp|partner`` (posted in bulk,
-``ON CONFLICT DO NOTHING`` on the key), balances moved once per member and currency, one notification per
-member and one `answers_paid` event per batch with each member's payout (progression: levels, quests,
-streaks, badges; the boards hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two runs
-never pay the same answer and a review reject waits for the batch holding its answer (then reverses the
+Verification only marks rows and asks for the job ``jobs.labeling.settle_rewards`` (one deterministic id)
+after its commit, a moment ahead (`batch_jobs.run_soon`), so that one run pays what was verified meanwhile.
+The job pays every verified, unpaid answer, `SETTLEMENT_BATCH` per transaction: one ledger credit per answer
+and currency under the keys ``submission:<id>:points|xp|partner`` (posted in bulk, ``ON CONFLICT DO
+NOTHING`` on the key), balances moved once per member and currency, one notification per member and one
+`answers_paid` event per batch with each member's payout (progression: levels, quests, streaks, badges; the
+boards hear the ledger's aggregated events). A batch claims its rows with ``FOR UPDATE SKIP LOCKED``, so two
+runs never pay the same answer and a review reject waits for the batch holding its answer (then reverses the
 pay). The reconciler finds verified rows left unpaid when the queue lost the job.
 
 Stake multipliers

@@ -43,6 +43,7 @@ DIFFICULTIES = ("beginner", "intermediate", "advanced", "expert")
 PACK_STATES = ("draft", "open", "paused", "closed")
 MEDIA_KINDS = ("image", "audio")
 ITEM_STATES = ("open", "retired")
+OPEN_GOLD = "is_gold AND NOT is_exam AND status = 'open'"  # the gold items a member can be given (`ix_items_pack_gold`)
 LEASE_STATES = ("active", "submitted", "expired", "released")
 SUBMISSION_STATES = ("accepted", "pending_review", "rejected")
 # Where an answer's reward stands (see labeling/settlement.py): pending until it is verified (agreement with
@@ -181,6 +182,8 @@ class Item(db.Model):
         CheckConstraint("slots_taken >= 0 AND slots_taken <= labels_target", name="slots_within_target"),
         # In the order `_claim_ordinary` takes items, so the claim reads the first unleased entry, not a sort.
         Index("ix_items_pack_open", "pack_id", "status", "is_gold", text("slots_taken DESC"), "id"),
+        # The gold draw starts at a random id and reads on from there (`leases._gold_pick_statement`).
+        Index("ix_items_pack_gold", "pack_id", "id", postgresql_where=text(OPEN_GOLD), sqlite_where=text(OPEN_GOLD)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -234,6 +234,24 @@ def test_gold_is_mixed_in_at_the_pack_rate(ctx, tmp_path):
     assert db.session.scalar(select(func.max(Item.slots_taken)).where(Item.is_gold.is_(True))) == 0
 
 
+def test_gold_draw_gives_each_open_gold_item_once_from_a_random_start(ctx, tmp_path):
+    pack = make_pack(tmp_path, items=0, gold=12, exam=2, labels_per_item=1, daily_cap=1000)
+    gold = [item for item in packs.pack_items(pack.id) if item.is_gold and not item.is_exam]
+    gold[5].status = "retired"
+    db.session.commit()
+    drawable = {item.id for item in gold} - {gold[5].id}
+    ana = make_user()
+    drawn = []
+    for _ in drawable:  # the draw itself: `lease_next_item` mixes gold in with ordinary items at the pack's rate
+        item = leases._pick_gold(ana, pack)
+        drawn.append(item.id)
+        leases.lease_item(ana, item.id, NOW)
+    assert sorted(drawn) == sorted(drawable)  # each open gold item once; never a retired or an exam item
+    assert leases._pick_gold(ana, pack) is None
+    first_draws = {leases._pick_gold(make_user(), pack).id for _ in range(20)}
+    assert len(first_draws) > 1  # members do not all start on the same item
+
+
 def test_gold_feedback(ctx, tmp_path):
     pack = make_pack(tmp_path, items=0, gold=2, labels_per_item=1, reward_points=10)
     ana = make_user()

@@ -99,6 +99,10 @@ def _standing_for(user_id: int, pack: TaskPack) -> Standing:
     return member_standing(user_id)
 
 
+def is_unlocked(user_id: int, pack: TaskPack) -> bool:
+    return access_for(pack, _standing_for(user_id, pack)).unlocked
+
+
 def check_unlocked(user_id: int, pack: TaskPack) -> None:
     access = access_for(pack, _standing_for(user_id, pack))
     if not access.unlocked:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     true,
     union_all,
@@ -40,7 +41,7 @@ from sqlalchemy.orm import aliased
 from sapien import events
 from sapien.database import as_utc, built_once, dialect_insert, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
-from sapien.labeling.access import check_unlocked
+from sapien.labeling.access import check_unlocked, is_unlocked
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
 from sapien.labeling.models import (
     Item,
@@ -202,14 +203,18 @@ def claim_ordinary_statement():
 def _check_priority(user_id: int, pack: TaskPack) -> None:
     """Priority access: once a pack has no more open items than economy's ``staking.priority_reserve_items``
     (0: off), those scarce items go to members with a staking tier; the others are told why."""
+    if _held_back_for_stakers(user_id, pack):
+        raise NoWorkLeft(_l("Only a few items are left in this pack, and staked members are served first. Stake tokens to get them."))
+
+
+def _held_back_for_stakers(user_id: int, pack: TaskPack) -> bool:
     reserve = int(events.economy_parameter.ask(name="staking.priority_reserve_items"))
     if reserve <= 0 or events.stake_multipliers.ask(user_ids=[user_id]):
-        return
+        return False
     open_items = select(Item.id).where(
         Item.pack_id == pack.id, Item.status == "open", Item.is_gold == false(), Item.slots_taken < Item.labels_target
     ).limit(reserve + 1).subquery()
-    if db.session.scalar(select(func.count()).select_from(open_items)) <= reserve:
-        raise NoWorkLeft(_l("Only a few items are left in this pack, and staked members are served first. Stake tokens to get them."))
+    return db.session.scalar(select(func.count()).select_from(open_items)) <= reserve
 
 
 def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
@@ -239,7 +244,13 @@ def _claim_and_lease_statement():
     """The claim's UPDATE and the lease's INSERT as one statement: the claimed item with the new lease (none
     when the member already held one on it). Parameters: `claimant_id`, `claim_pack_id`, `new_created_at`,
     `new_expires_at`."""
-    claimed = claim_ordinary_statement().cte("claimed")
+    claimed, new_lease = _claim_and_lease_ctes(claim_ordinary_statement())
+    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
+    return select(item, lease).select_from(claimed).outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
+
+
+def _claim_and_lease_ctes(claim):
+    claimed = claim.cte("claimed")
     new_lease = (
         dialect_insert(Lease, "postgresql")
         .from_select(
@@ -251,31 +262,78 @@ def _claim_and_lease_statement():
         .returning(*Lease.__table__.c)
         .cte("new_lease")
     )
-    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
-    return select(item, lease).select_from(claimed).outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
+    return claimed, new_lease
 
 
 def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool, PendingRewards]:
     """The member's latest active lease in the pack (or None), their daily use there, whether moderation
     restricted them from labeling it and their pending rewards (which the nav shows beside the item), in one
     statement: the reads every "next item" starts with."""
-    values = {"user_id": user_id, "pack_id": pack.id, "now": now, "day_start": day_start(now)}
+    values = {"user_id": user_id, "state_pack_id": pack.id, "now": now, "day_start": day_start(now)}
     lease, used, restricted, answers, points, xp = db.session.execute(_active_lease_and_daily_use_statement(), values).one()
     return lease, used or 0, bool(restricted), PendingRewards(int(answers), int(points), int(xp))
 
 
 @built_once
 def _active_lease_and_daily_use_statement():
-    user_id, pack_id, now = bindparam("user_id"), bindparam("pack_id"), bindparam("now")
+    state, pending = _member_state()
+    return select(Lease, state.c.used, state.c.restricted, *pending.c).select_from(state).outerjoin(Lease, Lease.id == state.c.latest_id).join(pending, true())
+
+
+def _member_state():
+    """The member's latest active lease id, daily use and restriction in the pack (a one-row CTE) and their
+    pending rewards (a one-row subquery). Parameters: `user_id`, `state_pack_id`, `now`, `day_start` (no
+    name of an item column: in `_state_and_claim_statement` the ORM would take it for a value to SET)."""
+    user_id, pack_id, now = bindparam("user_id"), bindparam("state_pack_id"), bindparam("now")
     latest = select(func.max(Lease.id)).where(
         Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == "active"
     ).scalar_subquery()
-    one_row = select(literal(1).label("one")).subquery()
-    pending = pending_rewards_subquery(user_id)
+    state = select(
+        latest.label("latest_id"),
+        _daily_use(user_id, pack_id, bindparam("day_start")).label("used"),
+        verdicts.restricted_clause(user_id, "labeling", now, pack_id).label("restricted"),
+    ).cte("member_state")
+    return state, pending_rewards_subquery(user_id)
+
+
+def _state_and_claim(user_id: int, pack: TaskPack, now: datetime):
+    """`_active_lease_and_daily_use` and `_claim_and_lease_ordinary` in one round trip (PostgreSQL; every
+    answer's next item, unless it is a gold draw): the claim happens only where the checks `_lease_next`
+    makes of the state would let it (not restricted, no unexpired active lease, under the daily cap); the
+    checks that need no state ran before. Returns the state's four values and the claimed item and lease
+    (None, None when the claim did not happen or found nothing)."""
+    values = {"user_id": user_id, "state_pack_id": pack.id, "now": now, "day_start": day_start(now), "daily_cap": pack.daily_cap,
+              "claimant_id": user_id, "claim_pack_id": pack.id, "new_created_at": now,
+              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
+    row = db.session.execute(
+        _state_and_claim_statement(), values, execution_options={"synchronize_session": False, "populate_existing": True}
+    ).one()
+    lease, used, restricted, answers, points, xp, item, new_lease = row
+    return lease, used or 0, bool(restricted), PendingRewards(int(answers), int(points), int(xp)), item, new_lease
+
+
+@built_once
+def _state_and_claim_statement():
+    state, pending = _member_state()
+    current = aliased(Lease)
+    may_claim = (
+        select(ONE).select_from(state).outerjoin(current, current.id == state.c.latest_id)
+        .where(
+            ~state.c.restricted,
+            or_(current.id.is_(None), current.expires_at <= bindparam("now")),  # an expired lease is expired, then replaced
+            state.c.used - case((current.id.is_(None), 0), else_=1) < bindparam("daily_cap"),
+        )
+        .exists()
+    )
+    claimed, new_lease = _claim_and_lease_ctes(claim_ordinary_statement().where(may_claim))
+    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
     return (
-        select(Lease, _daily_use(user_id, pack_id, bindparam("day_start")), verdicts.restricted_clause(user_id, "labeling", now, pack_id),
-               *pending.c)
-        .select_from(one_row).outerjoin(Lease, Lease.id == latest).join(pending, true())
+        select(Lease, state.c.used, state.c.restricted, *pending.c, item, lease)
+        .select_from(state)
+        .outerjoin(Lease, Lease.id == state.c.latest_id)
+        .join(pending, true())
+        .outerjoin(claimed, true())
+        .outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
     )
 
 
@@ -309,7 +367,13 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
         pack = session.get(TaskPack, pack_id)
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
-        current, used, restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
+        gold_first = bool(pack.gold_rate_percent) and random.random() * 100 < pack.gold_rate_percent
+        # An ordinary draw claims in the statement that reads the state, when the checks that need no state pass.
+        claiming = not gold_first and is_postgres() and is_unlocked(user_id, pack) and not _held_back_for_stakers(user_id, pack)
+        if claiming:
+            current, used, restricted, pending, claimed, claimed_lease = _state_and_claim(user_id, pack, now)
+        else:
+            current, used, restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
         if restricted:
             raise PackLocked(restriction_message(verdicts.is_restricted(user_id, "labeling", now, pack.id)))
         if current is not None:
@@ -317,12 +381,21 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
                 return current, None, pending
             _expire(current)
             used -= 1  # counted while it was active
-        check_unlocked(user_id, pack)
+        if not claiming:
+            check_unlocked(user_id, pack)
         _check_daily_cap(user_id, pack, now, used)
-        _check_priority(user_id, pack)
-        for _attempt in range(5):
+        if claiming:  # the claim was made: what remains is what the loop below does with its result
+            if claimed is None:
+                raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
+            if claimed_lease is not None:
+                return claimed_lease, claimed, pending
+            free_slot(claimed.id)
+        else:
+            _check_priority(user_id, pack)
+        for attempt in range(5):
             item = None
-            if pack.gold_rate_percent and random.random() * 100 < pack.gold_rate_percent:
+            gold = gold_first if attempt == 0 else bool(pack.gold_rate_percent) and random.random() * 100 < pack.gold_rate_percent
+            if gold:
                 item = _pick_gold(user_id, pack)
             if item is None:
                 item, lease = _claim_and_lease_ordinary(user_id, pack, now)

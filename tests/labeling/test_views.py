@@ -296,3 +296,38 @@ def test_history_and_dashboard_show_where_each_reward_stands(app, make_member, t
     assert 'id="nav-pending"' in dashboard and "+12 pending" in dashboard
     assert ana.client.get("/statusbar", headers=HX).get_data(as_text=True).count('id="nav-pending"') == 1
     assert ana.client.get("/statusbar").status_code == 303  # a plain visit goes to the dashboard
+
+
+def test_an_answer_that_ends_the_day_or_meets_a_restriction_claims_no_next_item(app, make_member, tmp_path):
+    """The next item is claimed in the statement that reads the member's day and restrictions: where they may
+    take none, none is claimed (the answer's transaction commits, so a claimed slot would stay taken)."""
+    from sapien.database import utcnow
+    from sapien.labeling.models import Item, Lease
+    from sapien.moderation.safety.decisions import DecisionDraft, decide
+
+    capped = pack_for(app, tmp_path, items=4, labels_per_item=1, daily_cap=1)
+    watched = pack_for(app, tmp_path, items=4, labels_per_item=1)
+    ana, mod = make_member(), make_member(role="moderator")
+
+    def answer(slug: str, restrict: bool = False) -> str:
+        lease_id = lease_id_in(start_work(ana, slug))
+        if restrict:
+            with app.app_context():
+                pack_id = packs.get_pack_by_slug(slug).id
+                decide(mod.id, ana.id, DecisionDraft("restrict", "copying answers", scope="pack", pack_id=pack_id, days=2), utcnow())
+        response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    def slots_and_leases(slug: str) -> tuple[int, int]:
+        with app.app_context():
+            pack_id = packs.get_pack_by_slug(slug).id
+            slots = db.session.scalar(select(func.sum(Item.slots_taken)).where(Item.pack_id == pack_id))
+            return slots, db.session.scalar(select(func.count()).select_from(Lease).where(Lease.pack_id == pack_id))
+
+    text = answer(capped)
+    assert "Submitted and accepted." in text and "Come back tomorrow" in text and 'name="lease_id"' not in text
+    assert slots_and_leases(capped) == (1, 1)
+    text = answer(watched, restrict=True)
+    assert "copying answers" in text and 'name="lease_id"' not in text
+    assert slots_and_leases(watched) == (1, 1)

@@ -25,6 +25,7 @@ import asyncio
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +53,7 @@ GOAL_P99_MS = 100.0
 MEMBERS = 60
 ITEMS = 6000
 GOLD_ITEMS = 600
+HISTORY_ANSWERS = 18_000
 PACK_SLUG = "bench-sentiment"
 PASSWORD = "bench-password-123"
 LEASE_ID = re.compile(r'name="lease_id" value="(\d+)"')
@@ -109,8 +111,47 @@ def seed() -> None:
         db.session.execute(insert(Item), rows)
         db.session.commit()
         packs.publish_pack(pack.id, now=now)  # new packs are drafts until published
+        seed_history(campaign.id, now - timedelta(days=2))
         db.session.execute(db.text("ANALYZE"))
         db.session.commit()
+
+
+def seed_history(campaign_id: int, when) -> None:
+    """The members' earlier work in another pack, finished and paid: HISTORY_ANSWERS answers (leases and
+    submissions) from two days ago. A platform in use has such rows; without them PostgreSQL's statistics
+    describe empty lease and submission tables, and the plans it keeps for the prepared statements (seq
+    scans) get slower with every answer the load adds, which no live site sees."""
+    from sqlalchemy import insert, select
+
+    from sapien.accounts.models import User
+    from sapien.extensions import db
+    from sapien.labeling import packs
+    from sapien.labeling.models import Item, Lease, Submission
+
+    pack = packs.create_pack(campaign_id, {
+        "name": "Bench history", "slug": f"{PACK_SLUG}-history", "task_type": "text_classification", "label_options": ["pos", "neg"],
+        "labels_per_item": 3, "daily_cap": 100_000, "reward_points": 10, "reward_xp": 5,
+    }, actor_id=None, now=when)
+    member_ids = list(db.session.scalars(select(User.id).where(User.username.like("bench%")).order_by(User.id)))
+    items = HISTORY_ANSWERS // 3
+    item_ids = list(db.session.scalars(insert(Item).returning(Item.id), [
+        {"pack_id": pack.id, "external_id": f"h{n}", "payload": {"text": f"Earlier review {n}."}, "is_gold": False, "is_exam": False,
+         "gold_answer": None, "gold_explanation": "", "status": "retired", "labels_target": 3, "slots_taken": 3, "created_at": when}
+        for n in range(items)
+    ]))
+    answerers = [(item_id, member_ids[(n * 3 + k) % len(member_ids)]) for n, item_id in enumerate(item_ids) for k in range(3)]
+    lease_ids = list(db.session.scalars(insert(Lease).returning(Lease.id, sort_by_parameter_order=True), [
+        {"item_id": item_id, "pack_id": pack.id, "user_id": user_id, "status": "submitted", "created_at": when,
+         "expires_at": when + timedelta(minutes=15)}
+        for item_id, user_id in answerers
+    ]))
+    db.session.execute(insert(Submission), [
+        {"lease_id": lease_id, "item_id": item_id, "pack_id": pack.id, "user_id": user_id, "answer": {"labels": ["pos"]},
+         "status": "accepted", "is_gold": False, "paid_points": 10, "paid_xp": 5, "reward_state": "paid", "verified_at": when,
+         "paid_at": when, "decided_at": when, "created_at": when}
+        for lease_id, (item_id, user_id) in zip(lease_ids, answerers, strict=True)
+    ])
+    db.session.commit()
 
 
 def review_loop(seconds: float) -> None:
@@ -174,12 +215,15 @@ async def _post_answer(base: str, state: list, label: str) -> tuple[int, bytes]:
         f"Cookie: {'; '.join(f'{name}={value}' for name, value in cookies.items())}\r\n"
         f"HX-Request: true\r\nX-CSRFToken: {token}\r\nConnection: close\r\n\r\n"
     )
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(head.encode() + body)
-        response = await reader.read(-1)
-    finally:
-        writer.close()
+    loop = asyncio.get_running_loop()
+    with socket.socket() as connection:  # the loop's socket calls: no stream or transport objects per answer
+        connection.setblocking(False)
+        await loop.sock_connect(connection, (host, int(port)))
+        await loop.sock_sendall(connection, head.encode() + body)
+        chunks = []
+        while chunk := await loop.sock_recv(connection, 65536):
+            chunks.append(chunk)
+    response = b"".join(chunks)
     status = int(response[9:12]) if response.startswith(b"HTTP/1.1 ") else 0
     headers, _, content = response.partition(b"\r\n\r\n")
     for name, value in SET_COOKIE.findall(headers):  # a refreshed session cookie replaces the old one

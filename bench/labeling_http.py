@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -118,7 +119,7 @@ def seed() -> None:
 
 def seed_history(campaign_id: int, when) -> None:
     """The members' earlier work in another pack, finished and paid: HISTORY_ANSWERS answers (leases and
-    submissions) from two days ago. A platform in use has such rows; without them PostgreSQL's statistics
+    submissions) from two days ago, and the progress rows that count them. A platform in use has such rows; without them PostgreSQL's statistics
     describe empty lease and submission tables, and the plans it keeps for the prepared statements (seq
     scans) get slower with every answer the load adds, which no live site sees."""
     from sqlalchemy import insert, select
@@ -127,6 +128,7 @@ def seed_history(campaign_id: int, when) -> None:
     from sapien.extensions import db
     from sapien.labeling import packs
     from sapien.labeling.models import Item, Lease, Submission
+    from sapien.progression.models import MemberProgress
 
     pack = packs.create_pack(campaign_id, {
         "name": "Bench history", "slug": f"{PACK_SLUG}-history", "task_type": "text_classification", "label_options": ["pos", "neg"],
@@ -150,6 +152,12 @@ def seed_history(campaign_id: int, when) -> None:
          "status": "accepted", "is_gold": False, "paid_points": 10, "paid_xp": 5, "reward_state": "paid", "verified_at": when,
          "paid_at": when, "decided_at": when, "created_at": when}
         for lease_id, (item_id, user_id) in zip(lease_ids, answerers, strict=True)
+    ])
+    answered = Counter(user_id for _item_id, user_id in answerers)
+    db.session.execute(insert(MemberProgress), [  # their progress rows count that work (no XP was posted for it: level 1)
+        {"user_id": user_id, "labels_accepted": count, "current_streak": 1, "longest_streak": 1, "last_active_day": when.date(),
+         "last_active_at": when, "timezone": "UTC", "updated_at": when}
+        for user_id, count in answered.items()
     ])
     db.session.commit()
 

@@ -85,6 +85,9 @@ class Question(NamedSignal):
 # labeling asks quality
 # A fresh submission's first status: quality's Judgement(status, feedback, reason) (gold check, review sampling).
 judge_submission = Question("judge-submission")  # submission (added, not flushed yet), now -> Judgement
+# The mapped class, keyed by `user_id`, whose row of the answering member the judge reads (quality's reputation):
+# labeling loads it with the answered lease, so the judge finds it in the session instead of querying.
+judged_member_row = Question("judged-member-row")  # -> a mapped class with a user_id key
 # The verified labels of these items, where they have one: {item_id: answer} (a member's history).
 verified_labels = Question("verified-labels")  # item_ids -> dict[int, dict]
 # A member's reputation, 0–1000 (pack and guild requirements).

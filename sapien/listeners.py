@@ -34,6 +34,7 @@ from sapien.quality import aggregation_queue as _aggregation_queue  # noqa: F401
 from sapien.quality import batch as _batch  # noqa: F401, E402, I001
 from sapien.quality import decisions, judging, online, reputation
 from sapien.quality import escalation as _escalation  # noqa: F401, E402, I001
+from sapien.quality.models import Reputation
 
 # Events the member cache does not follow: they change nothing a cached page shows (the bell polls).
 NOT_CACHED = (events.submission_settled, events.quests_moved, events.notification_added, events.streak_extended)
@@ -41,6 +42,10 @@ NOT_CACHED = (events.submission_settled, events.quests_moved, events.notificatio
 
 def _judge_submission(_sender=None, *, submission, now):
     return judging.judge_submission(submission, now=now)
+
+
+def _judged_member_row(_sender=None):
+    return Reputation
 
 
 def _verified_labels(_sender=None, *, item_ids) -> dict[int, dict]:
@@ -80,6 +85,7 @@ def connect() -> None:
     """Wire every listener and answer every question. Called once by `create_app`."""
     # labeling asks quality and progression (they sit above it)
     events.judge_submission.connect(_judge_submission, weak=False)
+    events.judged_member_row.connect(_judged_member_row, weak=False)
     events.reputation_of.connect(_reputation_of, weak=False)
     events.verified_labels.connect(_verified_labels, weak=False)
     events.level_of.connect(_level_of, weak=False)

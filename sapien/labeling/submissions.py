@@ -107,7 +107,8 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
         row = session.execute(_answered_lease_statement(pack_slug is not None, claiming), values).first()
         if row is None or row[0].user_id != user_id:
             raise LabelingNotFound(_l("That item is not yours."))
-        lease, item, pack, campaign, media, _progress = row[:6]  # the progress row waits in the session for the streak multiplier
+        # The progress row waits in the session for the streak multiplier, the judged row for the judge.
+        lease, item, pack, campaign, media, _progress, _judged = row[:7]
         answered = WorkItem(lease, item, pack, media)
         # The lease as it was before this statement's claim: every way out below raises, and the rollback
         # gives the claim back.
@@ -117,7 +118,7 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             raise LeaseExpired(_l("Your time for this item ran out, so it went back to the pool. Here is another one."))
         canonical = validate_answer(pack, item, answer_for(pack, item), media=media)
         if claiming:
-            claimed = row[6] is not None
+            claimed = row[7] is not None
         else:
             claimed = session.execute(_submit_lease_statement(), {"submitted_lease_id": lease.id}).rowcount
         if not claimed:  # another request claimed it between our read and our claim
@@ -174,22 +175,25 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
 
 @built_once
 def _answered_lease_statement(by_slug: bool, claiming: bool):
-    """The lease being answered with its item, pack, campaign and media, and the member's progress row (the
-    streak multiplier's `session.get` then finds it loaded: one round trip fewer); a lease of another pack is
-    not found when the pack's slug is given.
+    """The lease being answered with its item, pack, campaign and media, the member's progress row (the
+    streak multiplier's `session.get` then finds it loaded: one round trip fewer) and the member's row the
+    judge reads (`events.judged_member_row`: their reputation, likewise); a lease of another pack is not
+    found when the pack's slug is given.
 
     `claiming` (PostgreSQL): the statement also claims the lease, as `_submit_lease_statement` does, if it is
     the member's (`answerer_id`), active and unexpired at `answered_now`; its last column is the lease's id
     when it did, else NULL. The rows read are as they were before the claim, so the lease's status says why
     a claim failed.
     """
+    judged = events.judged_member_row.ask()
     query = (
-        select(Lease, Item, TaskPack, Campaign, Media, MemberProgress)
+        select(Lease, Item, TaskPack, Campaign, Media, MemberProgress, judged)
         .join(Item, Item.id == Lease.item_id)
         .join(TaskPack, TaskPack.id == Lease.pack_id)
         .join(Campaign, Campaign.id == TaskPack.campaign_id)
         .outerjoin(Media, Media.id == Item.media_id)
         .outerjoin(MemberProgress, MemberProgress.user_id == Lease.user_id)
+        .outerjoin(judged, judged.user_id == Lease.user_id)
         .where(Lease.id == bindparam("lease_id"))
     )
     if claiming:

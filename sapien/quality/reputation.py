@@ -69,7 +69,9 @@ def apply_reputation(user_id: int, key: str, reason: str, now: datetime, *, delt
     """Move a member's score once per `key` (inside the caller's unit of work). Returns the delta applied,
     or None when that key already moved it."""
     session = db.session
-    row = session.get(Reputation, user_id, with_for_update=True)
+    # The lock's read replaces any copy the session holds: labeling reads the row with the answered lease (for
+    # the judge), and a copy from before the lock may predate another transaction's move.
+    row = session.get(Reputation, user_id, with_for_update=True, populate_existing=True)
     if row is None:
         try:
             with session.begin_nested():

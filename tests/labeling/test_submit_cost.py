@@ -21,8 +21,18 @@ from .conftest import NOW, make_pack, make_user
 # when verified, by the settlement batch (the reward goes out with the submission's INSERT); 8 since the
 # answer is judged before its row is written (it was inserted as pending review, then updated); 6 since quality
 # decides the item in a job (the answer no longer locks the item and reads its answers); 5 on PostgreSQL since
-# the answered lease is claimed in the statement that reads it.
-ACCEPTED_ANSWER_STATEMENTS = 5
+# the answered lease is claimed in the statement that reads it; 4 for a member with a reputation since it is
+# read with the answered lease.
+ACCEPTED_ANSWER_STATEMENTS = 4
+
+
+def give_reputation(member: int) -> None:
+    """A reputation row, as any gold answer or review gives a member."""
+    from sapien.database import unit_of_work
+    from sapien.quality.reputation import apply_reputation
+
+    with unit_of_work():
+        apply_reputation(member, f"test:{member}", "gold", NOW, good=True)
 
 
 @contextmanager
@@ -47,6 +57,7 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
     first = leases.lease_next_item(member, pack.id, NOW)
     submissions.submit_answer(member, first.id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=5))
     lease_id = leases.lease_next_item(member, pack.id, NOW + timedelta(seconds=10)).id
+    give_reputation(member)
     db.session.expunge_all()  # nothing of the member cached from the setup: a request starts cold too
 
     with counted_statements() as statements:
@@ -74,8 +85,9 @@ def test_an_accepted_answer_costs_at_most_a_few_statements(ctx, tmp_path):
 # since the answered lease is claimed in the statement that reads it, 6 since the economy settings (the reward
 # rates) come from the process's copy while their version in Redis holds, 5 since the nav's pending rewards
 # are read with the next item, 4 since an ordinary next item is claimed in the statement that reads the
-# member's state (active lease, daily use, restriction, pending rewards).
-ANSWER_REQUEST_STATEMENTS = 4
+# member's state (active lease, daily use, restriction, pending rewards), 3 since the member's reputation is
+# read with the answered lease.
+ANSWER_REQUEST_STATEMENTS = 3
 
 
 def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tmp_path):
@@ -94,6 +106,7 @@ def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tm
     lease_id = lease_of.search(warm.get_data(as_text=True)).group(1)
     with app.app_context():
         assert verify_and_settle() == 1
+        give_reputation(ana.id)
 
     with app.app_context(), counted_statements() as statements:
         response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease_id, "label": "neg", "csrf_token": token}, headers=headers)

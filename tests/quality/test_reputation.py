@@ -89,3 +89,26 @@ def test_reputation_chart_points():
     chart = reputation_chart(events, width=100, height=100)
     assert chart.points == "0.0,50.0 50.0,48.0 100.0,50.1"
     assert (chart.first, chart.last, chart.low, chart.high) == (500, 499, 499, 520)
+
+
+def test_a_move_starts_from_the_score_another_transaction_committed_after_the_row_was_read(ctx):
+    """An answer reads its member's reputation row early (with the answered lease, for the judge); a move made
+    later in that transaction must start from the score as it is once locked, not from the early copy."""
+    from sapien.database import unit_of_work
+    from sapien.extensions import db
+    from sapien.quality import reputation
+    from sapien.quality.models import Reputation
+
+    ana = make_user()
+    reputation.record_reputation(ana, key="first", reason="gold", good=True, now=NOW)
+    db.session.commit()
+    with unit_of_work() as session:
+        copy = session.scalar(select(Reputation).where(Reputation.user_id == ana))  # this transaction's copy, held
+        early = copy.score
+        with db.engine.connect() as other:  # another transaction moves the score meanwhile, and commits
+            other.execute(Reputation.__table__.update().where(Reputation.user_id == ana).values(score=early + 100))
+            other.commit()
+        delta = reputation.apply_reputation(ana, "second", "gold", NOW, delta=-10)
+    db.session.expire_all()
+    assert copy.score == early + 90
+    assert delta == -10 and reputation.reputation_of(ana) == early + 90

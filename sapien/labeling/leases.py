@@ -284,13 +284,19 @@ def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> 
 @built_once
 def _active_lease_and_daily_use_statement():
     state, pending = _member_state()
-    return select(Lease, state.c.used, state.c.restricted, *pending.c).select_from(state).outerjoin(Lease, Lease.id == state.c.latest_id).join(pending, true())
+    return (
+        select(Lease, state.c.used, state.c.restricted, *pending.c)
+        .select_from(state)
+        .outerjoin(Lease, Lease.id == state.c.latest_id)
+        .join(pending, true())
+    )
 
 
 def _member_state():
     """The member's latest active lease id, daily use and restriction in the pack (a one-row CTE) and their
-    pending rewards (a one-row subquery). Parameters: `user_id`, `state_pack_id`, `now`, `day_start`, `daily_cap` (no
-    name of an item column: in `_state_and_claim_statement` the ORM would take it for a value to SET)."""
+    pending rewards (a one-row subquery). Parameters: `user_id`, `state_pack_id`, `now`, `day_start` and
+    `daily_cap`; none is named like an item column, which `_state_and_claim_statement`'s ORM UPDATE would
+    take for a value to SET."""
     user_id, pack_id, now = bindparam("user_id"), bindparam("state_pack_id"), bindparam("now")
     latest = select(func.max(Lease.id)).where(
         Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == ACTIVE

@@ -1,8 +1,8 @@
 """Labeling over HTTP: members leasing and answering items through 2 gunicorn workers on PostgreSQL.
 
-Every simulated member signs in, opens a pack's work page and then answers item after item the way the
-work page's htmx form does: one POST per answer, whose response carries the feedback and the next item
-(a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (the lease
+Every simulated member (each with earlier answers in another pack: `seed_history`) signs in, opens a pack's
+work page and then answers item after item the way the work page's htmx form does: one POST per answer,
+whose response carries the feedback and the next item (a fresh lease). Beside the load the second stage runs in its own processes: an RQ worker (the lease
 sweep; the decision job, which weighs the accepted answers a batch at a time into verified labels and new
 targets; the settlement job, which pays the verified ones) and a QA loop that decides every submission
 sampled for review (accepting most, rejecting some).

@@ -1,7 +1,7 @@
 """A submission's event fan-out: what XP, quests, badges, streaks and boards add to an accepted submission.
 
-Each sample pays a member for one accepted submission the way labeling does (XP and points through the
-ledger, then `submission_accepted`), once with every listener connected and once with none. The
+Each sample pays a member for one verified answer the way a settlement batch of one does (XP and points
+through the ledger, then `answers_paid`), once with every listener connected and once with none. The
 difference is the fan-out (goal: under 5 ms at p50); the bare postings are its ceiling.
 """
 
@@ -49,8 +49,8 @@ def run() -> list[Figure]:
             moment = utcnow()
             ledger.credit(member, "xp", 12, kind="labeling:text_classification", key=f"bench:{number}:xp", now=moment)
             ledger.credit(member, "points", 30, kind="labeling:text_classification", key=f"bench:{number}:points", now=moment)
-            events.submission_accepted.send(None, user_id=member, submission_id=number, pack_id=1,
-                                            task_type="text_classification", xp=12, points=30, now=moment)
+            events.answers_paid.send(None, payouts=[dict(user_id=member, answers=1, task_types={"text_classification": 1},
+                                                         answered_at=[moment], points=30, xp=12)], now=moment)
 
         def sample(offset: int) -> list[float]:
             timings = []
@@ -63,7 +63,7 @@ def run() -> list[Figure]:
 
         sample(0)  # warm up caches and the first rows
         with_listeners = sample(10_000)
-        saved = {signal: list(signal.receivers.values()) for signal in (events.ledger_entry_posted, events.submission_accepted)}
+        saved = {signal: list(signal.receivers.values()) for signal in (events.ledger_entry_posted, events.answers_paid)}
         for signal in saved:
             signal.receivers.clear()
         try:

@@ -23,9 +23,8 @@ ledger_entry_posted = signals.signal("ledger-entry-posted")  # user_id, currency
 # labeling and quality
 # Rewards are paid for verified work only (labeling/settlement.py). Labeling rewards use ledger kind
 # "labeling:<task_type>".
-# A gold answer was right: verified by its known answer and paid at once.
-submission_accepted = signals.signal("submission-accepted")  # user_id, submission_id, pack_id, task_type, xp, points, now
-# A settlement batch paid verified answers: one event per batch, one payout per member in it.
+# A settlement batch paid verified answers (right gold answers among them): one event per batch, one payout
+# per member in it.
 answers_paid = signals.signal("answers-paid")  # payouts [{user_id, answers, task_types {task_type: count}, answered_at [datetime], points, xp}], now
 # In the transaction: a non-gold submission was accepted (and flagged as awaiting its item's decision);
 # quality queues its decision job, which updates the item's online aggregate and verifies its answers.

@@ -102,7 +102,6 @@ def connect() -> None:
 
     # progression
     events.ledger_entry_posted.connect(reactions.on_ledger_entry_posted, weak=False)
-    events.submission_accepted.connect(reactions.on_submission_accepted, weak=False)
     events.answers_paid.connect(reactions.on_answers_paid, weak=False)
     events.gold_answered.connect(reactions.on_gold_answered, weak=False)
     events.review_completed.connect(reactions.on_review_completed, weak=False)

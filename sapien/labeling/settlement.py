@@ -6,8 +6,8 @@ Reward states (``Submission.reward_state``)
     Given, not verified yet. Its reward is fixed when it is given (``paid_*``) and shown as pending.
 ``verified``
     It agrees with its item's verified label (quality marks it through `verify_answers` when the item is
-    verified, or verified again), or a reviewer accepted it (`submissions.accept_submission`). It is paid
-    by the next settlement batch.
+    verified, or verified again), a reviewer accepted it (`submissions.accept_submission`), or it is a right
+    answer to a gold item (its known answer verifies it at once). It is paid by the next settlement batch.
 ``paid``
     Credited to the ledger (``paid_at``). A later review reject reverses it with compensating entries.
 ``not_verified``
@@ -16,7 +16,8 @@ Reward states (``Submission.reward_state``)
 ``void``
     Rejected (a wrong gold answer, a review reject) before it was paid: it earns nothing.
 
-Gold answers are judged at once against their known answer: a right one is paid in its own transaction.
+Gold answers are judged at once against their known answer: the member sees the verdict at once, and a
+right one is paid like every verified answer (the answer's own request posts nothing to the ledger).
 
 Settlement
 ----------

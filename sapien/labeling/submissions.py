@@ -4,33 +4,34 @@ Rewards
 -------
 ``reward = base × difficulty multiplier × streak multiplier``, rounded down, fixed when the answer is given
 (``Submission.paid_*``) and paid only for verified work (DESIGN rule 1, see `labeling.settlement`): a right
-gold answer is paid at once in its own transaction; any other answer is *pending* until it agrees with its
-item's verified label or a reviewer accepts it, and is then paid by a settlement batch, with one ledger key
-per submission and currency (``submission:<id>:points`` …). An answer that disagrees with the verified label
-earns nothing. Enterprise campaigns pay points and XP, dual-reward campaigns add the partner token (ledger
-currency ``partner``; the symbol is in the memo), community campaigns pay XP and record revenue shares.
-Packs count partner rewards and minimum stakes in whole tokens (``partner_reward``, ``min_stake``,
-``Submission.paid_partner``); the ledger holds them in base units (10**-6 of a token). Rejecting a paid
-submission reverses what was paid, never taking a balance below zero; rejecting an unpaid one voids its
-reward.
+gold answer is verified at once by its known answer; any other answer is *pending* until it agrees with its
+item's verified label or a reviewer accepts it. Either way a settlement batch pays it (seconds after a gold
+verdict), with one ledger key per submission and currency (``submission:<id>:points`` …). An answer that
+disagrees with the verified label earns nothing. Enterprise campaigns pay points and XP, dual-reward campaigns
+add the partner token (ledger currency ``partner``; the symbol is in the memo), community campaigns pay XP and
+record revenue shares. Packs count partner rewards and minimum stakes in whole tokens (``partner_reward``,
+``min_stake``, ``Submission.paid_partner``); the ledger holds them in base units (10**-6 of a token).
+Rejecting a paid submission reverses what was paid, never taking a balance below zero; rejecting an unpaid one
+voids its reward.
 
 Lock order
 ----------
-An answer and a reviewer's verdict on the same member's earlier answer run at once, so every path
-takes a member's rows in one order: the submission (or lease) row, then the member's balance rows
-(sorted by currency, see `ledger.credit_many`), then the item, then reputation rows (sorted by member;
-a gold verdict's reputation move runs just before the commit, see `database.before_commit`). An answer
-no longer decides its item: it is flagged (``awaiting_decision``) and quality's decision job locks the items
-of a batch, then marks their answers verified (after the items): a reviewer rejecting one of them at that
-moment (its row, then the item for the freed slot) can deadlock with it. As a safety net the calls that own their
-transaction run it again on a deadlock or serialization failure (`database.retry_transaction`):
-everything they wrote was rolled back, and the ledger keys make a re-run pay once.
+An answer and a reviewer's verdict on the same member's earlier answer run at once, so every path takes a
+member's rows in one order: the submission (or lease) row, then the member's balance rows (sorted by currency,
+see `ledger.credit_many`), then the item, then reputation rows (sorted by member; a gold verdict's reputation
+move runs just before the commit, see `database.before_commit`; an answer itself locks no balance row: the
+settlement batch pays it). An answer no longer decides its item: it is flagged (``awaiting_decision``) and
+quality's decision job locks the items of a batch, then marks their answers verified (after the items): a
+reviewer rejecting one of them at that moment (its row, then the item for the freed slot) can deadlock with
+it. As a safety net the calls that own their transaction run it again on a deadlock or serialization failure
+(`database.retry_transaction`): everything they wrote was rolled back, and the ledger keys make a re-run pay
+once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
@@ -39,7 +40,7 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from sapien import events
-from sapien.database import after_commit, as_utc, built_once, is_postgres, retry_transaction, unit_of_work
+from sapien.database import as_utc, built_once, is_postgres, retry_transaction, unit_of_work
 from sapien.extensions import db
 from sapien.failpoints import failpoint
 from sapien.i18n import TOKEN_UNIT
@@ -56,7 +57,7 @@ from sapien.labeling.models import (
     TaskPack,
 )
 from sapien.labeling.packs import reward_multiplier, round_down
-from sapien.labeling.settlement import BASIS, boosted, request_settlement, revenue_shares_for
+from sapien.labeling.settlement import request_settlement, revenue_shares_for
 from sapien.ledger import service as ledger
 from sapien.ledger.models import Balance
 from sapien.progression.models import MemberProgress
@@ -72,7 +73,7 @@ class SubmissionResult:
     xp: int
     partner: int = 0
     shares: int = 0
-    reward_state: str = "pending"  # "paid" for a right gold answer; "void" when rejected
+    reward_state: str = "pending"  # "verified" for a right gold answer; "void" when rejected
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,13 @@ def _submit(user_id: int, lease_id: int, answer_for, *, now: datetime, time_spen
             _void(submission)
         # An accepted ordinary answer waits for quality's decision job (the flag goes out with the INSERT).
         submission.awaiting_decision = judgement.status == "accepted" and not item.is_gold
-        paid_now = judgement.status == "accepted" and submission.is_gold  # verified by its known answer
-        if paid_now:
-            with session.no_autoflush:
-                reward = _mark_paid_now(submission, reward, now)  # goes out with the INSERT too
+        if judgement.status == "accepted" and item.is_gold:
+            # Verified by its known answer (the verdict goes out with the INSERT): the next batch pays it.
+            submission.reward_state, submission.verified_at = "verified", now
+            request_settlement()
         session.flush()
-        if judgement.status == "accepted":
-            if paid_now:
-                _pay_now(submission, pack, campaign, reward, now)
-            else:
-                events.submission_settled.send(None, submission_id=submission.id, now=now)
+        if submission.awaiting_decision:
+            events.submission_settled.send(None, submission_id=submission.id, now=now)
         elif judgement.status == "rejected" and not item.is_gold:
             free_slot(item.id)
         # Read before the commit expires the row (reading it after would reload it).
@@ -234,38 +232,6 @@ def _void(submission: Submission) -> None:
     """A rejected answer that was never paid earns nothing."""
     submission.reward_state = "void"
     submission.paid_points = submission.paid_xp = submission.paid_partner = 0
-
-
-def _mark_paid_now(submission: Submission, reward: Reward, now: datetime) -> Reward:
-    """A right gold answer is paid in the answer's own transaction (its known answer verified it): its row
-    says so, with the points its member's staking tier boosts (see settlement.py), before it is written."""
-    submission.reward_state, submission.verified_at, submission.paid_at = "paid", now, now
-    user_id = submission.user_id
-    multiplier_bp = events.stake_multipliers.ask(user_ids=[user_id]).get(user_id, BASIS) if reward.points else BASIS
-    if multiplier_bp != BASIS:
-        reward = replace(reward, points=boosted(reward.points, multiplier_bp))
-        submission.paid_points, submission.stake_multiplier_bp = reward.points, multiplier_bp
-    return reward
-
-
-def _pay_now(submission: Submission, pack: TaskPack, campaign: Campaign, reward: Reward, now: datetime) -> None:
-    """Pay a right gold answer (`_mark_paid_now` marked its row): one ledger posting, its revenue shares."""
-    kind = f"labeling:{pack.task_type}"
-    memo = f"{pack.name[:200]} #{submission.id}"
-    user_id, key = submission.user_id, f"submission:{submission.id}"
-    credits = [
-        ledger.Credit("points", reward.points, f"{key}:points", memo),
-        ledger.Credit("xp", reward.xp, f"{key}:xp", memo),
-        ledger.Credit("partner", reward.partner * TOKEN_UNIT, f"{key}:partner", f"{campaign.partner_token} {memo}"[:255]),
-    ]
-    # One posting for the whole reward (a few statements, not a few per currency).
-    ledger.credit_many(user_id, [one for one in credits if one.amount], kind=kind, now=now)
-    if reward.shares:
-        db.session.add(RevenueShare(campaign_id=campaign.id, pack_id=pack.id, user_id=user_id, submission_id=submission.id,
-                                    shares=reward.shares, void=False, created_at=now))
-    sent = dict(user_id=user_id, submission_id=submission.id, pack_id=pack.id, task_type=pack.task_type, xp=reward.xp,
-                points=reward.points, now=now)
-    after_commit(lambda: events.submission_accepted.send(None, **sent))
 
 
 def _locked_submission(submission_id: int) -> tuple[Submission, Item, TaskPack, Campaign]:

@@ -20,6 +20,7 @@ MESSAGES = {
     "badge": _l("You earned the badge “%(badge)s”."),
     "badge_revoked": _l("Your badge “%(badge)s” was revoked."),
     "quest_complete": _l("Quest complete: “%(quest)s”. Claim your reward."),
+    "streak_milestone": _l("%(days)s-day streak! Come back tomorrow to keep it going."),
     "guild_quest_complete": _l("Your guild completed the quest “%(quest)s”. Claim your reward."),
     "review_result": _l("A reviewer marked one of your submissions as %(outcome)s."),
     "no_consensus": _l("Item “%(item)s” of your pack “%(pack)s” got %(answers)s answers that never agreed: review them to verify it."),

@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from sapien.extensions import htmx
+from sapien.progression.streaks import STREAK_MILESTONES
 
 
 def _is_current(user_id: int) -> bool:
@@ -42,9 +43,6 @@ def mark_level_up(user_id: int, level: int) -> None:
     if _is_current(user_id):
         g.progression_status_changed = True
         g.progression_level_up = max(level, getattr(g, "progression_level_up", 0))
-
-
-STREAK_MILESTONES = frozenset({3, 7, 14, 30, 50, 100, 180, 365})
 
 
 def mark_badge_earned(user_id: int, slug: str) -> None:

@@ -23,12 +23,7 @@ from sapien.progression.quest_progress import (
     announce_guild_completed,
     event_quests,
 )
-from sapien.progression.streaks import record_activity
-
-
-def on_submission_accepted(_sender=None, *, user_id: int, task_type: str, now: datetime, **_ignored) -> None:
-    """A gold answer verified and paid at once: verified work, like a settlement batch of one."""
-    on_answers_paid(payouts=[dict(user_id=user_id, answers=1, task_types={task_type: 1}, answered_at=[now])], now=now)
+from sapien.progression.streaks import STREAK_MILESTONES, record_activity
 
 
 def on_answers_paid(_sender=None, *, payouts: list[dict], now: datetime, **_ignored) -> None:
@@ -61,6 +56,9 @@ def _react_to_paid_answers(row, before, answers: int, task_types: dict[str, int]
     if streak_moved:
         completed += advance(user_id, event_quests(now, "streak_days", "member"), now, at_least=row.current_streak)
         days = row.current_streak
+        if days in STREAK_MILESTONES:
+            # Answers are paid in a job, which no response carries a toast from: the bell tells the member.
+            notify(user_id, "streak_milestone", {"days": days}, link="/dashboard", key=f"streak:{user_id}:{row.last_active_day}", now=now)
         after_commit(lambda: events.streak_extended.send(None, user_id=user_id, days=days, now=now))
     announce_completed(user_id, row, completed, now)
     for counted, counted_quests in sorted(by_count.items()):

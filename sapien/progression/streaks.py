@@ -33,6 +33,9 @@ from sapien.progression.models import (
     StreakFreeze,
 )
 
+# The streak lengths worth a celebration: a toast on the request that reached one, and a notification.
+STREAK_MILESTONES = frozenset({3, 7, 14, 30, 50, 100, 180, 365})
+
 
 def _zone(name: str | None) -> ZoneInfo:
     return zone_or_utc(name)

@@ -47,15 +47,12 @@ def test_rewards_scale_with_difficulty_and_are_paid_once(ctx, tmp_path):
 
 
 def test_streak_multiplies_rewards(ctx, tmp_path):
-    from sapien import events
+    from tests.progression.helpers import paid_answer
 
     pack = make_pack(tmp_path, items=3, reward_points=100, reward_xp=0, labels_per_item=1)
     user = make_user()
-    for day in range(3):  # three active days in a row: a 3-day streak is worth +10 %
-        events.submission_accepted.send(None, user_id=user, submission_id=1000 + day, pack_id=pack.id, task_type="text_classification",
-                                        xp=0, points=0, now=NOW - timedelta(days=3 - day))
-    events.submission_accepted.send(None, user_id=user, submission_id=999, pack_id=pack.id, task_type="text_classification", xp=0,
-                                    points=0, now=NOW)
+    for day in range(4):  # paid answers on four days in a row
+        paid_answer(user, NOW - timedelta(days=3 - day))
     _lease, result = do_one(user, pack.id)
     assert result.points == 115  # four consecutive days: 1 + 3 × 5 %
 

@@ -155,7 +155,7 @@ def test_a_reject_before_the_batch_voids_the_verified_reward(ctx, tmp_path):
     assert ledger.balance(member, "points") == 0 and state_of(result.submission_id).reward_state == "void"
 
 
-def test_gold_is_paid_at_once(ctx, tmp_path):
+def test_a_right_gold_answer_is_verified_at_once_and_paid_by_the_next_batch(ctx, tmp_path):
     from sapien.labeling import packs
 
     pack = make_pack(tmp_path, items=0, gold=2, reward_points=10, reward_xp=5)
@@ -167,12 +167,17 @@ def test_gold_is_paid_at_once(ctx, tmp_path):
         return submissions.submit_answer(member, lease.id, {"labels": [label]}, now=at)
 
     right = answer_gold(first, "pos", NOW)
-    assert (right.status, right.reward_state) == ("accepted", "paid")
-    assert ledger.balance(member, "points") == 10 and ledger.balance(member, "xp") == 5
+    assert (right.status, right.reward_state, right.points, right.xp) == ("accepted", "verified", 10, 5)
+    assert ledger.balance(member, "points") == 0  # the answer's own request posts nothing
+    assert settlement.pending_rewards(member) == settlement.PendingRewards(1, 10, 5)
+    assert settlement.SETTLEMENT_JOB_ID in ScheduledJobRegistry(queue=get_queue()).get_job_ids()  # armed by the verdict
     wrong = answer_gold(second, "neg", NOW + timedelta(seconds=1))
     assert (wrong.status, wrong.reward_state, wrong.points) == ("rejected", "void", 0)
-    assert ledger.balance(member, "points") == 10
-    assert settle_rewards() == 0
+    assert settle_rewards() == 1
+    assert ledger.balance(member, "points") == 10 and ledger.balance(member, "xp") == 5
+    paid = db.session.get(Submission, right.submission_id)
+    assert (paid.reward_state, paid.paid_points) == ("paid", 10) and paid.verified_at is not None and paid.paid_at is not None
+    assert settlement.pending_rewards(member) == settlement.PendingRewards(0, 0, 0)
 
 
 def test_a_lost_settlement_job_is_found_by_the_reconciler(ctx, tmp_path, redis_conn):

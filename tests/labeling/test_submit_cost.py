@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import event, select
 
+from jobs.labeling import settle_rewards
 from sapien.extensions import db
 from sapien.labeling import leases, submissions
 from sapien.labeling.models import Submission
@@ -116,13 +117,15 @@ def test_an_answer_over_http_costs_at_most_a_few_statements(app, make_member, tm
     assert len(statements) <= ANSWER_REQUEST_STATEMENTS, "\n".join(statements)
 
 
-# A right gold answer is judged, paid and moves its member's reputation in its own transaction, then progression
-# and the boards react after the commit (4 of these). It was 19: the lease was claimed apart, the row was written
-# then marked paid, and the reputation move looked its key up, then wrote its event inside a savepoint.
-GOLD_ANSWER_STATEMENTS = 14
+# A right gold answer is judged and moves its member's reputation in its own transaction, then progression
+# reacts to the verdict after the commit. It was 19: the lease was claimed apart, the row was written then
+# marked paid, and the reputation move looked its key up, then wrote its event inside a savepoint; 14 while
+# the answer was paid in its own request (a ledger posting, then progression and the boards reacting to it);
+# 8 since the settlement batch pays it like every verified answer.
+GOLD_ANSWER_STATEMENTS = 8
 
 
-def test_a_right_gold_answer_is_paid_at_once_in_a_few_statements(ctx, tmp_path):
+def test_a_right_gold_answer_is_verified_at_once_in_a_few_statements(ctx, tmp_path):
     from sapien.labeling.models import Item
 
     pack = make_pack(tmp_path, items=2, gold=3, reward_points=10, reward_xp=5)
@@ -137,9 +140,11 @@ def test_a_right_gold_answer_is_paid_at_once_in_a_few_statements(ctx, tmp_path):
     with counted_statements() as statements:
         result = submissions.submit_answer(member, lease_id, {"labels": ["pos"]}, now=NOW + timedelta(seconds=20))
 
-    assert result.status == "accepted" and (result.reward_state, result.points, result.xp) == ("paid", 10, 5)
+    assert result.status == "accepted" and (result.reward_state, result.points, result.xp) == ("verified", 10, 5)
     assert len(statements) <= GOLD_ANSWER_STATEMENTS, "\n".join(statements)
     submission = db.session.scalar(select(Submission).where(Submission.id == result.submission_id))
-    assert (submission.reward_state, submission.paid_points) == ("paid", 10) and submission.paid_at is not None
+    assert (submission.reward_state, submission.paid_points) == ("verified", 10) and submission.verified_at is not None
+    assert ledger.balance(member, "points") == 0
+    assert settle_rewards() == 2  # both right gold answers, in the next batch
     assert ledger.balance(member, "points") == 20 == ledger.sum_of_entries(member, "points")
     assert ledger.balance(member, "xp") == 10 == ledger.sum_of_entries(member, "xp")

@@ -16,8 +16,13 @@ def accept(user_id: int, now: datetime, task_type: str = "text_classification", 
     submission_id = next(_ids)
     if xp:
         ledger.credit(user_id, "xp", xp, kind=f"labeling:{task_type}", key=f"sub:{submission_id}:xp", now=now)
-    events.submission_accepted.send(
-        None, user_id=user_id, submission_id=submission_id, pack_id=1, task_type=task_type, xp=xp, points=3 * xp, now=now
+    paid_answer(user_id, now, task_type=task_type, xp=xp, points=3 * xp)
+
+
+def paid_answer(user_id: int, now: datetime, *, task_type: str = "text_classification", xp: int = 0, points: int = 0) -> None:
+    """A settlement batch paid one verified answer given at `now`."""
+    events.answers_paid.send(
+        None, payouts=[dict(user_id=user_id, answers=1, task_types={task_type: 1}, answered_at=[now], points=points, xp=xp)], now=now
     )
 
 

@@ -1,18 +1,21 @@
 """The celebrations ride on the htmx response of the request that earned them: a level-up dialog with what
 the level unlocks, and a toast each for a badge earned, a quest completed and a streak milestone.
 
-Work earns only once verified: a right gold answer is verified (and paid) in its own request, so these tests
-answer gold items; other answers are paid by the settlement job, whose moments reach the member as
-notifications."""
+Work earns only once verified, and a settlement job pays it (a right gold answer too, seconds after its
+verdict): the moments of paid work (labels counted, streak days) reach the member as notifications. A gold
+verdict's own moments (gold accuracy quests) ride on the answer's response."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from sapien.database import utcnow
 from sapien.extensions import db
 from sapien.labeling import leases, packs
+from sapien.progression import quests
 from sapien.progression.models import MemberProgress
 from tests.labeling.conftest import make_pack
 from tests.labeling.test_views import start_work
@@ -32,16 +35,28 @@ def _active_yesterday(app, user_id: int, streak: int) -> None:
 
 
 def _hold_gold_item(app, user_id: int, slug: str) -> None:
-    """Lease the pack's gold item to the member (the work page resumes it): a right answer is paid at once."""
+    """Lease the pack's gold item to the member (the work page resumes it): a right answer is verified at once."""
     with app.test_request_context():
         pack = packs.get_pack_by_slug(slug)
         gold_item = next(item for item in packs.pack_items(pack.id) if item.is_gold)
         leases.lease_item(user_id, gold_item.id, utcnow().replace(year=2100))
 
 
-def test_a_right_gold_answer_brings_the_badge_quest_and_streak_moments(app, make_member, tmp_path):
+def _notifications(app, user_id: int) -> list[tuple[str, dict]]:
+    from sapien.notifications.models import Notification
+
+    with app.app_context():
+        return [(row.kind, row.params) for row in db.session.scalars(select(Notification).where(Notification.user_id == user_id))]
+
+
+def test_a_right_gold_answer_brings_its_gold_quest_at_once_and_its_label_moments_once_paid(app, make_member, tmp_path):
+    from jobs.labeling import settle_rewards
+
     moderator = make_member(role="moderator")
-    create_quest(app, moderator.id)
+    create_quest(app, moderator.id)  # label one item: counted once the answer is paid
+    with app.app_context():
+        quests.create_quest(quests.QuestDefinition(title="Sharp", period="daily", objective="gold_accuracy", target=1, accuracy_percent=100,
+                                                   starts_at=utcnow() - timedelta(days=1), reward_xp=20), actor_id=moderator.id, now=utcnow())
     with app.test_request_context():
         slug = make_pack(tmp_path, items=3, gold=1, reward_points=10, reward_xp=5).slug
     ana = make_member()
@@ -51,24 +66,38 @@ def test_a_right_gold_answer_brings_the_badge_quest_and_streak_moments(app, make
     response = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
     body = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert '<div id="flashes" hx-swap-oob="beforeend">' in body
-    assert "toast--badge" in body and "Badge earned: First label" in body and "/badges/art/first-label.svg" in body
-    assert "toast--quest" in body and "Quest complete: Do one" in body
-    assert "toast--streak" in body and "3-day streak!" in body
+    assert "Right! That was a check item" in body and "Verified: paid with the next payout, in a few seconds." in body
+    # The verdict's own moments: its quest, and the badge for a first quest.
+    assert "toast--quest" in body and "Quest complete: Sharp" in body and "Badge earned: Quester" in body
+    assert "First label" not in body and "Do one" not in body and "toast--streak" not in body  # nothing paid yet
+
+    with app.app_context():
+        assert settle_rewards() == 1
+    notified = _notifications(app, ana.id)
+    assert ("badge", {"badge": "first-label"}) in notified and ("streak_milestone", {"days": 3}) in notified
+    assert ("answer_verified_points", {"count": 1, "amount": 10}) in notified and ("quest_complete", {"quest": "Do one"}) in notified
+    bell = ana.client.get("/notifications").get_data(as_text=True)
+    assert "You earned the badge “First label”." in bell and "3-day streak! Come back tomorrow to keep it going." in bell
     # The next answer (pending until verified) earns nothing new: no celebration repeats.
     again = ana.client.post(f"/packs/{slug}/work", data={"lease_id": _lease(body), "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
     assert "toast--celebrate" not in again.get_data(as_text=True)
 
 
 def test_a_streak_that_is_no_milestone_is_not_celebrated(app, make_member, tmp_path):
+    from jobs.labeling import settle_rewards
+
     with app.test_request_context():
         slug = make_pack(tmp_path, items=2, gold=1, reward_points=10, reward_xp=5).slug
     ana = make_member()
     _active_yesterday(app, ana.id, 3)  # today makes 4: no milestone
     _hold_gold_item(app, ana.id, slug)
     lease = _lease(start_work(ana, slug))
-    body = ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX).get_data(as_text=True)
-    assert "toast--badge" in body and "toast--streak" not in body
+    ana.client.post(f"/packs/{slug}/work", data={"lease_id": lease, "label": "pos", "csrf_token": ana.csrf()}, headers=HX)
+    with app.app_context():
+        assert settle_rewards() == 1
+        assert db.session.get(MemberProgress, ana.id).current_streak == 4
+    notified = _notifications(app, ana.id)
+    assert ("badge", {"badge": "first-label"}) in notified and "streak_milestone" not in [kind for kind, _params in notified]
 
 
 def test_a_level_up_brings_the_dialog_with_its_emblem_and_what_it_unlocks(app, make_member, tmp_path):

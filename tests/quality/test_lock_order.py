@@ -105,7 +105,7 @@ def test_an_answer_and_a_review_of_the_same_member_never_deadlock(app, tmp_path,
     with app.app_context():
         from jobs.labeling import settle_rewards
 
-        assert settle_rewards() == ROUNDS  # the reviewer's accepts verified the answers; the batch pays them
+        assert settle_rewards() == 2 * ROUNDS  # the gold verdicts and the reviewer's accepts verified the answers; the batch pays them
         paid = db.session.scalars(select(Submission).where(Submission.user_id == member, Submission.status == "accepted")).all()
         assert len(paid) == 2 * ROUNDS
         assert ledger.balance(member, "points") == sum(one.paid_points for one in paid) > 0

@@ -170,14 +170,25 @@ def session_user_id() -> int | None:
     return int(user_id) if user_id.isdigit() else None
 
 
+_FETCHED_ALONG: list[Callable[[], str]] = []
+
+
+def fetch_along(make_key: Callable[[], str]) -> Callable[[], str]:
+    """Have every signed-in request fetch the key `make_key()` names in its one round trip, for
+    `prefetched_value`: a value most signed-in requests read, such as economy's settings version."""
+    _FETCHED_ALONG.append(make_key)
+    return make_key
+
+
 def keys_to_prefetch() -> list[str]:
     """Every member-cache key this request will read, known from the request alone: the cached user row
-    of the member in the session cookie and, on a `cached_page` view that may be served from the cache,
-    the page with its stamps."""
+    of the member in the session cookie, the keys fetched along (`fetch_along`) and, on a `cached_page`
+    view that may be served from the cache, the page with its stamps."""
     user_id = session_user_id()
     if user_id is None:
         return []
     keys = stamped_keys(user_id, USER_ROW, [user_row_key(user_id)], generation=False)
+    keys += [make_key() for make_key in _FETCHED_ALONG]
     page = getattr(current_app.view_functions.get(request.endpoint or ""), "cached_page", None)
     if page is not None and _servable():
         name, stamp_key_makers = page
@@ -187,6 +198,13 @@ def keys_to_prefetch() -> list[str]:
 
 def keep_prefetched(keys: list[str], values: list[bytes | None]) -> None:
     g.setdefault(PREFETCHED, {}).update(zip(keys, values, strict=True))
+
+
+def prefetched_value(key: str) -> bytes | None:
+    """The value of a key fetched before the view ran (`fetch_along`); None when it was not fetched, when
+    Redis had none, or after a write in this request made what was fetched stale."""
+    values = _prefetched([key])
+    return values[0] if values else None
 
 
 def _prefetched(keys: list[str]) -> list[bytes | None] | None:

@@ -32,6 +32,7 @@ from sapien.errors import DomainError
 from sapien.extensions import db
 from sapien.i18n import TOKEN_UNIT, TokenAmountError, format_tokens, parse_tokens
 from sapien.labeling.models import DIFFICULTIES, TASK_TYPES
+from sapien.member_cache import fetch_along, prefetched_value
 from sapien.queue import redis_connection
 from sapien.redis_keys import redis_key
 
@@ -193,6 +194,7 @@ VERSION_SECONDS = 300
 _process_cache: tuple[bytes, dict[str, object]] | None = None
 
 
+@fetch_along  # most signed-in requests read the settings (every answer does): no round trip of their own
 def _version_key() -> str:
     return redis_key("economy:parameters:version")
 
@@ -212,7 +214,7 @@ def _current_stored() -> dict[str, object]:
 
     try:
         connection = redis_connection()
-        version = connection.get(_version_key())
+        version = prefetched_value(_version_key()) or connection.get(_version_key())
         if version is None:  # first use, expired, or Redis was flushed: start a version (another process may win)
             connection.set(_version_key(), uuid4().hex, nx=True, ex=VERSION_SECONDS)
             version = connection.get(_version_key())

@@ -101,3 +101,25 @@ def test_another_processs_change_is_seen_once_its_new_version_is_in_redis(ctx, r
     parameters.forget_cached_parameters()
     assert get_parameter("conversion.auto_stake_bp") == 3000
 
+
+
+def test_a_signed_in_request_fetches_the_settings_version_in_its_one_round_trip(ctx, redis_conn):
+    from flask import session
+    from sqlalchemy import update
+
+    from sapien import member_cache
+    from sapien.economy.models import Parameter
+    from sapien.extensions import db
+
+    assert parameters._version_key() not in member_cache.keys_to_prefetch()  # signed out: nothing is fetched
+    session["_user_id"] = f"{make_user()}:1"
+    assert parameters._version_key() in member_cache.keys_to_prefetch()
+    set_parameter("conversion.auto_stake_bp", 2500, actor_id=make_user(role="admin"), reason="More skin in the game", now=NOW)
+    assert get_parameter("conversion.auto_stake_bp") == 2500  # this process's copy, under the version in Redis
+    db.session.execute(update(Parameter).where(Parameter.name == "conversion.auto_stake_bp").values(value=3000))
+    db.session.commit()
+    parameters.forget_cached_parameters()
+    # The request's pipeline brought a newer version than the copy's (another process changed a setting):
+    # the read goes by it, without asking Redis again.
+    member_cache.keep_prefetched([parameters._version_key()], [b"fetched-with-the-request"])
+    assert get_parameter("conversion.auto_stake_bp") == 3000

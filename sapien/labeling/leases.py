@@ -11,7 +11,7 @@ its slot back. Gold items are mixed in at the pack's gold rate; they take no slo
 answer each of them once) and look exactly like ordinary items to the member.
 
 Priority access: when a pack's open items are down to economy's reserve, only staked members (those with
-a staking tier) may claim them (`_check_priority`).
+a staking tier) may claim them (`_check_priority`). The statements that take the items are in `claims`.
 """
 
 from __future__ import annotations
@@ -22,48 +22,30 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
-    Integer,
-    bindparam,
     case,
-    exists,
     false,
     func,
-    literal,
-    literal_column,
-    or_,
     select,
-    true,
-    union_all,
     update,
 )
-from sqlalchemy.orm import aliased
 
 from sapien import events
-from sapien.database import as_utc, built_once, dialect_insert, is_postgres, unit_of_work, utcnow
+from sapien.database import as_utc, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
+from sapien.labeling import claims
 from sapien.labeling.access import check_unlocked, is_unlocked
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
 from sapien.labeling.models import (
     Item,
     Lease,
     Media,
-    Submission,
     TaskPack,
 )
 from sapien.labeling.packs import day_start, get_media
-from sapien.labeling.settlement import PendingRewards, pending_rewards_subquery
+from sapien.labeling.settlement import PendingRewards
 from sapien.moderation import verdicts
 from sapien.moderation.verdicts import restriction_message
 from sapien.queue import PendingWork, pending_work_source
-
-# LIMIT 1 written into the SQL. As a parameter, the plan PostgreSQL keeps for a prepared statement is costed for
-# an unknown limit, never beats a fresh one, and every execution was planned again (0.3 ms of the claim's 0.5 ms
-# on the server); with the literal it keeps one plan.
-ONE = literal_column("1")
-# "active" written into the SQL for the same reason: PostgreSQL's statistics know few leases are active, but
-# a plan made for any status estimates every lease of the member, and looks so costly next to a plan for the
-# value that PostgreSQL plans the statement afresh on every execution instead of keeping one.
-ACTIVE = literal_column("'active'")
 
 
 def free_slot(item_id: int) -> None:
@@ -94,117 +76,13 @@ def _expire(lease: Lease) -> None:
         free_slot(lease.item_id)
 
 
-def _daily_use(user_id, pack_id, since, cap=None):
-    """How much of today's cap in the pack the member used: answers since `since` (the UTC day's start)
-    plus active leases. The arguments are values or bind parameters. With `cap`, answers are counted up to
-    the cap only (enough to tell whether it is reached), so that the plan PostgreSQL keeps for a prepared
-    statement, which cannot know how many answers a day start leaves, reckons with a few index entries."""
-    answers = select(ONE).where(Submission.pack_id == pack_id, Submission.user_id == user_id, Submission.created_at >= since)
-    if cap is not None:
-        answers = answers.limit(cap)
-    submitted = select(func.count()).select_from(answers.subquery()).scalar_subquery()
-    active = select(func.count()).select_from(Lease).where(
-        Lease.user_id == user_id, Lease.status == ACTIVE, Lease.pack_id == pack_id
-    ).scalar_subquery()
-    return submitted + active
-
-
 def _check_daily_cap(user_id: int, pack: TaskPack, now: datetime, used: int | None = None) -> None:
     if used is None:
-        used = db.session.execute(select(_daily_use(user_id, pack.id, day_start(now)))).scalar() or 0
+        used = db.session.execute(select(claims.daily_use(user_id, pack.id, day_start(now)))).scalar() or 0
     if used >= pack.daily_cap:
         raise DailyCapReached(
             _l("You have done today's %(cap)s items in this pack. Come back tomorrow (UTC) or try another pack.", cap=pack.daily_cap)
         )
-
-
-@built_once
-def _new_lease_statement(dialect_name: str):
-    return (
-        dialect_insert(Lease, dialect_name)
-        .values(item_id=bindparam("new_item_id"), pack_id=bindparam("new_pack_id"), user_id=bindparam("new_user_id"), status="active",
-                created_at=bindparam("new_created_at"), expires_at=bindparam("new_expires_at"))
-        .on_conflict_do_nothing(index_elements=["item_id", "user_id"])
-        .returning(Lease)
-    )
-
-
-def _new_lease(user_id: int, pack: TaskPack, item_id: int, now: datetime) -> Lease | None:
-    """Insert the lease; None when the member already holds one for the item (a double click racing)."""
-    values = {"new_item_id": item_id, "new_pack_id": pack.id, "new_user_id": user_id, "new_created_at": now,
-              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
-    return db.session.scalars(_new_lease_statement(db.engine.dialect.name), values, execution_options={"populate_existing": True}).first()
-
-
-def _not_leased_by(user_id: int):
-    return ~exists().where(Lease.item_id == Item.id, Lease.user_id == user_id)
-
-
-def _pick_gold(user_id: int, pack: TaskPack) -> Item | None:
-    """A random open gold item the member has not had. On PostgreSQL the draw reads a few index entries
-    instead of sorting every gold item of the pack (`_gold_pick_statement`)."""
-    if is_postgres():
-        return db.session.scalar(_gold_pick_statement(), {"gold_pack_id": pack.id, "gold_user_id": user_id})
-    return db.session.scalar(
-        select(Item)
-        .where(Item.pack_id == pack.id, Item.is_gold == true(), Item.is_exam.is_(False), Item.status == "open", _not_leased_by(user_id))
-        .order_by(func.random())
-        .limit(ONE)
-    )
-
-
-@built_once
-def _gold_pick_statement():
-    """A random point between the first and last id of the pack's open gold items (`gold_pack_id`), then the
-    first of them at or after it that the member (`gold_user_id`) has not had, wrapping round to the start:
-    a few entries of `ix_items_pack_gold`, whose condition the literals below match (a bound parameter could
-    not prove it for a prepared plan). An item that follows a wide gap in the ids, or items the member has
-    had, comes up more often than one after a narrow gap; every one can, and none twice for the member."""
-    pack_id, user_id = bindparam("gold_pack_id"), bindparam("gold_user_id")
-    open_gold = (Item.pack_id == pack_id, Item.is_gold == true(), Item.is_exam == false(), Item.status == literal_column("'open'"))
-    bounds = select(func.min(Item.id).label("low"), func.max(Item.id).label("high")).where(*open_gold).subquery()
-    pivot = select(
-        (bounds.c.low + func.floor(func.random() * (bounds.c.high - bounds.c.low + 1))).cast(Integer).label("at")
-    ).cte("pivot")
-    at = select(pivot.c.at).scalar_subquery()
-
-    def first_from(where):
-        return select(Item).where(*open_gold, where, _not_leased_by(user_id)).order_by(Item.pack_id, Item.id).limit(ONE)
-
-    drawn = union_all(first_from(Item.id >= at), first_from(Item.id < at)).subquery("drawn")
-    return select(aliased(Item, drawn)).limit(ONE)
-
-
-@built_once
-def claim_ordinary_statement():
-    """Take a slot of the next ordinary item for the member (`claimant_id`) in the pack (`claim_pack_id`) in
-    one statement, returning the item.
-
-    Items closest to done come first (they verify sooner), then the oldest; `ix_items_pack_open` holds
-    that order, so the claim stops at the first entry the member has not leased. SKIP LOCKED lets racing
-    members pass each other, and the outer condition is the same guarded increment as `_take_slot`.
-    """
-    user_id, pack_id = bindparam("claimant_id"), bindparam("claim_pack_id")
-    candidate = (
-        select(Item.id)
-        .where(
-            Item.pack_id == pack_id,
-            Item.status == "open",
-            Item.is_gold == false(),  # "=", not "IS": only an equality lets PostgreSQL use the index for it
-            Item.slots_taken < Item.labels_target,
-            _not_leased_by(user_id),
-        )
-        .order_by(Item.slots_taken.desc(), Item.id)
-        .limit(ONE)
-        .with_for_update(skip_locked=True, of=Item)
-        .scalar_subquery()
-    )
-    return (
-        update(Item)
-        .where(Item.id == candidate, Item.slots_taken < Item.labels_target, Item.status == "open")
-        .values(slots_taken=Item.slots_taken + 1)
-        .returning(Item)
-    )
 
 
 def _check_priority(user_id: int, pack: TaskPack) -> None:
@@ -224,132 +102,6 @@ def _held_back_for_stakers(user_id: int, pack: TaskPack) -> bool:
     return db.session.scalar(select(func.count()).select_from(open_items)) <= reserve
 
 
-def _claim_ordinary(user_id: int, pack: TaskPack) -> Item | None:
-    return db.session.scalars(
-        claim_ordinary_statement(), {"claimant_id": user_id, "claim_pack_id": pack.id},
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).first()
-
-
-def _claim_and_lease_ordinary(user_id: int, pack: TaskPack, now: datetime) -> tuple[Item | None, Lease | None]:
-    """`_claim_ordinary` then `_new_lease`, in one round trip on PostgreSQL (every answer takes its next item
-    this way): (None, None) when nothing is left, (item, None) when the member already holds a lease on the
-    claimed item (a double click racing)."""
-    if not is_postgres():  # SQLite has no INSERT or UPDATE inside WITH
-        item = _claim_ordinary(user_id, pack)
-        return item, _new_lease(user_id, pack, item.id, now) if item is not None else None
-    values = {"claimant_id": user_id, "claim_pack_id": pack.id, "new_created_at": now,
-              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
-    row = db.session.execute(
-        _claim_and_lease_statement(), values, execution_options={"synchronize_session": False, "populate_existing": True}
-    ).first()
-    return (row[0], row[1]) if row is not None else (None, None)
-
-
-@built_once
-def _claim_and_lease_statement():
-    """The claim's UPDATE and the lease's INSERT as one statement: the claimed item with the new lease (none
-    when the member already held one on it). Parameters: `claimant_id`, `claim_pack_id`, `new_created_at`,
-    `new_expires_at`."""
-    claimed, new_lease = _claim_and_lease_ctes(claim_ordinary_statement())
-    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
-    return select(item, lease).select_from(claimed).outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
-
-
-def _claim_and_lease_ctes(claim):
-    claimed = claim.cte("claimed")
-    new_lease = (
-        dialect_insert(Lease, "postgresql")
-        .from_select(
-            ["item_id", "pack_id", "user_id", "status", "created_at", "expires_at"],
-            select(claimed.c.id, claimed.c.pack_id, bindparam("claimant_id"), literal("active"), bindparam("new_created_at"),
-                   bindparam("new_expires_at")),
-        )
-        .on_conflict_do_nothing(index_elements=["item_id", "user_id"])
-        .returning(*Lease.__table__.c)
-        .cte("new_lease")
-    )
-    return claimed, new_lease
-
-
-def _active_lease_and_daily_use(user_id: int, pack: TaskPack, now: datetime) -> tuple[Lease | None, int, bool, PendingRewards]:
-    """The member's latest active lease in the pack (or None), their daily use there, whether moderation
-    restricted them from labeling it and their pending rewards (which the nav shows beside the item), in one
-    statement: the reads every "next item" starts with."""
-    values = {"user_id": user_id, "state_pack_id": pack.id, "now": now, "day_start": day_start(now), "daily_cap": pack.daily_cap}
-    lease, used, restricted, answers, points, xp = db.session.execute(_active_lease_and_daily_use_statement(), values).one()
-    return lease, used or 0, bool(restricted), PendingRewards(int(answers), int(points), int(xp))
-
-
-@built_once
-def _active_lease_and_daily_use_statement():
-    state, pending = _member_state()
-    return (
-        select(Lease, state.c.used, state.c.restricted, *pending.c)
-        .select_from(state)
-        .outerjoin(Lease, Lease.id == state.c.latest_id)
-        .join(pending, true())
-    )
-
-
-def _member_state():
-    """The member's latest active lease id, daily use and restriction in the pack (a one-row CTE) and their
-    pending rewards (a one-row subquery). Parameters: `user_id`, `state_pack_id`, `now`, `day_start` and
-    `daily_cap`; none is named like an item column, which `_state_and_claim_statement`'s ORM UPDATE would
-    take for a value to SET."""
-    user_id, pack_id, now = bindparam("user_id"), bindparam("state_pack_id"), bindparam("now")
-    latest = select(func.max(Lease.id)).where(
-        Lease.user_id == user_id, Lease.pack_id == pack_id, Lease.status == ACTIVE
-    ).scalar_subquery()
-    state = select(
-        latest.label("latest_id"),
-        _daily_use(user_id, pack_id, bindparam("day_start"), bindparam("daily_cap")).label("used"),
-        verdicts.restricted_clause(user_id, "labeling", now, pack_id).label("restricted"),
-    ).cte("member_state")
-    return state, pending_rewards_subquery(user_id)
-
-
-def _state_and_claim(user_id: int, pack: TaskPack, now: datetime):
-    """`_active_lease_and_daily_use` and `_claim_and_lease_ordinary` in one round trip (PostgreSQL; every
-    answer's next item, unless it is a gold draw): the claim happens only where the checks `_lease_next`
-    makes of the state would let it (not restricted, no unexpired active lease, under the daily cap); the
-    checks that need no state ran before. Returns the state's four values and the claimed item and lease
-    (None, None when the claim did not happen or found nothing)."""
-    values = {"user_id": user_id, "state_pack_id": pack.id, "now": now, "day_start": day_start(now), "daily_cap": pack.daily_cap,
-              "claimant_id": user_id, "claim_pack_id": pack.id, "new_created_at": now,
-              "new_expires_at": now + timedelta(minutes=pack.lease_minutes)}
-    row = db.session.execute(
-        _state_and_claim_statement(), values, execution_options={"synchronize_session": False, "populate_existing": True}
-    ).one()
-    lease, used, restricted, answers, points, xp, item, new_lease = row
-    return lease, used or 0, bool(restricted), PendingRewards(int(answers), int(points), int(xp)), item, new_lease
-
-
-@built_once
-def _state_and_claim_statement():
-    state, pending = _member_state()
-    current = aliased(Lease)
-    may_claim = (
-        select(ONE).select_from(state).outerjoin(current, current.id == state.c.latest_id)
-        .where(
-            ~state.c.restricted,
-            or_(current.id.is_(None), current.expires_at <= bindparam("now")),  # an expired lease is expired, then replaced
-            state.c.used - case((current.id.is_(None), 0), else_=1) < bindparam("daily_cap"),
-        )
-        .exists()
-    )
-    claimed, new_lease = _claim_and_lease_ctes(claim_ordinary_statement().where(may_claim))
-    item, lease = aliased(Item, claimed), aliased(Lease, new_lease)
-    return (
-        select(Lease, state.c.used, state.c.restricted, *pending.c, item, lease)
-        .select_from(state)
-        .outerjoin(Lease, Lease.id == state.c.latest_id)
-        .join(pending, true())
-        .outerjoin(claimed, true())
-        .outerjoin(new_lease, new_lease.c.item_id == claimed.c.id)
-    )
-
-
 def lease_next_item(user_id: int, pack_id: int, now: datetime) -> Lease:
     """The member's next item in the pack: their unexpired lease if they have one, else a new one."""
     return _lease_next(user_id, pack_id, now)[0]
@@ -367,7 +119,7 @@ def current_work_item(user_id: int, pack_id: int, now: datetime) -> WorkItem | N
     pack = db.session.get(TaskPack, pack_id)
     if pack is None:
         return None
-    current, _used, _restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
+    current, _used, _restricted, pending = claims.active_lease_and_daily_use(user_id, pack, now)
     if current is None or as_utc(current.expires_at) <= now:
         return None
     return work_item(current, pending=pending)
@@ -384,9 +136,9 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
         # An ordinary draw claims in the statement that reads the state, when the checks that need no state pass.
         claiming = not gold_first and is_postgres() and is_unlocked(user_id, pack) and not _held_back_for_stakers(user_id, pack)
         if claiming:
-            current, used, restricted, pending, claimed, claimed_lease = _state_and_claim(user_id, pack, now)
+            current, used, restricted, pending, claimed, claimed_lease = claims.state_and_claim(user_id, pack, now)
         else:
-            current, used, restricted, pending = _active_lease_and_daily_use(user_id, pack, now)
+            current, used, restricted, pending = claims.active_lease_and_daily_use(user_id, pack, now)
         if restricted:
             raise PackLocked(restriction_message(verdicts.is_restricted(user_id, "labeling", now, pack.id)))
         if current is not None:
@@ -409,16 +161,16 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
             item = None
             gold = gold_first if attempt == 0 else bool(pack.gold_rate_percent) and random.random() * 100 < pack.gold_rate_percent
             if gold:
-                item = _pick_gold(user_id, pack)
+                item = claims.pick_gold(user_id, pack)
             if item is None:
-                item, lease = _claim_and_lease_ordinary(user_id, pack, now)
+                item, lease = claims.claim_and_lease_ordinary(user_id, pack, now)
                 if item is None:
                     raise NoWorkLeft(_l("There is nothing left for you in this pack right now. Thank you!"))
                 if lease is None:
                     free_slot(item.id)
                     continue
                 return lease, item, pending
-            lease = _new_lease(user_id, pack, item.id, now)
+            lease = claims.new_lease(user_id, pack, item.id, now)
             if lease is not None:
                 return lease, item, pending
         raise NoWorkLeft(_l("Everyone is grabbing items at once. Try again in a moment."))
@@ -442,7 +194,7 @@ def lease_item(user_id: int, item_id: int, now: datetime) -> Lease:
             raise NoWorkLeft(_l("This item has all the labels it needs."))
         if item.is_gold and item.status != "open":
             raise NoWorkLeft(_l("This item has all the labels it needs."))
-        lease = _new_lease(user_id, pack, item.id, now)
+        lease = claims.new_lease(user_id, pack, item.id, now)
         if lease is None:
             raise NoWorkLeft(_l("You have already had this item; nobody gets the same item twice."))
         return lease

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, text
 from sapien.extensions import db
 from sapien.i18n import TOKEN_UNIT
 from sapien.labeling import access as labeling_access
+from sapien.labeling import claims, exams, leases, packs, submissions
 from sapien.labeling import errors as labeling_errors
-from sapien.labeling import exams, leases, packs, submissions
 from sapien.labeling.models import Item, Lease, RevenueShare, Submission
 from sapien.ledger import service as ledger
 from sapien.ledger.models import LedgerEntry
@@ -187,7 +187,7 @@ def test_items_closest_to_done_come_first_then_the_oldest(ctx, tmp_path):
 def test_the_next_item_is_read_in_index_order_not_sorted(ctx, tmp_path):
     """A big pack must not sort every open item for each answer: the claim walks `ix_items_pack_open`."""
     pack = make_pack(tmp_path, items=30)
-    compiled = leases.claim_ordinary_statement().compile(dialect=db.session.get_bind().dialect)
+    compiled = claims.claim_ordinary_statement().compile(dialect=db.session.get_bind().dialect)
     values = {**compiled.params, "claimant_id": make_user(), "claim_pack_id": pack.id}
     db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table would be scanned whole anyway
     plan = "\n".join(row[0] for row in db.session.connection().exec_driver_sql("EXPLAIN " + str(compiled), values))
@@ -240,12 +240,12 @@ def test_gold_draw_gives_each_open_gold_item_once_from_a_random_start(ctx, tmp_p
     ana = make_user()
     drawn = []
     for _ in drawable:  # the draw itself: `lease_next_item` mixes gold in with ordinary items at the pack's rate
-        item = leases._pick_gold(ana, pack)
+        item = claims.pick_gold(ana, pack)
         drawn.append(item.id)
         leases.lease_item(ana, item.id, NOW)
     assert sorted(drawn) == sorted(drawable)  # each open gold item once; never a retired or an exam item
-    assert leases._pick_gold(ana, pack) is None
-    first_draws = {leases._pick_gold(make_user(), pack).id for _ in range(20)}
+    assert claims.pick_gold(ana, pack) is None
+    first_draws = {claims.pick_gold(make_user(), pack).id for _ in range(20)}
     assert len(first_draws) > 1  # members do not all start on the same item
 
 

@@ -188,6 +188,11 @@ def forget_request_i18n() -> None:
 
 
 def format_number(value) -> str:
+    # A whole number below 1,000 reads the same in every site language (Latin digits, nothing to group): most
+    # figures on a page (a reward, a count) need none of babel's pattern work. A language written with other
+    # digits would need this to go.
+    if type(value) is int and 0 <= value < 1000:
+        return str(value)
     return numbers.format_decimal(value, locale=request_i18n()[1])
 
 

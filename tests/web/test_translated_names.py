@@ -77,3 +77,17 @@ def test_a_time_zone_keeps_its_id_as_the_value_sent(make_member):
     assert response.status_code == 303
     settings = ana.client.get("/settings").get_data(as_text=True)
     assert '<option selected value="Asia/Jakarta">Jakarta (Indonesia)</option>' in settings
+
+
+@pytest.mark.parametrize(("language", "written"), [
+    ("en", ["7", "999", "1,000", "12,345", "2.5"]),
+    ("fr", ["7", "999", "1\u202f000", "12\u202f345", "2,5"]),
+    ("id", ["7", "999", "1.000", "12.345", "2,5"]),
+])
+def test_figures_are_written_as_each_language_writes_them(app, language, written):
+    from decimal import Decimal
+
+    from sapien.i18n import format_number
+
+    with app.test_request_context(headers={"Accept-Language": language}):
+        assert [format_number(value) for value in (7, 999, 1000, 12345, Decimal("2.5"))] == written

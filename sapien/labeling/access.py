@@ -99,12 +99,14 @@ def _standing_for(user_id: int, pack: TaskPack) -> Standing:
     return member_standing(user_id)
 
 
-def is_unlocked(user_id: int, pack: TaskPack) -> bool:
-    return access_for(pack, _standing_for(user_id, pack)).unlocked
+def member_access(user_id: int, pack: TaskPack) -> PackAccess:
+    return access_for(pack, _standing_for(user_id, pack))
 
 
-def check_unlocked(user_id: int, pack: TaskPack) -> None:
-    access = access_for(pack, _standing_for(user_id, pack))
+def check_unlocked(user_id: int, pack: TaskPack, access: PackAccess | None = None) -> None:
+    """Refuse a member the pack's requirements lock out, with the first reason; `access` when the caller
+    already worked it out (`member_access`)."""
+    access = access if access is not None else member_access(user_id, pack)
     if not access.unlocked:
         raise PackLocked(access.reasons[0])
 

@@ -33,7 +33,7 @@ from sapien import events
 from sapien.database import as_utc, is_postgres, unit_of_work, utcnow
 from sapien.extensions import db
 from sapien.labeling import claims
-from sapien.labeling.access import check_unlocked, is_unlocked
+from sapien.labeling.access import check_unlocked, member_access
 from sapien.labeling.errors import DailyCapReached, LabelingNotFound, NoWorkLeft, PackLocked
 from sapien.labeling.models import (
     Item,
@@ -133,8 +133,9 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
         if pack is None:
             raise LabelingNotFound(_l("That pack does not exist."))
         gold_first = bool(pack.gold_rate_percent) and random.random() * 100 < pack.gold_rate_percent
+        access = member_access(user_id, pack)  # worked out once: it decides `claiming`, and refuses below
         # An ordinary draw claims in the statement that reads the state, when the checks that need no state pass.
-        claiming = not gold_first and is_postgres() and is_unlocked(user_id, pack) and not _held_back_for_stakers(user_id, pack)
+        claiming = access.unlocked and not gold_first and is_postgres() and not _held_back_for_stakers(user_id, pack)
         if claiming:
             current, used, restricted, pending, claimed, claimed_lease = claims.state_and_claim(user_id, pack, now)
         else:
@@ -146,8 +147,7 @@ def _lease_next(user_id: int, pack_id: int, now: datetime) -> tuple[Lease, Item 
                 return current, None, pending
             _expire(current)
             used -= 1  # counted while it was active
-        if not claiming:
-            check_unlocked(user_id, pack)
+        check_unlocked(user_id, pack, access)
         _check_daily_cap(user_id, pack, now, used)
         if claiming:  # the claim was made: what remains is what the loop below does with its result
             if claimed is None:

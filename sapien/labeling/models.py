@@ -180,7 +180,7 @@ class Item(db.Model):
         UniqueConstraint("pack_id", "external_key"),
         CheckConstraint(f"status IN {ITEM_STATES!r}", name="status_known"),
         CheckConstraint("slots_taken >= 0 AND slots_taken <= labels_target", name="slots_within_target"),
-        # In the order `_claim_ordinary` takes items, so the claim reads the first unleased entry, not a sort.
+        # In the order `claims.claim_ordinary_statement` takes items, so the claim reads the first unleased entry, not a sort.
         Index("ix_items_pack_open", "pack_id", "status", "is_gold", text("slots_taken DESC"), "id"),
         # The gold draw starts at a random id and reads on from there (`claims._gold_pick_statement`).
         Index("ix_items_pack_gold", "pack_id", "id", postgresql_where=text(OPEN_GOLD), sqlite_where=text(OPEN_GOLD)),
